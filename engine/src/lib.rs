@@ -1,0 +1,12 @@
+//! Ringkeeper's engine: everything a ZooKeeper server decides, with no IO, no async, no clock and
+//! no randomness. The runtime (`src/`) feeds it requests and time and carries out what it returns.
+
+pub mod pipeline;
+pub mod prep;
+pub mod proto;
+pub mod read;
+pub mod reply;
+pub mod session;
+pub mod tree;
+pub mod txn;
+pub mod watch;

@@ -1,0 +1,206 @@
+//! The pipeline: sessions, prep and apply for a standalone server, as a state machine.
+//!
+//! Inputs are method calls carrying `now_ms`; outputs are [`Committed`] entries in zxid order
+//! that the runtime publishes, with the tree version after them, to every front core. The
+//! pipeline never does IO: the runtime owns the clock, the sockets and (later) the log.
+//!
+//! Invariants: `tree.last_zxid() == last_zxid`; every live session is in the table and no closed
+//! session owns an ephemeral.
+
+use crate::prep::{self, PrepConfig, PrepContext};
+use crate::proto::{opcode as op, ConnectRequest, ErrorCode, Id, Request};
+use crate::session::{SessionConfig, SessionTable};
+use crate::tree::{DataTree, Outcome, Trigger};
+use crate::txn::{NodeKind, Txn, TxnOp};
+use crate::watch::ConnId;
+
+/// Who asked for a write, so its front core can reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub conn: ConnId,
+    pub xid: i32,
+    pub opcode: i32,
+}
+
+/// A committed (applied) txn and what it caused.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub txn: Txn,
+    pub outcome: Outcome,
+    pub triggers: Vec<Trigger>,
+    pub origin: Option<Origin>,
+}
+
+/// The answer to a connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectOutcome {
+    /// Session created or resumed.
+    Accepted { session_id: i64, timeout_ms: i32, passwd: [u8; 16] },
+    /// Unknown or expired session, or wrong password: reply with zeros, then close.
+    Invalid,
+    /// The client has seen a zxid newer than ours: close without a reply.
+    Refused { client_zxid: i64, our_zxid: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub prep: PrepConfig,
+    pub session: SessionConfig,
+    /// `znode.container.checkIntervalMs`.
+    pub container_check_ms: i64,
+    /// `znode.container.maxNeverUsedIntervalMs`: 0 keeps never-used containers forever.
+    pub container_never_used_ms: i64,
+}
+
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    tree: DataTree,
+    sessions: SessionTable,
+    last_zxid: i64,
+    next_container_check_ms: i64,
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig, now_ms: i64, secret: u64) -> Pipeline {
+        let sessions = SessionTable::new(cfg.session.clone(), now_ms, secret);
+        let next_container_check_ms = now_ms + cfg.container_check_ms;
+        Pipeline { cfg, tree: DataTree::new(), sessions, last_zxid: 0, next_container_check_ms }
+    }
+
+    /// The newest tree version (O(1) to take).
+    pub fn version(&self) -> DataTree {
+        self.tree.clone()
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    fn next_txn(&mut self, session_id: i64, cxid: i32, now_ms: i64) -> Txn {
+        Txn { zxid: self.last_zxid + 1, time_ms: now_ms, session_id, cxid, op: TxnOp::Error(ErrorCode::Ok) }
+    }
+
+    fn commit(&mut self, txn: Txn, origin: Option<Origin>, now_ms: i64) -> Committed {
+        let mut triggers = Vec::new();
+        let outcome = self.tree.apply(&txn, &mut triggers);
+        match &txn.op {
+            TxnOp::CreateSession { timeout_ms } => self.sessions.add(txn.session_id, *timeout_ms, now_ms),
+            TxnOp::CloseSession => {
+                self.sessions.remove(txn.session_id);
+            }
+            _ => {}
+        }
+        self.last_zxid = txn.zxid;
+        Committed { txn, outcome, triggers, origin }
+    }
+
+    /// A connect request: creates a session, resumes one, or refuses.
+    pub fn connect(&mut self, req: &ConnectRequest, now_ms: i64) -> (ConnectOutcome, Option<Committed>) {
+        if req.last_zxid_seen > self.last_zxid {
+            return (ConnectOutcome::Refused { client_zxid: req.last_zxid_seen, our_zxid: self.last_zxid }, None);
+        }
+        let timeout_ms = self.sessions.negotiate(req.timeout_ms);
+        if req.session_id != 0 {
+            let known = self.sessions.get(req.session_id).is_some();
+            if !known || req.passwd[..] != self.sessions.password(req.session_id)[..] {
+                return (ConnectOutcome::Invalid, None);
+            }
+            self.sessions.set_timeout(req.session_id, timeout_ms, now_ms);
+            let passwd = self.sessions.password(req.session_id);
+            return (ConnectOutcome::Accepted { session_id: req.session_id, timeout_ms, passwd }, None);
+        }
+        let session_id = self.sessions.next_id();
+        let mut txn = self.next_txn(session_id, 0, now_ms);
+        txn.op = TxnOp::CreateSession { timeout_ms };
+        let committed = self.commit(txn, None, now_ms);
+        let passwd = self.sessions.password(session_id);
+        (ConnectOutcome::Accepted { session_id, timeout_ms, passwd }, Some(committed))
+    }
+
+    /// A write (or closeSession) from a connected session.
+    pub fn write(&mut self, origin: Origin, session_id: i64, req: &Request, auth: &[Id], now_ms: i64) -> Committed {
+        debug_assert!(req.is_write());
+        let mut txn = self.next_txn(session_id, origin.xid, now_ms);
+        txn.op = if self.sessions.touch(session_id, now_ms) {
+            let ctx = PrepContext { session_id, auth, zxid: txn.zxid, time_ms: now_ms };
+            prep::prep(&self.tree, req, &ctx, &self.cfg.prep)
+        } else {
+            TxnOp::Error(ErrorCode::SessionExpired)
+        };
+        self.commit(txn, Some(origin), now_ms)
+    }
+
+    /// Sessions that showed activity on a front core since its last report.
+    pub fn touch(&mut self, sessions: &[i64], now_ms: i64) {
+        for id in sessions {
+            self.sessions.touch(*id, now_ms);
+        }
+    }
+
+    /// Time passes: expire sessions, then (every check interval) delete empty containers and
+    /// expired TTL nodes. Returns the txns this committed.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Committed> {
+        let mut out = Vec::new();
+        for id in self.sessions.expired(now_ms) {
+            let mut txn = self.next_txn(id, 0, now_ms);
+            txn.op = TxnOp::CloseSession;
+            out.push(self.commit(txn, None, now_ms));
+        }
+        if now_ms >= self.next_container_check_ms {
+            self.next_container_check_ms = now_ms + self.cfg.container_check_ms;
+            for path in self.collectable(now_ms) {
+                if let Some(op) = prep::prep_delete_container(&self.tree, &path) {
+                    let mut txn = self.next_txn(0, 0, now_ms);
+                    txn.op = op;
+                    out.push(self.commit(txn, None, now_ms));
+                }
+            }
+        }
+        out
+    }
+
+    /// Containers that had children and have none left; TTL nodes past their TTL with no children.
+    fn collectable(&self, now_ms: i64) -> Vec<String> {
+        let mut paths = Vec::new();
+        for p in self.tree.containers() {
+            let n = self.tree.get(p).expect("indexed container exists");
+            let never_used_expired = self.cfg.container_never_used_ms > 0 && now_ms - n.mtime > self.cfg.container_never_used_ms;
+            if n.children.is_empty() && (n.cversion > 0 || never_used_expired) {
+                paths.push(p.to_string());
+            }
+        }
+        if self.cfg.prep.extended_types {
+            for p in self.tree.ttl_nodes() {
+                let n = self.tree.get(p).expect("indexed ttl node exists");
+                if let NodeKind::Ttl(ttl) = NodeKind::of_owner(n.ephemeral_owner, true) {
+                    if n.children.is_empty() && now_ms - n.mtime > ttl {
+                        paths.push(p.to_string());
+                    }
+                }
+            }
+        }
+        paths
+    }
+
+    pub fn check_invariants(&self) {
+        assert_eq!(self.tree.last_zxid(), self.last_zxid);
+        self.tree.check_invariants();
+        self.sessions.check_invariants();
+        for (owner, _) in self.tree.ephemeral_counts() {
+            assert!(self.sessions.get(owner).is_some(), "closed session {owner:#x} owns ephemerals");
+        }
+    }
+}
+
+/// The reply opcode family of a write, for building its response.
+pub fn is_create(opcode: i32) -> bool {
+    matches!(opcode, op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL)
+}

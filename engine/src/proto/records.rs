@@ -1,0 +1,625 @@
+//! The records of the client protocol (`zookeeper.jute`): what each request carries and how each
+//! response is laid out. Requests are decoded into [`Request`]; responses are encoded from
+//! [`Response`]. Field order is the wire order.
+
+use super::jute::{DecodeError, Reader, Writer};
+use super::opcode as op;
+use super::ErrorCode;
+use bytes::{BufMut, Bytes};
+
+/// A znode's metadata, in wire order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub data_length: i32,
+    pub num_children: i32,
+    pub pzxid: i64,
+}
+
+impl Stat {
+    pub fn encode<B: BufMut>(&self, w: &mut Writer<B>) {
+        w.long(self.czxid).long(self.mzxid).long(self.ctime).long(self.mtime);
+        w.int(self.version).int(self.cversion).int(self.aversion);
+        w.long(self.ephemeral_owner).int(self.data_length).int(self.num_children).long(self.pzxid);
+    }
+
+    pub fn decode(r: &mut Reader) -> Result<Stat, DecodeError> {
+        Ok(Stat {
+            czxid: r.long("czxid")?,
+            mzxid: r.long("mzxid")?,
+            ctime: r.long("ctime")?,
+            mtime: r.long("mtime")?,
+            version: r.int("version")?,
+            cversion: r.int("cversion")?,
+            aversion: r.int("aversion")?,
+            ephemeral_owner: r.long("ephemeralOwner")?,
+            data_length: r.int("dataLength")?,
+            num_children: r.int("numChildren")?,
+            pzxid: r.long("pzxid")?,
+        })
+    }
+}
+
+/// An identity: `scheme:id`, e.g. `world:anyone`, `digest:user:hash`, `ip:10.0.0.0/8`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id {
+    pub scheme: String,
+    pub id: String,
+}
+
+impl Id {
+    pub fn new(scheme: &str, id: &str) -> Id {
+        Id { scheme: scheme.to_string(), id: id.to_string() }
+    }
+}
+
+/// One access control entry: a permission mask granted to an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Acl {
+    pub perms: i32,
+    pub id: Id,
+}
+
+pub mod perms {
+    pub const READ: i32 = 1;
+    pub const WRITE: i32 = 2;
+    pub const CREATE: i32 = 4;
+    pub const DELETE: i32 = 8;
+    pub const ADMIN: i32 = 16;
+    pub const ALL: i32 = 31;
+}
+
+impl Acl {
+    pub fn new(perms: i32, scheme: &str, id: &str) -> Acl {
+        Acl { perms, id: Id::new(scheme, id) }
+    }
+
+    /// `world:anyone` with every permission: ZooKeeper's OPEN_ACL_UNSAFE.
+    pub fn open_unsafe() -> Vec<Acl> {
+        vec![Acl::new(perms::ALL, "world", "anyone")]
+    }
+
+    /// `world:anyone` read only: ZooKeeper's READ_ACL_UNSAFE.
+    pub fn read_unsafe() -> Vec<Acl> {
+        vec![Acl::new(perms::READ, "world", "anyone")]
+    }
+
+    fn encode<B: BufMut>(&self, w: &mut Writer<B>) {
+        w.int(self.perms).ustring(&self.id.scheme).ustring(&self.id.id);
+    }
+
+    fn decode(r: &mut Reader) -> Result<Acl, DecodeError> {
+        Ok(Acl {
+            perms: r.int("perms")?,
+            id: Id { scheme: r.ustring("scheme")?, id: r.ustring("id")? },
+        })
+    }
+}
+
+pub fn encode_acls<B: BufMut>(w: &mut Writer<B>, acl: &[Acl]) {
+    w.vector(acl, |w, a| a.encode(w));
+}
+
+fn decode_acls(r: &mut Reader) -> Result<Vec<Acl>, DecodeError> {
+    r.vector("acl", 12, Acl::decode)
+}
+
+/// The first packet of a connection. `read_only` is `None` when the client sent no trailing byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    pub protocol_version: i32,
+    pub last_zxid_seen: i64,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub passwd: Bytes,
+    pub read_only: Option<bool>,
+}
+
+impl ConnectRequest {
+    pub fn decode(body: &[u8]) -> Result<ConnectRequest, DecodeError> {
+        let mut r = Reader::new(body);
+        let mut req = ConnectRequest {
+            protocol_version: r.int("protocolVersion")?,
+            last_zxid_seen: r.long("lastZxidSeen")?,
+            timeout_ms: r.int("timeOut")?,
+            session_id: r.long("sessionId")?,
+            passwd: r.buffer("passwd")?,
+            read_only: None,
+        };
+        if r.remaining() > 0 {
+            req.read_only = Some(r.boolean("readOnly")?);
+        }
+        Ok(req)
+    }
+
+    pub fn encode<B: BufMut>(&self, buf: &mut B) {
+        let mut w = Writer::new(buf);
+        w.int(self.protocol_version).long(self.last_zxid_seen).int(self.timeout_ms);
+        w.long(self.session_id).buffer(&self.passwd);
+        if let Some(ro) = self.read_only {
+            w.boolean(ro);
+        }
+    }
+}
+
+/// The server's answer to a connect; `read_only` mirrors whether the request carried the byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectResponse {
+    pub protocol_version: i32,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub passwd: Bytes,
+    pub read_only: Option<bool>,
+}
+
+impl ConnectResponse {
+    pub fn encode<B: BufMut>(&self, buf: &mut B) {
+        let mut w = Writer::new(buf);
+        w.int(self.protocol_version).int(self.timeout_ms).long(self.session_id).buffer(&self.passwd);
+        if let Some(ro) = self.read_only {
+            w.boolean(ro);
+        }
+    }
+
+    pub fn decode(body: &[u8]) -> Result<ConnectResponse, DecodeError> {
+        let mut r = Reader::new(body);
+        let mut resp = ConnectResponse {
+            protocol_version: r.int("protocolVersion")?,
+            timeout_ms: r.int("timeOut")?,
+            session_id: r.long("sessionId")?,
+            passwd: r.buffer("passwd")?,
+            read_only: None,
+        };
+        if r.remaining() > 0 {
+            resp.read_only = Some(r.boolean("readOnly")?);
+        }
+        Ok(resp)
+    }
+}
+
+/// Header of every request after connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub xid: i32,
+    pub opcode: i32,
+}
+
+/// Header of every reply and notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyHeader {
+    pub xid: i32,
+    pub zxid: i64,
+    pub err: ErrorCode,
+}
+
+impl ReplyHeader {
+    pub fn encode<B: BufMut>(&self, w: &mut Writer<B>) {
+        w.int(self.xid).long(self.zxid).int(self.err.code());
+    }
+}
+
+/// What a create asks for; one type for create, create2, createContainer and createTTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub opcode: i32,
+    pub path: String,
+    pub data: Bytes,
+    pub acl: Vec<Acl>,
+    pub flags: i32,
+    pub ttl: i64,
+}
+
+/// Watch kinds re-registered by setWatches / setWatches2.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetWatches {
+    pub relative_zxid: i64,
+    pub data: Vec<String>,
+    pub exist: Vec<String>,
+    pub child: Vec<String>,
+    pub persistent: Vec<String>,
+    pub persistent_recursive: Vec<String>,
+}
+
+/// A decoded client request (everything after the request header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Create(CreateRequest),
+    Delete { path: String, version: i32 },
+    Exists { path: String, watch: bool },
+    GetData { path: String, watch: bool },
+    SetData { path: String, data: Bytes, version: i32 },
+    GetAcl { path: String },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    GetChildren { path: String, watch: bool },
+    GetChildren2 { path: String, watch: bool },
+    Sync { path: String },
+    Ping,
+    Check { path: String, version: i32 },
+    Multi(Vec<Request>),
+    MultiRead(Vec<Request>),
+    SetWatches(SetWatches),
+    AddWatch { path: String, mode: i32 },
+    RemoveWatches { path: String, kind: i32 },
+    CheckWatches { path: String, kind: i32 },
+    GetEphemerals { prefix: String },
+    GetAllChildrenNumber { path: String },
+    WhoAmI,
+    Auth { kind: i32, scheme: String, auth: Bytes },
+    CloseSession,
+    /// An opcode this server does not implement; answered with ZUNIMPLEMENTED.
+    Unknown(i32),
+}
+
+impl Request {
+    /// Decodes the body of a request whose header named `opcode`.
+    pub fn decode(opcode: i32, body: &[u8]) -> Result<Request, DecodeError> {
+        let mut r = Reader::new(body);
+        Self::decode_op(opcode, &mut r)
+    }
+
+    fn decode_op(opcode: i32, r: &mut Reader) -> Result<Request, DecodeError> {
+        Ok(match opcode {
+            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+                let path = r.ustring("path")?;
+                let data = r.buffer("data")?;
+                let acl = decode_acls(r)?;
+                let flags = r.int("flags")?;
+                let ttl = if opcode == op::CREATE_TTL { r.long("ttl")? } else { -1 };
+                Request::Create(CreateRequest { opcode, path, data, acl, flags, ttl })
+            }
+            op::DELETE => Request::Delete { path: r.ustring("path")?, version: r.int("version")? },
+            op::EXISTS => Request::Exists { path: r.ustring("path")?, watch: r.boolean("watch")? },
+            op::GET_DATA => Request::GetData { path: r.ustring("path")?, watch: r.boolean("watch")? },
+            op::SET_DATA => Request::SetData {
+                path: r.ustring("path")?,
+                data: r.buffer("data")?,
+                version: r.int("version")?,
+            },
+            op::GET_ACL => Request::GetAcl { path: r.ustring("path")? },
+            op::SET_ACL => Request::SetAcl {
+                path: r.ustring("path")?,
+                acl: decode_acls(r)?,
+                version: r.int("version")?,
+            },
+            op::GET_CHILDREN => Request::GetChildren { path: r.ustring("path")?, watch: r.boolean("watch")? },
+            op::GET_CHILDREN2 => Request::GetChildren2 { path: r.ustring("path")?, watch: r.boolean("watch")? },
+            op::SYNC => Request::Sync { path: r.ustring("path")? },
+            op::PING => Request::Ping,
+            op::CHECK => Request::Check { path: r.ustring("path")?, version: r.int("version")? },
+            op::MULTI => Request::Multi(decode_multi(r)?),
+            op::MULTI_READ => Request::MultiRead(decode_multi(r)?),
+            op::SET_WATCHES | op::SET_WATCHES2 => {
+                let relative_zxid = r.long("relativeZxid")?;
+                let mut sw = SetWatches {
+                    relative_zxid,
+                    data: r.vector("dataWatches", 4, |r| r.ustring("path"))?,
+                    exist: r.vector("existWatches", 4, |r| r.ustring("path"))?,
+                    child: r.vector("childWatches", 4, |r| r.ustring("path"))?,
+                    ..SetWatches::default()
+                };
+                if opcode == op::SET_WATCHES2 {
+                    sw.persistent = r.vector("persistentWatches", 4, |r| r.ustring("path"))?;
+                    sw.persistent_recursive = r.vector("persistentRecursiveWatches", 4, |r| r.ustring("path"))?;
+                }
+                Request::SetWatches(sw)
+            }
+            op::ADD_WATCH => Request::AddWatch { path: r.ustring("path")?, mode: r.int("mode")? },
+            op::REMOVE_WATCHES => Request::RemoveWatches { path: r.ustring("path")?, kind: r.int("type")? },
+            op::CHECK_WATCHES => Request::CheckWatches { path: r.ustring("path")?, kind: r.int("type")? },
+            op::GET_EPHEMERALS => Request::GetEphemerals { prefix: r.ustring("prefixPath")? },
+            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.ustring("path")? },
+            op::WHO_AM_I => Request::WhoAmI,
+            op::AUTH => Request::Auth { kind: r.int("type")?, scheme: r.ustring("scheme")?, auth: r.buffer("auth")? },
+            op::CLOSE_SESSION => Request::CloseSession,
+            other => Request::Unknown(other),
+        })
+    }
+
+    /// True for requests that change state and so go through prep and the log.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Create(_)
+                | Request::Delete { .. }
+                | Request::SetData { .. }
+                | Request::SetAcl { .. }
+                | Request::Check { .. }
+                | Request::Multi(_)
+                | Request::CloseSession
+        )
+    }
+
+    /// The path a request names, if any (for logs and `cons`).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Request::Create(c) => Some(&c.path),
+            Request::Delete { path, .. }
+            | Request::Exists { path, .. }
+            | Request::GetData { path, .. }
+            | Request::SetData { path, .. }
+            | Request::GetAcl { path }
+            | Request::SetAcl { path, .. }
+            | Request::GetChildren { path, .. }
+            | Request::GetChildren2 { path, .. }
+            | Request::Sync { path }
+            | Request::Check { path, .. }
+            | Request::AddWatch { path, .. }
+            | Request::RemoveWatches { path, .. }
+            | Request::CheckWatches { path, .. }
+            | Request::GetAllChildrenNumber { path } => Some(path),
+            Request::GetEphemerals { prefix } => Some(prefix),
+            _ => None,
+        }
+    }
+}
+
+fn decode_multi(r: &mut Reader) -> Result<Vec<Request>, DecodeError> {
+    let mut ops = Vec::new();
+    loop {
+        let opcode = r.int("multiHeader.type")?;
+        let done = r.boolean("multiHeader.done")?;
+        let _err = r.int("multiHeader.err")?;
+        if done {
+            return Ok(ops);
+        }
+        let sub = match opcode {
+            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL | op::DELETE | op::SET_DATA
+            | op::CHECK | op::GET_DATA | op::GET_CHILDREN => Request::decode_op(opcode, r)?,
+            other => return Err(DecodeError::BadValue { field: "multiHeader.type", value: other as i64 }),
+        };
+        ops.push(sub);
+    }
+}
+
+/// One entry of a multi or multiRead response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultiResult {
+    /// `create`: the created path. `create2`/TTL/container results carry a stat too.
+    Create { path: String, stat: Option<Stat> },
+    Delete,
+    SetData(Stat),
+    Check,
+    GetData { data: Bytes, stat: Stat },
+    GetChildren(Vec<String>),
+    Error(ErrorCode),
+}
+
+impl MultiResult {
+    fn opcode(&self) -> i32 {
+        match self {
+            MultiResult::Create { stat: None, .. } => op::CREATE,
+            MultiResult::Create { stat: Some(_), .. } => op::CREATE2,
+            MultiResult::Delete => op::DELETE,
+            MultiResult::SetData(_) => op::SET_DATA,
+            MultiResult::Check => op::CHECK,
+            MultiResult::GetData { .. } => op::GET_DATA,
+            MultiResult::GetChildren(_) => op::GET_CHILDREN,
+            MultiResult::Error(_) => op::ERROR,
+        }
+    }
+}
+
+/// A response body (the part after the reply header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Header only: delete, ping, auth, setWatches, addWatch, removeWatches, closeSession, errors.
+    Empty,
+    Create { path: String },
+    Create2 { path: String, stat: Stat },
+    /// exists, setData, setACL.
+    Stat(Stat),
+    GetData { data: Bytes, stat: Stat },
+    GetAcl { acl: Vec<Acl>, stat: Stat },
+    Children(Vec<String>),
+    Children2 { children: Vec<String>, stat: Stat },
+    Sync { path: String },
+    Multi(Vec<MultiResult>),
+    Ephemerals(Vec<String>),
+    AllChildrenNumber(i32),
+    /// whoAmI: (scheme, user) pairs.
+    WhoAmI(Vec<(String, String)>),
+}
+
+impl Response {
+    pub fn encode<B: BufMut>(&self, w: &mut Writer<B>) {
+        match self {
+            Response::Empty => {}
+            Response::Create { path } | Response::Sync { path } => {
+                w.ustring(path);
+            }
+            Response::Create2 { path, stat } => {
+                w.ustring(path);
+                stat.encode(w);
+            }
+            Response::Stat(stat) => stat.encode(w),
+            Response::GetData { data, stat } => {
+                w.buffer(data);
+                stat.encode(w);
+            }
+            Response::GetAcl { acl, stat } => {
+                encode_acls(w, acl);
+                stat.encode(w);
+            }
+            Response::Children(children) | Response::Ephemerals(children) => {
+                w.vector(children, |w, c| {
+                    w.ustring(c);
+                });
+            }
+            Response::Children2 { children, stat } => {
+                w.vector(children, |w, c| {
+                    w.ustring(c);
+                });
+                stat.encode(w);
+            }
+            Response::Multi(results) => encode_multi(w, results),
+            Response::AllChildrenNumber(n) => {
+                w.int(*n);
+            }
+            Response::WhoAmI(ids) => {
+                w.vector(ids, |w, (scheme, user)| {
+                    w.ustring(scheme).ustring(user);
+                });
+            }
+        }
+    }
+}
+
+fn encode_multi<B: BufMut>(w: &mut Writer<B>, results: &[MultiResult]) {
+    for result in results {
+        let err = match result {
+            MultiResult::Error(code) => code.code(),
+            _ => 0,
+        };
+        w.int(result.opcode()).boolean(false).int(err);
+        match result {
+            MultiResult::Create { path, stat } => {
+                w.ustring(path);
+                if let Some(stat) = stat {
+                    stat.encode(w);
+                }
+            }
+            MultiResult::Delete | MultiResult::Check => {}
+            MultiResult::SetData(stat) => stat.encode(w),
+            MultiResult::GetData { data, stat } => {
+                w.buffer(data);
+                stat.encode(w);
+            }
+            MultiResult::GetChildren(children) => {
+                w.vector(children, |w, c| {
+                    w.ustring(c);
+                });
+            }
+            MultiResult::Error(code) => {
+                w.int(code.code());
+            }
+        }
+    }
+    w.int(-1).boolean(true).int(-1);
+}
+
+/// A watch notification body (`WatcherEvent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatcherEvent {
+    pub event_type: i32,
+    pub state: i32,
+    pub path: String,
+}
+
+pub mod event {
+    pub const NONE: i32 = -1;
+    pub const NODE_CREATED: i32 = 1;
+    pub const NODE_DELETED: i32 = 2;
+    pub const NODE_DATA_CHANGED: i32 = 3;
+    pub const NODE_CHILDREN_CHANGED: i32 = 4;
+    pub const STATE_SYNC_CONNECTED: i32 = 3;
+}
+
+/// Encodes a complete reply frame (length prefix, header, body) into `out`.
+pub fn encode_reply(out: &mut Vec<u8>, header: ReplyHeader, body: &Response) {
+    let start = out.len();
+    out.put_i32(0);
+    {
+        let mut w = Writer::new(out);
+        header.encode(&mut w);
+        if header.err == ErrorCode::Ok || matches!(body, Response::Multi(_)) {
+            body.encode(&mut w);
+        }
+    }
+    let len = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Encodes a complete notification frame (xid -1) carrying the zxid of the change.
+pub fn encode_notification(out: &mut Vec<u8>, zxid: i64, event_type: i32, path: &str) {
+    let start = out.len();
+    out.put_i32(0);
+    {
+        let mut w = Writer::new(out);
+        ReplyHeader { xid: op::XID_NOTIFICATION, zxid, err: ErrorCode::Ok }.encode(&mut w);
+        w.int(event_type).int(event::STATE_SYNC_CONNECTED).ustring(path);
+    }
+    let len = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_create(opcode: i32, path: &str, ttl: Option<i64>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out);
+        w.ustring(path).buffer(b"v");
+        encode_acls(&mut w, &Acl::open_unsafe());
+        w.int(0);
+        if let Some(ttl) = ttl {
+            w.long(ttl);
+        }
+        let _ = opcode;
+        out
+    }
+
+    #[test]
+    fn create_and_create_ttl_decode() {
+        let body = encode_create(op::CREATE, "/a", None);
+        let Request::Create(c) = Request::decode(op::CREATE, &body).unwrap() else { panic!() };
+        assert_eq!((c.path.as_str(), &c.data[..], c.acl.len(), c.ttl), ("/a", &b"v"[..], 1, -1));
+        let body = encode_create(op::CREATE_TTL, "/t", Some(500));
+        let Request::Create(c) = Request::decode(op::CREATE_TTL, &body).unwrap() else { panic!() };
+        assert_eq!(c.ttl, 500);
+    }
+
+    #[test]
+    fn connect_keeps_the_read_only_byte_form() {
+        let mut with = Vec::new();
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 5,
+            timeout_ms: 30000,
+            session_id: 0,
+            passwd: Bytes::from_static(&[0; 16]),
+            read_only: Some(false),
+        };
+        req.encode(&mut with);
+        assert_eq!(ConnectRequest::decode(&with).unwrap(), req);
+        let mut without = Vec::new();
+        ConnectRequest { read_only: None, ..req.clone() }.encode(&mut without);
+        assert_eq!(without.len() + 1, with.len());
+        assert_eq!(ConnectRequest::decode(&without).unwrap().read_only, None);
+    }
+
+    #[test]
+    fn multi_response_layout() {
+        let mut out = Vec::new();
+        encode_multi(
+            &mut Writer::new(&mut out),
+            &[MultiResult::Error(ErrorCode::Ok), MultiResult::Error(ErrorCode::NoNode)],
+        );
+        let mut r = Reader::new(&out);
+        assert_eq!((r.int("t").unwrap(), r.boolean("d").unwrap(), r.int("e").unwrap()), (-1, false, 0));
+        assert_eq!(r.int("err").unwrap(), 0);
+        assert_eq!((r.int("t").unwrap(), r.boolean("d").unwrap(), r.int("e").unwrap()), (-1, false, -101));
+        assert_eq!(r.int("err").unwrap(), -101);
+        assert_eq!((r.int("t").unwrap(), r.boolean("d").unwrap(), r.int("e").unwrap()), (-1, true, -1));
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn multi_rejects_foreign_ops() {
+        let mut out = Vec::new();
+        Writer::new(&mut out).int(op::SYNC).boolean(false).int(-1).ustring("/");
+        assert!(matches!(Request::decode(op::MULTI, &out), Err(DecodeError::BadValue { .. })));
+    }
+
+    #[test]
+    fn unknown_opcode_is_kept() {
+        assert_eq!(Request::decode(9999, &[]).unwrap(), Request::Unknown(9999));
+    }
+}

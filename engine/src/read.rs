@@ -1,0 +1,176 @@
+//! Reads, answered on a front core from its current tree version (ZooKeeper's
+//! `FinalRequestProcessor` for non-txn requests), registering watches in that core's table.
+
+use crate::proto::{perms, ErrorCode, Id, MultiResult, Request, Response, SetWatches, Stat};
+use crate::tree::{acl, path, DataTree};
+use crate::watch::{ConnId, WatchTable, WatcherType};
+use crate::proto::event;
+
+/// The caller of a read.
+pub struct ReadContext<'a> {
+    pub conn: ConnId,
+    pub session_id: i64,
+    pub auth: &'a [Id],
+}
+
+fn valid(p: &str) -> Result<(), ErrorCode> {
+    path::validate(p, false).map_err(|_| ErrorCode::BadArguments)
+}
+
+/// Answers a read-only request. `Err` is the reply header's error code.
+pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &ReadContext) -> Result<Response, ErrorCode> {
+    match req {
+        Request::Exists { path, watch } => {
+            valid(path)?;
+            let node = tree.get(path);
+            if *watch {
+                watches.add_data(path, ctx.conn);
+            }
+            node.map(|n| Response::Stat(n.stat())).ok_or(ErrorCode::NoNode)
+        }
+        Request::GetData { path, watch } => {
+            let (data, stat) = get_data(tree, watches, path, *watch, ctx)?;
+            Ok(Response::GetData { data, stat })
+        }
+        Request::GetChildren { path, watch } => {
+            let (children, _) = get_children(tree, watches, path, *watch, ctx)?;
+            Ok(Response::Children(children))
+        }
+        Request::GetChildren2 { path, watch } => {
+            let (children, stat) = get_children(tree, watches, path, *watch, ctx)?;
+            Ok(Response::Children2 { children, stat })
+        }
+        Request::GetAcl { path } => {
+            valid(path)?;
+            let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
+            acl::check(&node.acl, perms::READ | perms::ADMIN, ctx.auth)?;
+            let mut list = node.acl.as_ref().clone();
+            if acl::check(&node.acl, perms::ADMIN, ctx.auth).is_err() {
+                // Without ADMIN the digest hashes are hidden, as ZooKeeper does.
+                for a in list.iter_mut().filter(|a| a.id.scheme == "digest") {
+                    let user = a.id.id.split(':').next().unwrap_or("").to_string();
+                    a.id.id = format!("{user}:x");
+                }
+            }
+            Ok(Response::GetAcl { acl: list, stat: node.stat() })
+        }
+        Request::GetEphemerals { prefix } => {
+            let all = tree.ephemerals_of(ctx.session_id);
+            let trimmed = prefix.trim();
+            let list = if trimmed.is_empty() || trimmed == "/" {
+                all
+            } else {
+                all.into_iter().filter(|p| p.starts_with(prefix.as_str())).collect()
+            };
+            Ok(Response::Ephemerals(list))
+        }
+        Request::GetAllChildrenNumber { path } => {
+            valid(path)?;
+            let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
+            acl::check(&node.acl, perms::READ, ctx.auth)?;
+            Ok(Response::AllChildrenNumber(tree.descendant_count(path)))
+        }
+        Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|op| multi_read_one(tree, watches, op, ctx)).collect())),
+        Request::AddWatch { path, mode } => {
+            valid(path)?;
+            match mode {
+                0 => watches.add_persistent(path, ctx.conn, false),
+                1 => watches.add_persistent(path, ctx.conn, true),
+                _ => return Err(ErrorCode::BadArguments),
+            }
+            Ok(Response::Empty)
+        }
+        Request::CheckWatches { path, kind } | Request::RemoveWatches { path, kind } => {
+            valid(path)?;
+            let kind = WatcherType::from_i32(*kind).ok_or(ErrorCode::BadArguments)?;
+            let found = if matches!(req, Request::RemoveWatches { .. }) {
+                watches.remove(path, ctx.conn, kind)
+            } else {
+                watches.contains(path, ctx.conn, kind)
+            };
+            if found { Ok(Response::Empty) } else { Err(ErrorCode::NoWatcher) }
+        }
+        Request::WhoAmI => Ok(Response::WhoAmI(
+            ctx.auth.iter().filter(|id| id.scheme != "super").map(|id| (id.scheme.clone(), id.id.clone())).collect(),
+        )),
+        Request::Ping => Ok(Response::Empty),
+        _ => Err(ErrorCode::Unimplemented),
+    }
+}
+
+fn get_data(
+    tree: &DataTree,
+    watches: &mut WatchTable,
+    path: &str,
+    watch: bool,
+    ctx: &ReadContext,
+) -> Result<(bytes::Bytes, Stat), ErrorCode> {
+    valid(path)?;
+    let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::READ, ctx.auth)?;
+    if watch {
+        watches.add_data(path, ctx.conn);
+    }
+    Ok((node.data.clone(), node.stat()))
+}
+
+fn get_children(
+    tree: &DataTree,
+    watches: &mut WatchTable,
+    path: &str,
+    watch: bool,
+    ctx: &ReadContext,
+) -> Result<(Vec<String>, Stat), ErrorCode> {
+    valid(path)?;
+    let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::READ, ctx.auth)?;
+    if watch {
+        watches.add_child(path, ctx.conn);
+    }
+    Ok((node.children.iter().map(|c| c.to_string()).collect(), node.stat()))
+}
+
+fn multi_read_one(tree: &DataTree, watches: &mut WatchTable, op: &Request, ctx: &ReadContext) -> MultiResult {
+    let result = match op {
+        Request::GetData { path, watch } => get_data(tree, watches, path, *watch, ctx).map(|(data, stat)| MultiResult::GetData { data, stat }),
+        Request::GetChildren { path, watch } => {
+            get_children(tree, watches, path, *watch, ctx).map(|(c, _)| MultiResult::GetChildren(c))
+        }
+        _ => Err(ErrorCode::BadArguments),
+    };
+    result.unwrap_or_else(MultiResult::Error)
+}
+
+/// setWatches on reconnect: re-registers watches, or fires at once what changed after
+/// `relative_zxid` (ZooKeeper's `DataTree.setWatches`). Returns (event type, path) to send now.
+pub fn set_watches(tree: &DataTree, watches: &mut WatchTable, sw: &SetWatches, conn: ConnId) -> Vec<(i32, String)> {
+    let mut fire = Vec::new();
+    let rel = sw.relative_zxid;
+    for p in &sw.data {
+        match tree.get(p) {
+            None => fire.push((event::NODE_DELETED, p.clone())),
+            Some(n) if n.mzxid > rel => fire.push((event::NODE_DATA_CHANGED, p.clone())),
+            Some(_) => watches.add_data(p, conn),
+        }
+    }
+    for p in &sw.exist {
+        match tree.get(p) {
+            Some(_) => fire.push((event::NODE_CREATED, p.clone())),
+            None => watches.add_data(p, conn),
+        }
+    }
+    for p in &sw.child {
+        match tree.get(p) {
+            None => fire.push((event::NODE_DELETED, p.clone())),
+            Some(n) if n.pzxid > rel => fire.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+            Some(_) => watches.add_child(p, conn),
+        }
+    }
+    for p in &sw.persistent {
+        watches.add_persistent(p, conn, false);
+    }
+    for p in &sw.persistent_recursive {
+        watches.add_persistent(p, conn, true);
+    }
+    fire
+}

@@ -1,0 +1,368 @@
+//! The versioned znode tree.
+//!
+//! A [`DataTree`] is a value: cloning it is O(1) and the clone is an immutable version that front
+//! cores read from while the pipeline goes on applying (the maps are structurally shared `imbl`
+//! maps). Apply follows ZooKeeper's `DataTree`: the Stat rules, the ephemeral index, and the watch
+//! [`Trigger`]s each change fires.
+//!
+//! Invariants (checked by [`DataTree::check_invariants`]): every node but `/` has its parent in the
+//! map and is listed among its children; `numChildren` is the children set's size; every
+//! ephemeral is indexed under its owner and nothing else is.
+
+pub mod acl;
+pub mod path;
+
+use crate::proto::{Acl, ErrorCode, Stat};
+use crate::txn::{NodeKind, Txn, TxnOp, CONTAINER_OWNER};
+use bytes::Bytes;
+use std::sync::Arc;
+
+pub type ChildSet = imbl::OrdSet<Arc<str>>;
+
+/// One znode. Sizes are derived (`dataLength`, `numChildren`), everything else is stored.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub data: Bytes,
+    pub acl: Arc<Vec<Acl>>,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+    pub children: ChildSet,
+}
+
+impl Node {
+    fn empty(acl: Arc<Vec<Acl>>) -> Node {
+        Node {
+            data: Bytes::new(),
+            acl,
+            czxid: 0,
+            mzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            pzxid: 0,
+            children: ChildSet::new(),
+        }
+    }
+
+    pub fn stat(&self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: self.pzxid,
+        }
+    }
+}
+
+/// A watch trigger produced by apply, in the order ZooKeeper fires them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// NodeCreated on the path.
+    Created(Arc<str>),
+    /// NodeDeleted on the path (data and child watches, one event per watcher).
+    Deleted(Arc<str>),
+    /// NodeDataChanged on the path.
+    DataChanged(Arc<str>),
+    /// NodeChildrenChanged on the (parent) path.
+    ChildrenChanged(Arc<str>),
+}
+
+/// What applying one op did, for building replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created { path: String, stat: Stat, opcode: i32 },
+    Deleted,
+    DataSet(Stat),
+    AclSet(Stat),
+    Checked,
+    Error(ErrorCode),
+    Multi(Vec<Outcome>),
+    SessionCreated,
+    SessionClosed,
+}
+
+/// The znode tree at one zxid.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: imbl::HashMap<Arc<str>, Arc<Node>>,
+    ephemerals: imbl::HashMap<i64, ChildSet>,
+    containers: ChildSet,
+    ttls: ChildSet,
+    last_zxid: i64,
+}
+
+pub const ROOT: &str = "/";
+pub const ZOOKEEPER: &str = "/zookeeper";
+pub const QUOTA: &str = "/zookeeper/quota";
+pub const CONFIG: &str = "/zookeeper/config";
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`, as ZooKeeper has.
+    pub fn new() -> DataTree {
+        let open = Arc::new(Acl::open_unsafe());
+        let mut root = Node::empty(open.clone());
+        root.children.insert(Arc::from("zookeeper"));
+        let mut zk = Node::empty(open.clone());
+        zk.children.insert(Arc::from("quota"));
+        zk.children.insert(Arc::from("config"));
+        let quota = Node::empty(open);
+        let config = Node::empty(Arc::new(Acl::read_unsafe()));
+        let mut nodes = imbl::HashMap::new();
+        nodes.insert(Arc::from(ROOT), Arc::new(root));
+        nodes.insert(Arc::from(ZOOKEEPER), Arc::new(zk));
+        nodes.insert(Arc::from(QUOTA), Arc::new(quota));
+        nodes.insert(Arc::from(CONFIG), Arc::new(config));
+        DataTree {
+            nodes,
+            ephemerals: imbl::HashMap::new(),
+            containers: ChildSet::new(),
+            ttls: ChildSet::new(),
+            last_zxid: 0,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(path)
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Paths of `session`'s ephemerals, sorted.
+    pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
+        self.ephemerals.get(&session).map(|s| s.iter().map(|p| p.to_string()).collect()).unwrap_or_default()
+    }
+
+    /// Every session owning ephemerals, with how many.
+    pub fn ephemeral_counts(&self) -> Vec<(i64, usize)> {
+        let mut v: Vec<_> = self.ephemerals.iter().map(|(s, set)| (*s, set.len())).collect();
+        v.sort();
+        v
+    }
+
+    pub fn containers(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.containers.iter()
+    }
+
+    pub fn ttl_nodes(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.ttls.iter()
+    }
+
+    /// Total data bytes (for `mntr`'s zk_approximate_data_size).
+    pub fn approximate_data_size(&self) -> u64 {
+        self.nodes.iter().map(|(p, n)| (p.len() + n.data.len()) as u64).sum()
+    }
+
+    /// Number of nodes below `path` (not counting it).
+    pub fn descendant_count(&self, path: &str) -> i32 {
+        let Some(node) = self.get(path) else { return 0 };
+        let mut count = 0;
+        let mut stack: Vec<(String, Arc<Node>)> = vec![(path.to_string(), node.clone())];
+        while let Some((p, n)) = stack.pop() {
+            for child in n.children.iter() {
+                count += 1;
+                let cp = path::join(&p, child);
+                if let Some(cn) = self.get(&cp) {
+                    stack.push((cp, cn.clone()));
+                }
+            }
+        }
+        count
+    }
+
+    /// Applies a decided txn. Panics if the txn does not fit the tree: prep guarantees it does,
+    /// so a misfit is a bug, not bad input.
+    pub fn apply(&mut self, txn: &Txn, triggers: &mut Vec<Trigger>) -> Outcome {
+        assert!(txn.zxid > self.last_zxid, "zxid {:#x} not after {:#x}", txn.zxid, self.last_zxid);
+        let outcome = self.apply_op(txn, &txn.op, triggers);
+        self.last_zxid = txn.zxid;
+        outcome
+    }
+
+    /// Applies one op of a multi being prepped, on a scratch copy of the tree.
+    pub(crate) fn apply_in_multi(&mut self, txn: &Txn, op: &TxnOp, triggers: &mut Vec<Trigger>) -> Outcome {
+        self.apply_op(txn, op, triggers)
+    }
+
+    fn apply_op(&mut self, txn: &Txn, op: &TxnOp, triggers: &mut Vec<Trigger>) -> Outcome {
+        match op {
+            TxnOp::CreateSession { .. } => Outcome::SessionCreated,
+            TxnOp::CloseSession => {
+                for path in self.ephemerals_of(txn.session_id) {
+                    self.delete(&path, txn.zxid, triggers);
+                }
+                Outcome::SessionClosed
+            }
+            TxnOp::Create { path, data, acl, ephemeral_owner, parent_cversion, opcode } => {
+                let stat = self.create(path, data.clone(), acl.clone(), *ephemeral_owner, *parent_cversion, txn, triggers);
+                Outcome::Created { path: path.clone(), stat, opcode: *opcode }
+            }
+            TxnOp::Delete { path } => {
+                self.delete(path, txn.zxid, triggers);
+                Outcome::Deleted
+            }
+            TxnOp::SetData { path, data, version } => {
+                let node = self.node_mut(path);
+                node.data = data.clone();
+                node.version = *version;
+                node.mzxid = txn.zxid;
+                node.mtime = txn.time_ms;
+                let stat = node.stat();
+                triggers.push(Trigger::DataChanged(Arc::from(path.as_str())));
+                Outcome::DataSet(stat)
+            }
+            TxnOp::SetAcl { path, acl, aversion } => {
+                let node = self.node_mut(path);
+                node.acl = acl.clone();
+                node.aversion = *aversion;
+                Outcome::AclSet(node.stat())
+            }
+            TxnOp::Check { .. } => Outcome::Checked,
+            TxnOp::Error(code) => Outcome::Error(*code),
+            TxnOp::Multi(ops) => {
+                let outcomes = ops.iter().map(|op| self.apply_op(txn, op, triggers)).collect();
+                Outcome::Multi(outcomes)
+            }
+        }
+    }
+
+    fn node_mut(&mut self, path: &str) -> &mut Node {
+        let node = self.nodes.get_mut(path).unwrap_or_else(|| panic!("apply: no node {path}"));
+        Arc::make_mut(node)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        acl: Arc<Vec<Acl>>,
+        owner: i64,
+        parent_cversion: i32,
+        txn: &Txn,
+        triggers: &mut Vec<Trigger>,
+    ) -> Stat {
+        let key: Arc<str> = Arc::from(path);
+        let parent_path = path::parent(path);
+        let name: Arc<str> = Arc::from(path::name(path));
+        let parent = self.node_mut(parent_path);
+        assert!(parent.children.insert(name).is_none(), "apply: create of existing {path}");
+        parent.cversion = parent_cversion;
+        parent.pzxid = txn.zxid;
+        let node = Node {
+            data,
+            acl,
+            czxid: txn.zxid,
+            mzxid: txn.zxid,
+            ctime: txn.time_ms,
+            mtime: txn.time_ms,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: txn.zxid,
+            children: ChildSet::new(),
+        };
+        let stat = node.stat();
+        match NodeKind::of_owner(owner, true) {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.insert(key.clone());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(key.clone());
+            }
+            NodeKind::Ephemeral(session) => {
+                self.ephemerals.entry(session).or_default().insert(key.clone());
+            }
+        }
+        self.nodes.insert(key.clone(), Arc::new(node));
+        triggers.push(Trigger::Created(key));
+        triggers.push(Trigger::ChildrenChanged(Arc::from(parent_path)));
+        stat
+    }
+
+    fn delete(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) {
+        let key: Arc<str> = Arc::from(path);
+        let node = self.nodes.remove(path).unwrap_or_else(|| panic!("apply: delete of missing {path}"));
+        assert!(node.children.is_empty(), "apply: delete of non-empty {path}");
+        let parent_path = path::parent(path);
+        let parent = self.node_mut(parent_path);
+        assert!(parent.children.remove(path::name(path)).is_some(), "apply: {path} not listed in its parent");
+        parent.cversion += 1;
+        if zxid > parent.pzxid {
+            parent.pzxid = zxid;
+        }
+        let owner = node.ephemeral_owner;
+        if owner == CONTAINER_OWNER {
+            self.containers.remove(path);
+        } else if let NodeKind::Ttl(_) = NodeKind::of_owner(owner, true) {
+            self.ttls.remove(path);
+        } else if owner != 0 {
+            if let Some(set) = self.ephemerals.get_mut(&owner) {
+                set.remove(path);
+                if set.is_empty() {
+                    self.ephemerals.remove(&owner);
+                }
+            }
+        }
+        triggers.push(Trigger::Deleted(key));
+        triggers.push(Trigger::ChildrenChanged(Arc::from(parent_path)));
+    }
+
+    /// Checks the tree's structural invariants; panics on the first that fails.
+    pub fn check_invariants(&self) {
+        for (path, node) in self.nodes.iter() {
+            if &**path != ROOT {
+                let parent = self.get(path::parent(path)).unwrap_or_else(|| panic!("{path} has no parent"));
+                assert!(parent.children.contains(path::name(path)), "{path} not in parent's children");
+            }
+            for child in node.children.iter() {
+                assert!(self.get(&path::join(path, child)).is_some(), "{path} lists missing child {child}");
+            }
+            match NodeKind::of_owner(node.ephemeral_owner, true) {
+                NodeKind::Ephemeral(s) => {
+                    assert!(self.ephemerals.get(&s).is_some_and(|set| set.contains(path)), "{path} not indexed");
+                    assert!(node.children.is_empty(), "ephemeral {path} has children");
+                }
+                NodeKind::Container => assert!(self.containers.contains(path)),
+                NodeKind::Ttl(_) => assert!(self.ttls.contains(path)),
+                NodeKind::Persistent => {}
+            }
+        }
+        for (_, set) in self.ephemerals.iter() {
+            assert!(!set.is_empty(), "empty ephemeral set kept");
+            for p in set.iter() {
+                assert!(self.get(p).is_some(), "indexed ephemeral {p} missing");
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Client-side tools. [`client::RawClient`] speaks the jute protocol over a blocking socket, one
+//! request at a time, and exposes the raw reply header and body: tests use it to check wire
+//! details that high-level clients hide (error codes, notifications, malformed frames).
+
+pub mod client;
