@@ -1,1 +1,82 @@
-fn main() {}
+//! `ringkeeper`: a ZooKeeper-compatible coordination server.
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod fourlw;
+mod front;
+mod pipeline_core;
+mod server;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "ringkeeper", version, about = "A ZooKeeper-compatible coordination server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server (standalone on 127.0.0.1:2181 with no --config).
+    Serve {
+        /// A ZooKeeper zoo.cfg.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Cores to use (default: all online cores).
+        #[arg(long)]
+        cores: Option<usize>,
+        /// Do not pin executors to cores.
+        #[arg(long)]
+        no_pin: bool,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RINGKEEPER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, cores, no_pin } => {
+            let cfg = match &config {
+                Some(path) => config::Config::load(path),
+                None => Ok(config::Config::embedded_default()),
+            };
+            let cfg = match cfg {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("ringkeeper: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let addr = cfg.client_addr();
+            // glommio listens with SO_REUSEPORT; a plain bind first makes a taken port an error.
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                eprintln!("ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): {e}");
+                std::process::exit(1);
+            }
+            let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let cores = cores.unwrap_or(online).clamp(1, online.max(1));
+            tracing::info!(
+                source = %cfg.source, %addr, tick_ms = cfg.tick_ms,
+                min_session_timeout_ms = cfg.min_session_timeout_ms, max_session_timeout_ms = cfg.max_session_timeout_ms,
+                cores, "starting ringkeeper {}", env!("CARGO_PKG_VERSION")
+            );
+            if let Err(e) = server::run(cfg, cores, !no_pin) {
+                eprintln!("ringkeeper: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

@@ -29,20 +29,18 @@ pub struct PrepContext<'a> {
 struct CreateMode {
     ephemeral: bool,
     sequential: bool,
-    container: bool,
     ttl: bool,
 }
 
 fn create_mode(flags: i32) -> Option<CreateMode> {
-    let m = |ephemeral, sequential, container, ttl| Some(CreateMode { ephemeral, sequential, container, ttl });
+    let m = |ephemeral, sequential, ttl| Some(CreateMode { ephemeral, sequential, ttl });
     match flags {
-        0 => m(false, false, false, false),
-        1 => m(true, false, false, false),
-        2 => m(false, true, false, false),
-        3 => m(true, true, false, false),
-        4 => m(false, false, true, false),
-        5 => m(false, false, false, true),
-        6 => m(false, true, false, true),
+        0 | 4 => m(false, false, false),
+        1 => m(true, false, false),
+        2 => m(false, true, false),
+        3 => m(true, true, false),
+        5 => m(false, false, true),
+        6 => m(false, true, true),
         _ => None,
     }
 }
@@ -99,9 +97,9 @@ fn prep_single(tree: &DataTree, req: &Request, ctx: &PrepContext, cfg: &PrepConf
         }
         Request::SetAcl { path, acl: new_acl, version } => {
             valid(path)?;
+            let fixed = acl::fixup(new_acl, ctx.auth)?;
             let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&node.acl, perms::ADMIN, ctx.auth)?;
-            let fixed = acl::fixup(new_acl, ctx.auth)?;
             let aversion = next_version(node.aversion, *version)?;
             Ok(TxnOp::SetAcl { path: path.clone(), acl: Arc::new(fixed), aversion })
         }
@@ -138,15 +136,15 @@ fn prep_create(tree: &DataTree, c: &crate::proto::CreateRequest, ctx: &PrepConte
         return Err(ErrorCode::Unimplemented);
     }
     if mode.ttl {
-        if c.opcode != op::CREATE_TTL || c.ttl <= 0 || c.ttl > TTL_MAX_MS {
+        if c.ttl <= 0 || c.ttl > TTL_MAX_MS {
             return Err(ErrorCode::BadArguments);
         }
     } else if c.ttl >= 0 {
         return Err(ErrorCode::BadArguments);
     }
-    if mode.container != (c.opcode == op::CREATE_CONTAINER) {
-        return Err(ErrorCode::BadArguments);
-    }
+    // As in ZooKeeper, the opcode (not the flag) makes a container: flag 4 on a plain create
+    // stores a persistent node.
+    let container = c.opcode == op::CREATE_CONTAINER;
     // validatePathForCreate
     let last_slash = c.path.rfind('/');
     if last_slash.is_none() || c.path.contains('\0') {
@@ -167,7 +165,7 @@ fn prep_create(tree: &DataTree, c: &crate::proto::CreateRequest, ctx: &PrepConte
     if let NodeKind::Ephemeral(_) = NodeKind::of_owner(parent.ephemeral_owner, cfg.extended_types) {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
-    let ephemeral_owner = if mode.container {
+    let ephemeral_owner = if container {
         CONTAINER_OWNER
     } else if mode.ttl {
         NodeKind::ttl_owner(c.ttl)
@@ -186,12 +184,18 @@ fn prep_create(tree: &DataTree, c: &crate::proto::CreateRequest, ctx: &PrepConte
     })
 }
 
-fn prep_delete(tree: &DataTree, p: &str, version: i32, ctx: &PrepContext) -> PrepResult {
-    valid(p)?;
-    if is_special(p) {
+/// `getParentPathAndValidate`: only the slash, NUL and special-path checks (no full validation,
+/// so a malformed path usually ends as NoNode, as in ZooKeeper).
+fn parent_for_delete(p: &str) -> Result<&str, ErrorCode> {
+    let Some(slash) = p.rfind('/') else { return Err(ErrorCode::BadArguments) };
+    if p.contains('\0') || is_special(p) {
         return Err(ErrorCode::BadArguments);
     }
-    let parent = tree.get(path::parent(p)).ok_or(ErrorCode::NoNode)?;
+    Ok(if slash == 0 { "/" } else { &p[..slash] })
+}
+
+fn prep_delete(tree: &DataTree, p: &str, version: i32, ctx: &PrepContext) -> PrepResult {
+    let parent = tree.get(parent_for_delete(p)?).ok_or(ErrorCode::NoNode)?;
     acl::check(&parent.acl, perms::DELETE, ctx.auth)?;
     let node = tree.get(p).ok_or(ErrorCode::NoNode)?;
     next_version(node.version, version)?;
@@ -254,7 +258,8 @@ mod tests {
         assert_eq!(path, "/q/n-0000000000");
         run(&mut t, &Request::Delete { path: path.clone(), version: -1 }, 3);
         let TxnOp::Create { path, .. } = run(&mut t, &create("/q/n-", 2), 4) else { panic!() };
-        assert_eq!(path, "/q/n-0000000002", "deletes count in cversion");
+        assert_eq!(path, "/q/n-0000000001", "the suffix counts creates only");
+        assert_eq!(t.get("/q").unwrap().stat().cversion, 3, "clients see creates and deletes");
     }
 
     #[test]
@@ -306,6 +311,7 @@ mod tests {
         run(&mut t, &Request::Delete { path: "/p/c".into(), version: 1 }, 4);
         let p = t.get("/p").unwrap().stat();
         assert_eq!((p.cversion, p.pzxid, p.num_children, p.mzxid), (2, 4, 0, 1));
+        assert_eq!(DataTree::new().get("/").unwrap().stat().cversion, -1, "as a fresh ZooKeeper shows");
         run(&mut t, &Request::SetAcl { path: "/p".into(), acl: Acl::read_unsafe(), version: 0 }, 5);
         assert_eq!(t.get("/p").unwrap().stat().aversion, 1);
         assert_eq!(run(&mut t, &create("/p/d", 0), 6), TxnOp::Error(ErrorCode::NoAuth));

@@ -2,7 +2,7 @@
 //! `FinalRequestProcessor` for non-txn requests), registering watches in that core's table.
 
 use crate::proto::{perms, ErrorCode, Id, MultiResult, Request, Response, SetWatches, Stat};
-use crate::tree::{acl, path, DataTree};
+use crate::tree::{acl, DataTree};
 use crate::watch::{ConnId, WatchTable, WatcherType};
 use crate::proto::event;
 
@@ -13,8 +13,13 @@ pub struct ReadContext<'a> {
     pub auth: &'a [Id],
 }
 
+/// Reads do no full path validation in ZooKeeper (a malformed path is simply not found); only a
+/// NUL byte is refused.
 fn valid(p: &str) -> Result<(), ErrorCode> {
-    path::validate(p, false).map_err(|_| ErrorCode::BadArguments)
+    if p.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    Ok(())
 }
 
 /// Answers a read-only request. `Err` is the reply header's error code.
@@ -23,6 +28,9 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
         Request::Exists { path, watch } => {
             valid(path)?;
             let node = tree.get(path);
+            if let Some(n) = node {
+                acl::check(&n.acl, perms::READ, ctx.auth)?;
+            }
             if *watch {
                 watches.add_data(path, ctx.conn);
             }
@@ -68,21 +76,24 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
             valid(path)?;
             let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&node.acl, perms::READ, ctx.auth)?;
-            Ok(Response::AllChildrenNumber(tree.descendant_count(path)))
+            Ok(Response::Int(tree.descendant_count(path)))
         }
-        Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|op| multi_read_one(tree, watches, op, ctx)).collect())),
+        Request::MultiRead(ops) => {
+            if ops.iter().any(|op| !matches!(op, Request::GetData { .. } | Request::GetChildren { .. })) {
+                return Err(ErrorCode::MarshallingError);
+            }
+            Ok(Response::Multi(ops.iter().map(|op| multi_read_one(tree, watches, op, ctx)).collect()))
+        }
         Request::AddWatch { path, mode } => {
-            valid(path)?;
             match mode {
                 0 => watches.add_persistent(path, ctx.conn, false),
                 1 => watches.add_persistent(path, ctx.conn, true),
-                _ => return Err(ErrorCode::BadArguments),
+                _ => return Err(ErrorCode::MarshallingError),
             }
-            Ok(Response::Empty)
+            Ok(Response::Int(0))
         }
         Request::CheckWatches { path, kind } | Request::RemoveWatches { path, kind } => {
-            valid(path)?;
-            let kind = WatcherType::from_i32(*kind).ok_or(ErrorCode::BadArguments)?;
+            let kind = WatcherType::from_i32(*kind).ok_or(ErrorCode::MarshallingError)?;
             let found = if matches!(req, Request::RemoveWatches { .. }) {
                 watches.remove(path, ctx.conn, kind)
             } else {
@@ -90,12 +101,19 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
             };
             if found { Ok(Response::Empty) } else { Err(ErrorCode::NoWatcher) }
         }
-        Request::WhoAmI => Ok(Response::WhoAmI(
-            ctx.auth.iter().filter(|id| id.scheme != "super").map(|id| (id.scheme.clone(), id.id.clone())).collect(),
-        )),
+        Request::WhoAmI => Ok(Response::WhoAmI(ctx.auth.iter().map(who_am_i).collect())),
         Request::Ping => Ok(Response::Empty),
         _ => Err(ErrorCode::Unimplemented),
     }
+}
+
+/// (scheme, user) as ZooKeeper's providers name an identity: the user part of a digest id.
+fn who_am_i(id: &Id) -> (String, String) {
+    let user = match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+        _ => id.id.clone(),
+    };
+    (id.scheme.clone(), user)
 }
 
 fn get_data(

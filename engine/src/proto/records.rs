@@ -422,7 +422,8 @@ pub enum Response {
     Sync { path: String },
     Multi(Vec<MultiResult>),
     Ephemerals(Vec<String>),
-    AllChildrenNumber(i32),
+    /// A single int: getAllChildrenNumber's count, or addWatch's `ErrorResponse(0)`.
+    Int(i32),
     /// whoAmI: (scheme, user) pairs.
     WhoAmI(Vec<(String, String)>),
 }
@@ -459,7 +460,7 @@ impl Response {
                 stat.encode(w);
             }
             Response::Multi(results) => encode_multi(w, results),
-            Response::AllChildrenNumber(n) => {
+            Response::Int(n) => {
                 w.int(*n);
             }
             Response::WhoAmI(ids) => {

@@ -20,6 +20,10 @@ use std::sync::Arc;
 pub type ChildSet = imbl::OrdSet<Arc<str>>;
 
 /// One znode. Sizes are derived (`dataLength`, `numChildren`), everything else is stored.
+///
+/// `cversion` is ZooKeeper's *stored* cversion: the number of child creates. Clients see
+/// `2 * cversion - numChildren` (so creates and deletes each count once), and sequential suffixes
+/// use the stored value.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub data: Bytes,
@@ -61,9 +65,12 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion,
+            cversion: self.cversion.wrapping_mul(2).wrapping_sub(self.children.len() as i32),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            ephemeral_owner: match NodeKind::of_owner(self.ephemeral_owner, true) {
+                NodeKind::Ephemeral(owner) => owner,
+                _ => 0,
+            },
             data_length: self.data.len() as i32,
             num_children: self.children.len() as i32,
             pzxid: self.pzxid,
@@ -71,17 +78,26 @@ impl Node {
     }
 }
 
-/// A watch trigger produced by apply, in the order ZooKeeper fires them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
+/// What kind of change a trigger reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
     /// NodeCreated on the path.
-    Created(Arc<str>),
+    Created,
     /// NodeDeleted on the path (data and child watches, one event per watcher).
-    Deleted(Arc<str>),
+    Deleted,
     /// NodeDataChanged on the path.
-    DataChanged(Arc<str>),
+    DataChanged,
     /// NodeChildrenChanged on the (parent) path.
-    ChildrenChanged(Arc<str>),
+    ChildrenChanged,
+}
+
+/// A watch trigger produced by apply, in the order ZooKeeper fires them. `acl` is the ACL a
+/// watcher needs READ on for the event to be delivered (the parent's for ChildrenChanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub path: Arc<str>,
+    pub acl: Arc<Vec<Acl>>,
 }
 
 /// What applying one op did, for building replies.
@@ -129,7 +145,8 @@ impl DataTree {
         zk.children.insert(Arc::from("quota"));
         zk.children.insert(Arc::from("config"));
         let quota = Node::empty(open);
-        let config = Node::empty(Arc::new(Acl::read_unsafe()));
+        let mut config = Node::empty(Arc::new(Acl::read_unsafe()));
+        config.aversion = -1;
         let mut nodes = imbl::HashMap::new();
         nodes.insert(Arc::from(ROOT), Arc::new(root));
         nodes.insert(Arc::from(ZOOKEEPER), Arc::new(zk));
@@ -236,7 +253,8 @@ impl DataTree {
                 node.mzxid = txn.zxid;
                 node.mtime = txn.time_ms;
                 let stat = node.stat();
-                triggers.push(Trigger::DataChanged(Arc::from(path.as_str())));
+                let acl = node.acl.clone();
+                triggers.push(Trigger { kind: TriggerKind::DataChanged, path: Arc::from(path.as_str()), acl });
                 Outcome::DataSet(stat)
             }
             TxnOp::SetAcl { path, acl, aversion } => {
@@ -275,8 +293,12 @@ impl DataTree {
         let name: Arc<str> = Arc::from(path::name(path));
         let parent = self.node_mut(parent_path);
         assert!(parent.children.insert(name).is_none(), "apply: create of existing {path}");
-        parent.cversion = parent_cversion;
-        parent.pzxid = txn.zxid;
+        if parent_cversion > parent.cversion {
+            parent.cversion = parent_cversion;
+            parent.pzxid = txn.zxid;
+        }
+        let parent_acl = parent.acl.clone();
+        let node_acl = acl.clone();
         let node = Node {
             data,
             acl,
@@ -305,8 +327,8 @@ impl DataTree {
             }
         }
         self.nodes.insert(key.clone(), Arc::new(node));
-        triggers.push(Trigger::Created(key));
-        triggers.push(Trigger::ChildrenChanged(Arc::from(parent_path)));
+        triggers.push(Trigger { kind: TriggerKind::Created, path: key, acl: node_acl });
+        triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: Arc::from(parent_path), acl: parent_acl });
         stat
     }
 
@@ -317,10 +339,10 @@ impl DataTree {
         let parent_path = path::parent(path);
         let parent = self.node_mut(parent_path);
         assert!(parent.children.remove(path::name(path)).is_some(), "apply: {path} not listed in its parent");
-        parent.cversion += 1;
         if zxid > parent.pzxid {
             parent.pzxid = zxid;
         }
+        let parent_acl = parent.acl.clone();
         let owner = node.ephemeral_owner;
         if owner == CONTAINER_OWNER {
             self.containers.remove(path);
@@ -334,8 +356,8 @@ impl DataTree {
                 }
             }
         }
-        triggers.push(Trigger::Deleted(key));
-        triggers.push(Trigger::ChildrenChanged(Arc::from(parent_path)));
+        triggers.push(Trigger { kind: TriggerKind::Deleted, path: key, acl: node.acl.clone() });
+        triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: Arc::from(parent_path), acl: parent_acl });
     }
 
     /// Checks the tree's structural invariants; panics on the first that fails.

@@ -1,0 +1,263 @@
+//! Server configuration in ZooKeeper's `zoo.cfg` form (Java properties: `key=value`, `#` and `!`
+//! comments). Known keys are parsed and checked; unknown keys are logged and ignored, as
+//! ZooKeeper does. A bad value is an error that names the key.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// The configuration `ringkeeper serve` uses when given no file.
+pub const DEFAULT_CFG: &str = "\
+# Ringkeeper's embedded default: a standalone server on loopback.
+tickTime=2000
+dataDir=./ringkeeper-data
+clientPort=2181
+clientPortAddress=127.0.0.1
+maxClientCnxns=60
+4lw.commands.whitelist=*
+";
+
+/// Every four-letter word this server knows.
+pub const ALL_4LW: &[&str] =
+    &["ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp", "dump", "isro"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tick_ms: i64,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    pub max_client_cnxns: usize,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub four_letter_words: Vec<String>,
+    pub jute_max_buffer: usize,
+    pub extended_types: bool,
+    pub super_digest: Option<String>,
+    pub container_check_ms: i64,
+    pub container_never_used_ms: i64,
+    pub global_outstanding_limit: usize,
+    pub server_id: i64,
+    pub init_limit: i64,
+    pub sync_limit: i64,
+    /// Where this configuration came from (a path, or "embedded default").
+    pub source: String,
+}
+
+#[derive(Debug)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid config key '{}': {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.to_string(), message: message.into() }
+}
+
+/// Parses Java-properties text into ordered key/value pairs.
+fn properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']).unwrap_or(line.len());
+        let key = line[..split].trim();
+        let value = line.get(split + 1..).unwrap_or("").trim();
+        out.insert(key.to_string(), value.to_string());
+    }
+    out
+}
+
+fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value.parse::<T>().map_err(|_| err(key, format!("'{value}' is not a valid number")))
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(err(key, format!("'{value}' is not true or false"))),
+    }
+}
+
+impl Config {
+    pub fn embedded_default() -> Config {
+        Config::parse(DEFAULT_CFG, "embedded default", None).expect("the embedded default config is valid")
+    }
+
+    /// Reads `path`, and `myid` from its dataDir when present.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
+        let mut cfg = Config::parse(&text, &path.display().to_string(), None)?;
+        let myid = cfg.data_dir.join("myid");
+        if let Ok(id) = std::fs::read_to_string(&myid) {
+            let id = id.trim();
+            cfg.server_id = id.parse().map_err(|_| err("myid", format!("{} holds '{id}', not a number", myid.display())))?;
+        }
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str, source: &str, _unused: Option<()>) -> Result<Config, ConfigError> {
+        let raw = properties(text);
+        let mut c = Config {
+            tick_ms: 2000,
+            data_dir: PathBuf::from("./ringkeeper-data"),
+            data_log_dir: PathBuf::new(),
+            client_port: 2181,
+            client_port_address: IpAddr::from([0, 0, 0, 0]),
+            max_client_cnxns: 60,
+            min_session_timeout_ms: -1,
+            max_session_timeout_ms: -1,
+            four_letter_words: vec!["srvr".to_string()],
+            jute_max_buffer: 0xfffff,
+            extended_types: false,
+            super_digest: None,
+            container_check_ms: 60_000,
+            container_never_used_ms: 0,
+            global_outstanding_limit: 1000,
+            server_id: 0,
+            init_limit: 10,
+            sync_limit: 5,
+            source: source.to_string(),
+        };
+        let mut data_log_dir = None;
+        for (key, value) in &raw {
+            let k = key.as_str();
+            let stripped = k.strip_prefix("zookeeper.").unwrap_or(k);
+            match stripped {
+                "tickTime" => c.tick_ms = num(k, value)?,
+                "dataDir" => c.data_dir = PathBuf::from(value),
+                "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
+                "clientPort" => c.client_port = num(k, value)?,
+                "clientPortAddress" => {
+                    c.client_port_address = value.parse().map_err(|_| err(k, format!("'{value}' is not an IP address")))?
+                }
+                "maxClientCnxns" => c.max_client_cnxns = num(k, value)?,
+                "minSessionTimeout" => c.min_session_timeout_ms = num(k, value)?,
+                "maxSessionTimeout" => c.max_session_timeout_ms = num(k, value)?,
+                "4lw.commands.whitelist" => {
+                    let words: Vec<String> = value.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+                    for w in &words {
+                        if w != "*" && !ALL_4LW.contains(&w.as_str()) {
+                            tracing::warn!(key = k, word = %w, "unknown four-letter word in whitelist, ignored");
+                        }
+                    }
+                    c.four_letter_words = words;
+                }
+                "jute.maxbuffer" => {
+                    let v: usize = parse_size(k, value)?;
+                    if v == 0 {
+                        return Err(err(k, "must be positive"));
+                    }
+                    c.jute_max_buffer = v;
+                }
+                "extendedTypesEnabled" => c.extended_types = boolean(k, value)?,
+                "DigestAuthenticationProvider.superDigest" | "superDigest" => {
+                    if !value.contains(':') {
+                        return Err(err(k, "expected user:base64digest"));
+                    }
+                    c.super_digest = Some(value.clone());
+                }
+                "znode.container.checkIntervalMs" | "containerCheckIntervalMs" => c.container_check_ms = num(k, value)?,
+                "znode.container.maxNeverUsedIntervalMs" => c.container_never_used_ms = num(k, value)?,
+                "globalOutstandingLimit" => c.global_outstanding_limit = num(k, value)?,
+                "initLimit" => c.init_limit = num(k, value)?,
+                "syncLimit" => c.sync_limit = num(k, value)?,
+                "standaloneEnabled" | "admin.enableServer" | "admin.serverPort" | "snapCount" | "preAllocSize"
+                | "autopurge.snapRetainCount" | "autopurge.purgeInterval" | "forceSync" | "reconfigEnabled"
+                | "metricsProvider.className" | "metricsProvider.httpPort" => {
+                    tracing::info!(key = k, "config key accepted; it has no effect until its feature lands");
+                }
+                _ if stripped.starts_with("server.") || stripped == "peerType" => {
+                    tracing::warn!(key = k, "ensemble configuration is not supported yet; running standalone");
+                }
+                _ => tracing::warn!(key = k, "unknown config key, ignored"),
+            }
+        }
+        if c.tick_ms <= 0 {
+            return Err(err("tickTime", "must be positive"));
+        }
+        if c.min_session_timeout_ms == -1 {
+            c.min_session_timeout_ms = (c.tick_ms * 2) as i32;
+        }
+        if c.max_session_timeout_ms == -1 {
+            c.max_session_timeout_ms = (c.tick_ms * 20) as i32;
+        }
+        if c.min_session_timeout_ms > c.max_session_timeout_ms {
+            return Err(err("minSessionTimeout", "must not be greater than maxSessionTimeout"));
+        }
+        if c.container_check_ms <= 0 {
+            return Err(err("znode.container.checkIntervalMs", "must be positive"));
+        }
+        if c.global_outstanding_limit == 0 {
+            return Err(err("globalOutstandingLimit", "must be positive"));
+        }
+        c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
+        Ok(c)
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.client_port_address, self.client_port)
+    }
+
+    pub fn four_letter_allowed(&self, word: &str) -> bool {
+        self.four_letter_words.iter().any(|w| w == "*" || w == word)
+    }
+}
+
+/// ZooKeeper accepts plain byte counts for jute.maxbuffer; hex (0x...) is accepted as well.
+fn parse_size(key: &str, value: &str) -> Result<usize, ConfigError> {
+    if let Some(hex) = value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+        return usize::from_str_radix(hex, 16).map_err(|_| err(key, format!("'{value}' is not a valid number")));
+    }
+    num(key, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_zookeeper() {
+        let c = Config::parse("tickTime=3000\n", "t", None).unwrap();
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (6000, 60000));
+        assert_eq!(c.jute_max_buffer, 1048575);
+        assert!(c.four_letter_allowed("srvr"));
+        assert!(!c.four_letter_allowed("ruok"));
+    }
+
+    #[test]
+    fn embedded_default_serves_loopback_2181() {
+        let c = Config::embedded_default();
+        assert_eq!(c.client_addr().to_string(), "127.0.0.1:2181");
+        assert!(c.four_letter_allowed("mntr"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::parse("clientPort=abc\n", "t", None).unwrap_err();
+        assert_eq!(e.key, "clientPort");
+        let e = Config::parse("minSessionTimeout=9000\nmaxSessionTimeout=100\n", "t", None).unwrap_err();
+        assert_eq!(e.key, "minSessionTimeout");
+        let e = Config::parse("extendedTypesEnabled=maybe\n", "t", None).unwrap_err();
+        assert_eq!(e.key, "extendedTypesEnabled");
+    }
+
+    #[test]
+    fn zookeeper_prefixed_keys_are_understood() {
+        let c = Config::parse("zookeeper.extendedTypesEnabled=true\n# c\n! c\njute.maxbuffer=0x1000\n", "t", None).unwrap();
+        assert!(c.extended_types);
+        assert_eq!(c.jute_max_buffer, 4096);
+    }
+}

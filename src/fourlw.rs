@@ -1,0 +1,320 @@
+//! Four-letter words on the client port (ZooKeeper's `FourLetterCommands`), gated by
+//! `4lw.commands.whitelist`. The output follows ZooKeeper's formats line for line where tools
+//! parse them (`srvr`, `stat`, `mntr`, `cons`, `wchs`, ...).
+
+use crate::config::ALL_4LW;
+use crate::server::{ConnInfo, Control, PipeMsg, Report, Shared};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub const VERSION_LINE: &str = concat!("3.9.0-ringkeeper-", env!("CARGO_PKG_VERSION"));
+
+pub fn is_word(word: &str) -> bool {
+    ALL_4LW.contains(&word) || word == "dirs"
+}
+
+/// The text answering `word`; the caller writes it and closes the connection.
+pub async fn answer(word: &str, shared: &Shared) -> String {
+    if !shared.cfg.four_letter_allowed(word) {
+        return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    match word {
+        "ruok" => "imok".to_string(),
+        "isro" => "rw".to_string(),
+        "srvr" => format!("Zookeeper version: {VERSION_LINE}, built on unknown\n{}", server_lines(shared)),
+        "stat" => {
+            let mut out = format!("Zookeeper version: {VERSION_LINE}, built on unknown\nClients:\n");
+            for c in conns(shared).await {
+                let _ = writeln!(out, " /{}[1](queued={},recved={},sent={})", c.peer, c.queued, c.received, c.sent);
+            }
+            out.push('\n');
+            out.push_str(&server_lines(shared));
+            out
+        }
+        "mntr" => mntr(shared).await,
+        "conf" => conf(shared),
+        "cons" => {
+            let mut out = String::new();
+            for c in conns(shared).await {
+                out.push_str(&cons_line(&c));
+                out.push('\n');
+            }
+            out.push('\n');
+            out
+        }
+        "crst" => {
+            for front in &shared.controls {
+                let (tx, rx) = flume::bounded(1);
+                if front.send_async(Control::ResetConnStats(tx)).await.is_ok() {
+                    let _ = rx.recv_async().await;
+                }
+            }
+            "Connection stats reset.\n".to_string()
+        }
+        "srst" => {
+            shared.stats.reset();
+            "Server stats reset.\n".to_string()
+        }
+        "envi" => envi(),
+        "wchs" => {
+            let pairs = watches(shared).await;
+            let sessions: std::collections::HashSet<i64> = pairs.iter().map(|(_, s)| *s).collect();
+            let paths: std::collections::HashSet<&str> = pairs.iter().map(|(p, _)| p.as_str()).collect();
+            format!("{} connections watching {} paths\nTotal watches:{}\n", sessions.len(), paths.len(), pairs.len())
+        }
+        "wchc" => {
+            let mut by_session: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+            for (p, s) in watches(shared).await {
+                by_session.entry(s).or_default().push(p);
+            }
+            let mut out = String::new();
+            for (s, paths) in by_session {
+                let _ = writeln!(out, "0x{s:x}");
+                for p in paths {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+            out.push('\n');
+            out
+        }
+        "wchp" => {
+            let mut by_path: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+            for (p, s) in watches(shared).await {
+                by_path.entry(p).or_default().push(s);
+            }
+            let mut out = String::new();
+            for (p, sessions) in by_path {
+                let _ = writeln!(out, "{p}");
+                for s in sessions {
+                    let _ = writeln!(out, "\t0x{s:x}");
+                }
+            }
+            out.push('\n');
+            out
+        }
+        "dump" => {
+            let r = report(shared).await;
+            let mut out = format!("SessionTracker dump:\n{}ephemeral nodes dump:\n{}Connections dump:\n", r.sessions, r.ephemerals);
+            let cs = conns(shared).await;
+            let _ = writeln!(out, "Connections Sets (1)/({}):", cs.len());
+            let _ = writeln!(out, "{} expire at (unknown):", cs.len());
+            for c in cs {
+                let _ = writeln!(out, "\tip: /{} sessionId: 0x{:x}", c.peer, c.session_id);
+            }
+            out
+        }
+        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
+        _ => format!("{word} is not executed because it is not in the whitelist.\n"),
+    }
+}
+
+fn server_lines(shared: &Shared) -> String {
+    let s = &shared.stats;
+    let (min, avg, max) = s.latency();
+    format!(
+        "Latency min/avg/max: {min}/{}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        java_double(avg),
+        s.packets_received.load(Relaxed),
+        s.packets_sent.load(Relaxed),
+        s.alive_connections.load(Relaxed),
+        s.outstanding.load(Relaxed).max(0),
+        s.last_zxid.load(Relaxed),
+        s.node_count.load(Relaxed),
+    )
+}
+
+/// A double as Java prints it (`0.0`, `1.25`).
+fn java_double(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+async fn conns(shared: &Shared) -> Vec<ConnInfo> {
+    let mut all = Vec::new();
+    for front in &shared.controls {
+        let (tx, rx) = flume::bounded(1);
+        if front.send_async(Control::Conns(tx)).await.is_ok() {
+            if let Ok(mut v) = rx.recv_async().await {
+                all.append(&mut v);
+            }
+        }
+    }
+    all
+}
+
+async fn watches(shared: &Shared) -> Vec<(String, i64)> {
+    let mut all = Vec::new();
+    for front in &shared.controls {
+        let (tx, rx) = flume::bounded(1);
+        if front.send_async(Control::Watches(tx)).await.is_ok() {
+            if let Ok(mut v) = rx.recv_async().await {
+                all.append(&mut v);
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+async fn report(shared: &Shared) -> Report {
+    let (tx, rx) = flume::bounded(1);
+    if shared.to_pipeline.send_async(PipeMsg::Report { reply: tx }).await.is_err() {
+        return Report::default();
+    }
+    rx.recv_async().await.unwrap_or_default()
+}
+
+fn cons_line(c: &ConnInfo) -> String {
+    let mut out = format!(" /{}[1](queued={},recved={},sent={}", c.peer, c.queued, c.received, c.sent);
+    if c.session_id != 0 {
+        let _ = write!(out, ",sid=0x{:x},lop={},est={},to={}", c.session_id, c.last_op, c.established_ms, c.timeout_ms);
+        if c.last_cxid >= 0 {
+            let _ = write!(out, ",lcxid=0x{:x}", c.last_cxid);
+        }
+        let _ = write!(
+            out,
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+            c.last_zxid, c.last_response_ms, c.last_latency_ms, c.min_latency_ms, c.avg_latency_ms, c.max_latency_ms
+        );
+    }
+    out.push(')');
+    out
+}
+
+fn conf(shared: &Shared) -> String {
+    let c = &shared.cfg;
+    let mut out = String::new();
+    let _ = writeln!(out, "clientPort={}", c.client_port);
+    let _ = writeln!(out, "secureClientPort=-1");
+    let _ = writeln!(out, "dataDir={}", c.data_dir.display());
+    let _ = writeln!(out, "dataDirSize=0");
+    let _ = writeln!(out, "dataLogDir={}", c.data_log_dir.display());
+    let _ = writeln!(out, "dataLogSize=0");
+    let _ = writeln!(out, "tickTime={}", c.tick_ms);
+    let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
+    let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout_ms);
+    let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms);
+    let _ = writeln!(out, "clientPortListenBacklog=-1");
+    let _ = writeln!(out, "serverId={}", c.server_id);
+    let _ = writeln!(out, "clientPortAddress={}", c.client_port_address);
+    let _ = writeln!(out, "jute.maxbuffer={}", c.jute_max_buffer);
+    let _ = writeln!(out, "extendedTypesEnabled={}", c.extended_types);
+    let _ = writeln!(out, "globalOutstandingLimit={}", c.global_outstanding_limit);
+    let _ = writeln!(out, "znode.container.checkIntervalMs={}", c.container_check_ms);
+    let _ = writeln!(out, "4lw.commands.whitelist={}", c.four_letter_words.join(","));
+    out
+}
+
+fn envi() -> String {
+    let mut out = "Environment:\n".to_string();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "<NA>".into());
+    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|h| h.trim().to_string()).unwrap_or_else(|_| "<NA>".into());
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "<NA>".to_string());
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "<NA>".into());
+    for (k, v) in [
+        ("zookeeper.version", VERSION_LINE.to_string()),
+        ("host.name", host),
+        ("java.version", "<NA>".into()),
+        ("java.vendor", "<NA>".into()),
+        ("java.home", "<NA>".into()),
+        ("java.class.path", "<NA>".into()),
+        ("java.library.path", "<NA>".into()),
+        ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+        ("java.compiler", "<NA>".into()),
+        ("os.name", "Linux".into()),
+        ("os.arch", std::env::consts::ARCH.into()),
+        ("os.version", os_version),
+        ("user.name", env("USER")),
+        ("user.home", env("HOME")),
+        ("user.dir", cwd),
+    ] {
+        let _ = writeln!(out, "{k}={v}");
+    }
+    out
+}
+
+fn fd_counts() -> (u64, u64) {
+    let open = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
+    let max = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| line.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0);
+    (open, max)
+}
+
+async fn mntr(shared: &Shared) -> String {
+    let r = report(shared).await;
+    let s = &shared.stats;
+    let (min, avg, max) = s.latency();
+    let (open_fds, max_fds) = fd_counts();
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "zk_{k}\t{v}");
+    };
+    line("version", format!("{VERSION_LINE}, built on unknown"));
+    line("server_state", "standalone".into());
+    line("ephemerals_count", r.ephemerals_count.to_string());
+    line("num_alive_connections", s.alive_connections.load(Relaxed).to_string());
+    line("avg_latency", java_double(avg));
+    line("outstanding_requests", s.outstanding.load(Relaxed).max(0).to_string());
+    line("znode_count", s.node_count.load(Relaxed).to_string());
+    line("global_sessions", s.session_count.load(Relaxed).to_string());
+    line("packets_sent", s.packets_sent.load(Relaxed).to_string());
+    line("packets_received", s.packets_received.load(Relaxed).to_string());
+    line("watch_count", s.watch_count.load(Relaxed).to_string());
+    line("auth_failed_count", s.auth_failed.load(Relaxed).to_string());
+    line("min_latency", min.to_string());
+    line("max_file_descriptor_count", max_fds.to_string());
+    line("approximate_data_size", r.approximate_data_size.to_string());
+    line("open_file_descriptor_count", open_fds.to_string());
+    line("local_sessions", "0".into());
+    line("uptime", shared.started.elapsed().as_millis().to_string());
+    line("max_latency", max.to_string());
+    line("connection_rejected", s.connections_rejected.load(Relaxed).to_string());
+    out
+}
+
+/// `Wed Nov 25 01:40:00 UTC 2026`, as Java's `Date.toString` prints in UTC.
+pub fn format_time_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(month - 1) as usize];
+    format!("{weekday} {mon} {day:02} {h:02}:{m:02}:{s:02} UTC {year}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_print_like_java() {
+        assert_eq!(format_time_ms(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(format_time_ms(1_795_570_800_000), "Wed Nov 25 01:00:00 UTC 2026");
+    }
+
+    #[test]
+    fn doubles_print_like_java() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(1.25), "1.25");
+    }
+}

@@ -1,0 +1,758 @@
+//! A front core: owns client connections, answers reads from its own tree version, keeps its
+//! own watch table, and applies the committed stream in order (DESIGN.md sections 4 and 5).
+//!
+//! Ordering rules, as ZooKeeper's:
+//! - A connection's requests are answered in order: a read that arrives while the same
+//!   connection has a write (or sync) in flight waits in that connection's `pending` queue and is
+//!   answered right after the write's reply, from a version that includes the write.
+//! - For each committed txn this core first fires its watches, then replies to its own writes;
+//!   the version is swapped after the batch and only then are the waiting reads answered, so a
+//!   watch event always precedes any later response on its connection.
+
+use crate::fourlw;
+use crate::pipeline_core::now_ms;
+use crate::server::{Batch, ConnInfo, Control, Entry, PipeMsg, Shared};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use ringkeeper_engine::pipeline::{ConnectOutcome, Origin};
+use ringkeeper_engine::proto::{
+    encode_notification, encode_reply, frame, opcode as op, perms, ConnectRequest, ConnectResponse, ErrorCode, Id,
+    Reader, ReplyHeader, Request, Response,
+};
+use ringkeeper_engine::read::{self, ReadContext};
+use ringkeeper_engine::reply::write_reply;
+use ringkeeper_engine::tree::{acl, DataTree};
+use ringkeeper_engine::txn::TxnOp;
+use ringkeeper_engine::watch::{ConnId, Fired, WatchTable};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes queued for a connection that does not read before it is closed.
+const OUT_BYTES_MAX: usize = 64 << 20;
+/// Time a new connection has to send its connect request.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 << 10;
+
+enum Out {
+    Frame(Vec<u8>),
+    Close,
+}
+
+/// A request waiting behind its connection's in-flight write.
+enum Pending {
+    /// A write or sync sent to the pipeline; its reply comes with the committed stream.
+    Write { xid: i32, started: Instant },
+    /// A read-like request to answer once every write before it has been answered.
+    Read { xid: i32, opcode: i32, req: Request, started: Instant },
+    /// A ready reply (e.g. MARSHALLINGERROR for a body that did not decode) keeping its place.
+    Canned { xid: i32, opcode: i32, frame: Vec<u8>, started: Instant },
+}
+
+#[derive(Default, Clone, Copy)]
+struct ConnStats {
+    received: u64,
+    sent: u64,
+    last_op: &'static str,
+    last_cxid: i32,
+    last_zxid: i64,
+    last_response_ms: i64,
+    last_latency_ms: u64,
+    min_latency_ms: u64,
+    total_latency_ms: u64,
+    count: u64,
+    max_latency_ms: u64,
+}
+
+struct Conn {
+    peer: SocketAddr,
+    session_id: i64,
+    timeout_ms: i32,
+    established_ms: i64,
+    auth: Vec<Id>,
+    out: flume::Sender<Out>,
+    out_bytes: Rc<Cell<usize>>,
+    close_reader: flume::Sender<()>,
+    pending: VecDeque<Pending>,
+    writes_in_flight: usize,
+    closing: bool,
+    stats: ConnStats,
+}
+
+impl Conn {
+    fn send(&mut self, frame: Vec<u8>) {
+        if self.closing {
+            return;
+        }
+        let queued = self.out_bytes.get() + frame.len();
+        if queued > OUT_BYTES_MAX {
+            tracing::warn!(peer = %self.peer, session = format_args!("0x{:x}", self.session_id), queued,
+                "client is not reading its replies; closing the connection");
+            self.close();
+            return;
+        }
+        self.out_bytes.set(queued);
+        self.stats.sent += 1;
+        let _ = self.out.try_send(Out::Frame(frame));
+    }
+
+    /// Flushes what is queued, then closes the socket.
+    fn close(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            let _ = self.out.try_send(Out::Close);
+            let _ = self.close_reader.try_send(());
+        }
+    }
+
+    fn record(&mut self, opcode: i32, xid: i32, zxid: i64, started: Instant, shared: &Shared) {
+        let ms = started.elapsed().as_millis() as u64;
+        let s = &mut self.stats;
+        s.last_op = op::short_name(opcode);
+        s.last_cxid = xid;
+        s.last_zxid = zxid;
+        s.last_response_ms = now_ms();
+        s.last_latency_ms = ms;
+        s.min_latency_ms = if s.count == 0 { ms } else { s.min_latency_ms.min(ms) };
+        s.max_latency_ms = s.max_latency_ms.max(ms);
+        s.total_latency_ms += ms;
+        s.count += 1;
+        shared.stats.record_latency(ms);
+        shared.stats.packets_sent.fetch_add(1, Relaxed);
+    }
+
+    fn info(&self) -> ConnInfo {
+        let s = &self.stats;
+        ConnInfo {
+            peer: self.peer.to_string(),
+            queued: self.pending.len(),
+            received: s.received,
+            sent: s.sent,
+            session_id: self.session_id,
+            last_op: if s.last_op.is_empty() { "NA" } else { s.last_op },
+            established_ms: self.established_ms,
+            timeout_ms: self.timeout_ms,
+            last_cxid: s.last_cxid,
+            last_zxid: if s.count == 0 { -1 } else { s.last_zxid },
+            last_response_ms: s.last_response_ms,
+            last_latency_ms: s.last_latency_ms,
+            min_latency_ms: s.min_latency_ms,
+            avg_latency_ms: if s.count == 0 { 0 } else { s.total_latency_ms / s.count },
+            max_latency_ms: s.max_latency_ms,
+        }
+    }
+}
+
+struct FrontState {
+    id: usize,
+    tree: DataTree,
+    watches: WatchTable,
+    conns: HashMap<ConnId, Conn>,
+    by_session: HashMap<i64, ConnId>,
+    touched: HashSet<i64>,
+    next_conn: u64,
+    fired: Vec<Fired>,
+}
+
+/// Connection ids carry their front core in the top 16 bits.
+fn front_of(conn: ConnId) -> usize {
+    (conn >> 48) as usize
+}
+
+pub async fn run(id: usize, shared: Arc<Shared>, batches: flume::Receiver<Batch>, controls: flume::Receiver<Control>) {
+    let Ok(first) = batches.recv_async().await else { return };
+    let state = Rc::new(RefCell::new(FrontState {
+        id,
+        tree: first.version,
+        watches: WatchTable::new(),
+        conns: HashMap::new(),
+        by_session: HashMap::new(),
+        touched: HashSet::new(),
+        next_conn: 1,
+        fired: Vec::new(),
+    }));
+    glommio::spawn_local(apply_batches(state.clone(), shared.clone(), batches)).detach();
+    glommio::spawn_local(answer_controls(state.clone(), controls)).detach();
+    glommio::spawn_local(flush_touches(state.clone(), shared.clone())).detach();
+    let addr = shared.cfg.client_addr();
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot listen on the client port");
+            std::process::exit(1);
+        }
+    };
+    tracing::info!(front = id, %addr, "serving clients");
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve_conn(state.clone(), shared.clone(), stream)).detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Applies the committed stream to this core: watches, replies, version, waiting reads.
+async fn apply_batches(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, batches: flume::Receiver<Batch>) {
+    while let Ok(batch) = batches.recv_async().await {
+        let mut guard = state.borrow_mut();
+        let st = &mut *guard;
+        let mut replied: Vec<ConnId> = Vec::new();
+        for entry in batch.entries.iter() {
+            match entry {
+                Entry::Commit(c) => {
+                    st.fired.clear();
+                    for t in &c.triggers {
+                        st.watches.trigger(t, &mut st.fired);
+                    }
+                    for f in st.fired.drain(..) {
+                        if let Some(conn) = st.conns.get_mut(&f.conn) {
+                            if acl::check(&f.acl, perms::READ, &conn.auth).is_ok() {
+                                let mut frame = Vec::with_capacity(32 + f.path.len());
+                                encode_notification(&mut frame, c.txn.zxid, f.event_type, &f.path);
+                                conn.send(frame);
+                            }
+                        }
+                    }
+                    if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id) {
+                        let (err, body) = write_reply(origin.opcode, &c.outcome);
+                        if reply_to_write(st, &shared, origin, c.txn.zxid, err, &body) {
+                            replied.push(origin.conn);
+                        }
+                    }
+                    if matches!(c.txn.op, TxnOp::CloseSession) {
+                        // An expired (or closed) session loses its connection.
+                        if let Some(conn_id) = st.by_session.remove(&c.txn.session_id) {
+                            if let Some(conn) = st.conns.get_mut(&conn_id) {
+                                conn.close();
+                            }
+                        }
+                    }
+                }
+                Entry::SyncDone { origin, path, zxid } => {
+                    if front_of(origin.conn) == st.id
+                        && reply_to_write(st, &shared, *origin, *zxid, ErrorCode::Ok, &Response::Sync { path: path.clone() })
+                    {
+                        replied.push(origin.conn);
+                    }
+                }
+                Entry::Resumed { session_id, conn } => {
+                    if let Some(old) = st.by_session.get(session_id).copied().filter(|c| c != conn) {
+                        if let Some(old_conn) = st.conns.get_mut(&old) {
+                            old_conn.close();
+                        }
+                        st.by_session.remove(session_id);
+                    }
+                }
+            }
+        }
+        st.tree = batch.version;
+        for conn_id in replied {
+            drain_pending(st, &shared, conn_id);
+        }
+    }
+}
+
+/// Sends a write's reply to its connection; true if the connection is still there.
+fn reply_to_write(st: &mut FrontState, shared: &Shared, origin: Origin, zxid: i64, err: ErrorCode, body: &Response) -> bool {
+    let Some(conn) = st.conns.get_mut(&origin.conn) else { return false };
+    let started = match conn.pending.pop_front() {
+        Some(Pending::Write { xid, started }) => {
+            assert_eq!(xid, origin.xid, "replies come in request order");
+            started
+        }
+        _ => panic!("reply for xid {} with no write pending", origin.xid),
+    };
+    conn.writes_in_flight -= 1;
+    shared.stats.outstanding.fetch_sub(1, Relaxed);
+    let mut frame = Vec::with_capacity(64);
+    encode_reply(&mut frame, ReplyHeader { xid: origin.xid, zxid, err }, body);
+    conn.send(frame);
+    conn.record(origin.opcode, origin.xid, zxid, started, shared);
+    if origin.opcode == op::CLOSE_SESSION {
+        conn.close();
+    }
+    true
+}
+
+/// Answers the reads queued at the head of a connection, up to its next in-flight write.
+fn drain_pending(st: &mut FrontState, shared: &Shared, conn_id: ConnId) {
+    loop {
+        let Some(conn) = st.conns.get_mut(&conn_id) else { return };
+        match conn.pending.front() {
+            Some(Pending::Read { .. }) | Some(Pending::Canned { .. }) => {}
+            _ => return,
+        }
+        shared.stats.outstanding.fetch_sub(1, Relaxed);
+        match conn.pending.pop_front() {
+            Some(Pending::Read { xid, opcode, req, started }) => answer_read(st, shared, conn_id, xid, opcode, &req, started),
+            Some(Pending::Canned { xid, opcode, frame, started }) => {
+                let zxid = st.tree.last_zxid();
+                conn.send(frame);
+                conn.record(opcode, xid, zxid, started, shared);
+            }
+            _ => unreachable!("checked above"),
+        }
+    }
+}
+
+/// Answers a read-like request now, from this core's version.
+fn answer_read(st: &mut FrontState, shared: &Shared, conn_id: ConnId, xid: i32, opcode: i32, req: &Request, started: Instant) {
+    let FrontState { tree, watches, conns, .. } = st;
+    let Some(conn) = conns.get_mut(&conn_id) else { return };
+    let zxid = tree.last_zxid();
+    let mut frame = Vec::with_capacity(128);
+    match req {
+        Request::Auth { scheme, auth, .. } => {
+            let ok = add_auth(conn, shared, scheme, auth);
+            let err = if ok { ErrorCode::Ok } else { ErrorCode::AuthFailed };
+            encode_reply(&mut frame, ReplyHeader { xid, zxid: 0, err }, &Response::Empty);
+            conn.send(frame);
+            conn.record(opcode, xid, 0, started, shared);
+            if !ok {
+                shared.stats.auth_failed.fetch_add(1, Relaxed);
+                conn.close();
+            }
+            return;
+        }
+        Request::SetWatches(sw) => {
+            for (event_type, path) in read::set_watches(tree, watches, sw, conn_id) {
+                let mut ev = Vec::new();
+                encode_notification(&mut ev, -1, event_type, &path);
+                conn.send(ev);
+            }
+            encode_reply(&mut frame, ReplyHeader { xid, zxid, err: ErrorCode::Ok }, &Response::Empty);
+        }
+        Request::Unknown(_) | Request::Check { .. } => {
+            encode_reply(&mut frame, ReplyHeader { xid, zxid: -1, err: ErrorCode::Unimplemented }, &Response::Empty);
+            conn.send(frame);
+            conn.record(opcode, xid, -1, started, shared);
+            tracing::info!(peer = %conn.peer, opcode, "unimplemented opcode; closing the connection as ZooKeeper does");
+            conn.close();
+            return;
+        }
+        _ => {
+            let ctx = ReadContext { conn: conn_id, session_id: conn.session_id, auth: &conn.auth };
+            match read::read(tree, watches, req, &ctx) {
+                Ok(body) => encode_reply(&mut frame, ReplyHeader { xid, zxid, err: ErrorCode::Ok }, &body),
+                Err(err) => encode_reply(&mut frame, ReplyHeader { xid, zxid, err }, &Response::Empty),
+            }
+        }
+    }
+    conn.send(frame);
+    conn.record(opcode, xid, zxid, started, shared);
+}
+
+/// addauth: digest adds `digest:user:hash` (and `super` when it matches superDigest); ip adds
+/// nothing new. Any other scheme fails.
+fn add_auth(conn: &mut Conn, shared: &Shared, scheme: &str, auth: &[u8]) -> bool {
+    match scheme {
+        "digest" => {
+            let Ok(text) = std::str::from_utf8(auth) else { return false };
+            let id = acl::digest_id(text);
+            if shared.cfg.super_digest.as_deref() == Some(id.as_str()) {
+                conn.auth.push(Id::new("super", ""));
+            }
+            let id = Id::new("digest", &id);
+            if !conn.auth.contains(&id) {
+                conn.auth.push(id);
+            }
+            true
+        }
+        "ip" => true,
+        _ => false,
+    }
+}
+
+/// Sends touched sessions to the pipeline a few times per tick, so reads keep sessions alive.
+async fn flush_touches(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>) {
+    let every = Duration::from_millis((shared.cfg.tick_ms as u64 / 4).clamp(5, 500));
+    loop {
+        glommio::timer::sleep(every).await;
+        let sessions: Vec<i64> = state.borrow_mut().touched.drain().collect();
+        if !sessions.is_empty() && shared.to_pipeline.send_async(PipeMsg::Touch { sessions }).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiver<Control>) {
+    while let Ok(c) = controls.recv_async().await {
+        let mut st = state.borrow_mut();
+        match c {
+            Control::Conns(reply) => {
+                let _ = reply.try_send(st.conns.values().map(Conn::info).collect());
+            }
+            Control::Watches(reply) => {
+                let pairs = st
+                    .watches
+                    .data_pairs()
+                    .into_iter()
+                    .filter_map(|(p, c)| st.conns.get(&c).map(|conn| (p.to_string(), conn.session_id)))
+                    .collect();
+                let _ = reply.try_send(pairs);
+            }
+            Control::ResetConnStats(reply) => {
+                for conn in st.conns.values_mut() {
+                    conn.stats = ConnStats::default();
+                }
+                let _ = reply.try_send(());
+            }
+        }
+    }
+}
+
+/// Reads until `buf` holds at least `n` bytes; false on EOF, error or close signal.
+async fn fill<R: futures_lite::AsyncRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>, n: usize, close: &flume::Receiver<()>) -> bool {
+    let mut chunk = vec![0u8; READ_CHUNK];
+    while buf.len() < n {
+        let read = futures_lite::future::or(async { Some(rd.read(&mut chunk).await) }, async {
+            let _ = close.recv_async().await;
+            None
+        })
+        .await;
+        match read {
+            Some(Ok(0)) | Some(Err(_)) | None => return false,
+            Some(Ok(k)) => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+    true
+}
+
+struct IpSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.shared.ip_counts.lock().expect("ip count lock");
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn take_ip_slot(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<IpSlot> {
+    let mut counts = shared.ip_counts.lock().expect("ip count lock");
+    let n = counts.entry(ip).or_insert(0);
+    let max = shared.cfg.max_client_cnxns;
+    if max > 0 && *n >= max {
+        return None;
+    }
+    *n += 1;
+    Some(IpSlot { shared: shared.clone(), ip })
+}
+
+async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let Some(_slot) = take_ip_slot(&shared, peer.ip()) else {
+        shared.stats.connections_rejected.fetch_add(1, Relaxed);
+        tracing::warn!(%peer, max = shared.cfg.max_client_cnxns, "too many connections from this address (maxClientCnxns); closing");
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let (close_tx, close_rx) = flume::bounded::<()>(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+
+    // The first four bytes are either a four-letter word or a connect frame's length.
+    let got = futures_lite::future::or(fill(&mut rd, &mut buf, 4, &close_rx), async {
+        glommio::timer::sleep(CONNECT_WAIT).await;
+        false
+    })
+    .await;
+    if !got {
+        return;
+    }
+    let word = std::str::from_utf8(&buf[..4]).unwrap_or("").to_string();
+    if fourlw::is_word(&word) {
+        let text = fourlw::answer(&word, &shared).await;
+        let _ = wr.write_all(text.as_bytes()).await;
+        let _ = wr.flush().await;
+        let _ = wr.close().await;
+        return;
+    }
+    let max = shared.cfg.jute_max_buffer;
+    let connect_frame = match read_frame(&mut rd, &mut buf, max, &close_rx, &peer).await {
+        Some(f) => f,
+        None => return,
+    };
+    let req = match ConnectRequest::decode(&connect_frame) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "malformed connect request; closing");
+            return;
+        }
+    };
+    let conn_id = {
+        let mut st = state.borrow_mut();
+        let id = ((st.id as u64) << 48) | st.next_conn;
+        st.next_conn += 1;
+        id
+    };
+    let (reply_tx, reply_rx) = flume::bounded(1);
+    if shared.to_pipeline.send_async(PipeMsg::Connect { conn: conn_id, req: req.clone(), reply: reply_tx }).await.is_err() {
+        return;
+    }
+    let Ok(outcome) = reply_rx.recv_async().await else { return };
+    let (session_id, timeout_ms, passwd) = match outcome {
+        ConnectOutcome::Refused { client_zxid, our_zxid } => {
+            tracing::info!(%peer, client_zxid = format_args!("0x{client_zxid:x}"), our_zxid = format_args!("0x{our_zxid:x}"),
+                "refusing session request: the client has seen a newer zxid");
+            return;
+        }
+        ConnectOutcome::Invalid => {
+            let mut out = Vec::new();
+            write_connect_response(&mut out, 0, 0, [0; 16], req.read_only.map(|_| false));
+            let _ = wr.write_all(&out).await;
+            let _ = wr.close().await;
+            tracing::info!(%peer, session = format_args!("0x{:x}", req.session_id), "invalid or expired session; closing");
+            return;
+        }
+        ConnectOutcome::Accepted { session_id, timeout_ms, passwd } => (session_id, timeout_ms, passwd),
+    };
+    let (out_tx, out_rx) = flume::unbounded::<Out>();
+    let out_bytes = Rc::new(Cell::new(0usize));
+    let mut hello = Vec::new();
+    write_connect_response(&mut hello, timeout_ms, session_id, passwd, req.read_only.map(|_| false));
+    let writer = glommio::spawn_local(write_loop(wr, out_rx, out_bytes.clone()));
+    let _ = out_tx.try_send(Out::Frame(hello));
+    {
+        let mut st = state.borrow_mut();
+        st.conns.insert(
+            conn_id,
+            Conn {
+                peer,
+                session_id,
+                timeout_ms,
+                established_ms: now_ms(),
+                auth: vec![Id::new("ip", &peer.ip().to_string())],
+                out: out_tx,
+                out_bytes,
+                close_reader: close_tx,
+                pending: VecDeque::new(),
+                writes_in_flight: 0,
+                closing: false,
+                stats: ConnStats::default(),
+            },
+        );
+        st.by_session.insert(session_id, conn_id);
+    }
+    shared.stats.alive_connections.fetch_add(1, Relaxed);
+    tracing::debug!(%peer, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
+
+    while let Some(frame) = read_frame(&mut rd, &mut buf, max, &close_rx, &peer).await {
+        if !on_request(&state, &shared, conn_id, session_id, &frame).await {
+            break;
+        }
+    }
+
+    // Teardown: forget the connection and its watches; the session lives until it times out.
+    {
+        let mut st = state.borrow_mut();
+        if let Some(mut conn) = st.conns.remove(&conn_id) {
+            let queued = conn.pending.len() as i64;
+            shared.stats.outstanding.fetch_sub(queued, Relaxed);
+            conn.close();
+        }
+        if st.by_session.get(&session_id) == Some(&conn_id) {
+            st.by_session.remove(&session_id);
+        }
+        st.watches.drop_conn(conn_id);
+        shared.stats.watch_count.store(st.watches.count() as i64, Relaxed);
+    }
+    shared.stats.alive_connections.fetch_sub(1, Relaxed);
+    writer.await;
+}
+
+fn write_connect_response(out: &mut Vec<u8>, timeout_ms: i32, session_id: i64, passwd: [u8; 16], read_only: Option<bool>) {
+    let mut body = Vec::new();
+    ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: bytes::Bytes::copy_from_slice(&passwd), read_only }
+        .encode(&mut body);
+    out.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// Reads one frame; None when the connection ended or sent a bad length (logged).
+async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    frame_bytes_max: usize,
+    close: &flume::Receiver<()>,
+    peer: &SocketAddr,
+) -> Option<Vec<u8>> {
+    loop {
+        match frame::next_frame(buf, frame_bytes_max) {
+            Ok(Some((start, end))) => {
+                let payload = buf[start..end].to_vec();
+                buf.drain(..end);
+                return Some(payload);
+            }
+            Ok(None) => {
+                let need = if buf.len() < 4 { 4 } else { 4 + i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize };
+                if !fill(rd, buf, need, close).await {
+                    return None;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "bad frame; closing the connection");
+                return None;
+            }
+        }
+    }
+}
+
+/// Handles one request frame. False when the connection must close.
+async fn on_request(state: &Rc<RefCell<FrontState>>, shared: &Arc<Shared>, conn_id: ConnId, session_id: i64, frame: &[u8]) -> bool {
+    let started = Instant::now();
+    shared.stats.packets_received.fetch_add(1, Relaxed);
+    let mut r = Reader::new(frame);
+    let (Ok(xid), Ok(opcode)) = (r.int("xid"), r.int("type")) else {
+        tracing::warn!(conn = conn_id, "request shorter than its header; closing");
+        return false;
+    };
+    let body = &frame[r.position()..];
+    let decoded = Request::decode(opcode, body);
+    let msg = {
+        let mut guard = state.borrow_mut();
+        let st = &mut *guard;
+        st.touched.insert(session_id);
+        let Some(conn) = st.conns.get_mut(&conn_id) else { return false };
+        if conn.closing {
+            return false;
+        }
+        conn.stats.received += 1;
+        let req = match decoded {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::info!(peer = %conn.peer, opcode, error = %e, "malformed request body; answering MARSHALLINGERROR");
+                let zxid = st.tree.last_zxid();
+                let mut out = Vec::new();
+                encode_reply(&mut out, ReplyHeader { xid, zxid, err: ErrorCode::MarshallingError }, &Response::Empty);
+                // Ordered behind in-flight writes like any read.
+                queue_or_answer(st, shared, conn_id, xid, opcode, Err(out), started);
+                return true;
+            }
+        };
+        let origin = Origin { conn: conn_id, xid, opcode };
+        match req {
+            Request::Check { .. } | Request::Unknown(_) => {
+                queue_or_answer(st, shared, conn_id, xid, opcode, Ok(req), started);
+                None
+            }
+            Request::Sync { path } => {
+                push_write(conn, shared, xid, started);
+                Some(PipeMsg::Sync { origin, session_id, path })
+            }
+            req if req.is_write() => {
+                push_write(conn, shared, xid, started);
+                let auth = conn.auth.clone();
+                Some(PipeMsg::Write { origin, session_id, req, auth })
+            }
+            req => {
+                queue_or_answer(st, shared, conn_id, xid, opcode, Ok(req), started);
+                None
+            }
+        }
+    };
+    if let Some(msg) = msg {
+        if shared.to_pipeline.send_async(msg).await.is_err() {
+            return false;
+        }
+        // Bound what one connection may have in flight.
+        wait_for_room(state, shared, conn_id).await;
+    }
+    let st = state.borrow();
+    st.conns.get(&conn_id).is_some_and(|c| !c.closing)
+}
+
+fn push_write(conn: &mut Conn, shared: &Shared, xid: i32, started: Instant) {
+    conn.pending.push_back(Pending::Write { xid, started });
+    conn.writes_in_flight += 1;
+    shared.stats.outstanding.fetch_add(1, Relaxed);
+}
+
+async fn wait_for_room(state: &Rc<RefCell<FrontState>>, shared: &Shared, conn_id: ConnId) {
+    let limit = shared.cfg.global_outstanding_limit;
+    loop {
+        let full = state.borrow().conns.get(&conn_id).is_some_and(|c| c.pending.len() >= limit && !c.closing);
+        if !full {
+            return;
+        }
+        glommio::timer::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// Answers a read-like request now, or queues it behind the connection's in-flight writes.
+/// `Err(frame)` is a ready reply (for a request whose body did not decode).
+fn queue_or_answer(
+    st: &mut FrontState,
+    shared: &Shared,
+    conn_id: ConnId,
+    xid: i32,
+    opcode: i32,
+    req: Result<Request, Vec<u8>>,
+    started: Instant,
+) {
+    let Some(conn) = st.conns.get_mut(&conn_id) else { return };
+    if !conn.pending.is_empty() {
+        conn.pending.push_back(match req {
+            Ok(req) => Pending::Read { xid, opcode, req, started },
+            Err(frame) => Pending::Canned { xid, opcode, frame, started },
+        });
+        shared.stats.outstanding.fetch_add(1, Relaxed);
+        return;
+    }
+    match req {
+        Ok(req) => answer_read(st, shared, conn_id, xid, opcode, &req, started),
+        Err(frame) => {
+            conn.send(frame);
+            conn.record(opcode, xid, st.tree.last_zxid(), started, shared);
+        }
+    }
+    shared.stats.watch_count.store(st.watches.count() as i64, Relaxed);
+}
+
+async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(mut wr: W, rx: flume::Receiver<Out>, out_bytes: Rc<Cell<usize>>) {
+    let mut batch: Vec<u8> = Vec::with_capacity(64 << 10);
+    while let Ok(first) = rx.recv_async().await {
+        let mut close = false;
+        let mut push = |o: Out, batch: &mut Vec<u8>| match o {
+            Out::Frame(f) => batch.extend_from_slice(&f),
+            Out::Close => close = true,
+        };
+        push(first, &mut batch);
+        while batch.len() < (256 << 10) {
+            match rx.try_recv() {
+                Ok(o) => push(o, &mut batch),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let n = batch.len();
+            if wr.write_all(&batch).await.is_err() {
+                return;
+            }
+            out_bytes.set(out_bytes.get().saturating_sub(n));
+            batch.clear();
+        }
+        if close {
+            let _ = wr.flush().await;
+            let _ = wr.close().await;
+            return;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The core map: which glommio executor runs which role, and the channels between them.
+//!
+//! Roles (DESIGN.md section 1): the **pipeline** core owns the engine's [`Pipeline`] (sessions,
+//! prep, apply); **front** cores own client connections, serve reads from their own tree version
+//! and keep their own watch tables. With two or more cores the pipeline gets the last core and the
+//! fronts the others, each executor pinned; with one core both roles run on one executor, each
+//! in its own task queue. Cores talk only through bounded channels:
+//!
+//! - front -> pipeline: [`PipeMsg`] (connects, writes, syncs, touches, queries), one channel
+//!   shared by all fronts, bounded by `PIPE_QUEUE_MAX`; a full channel makes connection tasks
+//!   wait, which stops them reading from their sockets.
+//! - pipeline -> each front: [`Batch`] (committed entries in zxid order plus the tree version
+//!   after them), bounded by `BATCH_QUEUE_MAX`; each front drains it in a task that never sends
+//!   to the pipeline, so the two directions cannot deadlock.
+//! - any front -> each front: [`Control`] queries for the four-letter words.
+
+use crate::config::Config;
+use crate::stats::ServerStats;
+use crate::{front, pipeline_core};
+use glommio::{LocalExecutorBuilder, Placement};
+use ringkeeper_engine::pipeline::{Committed, ConnectOutcome, Origin};
+use ringkeeper_engine::proto::{ConnectRequest, Id, Request};
+use ringkeeper_engine::tree::DataTree;
+use ringkeeper_engine::watch::ConnId;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub const PIPE_QUEUE_MAX: usize = 4096;
+pub const BATCH_QUEUE_MAX: usize = 1024;
+
+/// A message from a front core to the pipeline core.
+pub enum PipeMsg {
+    Connect { conn: ConnId, req: ConnectRequest, reply: flume::Sender<ConnectOutcome> },
+    Write { origin: Origin, session_id: i64, req: Request, auth: Vec<Id> },
+    Sync { origin: Origin, session_id: i64, path: String },
+    Touch { sessions: Vec<i64> },
+    /// Figures for `dump` and `mntr` that need the session table or a walk of the tree.
+    Report { reply: flume::Sender<Report> },
+}
+
+/// What the pipeline reports for `dump` and `mntr`.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// "Session Sets (..)/(..):" and the sessions by deadline.
+    pub sessions: String,
+    /// "Sessions with Ephemerals (n):" and their paths.
+    pub ephemerals: String,
+    pub ephemerals_count: usize,
+    pub approximate_data_size: u64,
+}
+
+/// One entry of the committed stream.
+#[derive(Debug)]
+pub enum Entry {
+    Commit(Committed),
+    /// A sync, answered once everything before it is applied.
+    SyncDone { origin: Origin, path: String, zxid: i64 },
+    /// A session was resumed on `conn`: any other connection of it must close.
+    Resumed { session_id: i64, conn: ConnId },
+}
+
+/// What the pipeline publishes to every front core.
+pub struct Batch {
+    pub entries: Arc<Vec<Entry>>,
+    pub version: DataTree,
+}
+
+/// One connection as `cons`/`stat` report it.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: String,
+    pub queued: usize,
+    pub received: u64,
+    pub sent: u64,
+    pub session_id: i64,
+    pub last_op: &'static str,
+    pub established_ms: i64,
+    pub timeout_ms: i32,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+    pub last_latency_ms: u64,
+    pub min_latency_ms: u64,
+    pub avg_latency_ms: u64,
+    pub max_latency_ms: u64,
+}
+
+/// A four-letter-word query to a front core.
+pub enum Control {
+    Conns(flume::Sender<Vec<ConnInfo>>),
+    /// Data-table watches as (path, session id) pairs.
+    Watches(flume::Sender<Vec<(String, i64)>>),
+    ResetConnStats(flume::Sender<()>),
+}
+
+/// What every core shares.
+pub struct Shared {
+    pub cfg: Config,
+    pub stats: ServerStats,
+    pub to_pipeline: flume::Sender<PipeMsg>,
+    pub controls: Vec<flume::Sender<Control>>,
+    pub ip_counts: Mutex<HashMap<IpAddr, usize>>,
+    pub started: Instant,
+}
+
+/// Which executors to start, by core count.
+pub struct CoreMap {
+    pub fronts: Vec<usize>,
+    pub pipeline: usize,
+    pub shared_core: bool,
+}
+
+impl CoreMap {
+    pub fn for_cores(cores: usize) -> CoreMap {
+        assert!(cores >= 1);
+        if cores == 1 {
+            CoreMap { fronts: vec![0], pipeline: 0, shared_core: true }
+        } else {
+            CoreMap { fronts: (0..cores - 1).collect(), pipeline: cores - 1, shared_core: false }
+        }
+    }
+}
+
+fn spawn_err(e: glommio::GlommioError<()>) -> anyhow::Error {
+    anyhow::anyhow!("cannot start an executor: {e}")
+}
+
+/// Starts every executor and blocks until they end (they end only on a fatal error).
+pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
+    let map = CoreMap::for_cores(cores);
+    let (to_pipeline, pipe_rx) = flume::bounded::<PipeMsg>(PIPE_QUEUE_MAX);
+    let mut batch_txs = Vec::new();
+    let mut batch_rxs = Vec::new();
+    let mut control_txs = Vec::new();
+    let mut control_rxs = Vec::new();
+    for _ in &map.fronts {
+        let (tx, rx) = flume::bounded::<Batch>(BATCH_QUEUE_MAX);
+        batch_txs.push(tx);
+        batch_rxs.push(rx);
+        let (ctx, crx) = flume::bounded::<Control>(64);
+        control_txs.push(ctx);
+        control_rxs.push(crx);
+    }
+    let shared = Arc::new(Shared {
+        cfg,
+        stats: ServerStats::new(),
+        to_pipeline,
+        controls: control_txs,
+        ip_counts: Mutex::new(HashMap::new()),
+        started: Instant::now(),
+    });
+    let secret: u64 = rand::random();
+    let placement = |core: usize| if pin { Placement::Fixed(core) } else { Placement::Unbound };
+    let mut handles = Vec::new();
+
+    if map.shared_core {
+        let shared = shared.clone();
+        let batch_rx = batch_rxs.pop().expect("one front");
+        let control_rx = control_rxs.pop().expect("one front");
+        handles.push(
+            LocalExecutorBuilder::new(placement(0)).name("rk-core0").spawn(move || async move {
+                let pipe_tq = glommio::executor().create_task_queue(
+                    glommio::Shares::Static(1000),
+                    glommio::Latency::NotImportant,
+                    "pipeline",
+                );
+                let front_tq =
+                    glommio::executor().create_task_queue(glommio::Shares::Static(1000), glommio::Latency::NotImportant, "front");
+                let s2 = shared.clone();
+                let p = glommio::spawn_local_into(pipeline_core::run(s2, pipe_rx, batch_txs, secret), pipe_tq)
+                    .expect("pipeline queue")
+                    .detach();
+                let f = glommio::spawn_local_into(front::run(0, shared, batch_rx, control_rx), front_tq).expect("front queue");
+                f.await;
+                p.await;
+            })
+            .map_err(spawn_err)?,
+        );
+    } else {
+        let s = shared.clone();
+        handles.push(
+            LocalExecutorBuilder::new(placement(map.pipeline))
+                .name("rk-pipeline")
+                .spawn(move || pipeline_core::run(s, pipe_rx, batch_txs, secret))
+                .map_err(spawn_err)?,
+        );
+        for ((i, core), (batch_rx, control_rx)) in map.fronts.iter().copied().enumerate().zip(batch_rxs.into_iter().zip(control_rxs)) {
+            let s = shared.clone();
+            handles.push(
+                LocalExecutorBuilder::new(placement(core))
+                    .name(&format!("rk-front{i}"))
+                    .spawn(move || front::run(i, s, batch_rx, control_rx))
+                    .map_err(spawn_err)?,
+            );
+        }
+    }
+    tracing::info!(
+        fronts = ?map.fronts, pipeline = map.pipeline, shared_core = map.shared_core, pin,
+        "executors started"
+    );
+    for h in handles {
+        h.join().map_err(|e| anyhow::anyhow!("executor failed: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Server-wide counters shared by every core (atomics, relaxed: they feed `srvr`/`mntr`, not
+//! decisions).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub latency_count: AtomicU64,
+    pub latency_total_ms: AtomicU64,
+    pub latency_min_ms: AtomicU64,
+    pub latency_max_ms: AtomicU64,
+    pub outstanding: AtomicI64,
+    pub alive_connections: AtomicI64,
+    pub auth_failed: AtomicU64,
+    pub connections_rejected: AtomicU64,
+    pub watch_count: AtomicI64,
+    // Published by the pipeline after each batch.
+    pub last_zxid: AtomicI64,
+    pub node_count: AtomicI64,
+    pub session_count: AtomicI64,
+}
+
+impl ServerStats {
+    pub fn new() -> ServerStats {
+        let s = ServerStats::default();
+        s.latency_min_ms.store(u64::MAX, Relaxed);
+        s
+    }
+
+    pub fn record_latency(&self, ms: u64) {
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_total_ms.fetch_add(ms, Relaxed);
+        self.latency_min_ms.fetch_min(ms, Relaxed);
+        self.latency_max_ms.fetch_max(ms, Relaxed);
+    }
+
+    /// (min, avg, max) as ZooKeeper prints them: zeros when nothing was measured.
+    pub fn latency(&self) -> (u64, f64, u64) {
+        let count = self.latency_count.load(Relaxed);
+        if count == 0 {
+            return (0, 0.0, 0);
+        }
+        let avg = self.latency_total_ms.load(Relaxed) as f64 / count as f64;
+        (self.latency_min_ms.load(Relaxed), (avg * 10000.0).round() / 10000.0, self.latency_max_ms.load(Relaxed))
+    }
+
+    /// `srst`: resets the request counters and latencies.
+    pub fn reset(&self) {
+        self.packets_received.store(0, Relaxed);
+        self.packets_sent.store(0, Relaxed);
+        self.latency_count.store(0, Relaxed);
+        self.latency_total_ms.store(0, Relaxed);
+        self.latency_min_ms.store(u64::MAX, Relaxed);
+        self.latency_max_ms.store(0, Relaxed);
+    }
+}
