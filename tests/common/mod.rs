@@ -1,0 +1,106 @@
+//! Starts the real `ringkeeper` binary on a free loopback port with a given zoo.cfg, and stops
+//! it (by its own pid) when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("rk-test-{tag}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Server {
+    /// Starts a server; `extra` is appended to a zoo.cfg that sets the port and allows every 4lw.
+    pub fn start(extra: &str) -> Server {
+        let port = free_port();
+        let dir = temp_dir("srv");
+        let cfg = format!(
+            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{extra}\n",
+            dir.display()
+        );
+        let cfg_path = dir.join("zoo.cfg");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+            .args(["serve", "--config"])
+            .arg(&cfg_path)
+            .arg("--no-pin")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ringkeeper");
+        let server = Server { child, port, dir };
+        server.wait_ready();
+        server
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(out) = four_letter(&self.addr(), "ruok") {
+                if out == "imok" {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not answer ruok; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn four_letter(addr: &str, word: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(word.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Runs `ringkeeper serve --config` on a config text and returns (exit code, stderr); for
+/// configs that must be refused.
+pub fn run_with_config(text: &str) -> (Option<i32>, String) {
+    let dir = temp_dir("cfg");
+    let path = dir.join("zoo.cfg");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run ringkeeper");
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+}
