@@ -1,0 +1,26 @@
+import pytest
+
+from servers import Server
+
+
+@pytest.fixture
+def server():
+    """A fresh Ringkeeper server per test."""
+    s = Server("ringkeeper")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def server_factory():
+    """Start servers with extra zoo.cfg lines: server_factory("minSessionTimeout=400")."""
+    started = []
+
+    def make(extra="", kind="ringkeeper"):
+        s = Server(kind, extra)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()

@@ -1,0 +1,92 @@
+"""Start Ringkeeper or Java ZooKeeper on a free loopback port for tests, and stop them by pid."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RINGKEEPER = os.environ.get("RINGKEEPER_BIN", os.path.join(ROOT, "target", "debug", "ringkeeper"))
+JAVA_ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def four_letter(port, word, timeout=5.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out.decode()
+            out += chunk
+
+
+class Server:
+    """A running server; `kind` is "ringkeeper" or "zookeeper"."""
+
+    def __init__(self, kind, extra_cfg=""):
+        self.kind = kind
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix=f"rk-py-{kind}-")
+        cfg = (
+            f"tickTime=200\ndataDir={self.dir}/data\nclientPort={self.port}\n"
+            f"clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{extra_cfg}\n"
+        )
+        self.cfg_path = os.path.join(self.dir, "zoo.cfg")
+        with open(self.cfg_path, "w") as f:
+            f.write(cfg)
+        self.log = open(os.path.join(self.dir, "server.log"), "w")
+        if kind == "ringkeeper":
+            cmd = [RINGKEEPER, "serve", "--config", self.cfg_path, "--no-pin"]
+        elif kind == "zookeeper":
+            cmd = ["java", "-Xmx512m", "-cp", JAVA_ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.dir}",
+                   "org.apache.zookeeper.server.ZooKeeperServerMain", self.cfg_path]
+        else:
+            raise ValueError(kind)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        self._wait_ready()
+
+    @property
+    def hosts(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _wait_ready(self):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited: {self.read_log()}")
+            try:
+                # ruok answers before Java ZooKeeper serves; srvr shows a Mode only once it does.
+                if "Mode: " in four_letter(self.port, "srvr", timeout=1):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} not ready: {self.read_log()}")
+
+    def read_log(self):
+        with open(os.path.join(self.dir, "server.log")) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def java_zookeeper_available():
+    return os.path.exists("/usr/share/java/zookeeper.jar") and shutil.which("java") is not None
