@@ -557,3 +557,20 @@ fn reader_that_never_reads_does_not_stall_others() {
     assert!(get_data(&mut c, "/big", false, &mut ev).is_ok());
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn create_ttl_validates_mode_and_ttl() {
+    let srv = Server::start("extendedTypesEnabled=true");
+    let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
+    let mut attempt = |flags: i32, ttl: i64| {
+        c.call(op::CREATE_TTL, |w| {
+            w.ustring("/t").buffer(b"");
+            encode_acls(w, &Acl::open_unsafe());
+            w.int(flags).long(ttl);
+        }, &mut Vec::new()).unwrap().err
+    };
+    assert_eq!(attempt(0, 100), -8, "a TTL on a non-TTL mode is BadArguments");
+    assert_eq!(attempt(5, 0), -8, "a TTL must be positive");
+    assert_eq!(attempt(5, 1 << 40), -8, "a TTL must fit in 40 bits");
+    assert_eq!(attempt(5, 1000), 0);
+}
