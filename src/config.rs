@@ -18,8 +18,10 @@ maxClientCnxns=60
 ";
 
 /// Every four-letter word this server knows.
-pub const ALL_4LW: &[&str] =
-    &["ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp", "dump", "isro"];
+pub const ALL_4LW: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
+    "dump", "isro",
+];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -60,7 +62,10 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.to_string(), message: message.into() }
+    ConfigError {
+        key: key.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Parses Java-properties text into ordered key/value pairs.
@@ -80,7 +85,9 @@ fn properties(text: &str) -> BTreeMap<String, String> {
 }
 
 fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value.parse::<T>().map_err(|_| err(key, format!("'{value}' is not a valid number")))
+    value
+        .parse::<T>()
+        .map_err(|_| err(key, format!("'{value}' is not a valid number")))
 }
 
 fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -93,17 +100,24 @@ fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
 
 impl Config {
     pub fn embedded_default() -> Config {
-        Config::parse(DEFAULT_CFG, "embedded default", None).expect("the embedded default config is valid")
+        Config::parse(DEFAULT_CFG, "embedded default", None)
+            .expect("the embedded default config is valid")
     }
 
     /// Reads `path`, and `myid` from its dataDir when present.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
         let mut cfg = Config::parse(&text, &path.display().to_string(), None)?;
         let myid = cfg.data_dir.join("myid");
         if let Ok(id) = std::fs::read_to_string(&myid) {
             let id = id.trim();
-            cfg.server_id = id.parse().map_err(|_| err("myid", format!("{} holds '{id}', not a number", myid.display())))?;
+            cfg.server_id = id.parse().map_err(|_| {
+                err(
+                    "myid",
+                    format!("{} holds '{id}', not a number", myid.display()),
+                )
+            })?;
         }
         Ok(cfg)
     }
@@ -141,13 +155,19 @@ impl Config {
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
                 "clientPort" => c.client_port = num(k, value)?,
                 "clientPortAddress" => {
-                    c.client_port_address = value.parse().map_err(|_| err(k, format!("'{value}' is not an IP address")))?
+                    c.client_port_address = value
+                        .parse()
+                        .map_err(|_| err(k, format!("'{value}' is not an IP address")))?
                 }
                 "maxClientCnxns" => c.max_client_cnxns = num(k, value)?,
                 "minSessionTimeout" => c.min_session_timeout_ms = num(k, value)?,
                 "maxSessionTimeout" => c.max_session_timeout_ms = num(k, value)?,
                 "4lw.commands.whitelist" => {
-                    let words: Vec<String> = value.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect();
+                    let words: Vec<String> = value
+                        .split(',')
+                        .map(|w| w.trim().to_string())
+                        .filter(|w| !w.is_empty())
+                        .collect();
                     for w in &words {
                         if w != "*" && !ALL_4LW.contains(&w.as_str()) {
                             tracing::warn!(key = k, word = %w, "unknown four-letter word in whitelist, ignored");
@@ -169,18 +189,36 @@ impl Config {
                     }
                     c.super_digest = Some(value.clone());
                 }
-                "znode.container.checkIntervalMs" | "containerCheckIntervalMs" => c.container_check_ms = num(k, value)?,
-                "znode.container.maxNeverUsedIntervalMs" => c.container_never_used_ms = num(k, value)?,
+                "znode.container.checkIntervalMs" | "containerCheckIntervalMs" => {
+                    c.container_check_ms = num(k, value)?
+                }
+                "znode.container.maxNeverUsedIntervalMs" => {
+                    c.container_never_used_ms = num(k, value)?
+                }
                 "globalOutstandingLimit" => c.global_outstanding_limit = num(k, value)?,
                 "initLimit" => c.init_limit = num(k, value)?,
                 "syncLimit" => c.sync_limit = num(k, value)?,
-                "standaloneEnabled" | "admin.enableServer" | "admin.serverPort" | "snapCount" | "preAllocSize"
-                | "autopurge.snapRetainCount" | "autopurge.purgeInterval" | "forceSync" | "reconfigEnabled"
-                | "metricsProvider.className" | "metricsProvider.httpPort" => {
-                    tracing::info!(key = k, "config key accepted; it has no effect until its feature lands");
+                "standaloneEnabled"
+                | "admin.enableServer"
+                | "admin.serverPort"
+                | "snapCount"
+                | "preAllocSize"
+                | "autopurge.snapRetainCount"
+                | "autopurge.purgeInterval"
+                | "forceSync"
+                | "reconfigEnabled"
+                | "metricsProvider.className"
+                | "metricsProvider.httpPort" => {
+                    tracing::info!(
+                        key = k,
+                        "config key accepted; it has no effect until its feature lands"
+                    );
                 }
                 _ if stripped.starts_with("server.") || stripped == "peerType" => {
-                    tracing::warn!(key = k, "ensemble configuration is not supported yet; running standalone");
+                    tracing::warn!(
+                        key = k,
+                        "ensemble configuration is not supported yet; running standalone"
+                    );
                 }
                 _ => tracing::warn!(key = k, "unknown config key, ignored"),
             }
@@ -195,7 +233,10 @@ impl Config {
             c.max_session_timeout_ms = (c.tick_ms * 20) as i32;
         }
         if c.min_session_timeout_ms > c.max_session_timeout_ms {
-            return Err(err("minSessionTimeout", "must not be greater than maxSessionTimeout"));
+            return Err(err(
+                "minSessionTimeout",
+                "must not be greater than maxSessionTimeout",
+            ));
         }
         if c.container_check_ms <= 0 {
             return Err(err("znode.container.checkIntervalMs", "must be positive"));
@@ -218,8 +259,12 @@ impl Config {
 
 /// ZooKeeper accepts plain byte counts for jute.maxbuffer; hex (0x...) is accepted as well.
 fn parse_size(key: &str, value: &str) -> Result<usize, ConfigError> {
-    if let Some(hex) = value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
-        return usize::from_str_radix(hex, 16).map_err(|_| err(key, format!("'{value}' is not a valid number")));
+    if let Some(hex) = value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        return usize::from_str_radix(hex, 16)
+            .map_err(|_| err(key, format!("'{value}' is not a valid number")));
     }
     num(key, value)
 }
@@ -231,7 +276,10 @@ mod tests {
     #[test]
     fn defaults_follow_zookeeper() {
         let c = Config::parse("tickTime=3000\n", "t", None).unwrap();
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (6000, 60000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (6000, 60000)
+        );
         assert_eq!(c.jute_max_buffer, 1048575);
         assert!(c.four_letter_allowed("srvr"));
         assert!(!c.four_letter_allowed("ruok"));
@@ -248,7 +296,8 @@ mod tests {
     fn bad_values_name_the_key() {
         let e = Config::parse("clientPort=abc\n", "t", None).unwrap_err();
         assert_eq!(e.key, "clientPort");
-        let e = Config::parse("minSessionTimeout=9000\nmaxSessionTimeout=100\n", "t", None).unwrap_err();
+        let e = Config::parse("minSessionTimeout=9000\nmaxSessionTimeout=100\n", "t", None)
+            .unwrap_err();
         assert_eq!(e.key, "minSessionTimeout");
         let e = Config::parse("extendedTypesEnabled=maybe\n", "t", None).unwrap_err();
         assert_eq!(e.key, "extendedTypesEnabled");
@@ -256,7 +305,12 @@ mod tests {
 
     #[test]
     fn zookeeper_prefixed_keys_are_understood() {
-        let c = Config::parse("zookeeper.extendedTypesEnabled=true\n# c\n! c\njute.maxbuffer=0x1000\n", "t", None).unwrap();
+        let c = Config::parse(
+            "zookeeper.extendedTypesEnabled=true\n# c\n! c\njute.maxbuffer=0x1000\n",
+            "t",
+            None,
+        )
+        .unwrap();
         assert!(c.extended_types);
         assert_eq!(c.jute_max_buffer, 4096);
     }

@@ -21,11 +21,19 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
     match word {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
-        "srvr" => format!("Zookeeper version: {VERSION_LINE}, built on unknown\n{}", server_lines(shared)),
+        "srvr" => format!(
+            "Zookeeper version: {VERSION_LINE}, built on unknown\n{}",
+            server_lines(shared)
+        ),
         "stat" => {
-            let mut out = format!("Zookeeper version: {VERSION_LINE}, built on unknown\nClients:\n");
+            let mut out =
+                format!("Zookeeper version: {VERSION_LINE}, built on unknown\nClients:\n");
             for c in conns(shared).await {
-                let _ = writeln!(out, " /{}[1](queued={},recved={},sent={})", c.peer, c.queued, c.received, c.sent);
+                let _ = writeln!(
+                    out,
+                    " /{}[1](queued={},recved={},sent={})",
+                    c.peer, c.queued, c.received, c.sent
+                );
             }
             out.push('\n');
             out.push_str(&server_lines(shared));
@@ -59,8 +67,14 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
         "wchs" => {
             let pairs = watches(shared).await;
             let sessions: std::collections::HashSet<i64> = pairs.iter().map(|(_, s)| *s).collect();
-            let paths: std::collections::HashSet<&str> = pairs.iter().map(|(p, _)| p.as_str()).collect();
-            format!("{} connections watching {} paths\nTotal watches:{}\n", sessions.len(), paths.len(), pairs.len())
+            let paths: std::collections::HashSet<&str> =
+                pairs.iter().map(|(p, _)| p.as_str()).collect();
+            format!(
+                "{} connections watching {} paths\nTotal watches:{}\n",
+                sessions.len(),
+                paths.len(),
+                pairs.len()
+            )
         }
         "wchc" => {
             let mut by_session: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
@@ -94,7 +108,10 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
         }
         "dump" => {
             let r = report(shared).await;
-            let mut out = format!("SessionTracker dump:\n{}ephemeral nodes dump:\n{}Connections dump:\n", r.sessions, r.ephemerals);
+            let mut out = format!(
+                "SessionTracker dump:\n{}ephemeral nodes dump:\n{}Connections dump:\n",
+                r.sessions, r.ephemerals
+            );
             let cs = conns(shared).await;
             let _ = writeln!(out, "Connections Sets (1)/({}):", cs.len());
             let _ = writeln!(out, "{} expire at (unknown):", cs.len());
@@ -161,23 +178,40 @@ async fn watches(shared: &Shared) -> Vec<(String, i64)> {
 
 async fn report(shared: &Shared) -> Report {
     let (tx, rx) = flume::bounded(1);
-    if shared.to_pipeline.send_async(PipeMsg::Report { reply: tx }).await.is_err() {
+    if shared
+        .to_pipeline
+        .send_async(PipeMsg::Report { reply: tx })
+        .await
+        .is_err()
+    {
         return Report::default();
     }
     rx.recv_async().await.unwrap_or_default()
 }
 
 fn cons_line(c: &ConnInfo) -> String {
-    let mut out = format!(" /{}[1](queued={},recved={},sent={}", c.peer, c.queued, c.received, c.sent);
+    let mut out = format!(
+        " /{}[1](queued={},recved={},sent={}",
+        c.peer, c.queued, c.received, c.sent
+    );
     if c.session_id != 0 {
-        let _ = write!(out, ",sid=0x{:x},lop={},est={},to={}", c.session_id, c.last_op, c.established_ms, c.timeout_ms);
+        let _ = write!(
+            out,
+            ",sid=0x{:x},lop={},est={},to={}",
+            c.session_id, c.last_op, c.established_ms, c.timeout_ms
+        );
         if c.last_cxid >= 0 {
             let _ = write!(out, ",lcxid=0x{:x}", c.last_cxid);
         }
         let _ = write!(
             out,
             ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
-            c.last_zxid, c.last_response_ms, c.last_latency_ms, c.min_latency_ms, c.avg_latency_ms, c.max_latency_ms
+            c.last_zxid,
+            c.last_response_ms,
+            c.last_latency_ms,
+            c.min_latency_ms,
+            c.avg_latency_ms,
+            c.max_latency_ms
         );
     }
     out.push(')');
@@ -203,17 +237,31 @@ fn conf(shared: &Shared) -> String {
     let _ = writeln!(out, "jute.maxbuffer={}", c.jute_max_buffer);
     let _ = writeln!(out, "extendedTypesEnabled={}", c.extended_types);
     let _ = writeln!(out, "globalOutstandingLimit={}", c.global_outstanding_limit);
-    let _ = writeln!(out, "znode.container.checkIntervalMs={}", c.container_check_ms);
-    let _ = writeln!(out, "4lw.commands.whitelist={}", c.four_letter_words.join(","));
+    let _ = writeln!(
+        out,
+        "znode.container.checkIntervalMs={}",
+        c.container_check_ms
+    );
+    let _ = writeln!(
+        out,
+        "4lw.commands.whitelist={}",
+        c.four_letter_words.join(",")
+    );
     out
 }
 
 fn envi() -> String {
     let mut out = "Environment:\n".to_string();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "<NA>".into());
-    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|h| h.trim().to_string()).unwrap_or_else(|_| "<NA>".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "<NA>".into());
+    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "<NA>".into());
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "<NA>".to_string());
-    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "<NA>".into());
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "<NA>".into());
     for (k, v) in [
         ("zookeeper.version", VERSION_LINE.to_string()),
         ("host.name", host),
@@ -237,7 +285,9 @@ fn envi() -> String {
 }
 
 fn fd_counts() -> (u64, u64) {
-    let open = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
+    let open = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
     let max = std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|l| {
@@ -261,13 +311,22 @@ async fn mntr(shared: &Shared) -> String {
     line("version", format!("{VERSION_LINE}, built on unknown"));
     line("server_state", "standalone".into());
     line("ephemerals_count", r.ephemerals_count.to_string());
-    line("num_alive_connections", s.alive_connections.load(Relaxed).to_string());
+    line(
+        "num_alive_connections",
+        s.alive_connections.load(Relaxed).to_string(),
+    );
     line("avg_latency", java_double(avg));
-    line("outstanding_requests", s.outstanding.load(Relaxed).max(0).to_string());
+    line(
+        "outstanding_requests",
+        s.outstanding.load(Relaxed).max(0).to_string(),
+    );
     line("znode_count", s.node_count.load(Relaxed).to_string());
     line("global_sessions", s.session_count.load(Relaxed).to_string());
     line("packets_sent", s.packets_sent.load(Relaxed).to_string());
-    line("packets_received", s.packets_received.load(Relaxed).to_string());
+    line(
+        "packets_received",
+        s.packets_received.load(Relaxed).to_string(),
+    );
     line("watch_count", s.watch_count.load(Relaxed).to_string());
     line("auth_failed_count", s.auth_failed.load(Relaxed).to_string());
     line("min_latency", min.to_string());
@@ -277,7 +336,10 @@ async fn mntr(shared: &Shared) -> String {
     line("local_sessions", "0".into());
     line("uptime", shared.started.elapsed().as_millis().to_string());
     line("max_latency", max.to_string());
-    line("connection_rejected", s.connections_rejected.load(Relaxed).to_string());
+    line(
+        "connection_rejected",
+        s.connections_rejected.load(Relaxed).to_string(),
+    );
     out
 }
 
@@ -298,7 +360,9 @@ pub fn format_time_ms(ms: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(month - 1) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
     format!("{weekday} {mon} {day:02} {h:02}:{m:02}:{s:02} UTC {year}")
 }
 
@@ -309,7 +373,10 @@ mod tests {
     #[test]
     fn dates_print_like_java() {
         assert_eq!(format_time_ms(0), "Thu Jan 01 00:00:00 UTC 1970");
-        assert_eq!(format_time_ms(1_795_570_800_000), "Wed Nov 25 01:00:00 UTC 2026");
+        assert_eq!(
+            format_time_ms(1_795_570_800_000),
+            "Wed Nov 25 01:00:00 UTC 2026"
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use ringkeeper_engine::pipeline::{ConnectOutcome, Origin};
 use ringkeeper_engine::proto::{
-    encode_notification, encode_reply, frame, opcode as op, perms, ConnectRequest, ConnectResponse, ErrorCode, Id,
-    Reader, ReplyHeader, Request, Response,
+    encode_notification, encode_reply, frame, opcode as op, perms, ConnectRequest, ConnectResponse,
+    ErrorCode, Id, Reader, ReplyHeader, Request, Response,
 };
 use ringkeeper_engine::read::{self, ReadContext};
 use ringkeeper_engine::reply::write_reply;
@@ -49,9 +49,19 @@ enum Pending {
     /// A write or sync sent to the pipeline; its reply comes with the committed stream.
     Write { xid: i32, started: Instant },
     /// A read-like request to answer once every write before it has been answered.
-    Read { xid: i32, opcode: i32, req: Request, started: Instant },
+    Read {
+        xid: i32,
+        opcode: i32,
+        req: Request,
+        started: Instant,
+    },
     /// A ready reply (e.g. MARSHALLINGERROR for a body that did not decode) keeping its place.
-    Canned { xid: i32, opcode: i32, frame: Vec<u8>, started: Instant },
+    Canned {
+        xid: i32,
+        opcode: i32,
+        frame: Vec<u8>,
+        started: Instant,
+    },
 }
 
 #[derive(Default, Clone, Copy)]
@@ -118,7 +128,11 @@ impl Conn {
         s.last_zxid = zxid;
         s.last_response_ms = now_ms();
         s.last_latency_ms = ms;
-        s.min_latency_ms = if s.count == 0 { ms } else { s.min_latency_ms.min(ms) };
+        s.min_latency_ms = if s.count == 0 {
+            ms
+        } else {
+            s.min_latency_ms.min(ms)
+        };
         s.max_latency_ms = s.max_latency_ms.max(ms);
         s.total_latency_ms += ms;
         s.count += 1;
@@ -134,7 +148,11 @@ impl Conn {
             received: s.received,
             sent: s.sent,
             session_id: self.session_id,
-            last_op: if s.last_op.is_empty() { "NA" } else { s.last_op },
+            last_op: if s.last_op.is_empty() {
+                "NA"
+            } else {
+                s.last_op
+            },
             established_ms: self.established_ms,
             timeout_ms: self.timeout_ms,
             last_cxid: s.last_cxid,
@@ -142,7 +160,7 @@ impl Conn {
             last_response_ms: s.last_response_ms,
             last_latency_ms: s.last_latency_ms,
             min_latency_ms: s.min_latency_ms,
-            avg_latency_ms: if s.count == 0 { 0 } else { s.total_latency_ms / s.count },
+            avg_latency_ms: s.total_latency_ms.checked_div(s.count).unwrap_or(0),
             max_latency_ms: s.max_latency_ms,
         }
     }
@@ -164,8 +182,15 @@ fn front_of(conn: ConnId) -> usize {
     (conn >> 48) as usize
 }
 
-pub async fn run(id: usize, shared: Arc<Shared>, batches: flume::Receiver<Batch>, controls: flume::Receiver<Control>) {
-    let Ok(first) = batches.recv_async().await else { return };
+pub async fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    batches: flume::Receiver<Batch>,
+    controls: flume::Receiver<Control>,
+) {
+    let Ok(first) = batches.recv_async().await else {
+        return;
+    };
     let state = Rc::new(RefCell::new(FrontState {
         id,
         tree: first.version,
@@ -202,7 +227,11 @@ pub async fn run(id: usize, shared: Arc<Shared>, batches: flume::Receiver<Batch>
 }
 
 /// Applies the committed stream to this core: watches, replies, version, waiting reads.
-async fn apply_batches(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, batches: flume::Receiver<Batch>) {
+async fn apply_batches(
+    state: Rc<RefCell<FrontState>>,
+    shared: Arc<Shared>,
+    batches: flume::Receiver<Batch>,
+) {
     while let Ok(batch) = batches.recv_async().await {
         let mut guard = state.borrow_mut();
         let st = &mut *guard;
@@ -240,13 +269,21 @@ async fn apply_batches(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, batc
                 }
                 Entry::SyncDone { origin, path, zxid } => {
                     if front_of(origin.conn) == st.id
-                        && reply_to_write(st, &shared, *origin, *zxid, ErrorCode::Ok, &Response::Sync { path: path.clone() })
+                        && reply_to_write(
+                            st,
+                            &shared,
+                            *origin,
+                            *zxid,
+                            ErrorCode::Ok,
+                            &Response::Sync { path: path.clone() },
+                        )
                     {
                         replied.push(origin.conn);
                     }
                 }
                 Entry::Resumed { session_id, conn } => {
-                    if let Some(old) = st.by_session.get(session_id).copied().filter(|c| c != conn) {
+                    if let Some(old) = st.by_session.get(session_id).copied().filter(|c| c != conn)
+                    {
                         if let Some(old_conn) = st.conns.get_mut(&old) {
                             old_conn.close();
                         }
@@ -263,8 +300,17 @@ async fn apply_batches(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, batc
 }
 
 /// Sends a write's reply to its connection; true if the connection is still there.
-fn reply_to_write(st: &mut FrontState, shared: &Shared, origin: Origin, zxid: i64, err: ErrorCode, body: &Response) -> bool {
-    let Some(conn) = st.conns.get_mut(&origin.conn) else { return false };
+fn reply_to_write(
+    st: &mut FrontState,
+    shared: &Shared,
+    origin: Origin,
+    zxid: i64,
+    err: ErrorCode,
+    body: &Response,
+) -> bool {
+    let Some(conn) = st.conns.get_mut(&origin.conn) else {
+        return false;
+    };
     let started = match conn.pending.pop_front() {
         Some(Pending::Write { xid, started }) => {
             assert_eq!(xid, origin.xid, "replies come in request order");
@@ -275,7 +321,15 @@ fn reply_to_write(st: &mut FrontState, shared: &Shared, origin: Origin, zxid: i6
     conn.writes_in_flight -= 1;
     shared.stats.outstanding.fetch_sub(1, Relaxed);
     let mut frame = Vec::with_capacity(64);
-    encode_reply(&mut frame, ReplyHeader { xid: origin.xid, zxid, err }, body);
+    encode_reply(
+        &mut frame,
+        ReplyHeader {
+            xid: origin.xid,
+            zxid,
+            err,
+        },
+        body,
+    );
     conn.send(frame);
     conn.record(origin.opcode, origin.xid, zxid, started, shared);
     if origin.opcode == op::CLOSE_SESSION {
@@ -287,15 +341,27 @@ fn reply_to_write(st: &mut FrontState, shared: &Shared, origin: Origin, zxid: i6
 /// Answers the reads queued at the head of a connection, up to its next in-flight write.
 fn drain_pending(st: &mut FrontState, shared: &Shared, conn_id: ConnId) {
     loop {
-        let Some(conn) = st.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = st.conns.get_mut(&conn_id) else {
+            return;
+        };
         match conn.pending.front() {
             Some(Pending::Read { .. }) | Some(Pending::Canned { .. }) => {}
             _ => return,
         }
         shared.stats.outstanding.fetch_sub(1, Relaxed);
         match conn.pending.pop_front() {
-            Some(Pending::Read { xid, opcode, req, started }) => answer_read(st, shared, conn_id, xid, opcode, &req, started),
-            Some(Pending::Canned { xid, opcode, frame, started }) => {
+            Some(Pending::Read {
+                xid,
+                opcode,
+                req,
+                started,
+            }) => answer_read(st, shared, conn_id, xid, opcode, &req, started),
+            Some(Pending::Canned {
+                xid,
+                opcode,
+                frame,
+                started,
+            }) => {
                 let zxid = st.tree.last_zxid();
                 conn.send(frame);
                 conn.record(opcode, xid, zxid, started, shared);
@@ -306,16 +372,39 @@ fn drain_pending(st: &mut FrontState, shared: &Shared, conn_id: ConnId) {
 }
 
 /// Answers a read-like request now, from this core's version.
-fn answer_read(st: &mut FrontState, shared: &Shared, conn_id: ConnId, xid: i32, opcode: i32, req: &Request, started: Instant) {
-    let FrontState { tree, watches, conns, .. } = st;
-    let Some(conn) = conns.get_mut(&conn_id) else { return };
+fn answer_read(
+    st: &mut FrontState,
+    shared: &Shared,
+    conn_id: ConnId,
+    xid: i32,
+    opcode: i32,
+    req: &Request,
+    started: Instant,
+) {
+    let FrontState {
+        tree,
+        watches,
+        conns,
+        ..
+    } = st;
+    let Some(conn) = conns.get_mut(&conn_id) else {
+        return;
+    };
     let zxid = tree.last_zxid();
     let mut frame = Vec::with_capacity(128);
     match req {
         Request::Auth { scheme, auth, .. } => {
             let ok = add_auth(conn, shared, scheme, auth);
-            let err = if ok { ErrorCode::Ok } else { ErrorCode::AuthFailed };
-            encode_reply(&mut frame, ReplyHeader { xid, zxid: 0, err }, &Response::Empty);
+            let err = if ok {
+                ErrorCode::Ok
+            } else {
+                ErrorCode::AuthFailed
+            };
+            encode_reply(
+                &mut frame,
+                ReplyHeader { xid, zxid: 0, err },
+                &Response::Empty,
+            );
             conn.send(frame);
             conn.record(opcode, xid, 0, started, shared);
             if !ok {
@@ -330,10 +419,26 @@ fn answer_read(st: &mut FrontState, shared: &Shared, conn_id: ConnId, xid: i32, 
                 encode_notification(&mut ev, -1, event_type, &path);
                 conn.send(ev);
             }
-            encode_reply(&mut frame, ReplyHeader { xid, zxid, err: ErrorCode::Ok }, &Response::Empty);
+            encode_reply(
+                &mut frame,
+                ReplyHeader {
+                    xid,
+                    zxid,
+                    err: ErrorCode::Ok,
+                },
+                &Response::Empty,
+            );
         }
         Request::Unknown(_) | Request::Check { .. } => {
-            encode_reply(&mut frame, ReplyHeader { xid, zxid: -1, err: ErrorCode::Unimplemented }, &Response::Empty);
+            encode_reply(
+                &mut frame,
+                ReplyHeader {
+                    xid,
+                    zxid: -1,
+                    err: ErrorCode::Unimplemented,
+                },
+                &Response::Empty,
+            );
             conn.send(frame);
             conn.record(opcode, xid, -1, started, shared);
             tracing::info!(peer = %conn.peer, opcode, "unimplemented opcode; closing the connection as ZooKeeper does");
@@ -341,10 +446,24 @@ fn answer_read(st: &mut FrontState, shared: &Shared, conn_id: ConnId, xid: i32, 
             return;
         }
         _ => {
-            let ctx = ReadContext { conn: conn_id, session_id: conn.session_id, auth: &conn.auth };
+            let ctx = ReadContext {
+                conn: conn_id,
+                session_id: conn.session_id,
+                auth: &conn.auth,
+            };
             match read::read(tree, watches, req, &ctx) {
-                Ok(body) => encode_reply(&mut frame, ReplyHeader { xid, zxid, err: ErrorCode::Ok }, &body),
-                Err(err) => encode_reply(&mut frame, ReplyHeader { xid, zxid, err }, &Response::Empty),
+                Ok(body) => encode_reply(
+                    &mut frame,
+                    ReplyHeader {
+                        xid,
+                        zxid,
+                        err: ErrorCode::Ok,
+                    },
+                    &body,
+                ),
+                Err(err) => {
+                    encode_reply(&mut frame, ReplyHeader { xid, zxid, err }, &Response::Empty)
+                }
             }
         }
     }
@@ -357,7 +476,9 @@ fn answer_read(st: &mut FrontState, shared: &Shared, conn_id: ConnId, xid: i32, 
 fn add_auth(conn: &mut Conn, shared: &Shared, scheme: &str, auth: &[u8]) -> bool {
     match scheme {
         "digest" => {
-            let Ok(text) = std::str::from_utf8(auth) else { return false };
+            let Ok(text) = std::str::from_utf8(auth) else {
+                return false;
+            };
             let id = acl::digest_id(text);
             if shared.cfg.super_digest.as_deref() == Some(id.as_str()) {
                 conn.auth.push(Id::new("super", ""));
@@ -379,7 +500,13 @@ async fn flush_touches(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>) {
     loop {
         glommio::timer::sleep(every).await;
         let sessions: Vec<i64> = state.borrow_mut().touched.drain().collect();
-        if !sessions.is_empty() && shared.to_pipeline.send_async(PipeMsg::Touch { sessions }).await.is_err() {
+        if !sessions.is_empty()
+            && shared
+                .to_pipeline
+                .send_async(PipeMsg::Touch { sessions })
+                .await
+                .is_err()
+        {
             return;
         }
     }
@@ -397,7 +524,11 @@ async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiv
                     .watches
                     .data_pairs()
                     .into_iter()
-                    .filter_map(|(p, c)| st.conns.get(&c).map(|conn| (p.to_string(), conn.session_id)))
+                    .filter_map(|(p, c)| {
+                        st.conns
+                            .get(&c)
+                            .map(|conn| (p.to_string(), conn.session_id))
+                    })
                     .collect();
                 let _ = reply.try_send(pairs);
             }
@@ -412,7 +543,12 @@ async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiv
 }
 
 /// Reads until `buf` holds at least `n` bytes; false on EOF, error or close signal.
-async fn fill<R: futures_lite::AsyncRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>, n: usize, close: &flume::Receiver<()>) -> bool {
+async fn fill<R: futures_lite::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    n: usize,
+    close: &flume::Receiver<()>,
+) -> bool {
     let mut chunk = vec![0u8; READ_CHUNK];
     while buf.len() < n {
         let read = futures_lite::future::or(async { Some(rd.read(&mut chunk).await) }, async {
@@ -453,7 +589,10 @@ fn take_ip_slot(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<IpSlot> {
         return None;
     }
     *n += 1;
-    Some(IpSlot { shared: shared.clone(), ip })
+    Some(IpSlot {
+        shared: shared.clone(),
+        ip,
+    })
 }
 
 async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream: TcpStream) {
@@ -504,12 +643,26 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         id
     };
     let (reply_tx, reply_rx) = flume::bounded(1);
-    if shared.to_pipeline.send_async(PipeMsg::Connect { conn: conn_id, req: req.clone(), reply: reply_tx }).await.is_err() {
+    if shared
+        .to_pipeline
+        .send_async(PipeMsg::Connect {
+            conn: conn_id,
+            req: req.clone(),
+            reply: reply_tx,
+        })
+        .await
+        .is_err()
+    {
         return;
     }
-    let Ok(outcome) = reply_rx.recv_async().await else { return };
+    let Ok(outcome) = reply_rx.recv_async().await else {
+        return;
+    };
     let (session_id, timeout_ms, passwd) = match outcome {
-        ConnectOutcome::Refused { client_zxid, our_zxid } => {
+        ConnectOutcome::Refused {
+            client_zxid,
+            our_zxid,
+        } => {
             tracing::info!(%peer, client_zxid = format_args!("0x{client_zxid:x}"), our_zxid = format_args!("0x{our_zxid:x}"),
                 "refusing session request: the client has seen a newer zxid");
             return;
@@ -522,12 +675,22 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
             tracing::info!(%peer, session = format_args!("0x{:x}", req.session_id), "invalid or expired session; closing");
             return;
         }
-        ConnectOutcome::Accepted { session_id, timeout_ms, passwd } => (session_id, timeout_ms, passwd),
+        ConnectOutcome::Accepted {
+            session_id,
+            timeout_ms,
+            passwd,
+        } => (session_id, timeout_ms, passwd),
     };
     let (out_tx, out_rx) = flume::unbounded::<Out>();
     let out_bytes = Rc::new(Cell::new(0usize));
     let mut hello = Vec::new();
-    write_connect_response(&mut hello, timeout_ms, session_id, passwd, req.read_only.map(|_| false));
+    write_connect_response(
+        &mut hello,
+        timeout_ms,
+        session_id,
+        passwd,
+        req.read_only.map(|_| false),
+    );
     let writer = glommio::spawn_local(write_loop(wr, out_rx, out_bytes.clone()));
     let _ = out_tx.try_send(Out::Frame(hello));
     {
@@ -572,16 +735,31 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
             st.by_session.remove(&session_id);
         }
         st.watches.drop_conn(conn_id);
-        shared.stats.watch_count.store(st.watches.count() as i64, Relaxed);
+        shared
+            .stats
+            .watch_count
+            .store(st.watches.count() as i64, Relaxed);
     }
     shared.stats.alive_connections.fetch_sub(1, Relaxed);
     writer.await;
 }
 
-fn write_connect_response(out: &mut Vec<u8>, timeout_ms: i32, session_id: i64, passwd: [u8; 16], read_only: Option<bool>) {
+fn write_connect_response(
+    out: &mut Vec<u8>,
+    timeout_ms: i32,
+    session_id: i64,
+    passwd: [u8; 16],
+    read_only: Option<bool>,
+) {
     let mut body = Vec::new();
-    ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: bytes::Bytes::copy_from_slice(&passwd), read_only }
-        .encode(&mut body);
+    ConnectResponse {
+        protocol_version: 0,
+        timeout_ms,
+        session_id,
+        passwd: bytes::Bytes::copy_from_slice(&passwd),
+        read_only,
+    }
+    .encode(&mut body);
     out.extend_from_slice(&(body.len() as i32).to_be_bytes());
     out.extend_from_slice(&body);
 }
@@ -602,7 +780,11 @@ async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
                 return Some(payload);
             }
             Ok(None) => {
-                let need = if buf.len() < 4 { 4 } else { 4 + i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize };
+                let need = if buf.len() < 4 {
+                    4
+                } else {
+                    4 + i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
+                };
                 if !fill(rd, buf, need, close).await {
                     return None;
                 }
@@ -616,7 +798,13 @@ async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
 }
 
 /// Handles one request frame. False when the connection must close.
-async fn on_request(state: &Rc<RefCell<FrontState>>, shared: &Arc<Shared>, conn_id: ConnId, session_id: i64, frame: &[u8]) -> bool {
+async fn on_request(
+    state: &Rc<RefCell<FrontState>>,
+    shared: &Arc<Shared>,
+    conn_id: ConnId,
+    session_id: i64,
+    frame: &[u8],
+) -> bool {
     let started = Instant::now();
     shared.stats.packets_received.fetch_add(1, Relaxed);
     let mut r = Reader::new(frame);
@@ -630,7 +818,9 @@ async fn on_request(state: &Rc<RefCell<FrontState>>, shared: &Arc<Shared>, conn_
         let mut guard = state.borrow_mut();
         let st = &mut *guard;
         st.touched.insert(session_id);
-        let Some(conn) = st.conns.get_mut(&conn_id) else { return false };
+        let Some(conn) = st.conns.get_mut(&conn_id) else {
+            return false;
+        };
         if conn.closing {
             return false;
         }
@@ -641,13 +831,25 @@ async fn on_request(state: &Rc<RefCell<FrontState>>, shared: &Arc<Shared>, conn_
                 tracing::info!(peer = %conn.peer, opcode, error = %e, "malformed request body; answering MARSHALLINGERROR");
                 let zxid = st.tree.last_zxid();
                 let mut out = Vec::new();
-                encode_reply(&mut out, ReplyHeader { xid, zxid, err: ErrorCode::MarshallingError }, &Response::Empty);
+                encode_reply(
+                    &mut out,
+                    ReplyHeader {
+                        xid,
+                        zxid,
+                        err: ErrorCode::MarshallingError,
+                    },
+                    &Response::Empty,
+                );
                 // Ordered behind in-flight writes like any read.
                 queue_or_answer(st, shared, conn_id, xid, opcode, Err(out), started);
                 return true;
             }
         };
-        let origin = Origin { conn: conn_id, xid, opcode };
+        let origin = Origin {
+            conn: conn_id,
+            xid,
+            opcode,
+        };
         match req {
             Request::Check { .. } | Request::Unknown(_) => {
                 queue_or_answer(st, shared, conn_id, xid, opcode, Ok(req), started);
@@ -655,12 +857,21 @@ async fn on_request(state: &Rc<RefCell<FrontState>>, shared: &Arc<Shared>, conn_
             }
             Request::Sync { path } => {
                 push_write(conn, shared, xid, started);
-                Some(PipeMsg::Sync { origin, session_id, path })
+                Some(PipeMsg::Sync {
+                    origin,
+                    session_id,
+                    path,
+                })
             }
             req if req.is_write() => {
                 push_write(conn, shared, xid, started);
                 let auth = conn.auth.clone();
-                Some(PipeMsg::Write { origin, session_id, req, auth })
+                Some(PipeMsg::Write {
+                    origin,
+                    session_id,
+                    req,
+                    auth,
+                })
             }
             req => {
                 queue_or_answer(st, shared, conn_id, xid, opcode, Ok(req), started);
@@ -688,7 +899,11 @@ fn push_write(conn: &mut Conn, shared: &Shared, xid: i32, started: Instant) {
 async fn wait_for_room(state: &Rc<RefCell<FrontState>>, shared: &Shared, conn_id: ConnId) {
     let limit = shared.cfg.global_outstanding_limit;
     loop {
-        let full = state.borrow().conns.get(&conn_id).is_some_and(|c| c.pending.len() >= limit && !c.closing);
+        let full = state
+            .borrow()
+            .conns
+            .get(&conn_id)
+            .is_some_and(|c| c.pending.len() >= limit && !c.closing);
         if !full {
             return;
         }
@@ -707,11 +922,23 @@ fn queue_or_answer(
     req: Result<Request, Vec<u8>>,
     started: Instant,
 ) {
-    let Some(conn) = st.conns.get_mut(&conn_id) else { return };
+    let Some(conn) = st.conns.get_mut(&conn_id) else {
+        return;
+    };
     if !conn.pending.is_empty() {
         conn.pending.push_back(match req {
-            Ok(req) => Pending::Read { xid, opcode, req, started },
-            Err(frame) => Pending::Canned { xid, opcode, frame, started },
+            Ok(req) => Pending::Read {
+                xid,
+                opcode,
+                req,
+                started,
+            },
+            Err(frame) => Pending::Canned {
+                xid,
+                opcode,
+                frame,
+                started,
+            },
         });
         shared.stats.outstanding.fetch_add(1, Relaxed);
         return;
@@ -723,10 +950,17 @@ fn queue_or_answer(
             conn.record(opcode, xid, st.tree.last_zxid(), started, shared);
         }
     }
-    shared.stats.watch_count.store(st.watches.count() as i64, Relaxed);
+    shared
+        .stats
+        .watch_count
+        .store(st.watches.count() as i64, Relaxed);
 }
 
-async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(mut wr: W, rx: flume::Receiver<Out>, out_bytes: Rc<Cell<usize>>) {
+async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
+    mut wr: W,
+    rx: flume::Receiver<Out>,
+    out_bytes: Rc<Cell<usize>>,
+) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 << 10);
     while let Ok(first) = rx.recv_async().await {
         let mut close = false;

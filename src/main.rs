@@ -16,7 +16,11 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ringkeeper", version, about = "A ZooKeeper-compatible coordination server")]
+#[command(
+    name = "ringkeeper",
+    version,
+    about = "A ZooKeeper-compatible coordination server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,14 +45,19 @@ enum Command {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RINGKEEPER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("RINGKEEPER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, cores, no_pin } => {
+        Command::Serve {
+            config,
+            cores,
+            no_pin,
+        } => {
             let cfg = match &config {
                 Some(path) => config::Config::load(path),
                 None => Ok(config::Config::embedded_default()),
@@ -63,10 +72,14 @@ fn main() {
             let addr = cfg.client_addr();
             // glommio listens with SO_REUSEPORT; a plain bind first makes a taken port an error.
             if let Err(e) = std::net::TcpListener::bind(addr) {
-                eprintln!("ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): {e}");
+                eprintln!(
+                    "ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): {e}"
+                );
                 std::process::exit(1);
             }
-            let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let online = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             let cores = cores.unwrap_or(online).clamp(1, online.max(1));
             tracing::info!(
                 source = %cfg.source, %addr, tick_ms = cfg.tick_ms,

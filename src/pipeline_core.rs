@@ -16,13 +16,18 @@ use std::time::Duration;
 const BATCH_MSGS_MAX: usize = 1024;
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn pipeline_config(shared: &Shared) -> PipelineConfig {
     let cfg = &shared.cfg;
     PipelineConfig {
-        prep: PrepConfig { extended_types: cfg.extended_types },
+        prep: PrepConfig {
+            extended_types: cfg.extended_types,
+        },
         session: SessionConfig {
             tick_ms: cfg.tick_ms,
             min_timeout_ms: cfg.min_session_timeout_ms,
@@ -41,7 +46,12 @@ enum Wake {
     Tick,
 }
 
-pub async fn run(shared: Arc<Shared>, rx: flume::Receiver<PipeMsg>, fronts: Vec<flume::Sender<Batch>>, secret: u64) {
+pub async fn run(
+    shared: Arc<Shared>,
+    rx: flume::Receiver<PipeMsg>,
+    fronts: Vec<flume::Sender<Batch>>,
+    secret: u64,
+) {
     let mut pipeline = Pipeline::new(pipeline_config(&shared), now_ms(), secret);
     let tick = Duration::from_millis((shared.cfg.tick_ms as u64 / 4).clamp(5, 500));
     tracing::warn!("no durable log yet: all state is held in memory and lost on restart");
@@ -101,12 +111,27 @@ fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, entries: &mut Vec<Ent
             // The connection may be gone already; then nobody needs the answer.
             let _ = reply.try_send(outcome);
         }
-        PipeMsg::Write { origin, session_id, req, auth } => {
-            entries.push(Entry::Commit(pipeline.write(origin, session_id, &req, &auth, now)));
+        PipeMsg::Write {
+            origin,
+            session_id,
+            req,
+            auth,
+        } => {
+            entries.push(Entry::Commit(
+                pipeline.write(origin, session_id, &req, &auth, now),
+            ));
         }
-        PipeMsg::Sync { origin, session_id, path } => {
+        PipeMsg::Sync {
+            origin,
+            session_id,
+            path,
+        } => {
             pipeline.touch(&[session_id], now);
-            entries.push(Entry::SyncDone { origin, path, zxid: pipeline.last_zxid() });
+            entries.push(Entry::SyncDone {
+                origin,
+                path,
+                zxid: pipeline.last_zxid(),
+            });
         }
         PipeMsg::Touch { sessions } => pipeline.touch(&sessions, now),
         PipeMsg::Report { reply } => {
@@ -115,17 +140,28 @@ fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, entries: &mut Vec<Ent
     }
 }
 
-async fn publish(fronts: &[flume::Sender<Batch>], entries: Vec<Entry>, pipeline: &Pipeline, shared: &Shared) {
+async fn publish(
+    fronts: &[flume::Sender<Batch>],
+    entries: Vec<Entry>,
+    pipeline: &Pipeline,
+    shared: &Shared,
+) {
     let version = pipeline.version();
     let s = &shared.stats;
     s.last_zxid.store(pipeline.last_zxid(), Relaxed);
     // ZooKeeper's node count includes the "" alias of the root.
     s.node_count.store(version.node_count() as i64 + 1, Relaxed);
-    s.session_count.store(pipeline.sessions().len() as i64, Relaxed);
+    s.session_count
+        .store(pipeline.sessions().len() as i64, Relaxed);
     let entries = Arc::new(entries);
     for front in fronts {
         // A front that has stopped is not waited for.
-        let _ = front.send_async(Batch { entries: entries.clone(), version: version.clone() }).await;
+        let _ = front
+            .send_async(Batch {
+                entries: entries.clone(),
+                version: version.clone(),
+            })
+            .await;
     }
 }
 
@@ -152,9 +188,17 @@ fn dump_sessions(pipeline: &Pipeline) -> String {
     for s in pipeline.sessions().iter() {
         by_deadline.entry(s.deadline_ms).or_default().push(s.id);
     }
-    let mut out = format!("Session Sets ({})/({}):\n", by_deadline.len(), pipeline.sessions().len());
+    let mut out = format!(
+        "Session Sets ({})/({}):\n",
+        by_deadline.len(),
+        pipeline.sessions().len()
+    );
     for (deadline, ids) in by_deadline {
-        out.push_str(&format!("{} expire at {}:\n", ids.len(), crate::fourlw::format_time_ms(deadline)));
+        out.push_str(&format!(
+            "{} expire at {}:\n",
+            ids.len(),
+            crate::fourlw::format_time_ms(deadline)
+        ));
         for id in ids {
             out.push_str(&format!("\t0x{id:x}\n"));
         }

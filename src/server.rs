@@ -32,12 +32,29 @@ pub const BATCH_QUEUE_MAX: usize = 1024;
 
 /// A message from a front core to the pipeline core.
 pub enum PipeMsg {
-    Connect { conn: ConnId, req: ConnectRequest, reply: flume::Sender<ConnectOutcome> },
-    Write { origin: Origin, session_id: i64, req: Request, auth: Vec<Id> },
-    Sync { origin: Origin, session_id: i64, path: String },
-    Touch { sessions: Vec<i64> },
+    Connect {
+        conn: ConnId,
+        req: ConnectRequest,
+        reply: flume::Sender<ConnectOutcome>,
+    },
+    Write {
+        origin: Origin,
+        session_id: i64,
+        req: Request,
+        auth: Vec<Id>,
+    },
+    Sync {
+        origin: Origin,
+        session_id: i64,
+        path: String,
+    },
+    Touch {
+        sessions: Vec<i64>,
+    },
     /// Figures for `dump` and `mntr` that need the session table or a walk of the tree.
-    Report { reply: flume::Sender<Report> },
+    Report {
+        reply: flume::Sender<Report>,
+    },
 }
 
 /// What the pipeline reports for `dump` and `mntr`.
@@ -51,14 +68,23 @@ pub struct Report {
     pub approximate_data_size: u64,
 }
 
-/// One entry of the committed stream.
+/// One entry of the committed stream. Nearly every entry is a commit, so the variants are not
+/// boxed to even out their sizes.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Entry {
     Commit(Committed),
     /// A sync, answered once everything before it is applied.
-    SyncDone { origin: Origin, path: String, zxid: i64 },
+    SyncDone {
+        origin: Origin,
+        path: String,
+        zxid: i64,
+    },
     /// A session was resumed on `conn`: any other connection of it must close.
-    Resumed { session_id: i64, conn: ConnId },
+    Resumed {
+        session_id: i64,
+        conn: ConnId,
+    },
 }
 
 /// What the pipeline publishes to every front core.
@@ -116,9 +142,17 @@ impl CoreMap {
     pub fn for_cores(cores: usize) -> CoreMap {
         assert!(cores >= 1);
         if cores == 1 {
-            CoreMap { fronts: vec![0], pipeline: 0, shared_core: true }
+            CoreMap {
+                fronts: vec![0],
+                pipeline: 0,
+                shared_core: true,
+            }
         } else {
-            CoreMap { fronts: (0..cores - 1).collect(), pipeline: cores - 1, shared_core: false }
+            CoreMap {
+                fronts: (0..cores - 1).collect(),
+                pipeline: cores - 1,
+                shared_core: false,
+            }
         }
     }
 }
@@ -152,7 +186,13 @@ pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
         started: Instant::now(),
     });
     let secret: u64 = rand::random();
-    let placement = |core: usize| if pin { Placement::Fixed(core) } else { Placement::Unbound };
+    let placement = |core: usize| {
+        if pin {
+            Placement::Fixed(core)
+        } else {
+            Placement::Unbound
+        }
+    };
     let mut handles = Vec::new();
 
     if map.shared_core {
@@ -160,23 +200,35 @@ pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
         let batch_rx = batch_rxs.pop().expect("one front");
         let control_rx = control_rxs.pop().expect("one front");
         handles.push(
-            LocalExecutorBuilder::new(placement(0)).name("rk-core0").spawn(move || async move {
-                let pipe_tq = glommio::executor().create_task_queue(
-                    glommio::Shares::Static(1000),
-                    glommio::Latency::NotImportant,
-                    "pipeline",
-                );
-                let front_tq =
-                    glommio::executor().create_task_queue(glommio::Shares::Static(1000), glommio::Latency::NotImportant, "front");
-                let s2 = shared.clone();
-                let p = glommio::spawn_local_into(pipeline_core::run(s2, pipe_rx, batch_txs, secret), pipe_tq)
+            LocalExecutorBuilder::new(placement(0))
+                .name("rk-core0")
+                .spawn(move || async move {
+                    let pipe_tq = glommio::executor().create_task_queue(
+                        glommio::Shares::Static(1000),
+                        glommio::Latency::NotImportant,
+                        "pipeline",
+                    );
+                    let front_tq = glommio::executor().create_task_queue(
+                        glommio::Shares::Static(1000),
+                        glommio::Latency::NotImportant,
+                        "front",
+                    );
+                    let s2 = shared.clone();
+                    let p = glommio::spawn_local_into(
+                        pipeline_core::run(s2, pipe_rx, batch_txs, secret),
+                        pipe_tq,
+                    )
                     .expect("pipeline queue")
                     .detach();
-                let f = glommio::spawn_local_into(front::run(0, shared, batch_rx, control_rx), front_tq).expect("front queue");
-                f.await;
-                p.await;
-            })
-            .map_err(spawn_err)?,
+                    let f = glommio::spawn_local_into(
+                        front::run(0, shared, batch_rx, control_rx),
+                        front_tq,
+                    )
+                    .expect("front queue");
+                    f.await;
+                    p.await;
+                })
+                .map_err(spawn_err)?,
         );
     } else {
         let s = shared.clone();
@@ -186,7 +238,13 @@ pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
                 .spawn(move || pipeline_core::run(s, pipe_rx, batch_txs, secret))
                 .map_err(spawn_err)?,
         );
-        for ((i, core), (batch_rx, control_rx)) in map.fronts.iter().copied().enumerate().zip(batch_rxs.into_iter().zip(control_rxs)) {
+        for ((i, core), (batch_rx, control_rx)) in map
+            .fronts
+            .iter()
+            .copied()
+            .enumerate()
+            .zip(batch_rxs.into_iter().zip(control_rxs))
+        {
             let s = shared.clone();
             handles.push(
                 LocalExecutorBuilder::new(placement(core))
@@ -201,7 +259,8 @@ pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
         "executors started"
     );
     for h in handles {
-        h.join().map_err(|e| anyhow::anyhow!("executor failed: {e}"))?;
+        h.join()
+            .map_err(|e| anyhow::anyhow!("executor failed: {e}"))?;
     }
     Ok(())
 }

@@ -43,7 +43,11 @@ impl ServerStats {
             return (0, 0.0, 0);
         }
         let avg = self.latency_total_ms.load(Relaxed) as f64 / count as f64;
-        (self.latency_min_ms.load(Relaxed), (avg * 10000.0).round() / 10000.0, self.latency_max_ms.load(Relaxed))
+        (
+            self.latency_min_ms.load(Relaxed),
+            (avg * 10000.0).round() / 10000.0,
+            self.latency_max_ms.load(Relaxed),
+        )
     }
 
     /// `srst`: resets the request counters and latencies.

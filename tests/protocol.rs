@@ -5,7 +5,9 @@ mod common;
 
 use bytes::Bytes;
 use common::{four_letter, run_with_config, Server};
-use ringkeeper_engine::proto::{encode_acls, event, opcode as op, Acl, ConnectRequest, ConnectResponse, Stat};
+use ringkeeper_engine::proto::{
+    encode_acls, event, opcode as op, Acl, ConnectRequest, ConnectResponse, Stat,
+};
 use ringkeeper_engine::tree::acl::digest_id;
 use ringkeeper_tools::client::{RawClient, RawReply};
 use std::io::{Read, Write};
@@ -20,7 +22,14 @@ const NOWATCHER: i32 = -121;
 const UNIMPLEMENTED: i32 = -6;
 const MARSHALLING: i32 = -5;
 
-fn create_with(c: &mut RawClient, path: &str, data: &[u8], flags: i32, acl: &[Acl], ev: &mut Vec<RawReply>) -> RawReply {
+fn create_with(
+    c: &mut RawClient,
+    path: &str,
+    data: &[u8],
+    flags: i32,
+    acl: &[Acl],
+    ev: &mut Vec<RawReply>,
+) -> RawReply {
     c.call(
         op::CREATE,
         |w| {
@@ -41,32 +50,51 @@ fn create(c: &mut RawClient, path: &str, data: &[u8], flags: i32) -> RawReply {
 }
 
 fn get_data(c: &mut RawClient, path: &str, watch: bool, ev: &mut Vec<RawReply>) -> RawReply {
-    c.call(op::GET_DATA, |w| {
-        w.ustring(path).boolean(watch);
-    }, ev)
+    c.call(
+        op::GET_DATA,
+        |w| {
+            w.ustring(path).boolean(watch);
+        },
+        ev,
+    )
     .unwrap()
 }
 
 fn exists(c: &mut RawClient, path: &str, watch: bool, ev: &mut Vec<RawReply>) -> RawReply {
-    c.call(op::EXISTS, |w| {
-        w.ustring(path).boolean(watch);
-    }, ev)
+    c.call(
+        op::EXISTS,
+        |w| {
+            w.ustring(path).boolean(watch);
+        },
+        ev,
+    )
     .unwrap()
 }
 
 fn event_of(r: &RawReply) -> (i32, i32, String) {
     let mut rd = r.reader();
-    (rd.int("type").unwrap(), rd.int("state").unwrap(), rd.ustring("path").unwrap())
+    (
+        rd.int("type").unwrap(),
+        rd.int("state").unwrap(),
+        rd.ustring("path").unwrap(),
+    )
 }
 
 fn is_closed(stream: &mut TcpStream) -> bool {
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut b = [0u8; 64];
     loop {
         match stream.read(&mut b) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
             Err(_) => return true,
         }
     }
@@ -78,8 +106,15 @@ fn connect_answers_in_the_form_it_was_asked() {
     for read_only in [None, Some(false)] {
         let mut s = TcpStream::connect(srv.addr()).unwrap();
         let mut body = Vec::new();
-        ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout_ms: 3000, session_id: 0, passwd: Bytes::from_static(&[0; 16]), read_only }
-            .encode(&mut body);
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 3000,
+            session_id: 0,
+            passwd: Bytes::from_static(&[0; 16]),
+            read_only,
+        }
+        .encode(&mut body);
         s.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
         s.write_all(&body).unwrap();
         let mut len = [0u8; 4];
@@ -87,10 +122,18 @@ fn connect_answers_in_the_form_it_was_asked() {
         let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
         s.read_exact(&mut resp).unwrap();
         let expect_len = if read_only.is_some() { 37 } else { 36 };
-        assert_eq!(resp.len(), expect_len, "readOnly byte mirrored for {read_only:?}");
+        assert_eq!(
+            resp.len(),
+            expect_len,
+            "readOnly byte mirrored for {read_only:?}"
+        );
         let r = ConnectResponse::decode(&resp).unwrap();
         assert_eq!(r.timeout_ms, 3000);
-        assert_eq!(r.session_id >> 56, 1, "standalone session ids carry server id 1 in the high byte");
+        assert_eq!(
+            r.session_id >> 56,
+            1,
+            "standalone session ids carry server id 1 in the high byte"
+        );
         assert_eq!(r.read_only, read_only.map(|_| false));
     }
 }
@@ -98,11 +141,23 @@ fn connect_answers_in_the_form_it_was_asked() {
 #[test]
 fn session_timeout_is_negotiated_within_bounds() {
     let srv = Server::start("minSessionTimeout=1000\nmaxSessionTimeout=5000");
-    assert_eq!(RawClient::connect(&srv.addr(), 10).unwrap().timeout_ms, 1000);
-    assert_eq!(RawClient::connect(&srv.addr(), 60000).unwrap().timeout_ms, 5000);
-    assert_eq!(RawClient::connect(&srv.addr(), 2500).unwrap().timeout_ms, 2500);
+    assert_eq!(
+        RawClient::connect(&srv.addr(), 10).unwrap().timeout_ms,
+        1000
+    );
+    assert_eq!(
+        RawClient::connect(&srv.addr(), 60000).unwrap().timeout_ms,
+        5000
+    );
+    assert_eq!(
+        RawClient::connect(&srv.addr(), 2500).unwrap().timeout_ms,
+        2500
+    );
     let conf = four_letter(&srv.addr(), "conf").unwrap();
-    assert!(conf.contains("minSessionTimeout=1000\n") && conf.contains("maxSessionTimeout=5000\n"), "{conf}");
+    assert!(
+        conf.contains("minSessionTimeout=1000\n") && conf.contains("maxSessionTimeout=5000\n"),
+        "{conf}"
+    );
 }
 
 #[test]
@@ -117,7 +172,10 @@ fn watch_event_precedes_the_reply_and_carries_the_zxid() {
     assert_eq!(ev.len(), 1, "NodeCreated arrives before the create reply");
     assert_eq!(ev[0].xid, -1);
     assert_eq!(event_of(&ev[0]), (event::NODE_CREATED, 3, "/w".into()));
-    assert_eq!(ev[0].zxid, reply.zxid, "the event carries the zxid of the change");
+    assert_eq!(
+        ev[0].zxid, reply.zxid,
+        "the event carries the zxid of the change"
+    );
 }
 
 #[test]
@@ -126,18 +184,25 @@ fn pipelined_reads_see_the_sessions_own_earlier_write() {
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
     for i in 0..50 {
         let path = format!("/p{i}");
-        let x1 = c.send(op::CREATE, |w| {
-            w.ustring(&path).buffer(b"v");
-            encode_acls(w, &Acl::open_unsafe());
-            w.int(0);
-        }).unwrap();
-        let x2 = c.send(op::GET_DATA, |w| {
-            w.ustring(&path).boolean(false);
-        }).unwrap();
+        let x1 = c
+            .send(op::CREATE, |w| {
+                w.ustring(&path).buffer(b"v");
+                encode_acls(w, &Acl::open_unsafe());
+                w.int(0);
+            })
+            .unwrap();
+        let x2 = c
+            .send(op::GET_DATA, |w| {
+                w.ustring(&path).boolean(false);
+            })
+            .unwrap();
         let r1 = c.read_reply().unwrap();
         let r2 = c.read_reply().unwrap();
         assert_eq!((r1.xid, r2.xid), (x1, x2), "replies in request order");
-        assert!(r1.is_ok() && r2.is_ok(), "read after own write must see it: {r2:?}");
+        assert!(
+            r1.is_ok() && r2.is_ok(),
+            "read after own write must see it: {r2:?}"
+        );
         assert!(r2.zxid >= r1.zxid);
     }
 }
@@ -162,20 +227,36 @@ fn multi_failure_reports_ok_error_and_runtime_inconsistency() {
     create(&mut c, "/m", b"", 0);
     let mut ev = Vec::new();
     let r = c
-        .call(op::MULTI, |w| {
-            w.int(op::CREATE).boolean(false).int(-1).ustring("/m/a").buffer(b"");
-            encode_acls(w, &Acl::open_unsafe());
-            w.int(0);
-            w.int(op::CHECK).boolean(false).int(-1).ustring("/m").int(7);
-            w.int(op::DELETE).boolean(false).int(-1).ustring("/m").int(-1);
-            w.int(-1).boolean(true).int(-1);
-        }, &mut ev)
+        .call(
+            op::MULTI,
+            |w| {
+                w.int(op::CREATE)
+                    .boolean(false)
+                    .int(-1)
+                    .ustring("/m/a")
+                    .buffer(b"");
+                encode_acls(w, &Acl::open_unsafe());
+                w.int(0);
+                w.int(op::CHECK).boolean(false).int(-1).ustring("/m").int(7);
+                w.int(op::DELETE)
+                    .boolean(false)
+                    .int(-1)
+                    .ustring("/m")
+                    .int(-1);
+                w.int(-1).boolean(true).int(-1);
+            },
+            &mut ev,
+        )
         .unwrap();
     assert_eq!(r.err, 0, "a failed multi has err 0 in its header");
     let mut rd = r.reader();
     let mut results = Vec::new();
     loop {
-        let (t, done, err) = (rd.int("t").unwrap(), rd.boolean("d").unwrap(), rd.int("e").unwrap());
+        let (t, done, err) = (
+            rd.int("t").unwrap(),
+            rd.boolean("d").unwrap(),
+            rd.int("e").unwrap(),
+        );
         if done {
             break;
         }
@@ -184,7 +265,11 @@ fn multi_failure_reports_ok_error_and_runtime_inconsistency() {
         results.push(err);
     }
     assert_eq!(results, vec![0, BADVERSION, -2]);
-    assert_eq!(get_data(&mut c, "/m/a", false, &mut ev).err, NONODE, "nothing applied");
+    assert_eq!(
+        get_data(&mut c, "/m/a", false, &mut ev).err,
+        NONODE,
+        "nothing applied"
+    );
 }
 
 #[test]
@@ -195,10 +280,16 @@ fn unknown_opcode_is_unimplemented_and_the_session_lives_on() {
     let mut ev = Vec::new();
     let r = c.call(9999, |_| {}, &mut ev).unwrap();
     assert_eq!((r.err, r.zxid), (UNIMPLEMENTED, -1));
-    assert!(c.read_reply().is_err(), "ZooKeeper closes the connection after UNIMPLEMENTED");
+    assert!(
+        c.read_reply().is_err(),
+        "ZooKeeper closes the connection after UNIMPLEMENTED"
+    );
     let mut again = RawClient::resume(&srv.addr(), 4000, c.session_id, c.passwd.clone()).unwrap();
     assert_eq!(again.session_id, c.session_id);
-    assert!(get_data(&mut again, "/keep", false, &mut ev).is_ok(), "ephemeral of the live session is still there");
+    assert!(
+        get_data(&mut again, "/keep", false, &mut ev).is_ok(),
+        "ephemeral of the live session is still there"
+    );
 }
 
 #[test]
@@ -206,9 +297,15 @@ fn malformed_body_gets_marshalling_error_and_the_connection_stays() {
     let srv = Server::start("");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
     let mut ev = Vec::new();
-    let r = c.call(op::GET_DATA, |w| {
-        w.int(1000);
-    }, &mut ev).unwrap();
+    let r = c
+        .call(
+            op::GET_DATA,
+            |w| {
+                w.int(1000);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert_eq!(r.err, MARSHALLING);
     assert!(exists(&mut c, "/", false, &mut ev).is_ok());
 }
@@ -227,16 +324,26 @@ fn bad_frames_close_only_their_own_connection() {
     let _ = big.send(op::SET_DATA, |w| {
         w.ustring("/").buffer(&vec![7u8; 8192]).int(-1);
     });
-    assert!(big.read_reply().is_err(), "a request over jute.maxbuffer closes the connection");
+    assert!(
+        big.read_reply().is_err(),
+        "a request over jute.maxbuffer closes the connection"
+    );
 
     let mut http = TcpStream::connect(srv.addr()).unwrap();
-    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    assert!(is_closed(&mut http), "an HTTP request on the client port is refused");
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        is_closed(&mut http),
+        "an HTTP request on the client port is refused"
+    );
 
     let mut half = TcpStream::connect(srv.addr()).unwrap();
     half.write_all(&[0, 0, 0, 40, 0, 0]).unwrap(); // a connect frame that never completes
 
-    assert!(exists(&mut good, "/", false, &mut ev).is_ok(), "others are still served");
+    assert!(
+        exists(&mut good, "/", false, &mut ev).is_ok(),
+        "others are still served"
+    );
     assert!(srv.log().contains("bad frame"), "the bad frame is logged");
 }
 
@@ -244,7 +351,14 @@ fn bad_frames_close_only_their_own_connection() {
 fn resuming_with_a_bad_password_is_refused_with_zeros() {
     let srv = Server::start("");
     let c = RawClient::connect(&srv.addr(), 4000).unwrap();
-    let err = RawClient::resume(&srv.addr(), 4000, c.session_id, Bytes::from_static(&[1; 16])).err().unwrap();
+    let err = RawClient::resume(
+        &srv.addr(),
+        4000,
+        c.session_id,
+        Bytes::from_static(&[1; 16]),
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     let ok = RawClient::resume(&srv.addr(), 4000, c.session_id, c.passwd.clone()).unwrap();
     assert_eq!(ok.session_id, c.session_id);
@@ -269,8 +383,14 @@ fn expiry_deletes_ephemerals_fires_watches_and_kills_the_session() {
         assert!(Instant::now() < deadline);
     };
     assert_eq!(event_of(&note), (event::NODE_DELETED, 3, "/eph".into()));
-    assert!(owner.read_reply().is_err(), "the expired session's connection is closed");
-    assert!(RawClient::resume(&srv.addr(), 400, owner.session_id, owner.passwd.clone()).is_err(), "expired for good");
+    assert!(
+        owner.read_reply().is_err(),
+        "the expired session's connection is closed"
+    );
+    assert!(
+        RawClient::resume(&srv.addr(), 400, owner.session_id, owner.passwd.clone()).is_err(),
+        "expired for good"
+    );
 }
 
 #[test]
@@ -289,44 +409,94 @@ fn pings_keep_a_session_alive() {
 
 #[test]
 fn acls_digest_auth_super_and_who_am_i() {
-    let srv = Server::start(&format!("DigestAuthenticationProvider.superDigest=super:{}", digest_id("super:secret").split_once(':').unwrap().1));
+    let srv = Server::start(&format!(
+        "DigestAuthenticationProvider.superDigest=super:{}",
+        digest_id("super:secret").split_once(':').unwrap().1
+    ));
     let mut alice = RawClient::connect(&srv.addr(), 4000).unwrap();
     let mut ev = Vec::new();
-    let r = alice.call(op::AUTH, |w| {
-        w.int(0).ustring("digest").buffer(b"alice:pw");
-    }, &mut ev).unwrap();
+    let r = alice
+        .call(
+            op::AUTH,
+            |w| {
+                w.int(0).ustring("digest").buffer(b"alice:pw");
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert_eq!((r.err, r.zxid, r.xid), (0, 0, -4));
     let acl = [Acl::new(31, "auth", "")];
     assert!(create_with(&mut alice, "/private", b"s", 0, &acl, &mut ev).is_ok());
-    let invalid = create_with(&mut RawClient::connect(&srv.addr(), 4000).unwrap(), "/x", b"", 0, &acl, &mut ev);
-    assert_eq!(invalid.err, -114, "auth scheme without an authenticated id is InvalidACL");
+    let invalid = create_with(
+        &mut RawClient::connect(&srv.addr(), 4000).unwrap(),
+        "/x",
+        b"",
+        0,
+        &acl,
+        &mut ev,
+    );
+    assert_eq!(
+        invalid.err, -114,
+        "auth scheme without an authenticated id is InvalidACL"
+    );
 
     let mut bob = RawClient::connect(&srv.addr(), 4000).unwrap();
     assert_eq!(get_data(&mut bob, "/private", false, &mut ev).err, NOAUTH);
-    let acl_reply = bob.call(op::GET_ACL, |w| {
-        w.ustring("/private");
-    }, &mut ev).unwrap();
+    let acl_reply = bob
+        .call(
+            op::GET_ACL,
+            |w| {
+                w.ustring("/private");
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert_eq!(acl_reply.err, NOAUTH, "getACL needs READ or ADMIN");
     assert!(get_data(&mut alice, "/private", false, &mut ev).is_ok());
 
     let mut root = RawClient::connect(&srv.addr(), 4000).unwrap();
-    root.call(op::AUTH, |w| {
-        w.int(0).ustring("digest").buffer(b"super:secret");
-    }, &mut ev).unwrap();
-    assert!(get_data(&mut root, "/private", false, &mut ev).is_ok(), "superDigest passes every ACL");
+    root.call(
+        op::AUTH,
+        |w| {
+            w.int(0).ustring("digest").buffer(b"super:secret");
+        },
+        &mut ev,
+    )
+    .unwrap();
+    assert!(
+        get_data(&mut root, "/private", false, &mut ev).is_ok(),
+        "superDigest passes every ACL"
+    );
 
     let who = alice.call(op::WHO_AM_I, |_| {}, &mut ev).unwrap();
     let mut rd = who.reader();
-    let ids = rd.vector("ids", 8, |r| Ok((r.ustring("s")?, r.ustring("u")?))).unwrap();
-    assert!(ids.contains(&("ip".to_string(), "127.0.0.1".to_string())), "{ids:?}");
-    assert!(ids.contains(&("digest".to_string(), "alice".to_string())), "{ids:?}");
+    let ids = rd
+        .vector("ids", 8, |r| Ok((r.ustring("s")?, r.ustring("u")?)))
+        .unwrap();
+    assert!(
+        ids.contains(&("ip".to_string(), "127.0.0.1".to_string())),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&("digest".to_string(), "alice".to_string())),
+        "{ids:?}"
+    );
 
     let mut eve = RawClient::connect(&srv.addr(), 4000).unwrap();
-    let bad = eve.call(op::AUTH, |w| {
-        w.int(0).ustring("kerberos").buffer(b"x");
-    }, &mut ev).unwrap();
+    let bad = eve
+        .call(
+            op::AUTH,
+            |w| {
+                w.int(0).ustring("kerberos").buffer(b"x");
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert_eq!(bad.err, -115);
-    assert!(eve.read_reply().is_err(), "AUTHFAILED closes the connection");
+    assert!(
+        eve.read_reply().is_err(),
+        "AUTHFAILED closes the connection"
+    );
 }
 
 #[test]
@@ -334,20 +504,38 @@ fn watches_hidden_from_sessions_without_read() {
     let srv = Server::start("");
     let mut owner = RawClient::connect(&srv.addr(), 4000).unwrap();
     let mut ev = Vec::new();
-    owner.call(op::AUTH, |w| {
-        w.int(0).ustring("digest").buffer(b"o:pw");
-    }, &mut ev).unwrap();
+    owner
+        .call(
+            op::AUTH,
+            |w| {
+                w.int(0).ustring("digest").buffer(b"o:pw");
+            },
+            &mut ev,
+        )
+        .unwrap();
     create(&mut owner, "/open", b"", 0);
     let mut other = RawClient::connect(&srv.addr(), 4000).unwrap();
     assert!(exists(&mut other, "/open", true, &mut ev).is_ok());
-    owner.call(op::SET_ACL, |w| {
-        w.ustring("/open");
-        encode_acls(w, &[Acl::new(31, "auth", "")]);
-        w.int(-1);
-    }, &mut ev).unwrap();
-    owner.call(op::SET_DATA, |w| {
-        w.ustring("/open").buffer(b"2").int(-1);
-    }, &mut ev).unwrap();
+    owner
+        .call(
+            op::SET_ACL,
+            |w| {
+                w.ustring("/open");
+                encode_acls(w, &[Acl::new(31, "auth", "")]);
+                w.int(-1);
+            },
+            &mut ev,
+        )
+        .unwrap();
+    owner
+        .call(
+            op::SET_DATA,
+            |w| {
+                w.ustring("/open").buffer(b"2").int(-1);
+            },
+            &mut ev,
+        )
+        .unwrap();
     // The event is dropped for `other`, which lacks READ; its next reply comes without it.
     let r = exists(&mut other, "/", false, &mut ev);
     assert!(r.is_ok());
@@ -359,27 +547,68 @@ fn persistent_recursive_watch_and_watch_removal() {
     let srv = Server::start("");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
     let mut ev = Vec::new();
-    let r = c.call(op::ADD_WATCH, |w| {
-        w.ustring("/tree").int(1);
-    }, &mut ev).unwrap();
+    let r = c
+        .call(
+            op::ADD_WATCH,
+            |w| {
+                w.ustring("/tree").int(1);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert!(r.is_ok());
-    assert_eq!(r.body, vec![0, 0, 0, 0], "addWatch answers ErrorResponse(0)");
+    assert_eq!(
+        r.body,
+        vec![0, 0, 0, 0],
+        "addWatch answers ErrorResponse(0)"
+    );
     create_with(&mut c, "/tree", b"", 0, &Acl::open_unsafe(), &mut ev);
     create_with(&mut c, "/tree/a", b"", 0, &Acl::open_unsafe(), &mut ev);
-    let kinds: Vec<(i32, String)> = ev.iter().map(|e| { let (t, _, p) = event_of(e); (t, p) }).collect();
-    assert_eq!(kinds, vec![(event::NODE_CREATED, "/tree".into()), (event::NODE_CREATED, "/tree/a".into())], "no NodeChildrenChanged for recursive watches");
+    let kinds: Vec<(i32, String)> = ev
+        .iter()
+        .map(|e| {
+            let (t, _, p) = event_of(e);
+            (t, p)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (event::NODE_CREATED, "/tree".into()),
+            (event::NODE_CREATED, "/tree/a".into())
+        ],
+        "no NodeChildrenChanged for recursive watches"
+    );
     ev.clear();
-    let check = c.call(op::CHECK_WATCHES, |w| {
-        w.ustring("/tree").int(5);
-    }, &mut ev).unwrap();
+    let check = c
+        .call(
+            op::CHECK_WATCHES,
+            |w| {
+                w.ustring("/tree").int(5);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert!(check.is_ok());
-    let none = c.call(op::REMOVE_WATCHES, |w| {
-        w.ustring("/nowhere").int(3);
-    }, &mut ev).unwrap();
+    let none = c
+        .call(
+            op::REMOVE_WATCHES,
+            |w| {
+                w.ustring("/nowhere").int(3);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert_eq!(none.err, NOWATCHER);
-    let removed = c.call(op::REMOVE_WATCHES, |w| {
-        w.ustring("/tree").int(3);
-    }, &mut ev).unwrap();
+    let removed = c
+        .call(
+            op::REMOVE_WATCHES,
+            |w| {
+                w.ustring("/tree").int(3);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert!(removed.is_ok());
     create_with(&mut c, "/tree/b", b"", 0, &Acl::open_unsafe(), &mut ev);
     assert!(ev.is_empty(), "removed watch does not fire");
@@ -390,18 +619,30 @@ fn set_watches_catches_up_on_missed_changes() {
     let srv = Server::start("");
     let mut a = RawClient::connect(&srv.addr(), 4000).unwrap();
     let first = create(&mut a, "/sw", b"1", 0);
-    a.call(op::SET_DATA, |w| {
-        w.ustring("/sw").buffer(b"2").int(-1);
-    }, &mut Vec::new()).unwrap();
+    a.call(
+        op::SET_DATA,
+        |w| {
+            w.ustring("/sw").buffer(b"2").int(-1);
+        },
+        &mut Vec::new(),
+    )
+    .unwrap();
     let mut b = RawClient::connect(&srv.addr(), 4000).unwrap();
     // b "last saw" the create: its data watch on /sw missed the setData, its exist watch on
     // /sw2 is still pending, and its child watch on /gone names a deleted node.
     b.send(op::SET_WATCHES, |w| {
         w.long(first.zxid);
-        w.vector(&["/sw"], |w, p| { w.ustring(p); });
-        w.vector(&["/sw2"], |w, p| { w.ustring(p); });
-        w.vector(&["/gone"], |w, p| { w.ustring(p); });
-    }).unwrap();
+        w.vector(&["/sw"], |w, p| {
+            w.ustring(p);
+        });
+        w.vector(&["/sw2"], |w, p| {
+            w.ustring(p);
+        });
+        w.vector(&["/gone"], |w, p| {
+            w.ustring(p);
+        });
+    })
+    .unwrap();
     let mut got = Vec::new();
     loop {
         let r = b.read_reply().unwrap();
@@ -412,11 +653,21 @@ fn set_watches_catches_up_on_missed_changes() {
         assert_eq!(r.zxid, -1, "catch-up events carry no zxid");
         got.push(event_of(&r));
     }
-    assert_eq!(got, vec![(event::NODE_DATA_CHANGED, 3, "/sw".into()), (event::NODE_DELETED, 3, "/gone".into())]);
+    assert_eq!(
+        got,
+        vec![
+            (event::NODE_DATA_CHANGED, 3, "/sw".into()),
+            (event::NODE_DELETED, 3, "/gone".into())
+        ]
+    );
     let mut ev = Vec::new();
     create_with(&mut a, "/sw2", b"", 0, &Acl::open_unsafe(), &mut ev);
     let note = b.read_reply().unwrap();
-    assert_eq!(event_of(&note), (event::NODE_CREATED, 3, "/sw2".into()), "re-registered exist watch fires");
+    assert_eq!(
+        event_of(&note),
+        (event::NODE_CREATED, 3, "/sw2".into()),
+        "re-registered exist watch fires"
+    );
 }
 
 #[test]
@@ -427,20 +678,42 @@ fn ephemerals_and_descendant_counts() {
     create(&mut c, "/e/1", b"", 1);
     create(&mut c, "/e2", b"", 1);
     let mut ev = Vec::new();
-    let r = c.call(op::GET_EPHEMERALS, |w| {
-        w.ustring("/e/");
-    }, &mut ev).unwrap();
+    let r = c
+        .call(
+            op::GET_EPHEMERALS,
+            |w| {
+                w.ustring("/e/");
+            },
+            &mut ev,
+        )
+        .unwrap();
     let list = r.reader().vector("e", 4, |r| r.ustring("p")).unwrap();
     assert_eq!(list, vec!["/e/1".to_string()]);
-    let r = c.call(op::GET_ALL_CHILDREN_NUMBER, |w| {
-        w.ustring("/");
-    }, &mut ev).unwrap();
-    assert_eq!(r.reader().int("n").unwrap(), 6, "/zookeeper, quota, config, /e, /e/1, /e2");
-    let r = c.call(op::CREATE, |w| {
-        w.ustring("/e2/child").buffer(b"");
-        encode_acls(w, &Acl::open_unsafe());
-        w.int(0);
-    }, &mut ev).unwrap();
+    let r = c
+        .call(
+            op::GET_ALL_CHILDREN_NUMBER,
+            |w| {
+                w.ustring("/");
+            },
+            &mut ev,
+        )
+        .unwrap();
+    assert_eq!(
+        r.reader().int("n").unwrap(),
+        6,
+        "/zookeeper, quota, config, /e, /e/1, /e2"
+    );
+    let r = c
+        .call(
+            op::CREATE,
+            |w| {
+                w.ustring("/e2/child").buffer(b"");
+                encode_acls(w, &Acl::open_unsafe());
+                w.int(0);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert_eq!(r.err, -108, "ephemerals cannot have children");
 }
 
@@ -449,24 +722,45 @@ fn containers_and_ttl_nodes_are_reaped() {
     let srv = Server::start("extendedTypesEnabled=true\nznode.container.checkIntervalMs=100");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
     let mut ev = Vec::new();
-    let r = c.call(op::CREATE_CONTAINER, |w| {
-        w.ustring("/box").buffer(b"");
-        encode_acls(w, &Acl::open_unsafe());
-        w.int(4);
-    }, &mut ev).unwrap();
+    let r = c
+        .call(
+            op::CREATE_CONTAINER,
+            |w| {
+                w.ustring("/box").buffer(b"");
+                encode_acls(w, &Acl::open_unsafe());
+                w.int(4);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert!(r.is_ok());
     let mut rd = r.reader();
     rd.ustring("path").unwrap();
-    assert_eq!(Stat::decode(&mut rd).unwrap().ephemeral_owner, 0, "containers show owner 0");
+    assert_eq!(
+        Stat::decode(&mut rd).unwrap().ephemeral_owner,
+        0,
+        "containers show owner 0"
+    );
     create(&mut c, "/box/item", b"", 0);
-    c.call(op::DELETE, |w| {
-        w.ustring("/box/item").int(-1);
-    }, &mut ev).unwrap();
-    let ttl = c.call(op::CREATE_TTL, |w| {
-        w.ustring("/ttl").buffer(b"");
-        encode_acls(w, &Acl::open_unsafe());
-        w.int(5).long(200);
-    }, &mut ev).unwrap();
+    c.call(
+        op::DELETE,
+        |w| {
+            w.ustring("/box/item").int(-1);
+        },
+        &mut ev,
+    )
+    .unwrap();
+    let ttl = c
+        .call(
+            op::CREATE_TTL,
+            |w| {
+                w.ustring("/ttl").buffer(b"");
+                encode_acls(w, &Acl::open_unsafe());
+                w.int(5).long(200);
+            },
+            &mut ev,
+        )
+        .unwrap();
     assert!(ttl.is_ok());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -475,7 +769,10 @@ fn containers_and_ttl_nodes_are_reaped() {
         if box_gone && ttl_gone {
             break;
         }
-        assert!(Instant::now() < deadline, "container and TTL node not reaped");
+        assert!(
+            Instant::now() < deadline,
+            "container and TTL node not reaped"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -484,11 +781,17 @@ fn containers_and_ttl_nodes_are_reaped() {
 fn ttl_without_extended_types_is_unimplemented() {
     let srv = Server::start("");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
-    let r = c.call(op::CREATE_TTL, |w| {
-        w.ustring("/ttl").buffer(b"");
-        encode_acls(w, &Acl::open_unsafe());
-        w.int(5).long(200);
-    }, &mut Vec::new()).unwrap();
+    let r = c
+        .call(
+            op::CREATE_TTL,
+            |w| {
+                w.ustring("/ttl").buffer(b"");
+                encode_acls(w, &Acl::open_unsafe());
+                w.int(5).long(200);
+            },
+            &mut Vec::new(),
+        )
+        .unwrap();
     assert_eq!(r.err, UNIMPLEMENTED);
 }
 
@@ -496,11 +799,17 @@ fn ttl_without_extended_types_is_unimplemented() {
 fn four_letter_words_follow_the_whitelist() {
     let srv = Server::start("4lw.commands.whitelist=ruok, mntr");
     assert_eq!(four_letter(&srv.addr(), "ruok").unwrap(), "imok");
-    assert_eq!(four_letter(&srv.addr(), "srvr").unwrap(), "srvr is not executed because it is not in the whitelist.\n");
+    assert_eq!(
+        four_letter(&srv.addr(), "srvr").unwrap(),
+        "srvr is not executed because it is not in the whitelist.\n"
+    );
     let mntr = four_letter(&srv.addr(), "mntr").unwrap();
     assert!(mntr.starts_with("zk_version\t"), "{mntr}");
     assert!(mntr.contains("zk_server_state\tstandalone\n"));
-    assert!(mntr.contains("zk_znode_count\t5\n"), "a fresh server has ZooKeeper's 5: {mntr}");
+    assert!(
+        mntr.contains("zk_znode_count\t5\n"),
+        "a fresh server has ZooKeeper's 5: {mntr}"
+    );
 }
 
 #[test]
@@ -515,11 +824,20 @@ fn four_letter_words_report_connections_and_watches() {
     let wchc = four_letter(&srv.addr(), "wchc").unwrap();
     assert_eq!(wchc, format!("0x{:x}\n\t/wx\n\n", c.session_id));
     let cons = four_letter(&srv.addr(), "cons").unwrap();
-    assert!(cons.contains(&format!("sid=0x{:x}", c.session_id)), "{cons}");
+    assert!(
+        cons.contains(&format!("sid=0x{:x}", c.session_id)),
+        "{cons}"
+    );
     let srvr = four_letter(&srv.addr(), "srvr").unwrap();
-    assert!(srvr.contains("Mode: standalone\n") && srvr.contains("Node count: 6\n"), "{srvr}");
+    assert!(
+        srvr.contains("Mode: standalone\n") && srvr.contains("Node count: 6\n"),
+        "{srvr}"
+    );
     let dump = four_letter(&srv.addr(), "dump").unwrap();
-    assert!(dump.contains(&format!("\t0x{:x}\n", c.session_id)), "{dump}");
+    assert!(
+        dump.contains(&format!("\t0x{:x}\n", c.session_id)),
+        "{dump}"
+    );
 }
 
 #[test]
@@ -527,7 +845,10 @@ fn max_client_cnxns_is_enforced_per_address() {
     let srv = Server::start("maxClientCnxns=2");
     let _a = RawClient::connect(&srv.addr(), 4000).unwrap();
     let _b = RawClient::connect(&srv.addr(), 4000).unwrap();
-    assert!(RawClient::connect(&srv.addr(), 4000).is_err(), "third connection from 127.0.0.1 refused");
+    assert!(
+        RawClient::connect(&srv.addr(), 4000).is_err(),
+        "third connection from 127.0.0.1 refused"
+    );
 }
 
 #[test]
@@ -535,7 +856,8 @@ fn bad_config_names_the_key_and_exits_1() {
     let (code, err) = run_with_config("clientPort=notaport\n");
     assert_eq!(code, Some(1));
     assert!(err.contains("clientPort"), "{err}");
-    let (code, err) = run_with_config("tickTime=2000\nminSessionTimeout=50000\nmaxSessionTimeout=100\n");
+    let (code, err) =
+        run_with_config("tickTime=2000\nminSessionTimeout=50000\nmaxSessionTimeout=100\n");
     assert_eq!(code, Some(1));
     assert!(err.contains("minSessionTimeout"), "{err}");
 }
@@ -548,7 +870,12 @@ fn reader_that_never_reads_does_not_stall_others() {
     let mut hog = RawClient::connect(&srv.addr(), 60000).unwrap();
     for _ in 0..200 {
         // 100 MB of replies requested, none read.
-        if hog.send(op::GET_DATA, |w| { w.ustring("/big").boolean(false); }).is_err() {
+        if hog
+            .send(op::GET_DATA, |w| {
+                w.ustring("/big").boolean(false);
+            })
+            .is_err()
+        {
             break;
         }
     }
@@ -563,13 +890,23 @@ fn create_ttl_validates_mode_and_ttl() {
     let srv = Server::start("extendedTypesEnabled=true");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
     let mut attempt = |flags: i32, ttl: i64| {
-        c.call(op::CREATE_TTL, |w| {
-            w.ustring("/t").buffer(b"");
-            encode_acls(w, &Acl::open_unsafe());
-            w.int(flags).long(ttl);
-        }, &mut Vec::new()).unwrap().err
+        c.call(
+            op::CREATE_TTL,
+            |w| {
+                w.ustring("/t").buffer(b"");
+                encode_acls(w, &Acl::open_unsafe());
+                w.int(flags).long(ttl);
+            },
+            &mut Vec::new(),
+        )
+        .unwrap()
+        .err
     };
-    assert_eq!(attempt(0, 100), -8, "a TTL on a non-TTL mode is BadArguments");
+    assert_eq!(
+        attempt(0, 100),
+        -8,
+        "a TTL on a non-TTL mode is BadArguments"
+    );
     assert_eq!(attempt(5, 0), -8, "a TTL must be positive");
     assert_eq!(attempt(5, 1 << 40), -8, "a TTL must fit in 40 bits");
     assert_eq!(attempt(5, 1000), 0);

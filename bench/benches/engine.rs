@@ -13,7 +13,9 @@ fn codec(c: &mut Criterion) {
     w.ustring("/bench/node-0000000001").buffer(&[7u8; 100]);
     encode_acls(&mut w, &Acl::open_unsafe());
     w.int(0);
-    c.bench_function("decode_create_100B", |b| b.iter(|| Request::decode(op::CREATE, std::hint::black_box(&body)).unwrap()));
+    c.bench_function("decode_create_100B", |b| {
+        b.iter(|| Request::decode(op::CREATE, std::hint::black_box(&body)).unwrap())
+    });
 }
 
 fn apply(c: &mut Criterion) {
@@ -32,7 +34,16 @@ fn apply(c: &mut Criterion) {
                     opcode: op::CREATE,
                 };
                 triggers.clear();
-                tree.apply(&Txn { zxid: i + 1, time_ms: 0, session_id: 1, cxid: 0, op }, &mut triggers);
+                tree.apply(
+                    &Txn {
+                        zxid: i + 1,
+                        time_ms: 0,
+                        session_id: 1,
+                        cxid: 0,
+                        op,
+                    },
+                    &mut triggers,
+                );
             }
             tree
         })

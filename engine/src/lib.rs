@@ -10,3 +10,6 @@ pub mod session;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+
+#[doc(hidden)]
+pub mod fuzzing;

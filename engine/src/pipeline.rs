@@ -35,7 +35,11 @@ pub struct Committed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectOutcome {
     /// Session created or resumed.
-    Accepted { session_id: i64, timeout_ms: i32, passwd: [u8; 16] },
+    Accepted {
+        session_id: i64,
+        timeout_ms: i32,
+        passwd: [u8; 16],
+    },
     /// Unknown or expired session, or wrong password: reply with zeros, then close.
     Invalid,
     /// The client has seen a zxid newer than ours: close without a reply.
@@ -64,7 +68,13 @@ impl Pipeline {
     pub fn new(cfg: PipelineConfig, now_ms: i64, secret: u64) -> Pipeline {
         let sessions = SessionTable::new(cfg.session.clone(), now_ms, secret);
         let next_container_check_ms = now_ms + cfg.container_check_ms;
-        Pipeline { cfg, tree: DataTree::new(), sessions, last_zxid: 0, next_container_check_ms }
+        Pipeline {
+            cfg,
+            tree: DataTree::new(),
+            sessions,
+            last_zxid: 0,
+            next_container_check_ms,
+        }
     }
 
     /// The newest tree version (O(1) to take).
@@ -85,27 +95,50 @@ impl Pipeline {
     }
 
     fn next_txn(&mut self, session_id: i64, cxid: i32, now_ms: i64) -> Txn {
-        Txn { zxid: self.last_zxid + 1, time_ms: now_ms, session_id, cxid, op: TxnOp::Error(ErrorCode::Ok) }
+        Txn {
+            zxid: self.last_zxid + 1,
+            time_ms: now_ms,
+            session_id,
+            cxid,
+            op: TxnOp::Error(ErrorCode::Ok),
+        }
     }
 
     fn commit(&mut self, txn: Txn, origin: Option<Origin>, now_ms: i64) -> Committed {
         let mut triggers = Vec::new();
         let outcome = self.tree.apply(&txn, &mut triggers);
         match &txn.op {
-            TxnOp::CreateSession { timeout_ms } => self.sessions.add(txn.session_id, *timeout_ms, now_ms),
+            TxnOp::CreateSession { timeout_ms } => {
+                self.sessions.add(txn.session_id, *timeout_ms, now_ms)
+            }
             TxnOp::CloseSession => {
                 self.sessions.remove(txn.session_id);
             }
             _ => {}
         }
         self.last_zxid = txn.zxid;
-        Committed { txn, outcome, triggers, origin }
+        Committed {
+            txn,
+            outcome,
+            triggers,
+            origin,
+        }
     }
 
     /// A connect request: creates a session, resumes one, or refuses.
-    pub fn connect(&mut self, req: &ConnectRequest, now_ms: i64) -> (ConnectOutcome, Option<Committed>) {
+    pub fn connect(
+        &mut self,
+        req: &ConnectRequest,
+        now_ms: i64,
+    ) -> (ConnectOutcome, Option<Committed>) {
         if req.last_zxid_seen > self.last_zxid {
-            return (ConnectOutcome::Refused { client_zxid: req.last_zxid_seen, our_zxid: self.last_zxid }, None);
+            return (
+                ConnectOutcome::Refused {
+                    client_zxid: req.last_zxid_seen,
+                    our_zxid: self.last_zxid,
+                },
+                None,
+            );
         }
         let timeout_ms = self.sessions.negotiate(req.timeout_ms);
         if req.session_id != 0 {
@@ -113,24 +146,51 @@ impl Pipeline {
             if !known || req.passwd[..] != self.sessions.password(req.session_id)[..] {
                 return (ConnectOutcome::Invalid, None);
             }
-            self.sessions.set_timeout(req.session_id, timeout_ms, now_ms);
+            self.sessions
+                .set_timeout(req.session_id, timeout_ms, now_ms);
             let passwd = self.sessions.password(req.session_id);
-            return (ConnectOutcome::Accepted { session_id: req.session_id, timeout_ms, passwd }, None);
+            return (
+                ConnectOutcome::Accepted {
+                    session_id: req.session_id,
+                    timeout_ms,
+                    passwd,
+                },
+                None,
+            );
         }
         let session_id = self.sessions.next_id();
         let mut txn = self.next_txn(session_id, 0, now_ms);
         txn.op = TxnOp::CreateSession { timeout_ms };
         let committed = self.commit(txn, None, now_ms);
         let passwd = self.sessions.password(session_id);
-        (ConnectOutcome::Accepted { session_id, timeout_ms, passwd }, Some(committed))
+        (
+            ConnectOutcome::Accepted {
+                session_id,
+                timeout_ms,
+                passwd,
+            },
+            Some(committed),
+        )
     }
 
     /// A write (or closeSession) from a connected session.
-    pub fn write(&mut self, origin: Origin, session_id: i64, req: &Request, auth: &[Id], now_ms: i64) -> Committed {
+    pub fn write(
+        &mut self,
+        origin: Origin,
+        session_id: i64,
+        req: &Request,
+        auth: &[Id],
+        now_ms: i64,
+    ) -> Committed {
         debug_assert!(req.is_write());
         let mut txn = self.next_txn(session_id, origin.xid, now_ms);
         txn.op = if self.sessions.touch(session_id, now_ms) {
-            let ctx = PrepContext { session_id, auth, zxid: txn.zxid, time_ms: now_ms };
+            let ctx = PrepContext {
+                session_id,
+                auth,
+                zxid: txn.zxid,
+                time_ms: now_ms,
+            };
             prep::prep(&self.tree, req, &ctx, &self.cfg.prep)
         } else {
             TxnOp::Error(ErrorCode::SessionExpired)
@@ -172,7 +232,8 @@ impl Pipeline {
         let mut paths = Vec::new();
         for p in self.tree.containers() {
             let n = self.tree.get(p).expect("indexed container exists");
-            let never_used_expired = self.cfg.container_never_used_ms > 0 && now_ms - n.mtime > self.cfg.container_never_used_ms;
+            let never_used_expired = self.cfg.container_never_used_ms > 0
+                && now_ms - n.mtime > self.cfg.container_never_used_ms;
             if n.children.is_empty() && (n.cversion > 0 || never_used_expired) {
                 paths.push(p.to_string());
             }
@@ -195,12 +256,18 @@ impl Pipeline {
         self.tree.check_invariants();
         self.sessions.check_invariants();
         for (owner, _) in self.tree.ephemeral_counts() {
-            assert!(self.sessions.get(owner).is_some(), "closed session {owner:#x} owns ephemerals");
+            assert!(
+                self.sessions.get(owner).is_some(),
+                "closed session {owner:#x} owns ephemerals"
+            );
         }
     }
 }
 
 /// The reply opcode family of a write, for building its response.
 pub fn is_create(opcode: i32) -> bool {
-    matches!(opcode, op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL)
+    matches!(
+        opcode,
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL
+    )
 }

@@ -33,7 +33,13 @@ struct CreateMode {
 }
 
 fn create_mode(flags: i32) -> Option<CreateMode> {
-    let m = |ephemeral, sequential, ttl| Some(CreateMode { ephemeral, sequential, ttl });
+    let m = |ephemeral, sequential, ttl| {
+        Some(CreateMode {
+            ephemeral,
+            sequential,
+            ttl,
+        })
+    };
     match flags {
         0 | 4 => m(false, false, false),
         1 => m(true, false, false),
@@ -59,13 +65,22 @@ pub fn prep(tree: &DataTree, req: &Request, ctx: &PrepContext, cfg: &PrepConfig)
 fn prep_multi(tree: &DataTree, ops: &[Request], ctx: &PrepContext, cfg: &PrepConfig) -> TxnOp {
     let mut scratch = tree.clone();
     let mut out = Vec::with_capacity(ops.len());
-    let probe = Txn { zxid: ctx.zxid, time_ms: ctx.time_ms, session_id: ctx.session_id, cxid: 0, op: TxnOp::Check { path: String::new() } };
+    let probe = Txn {
+        zxid: ctx.zxid,
+        time_ms: ctx.time_ms,
+        session_id: ctx.session_id,
+        cxid: 0,
+        op: TxnOp::Check {
+            path: String::new(),
+        },
+    };
     let mut ignored: Vec<Trigger> = Vec::new();
     for (i, sub) in ops.iter().enumerate() {
         let prepped = match sub {
-            Request::Create(_) | Request::Delete { .. } | Request::SetData { .. } | Request::Check { .. } => {
-                prep_single(&scratch, sub, ctx, cfg)
-            }
+            Request::Create(_)
+            | Request::Delete { .. }
+            | Request::SetData { .. }
+            | Request::Check { .. } => prep_single(&scratch, sub, ctx, cfg),
             _ => Err(ErrorCode::BadArguments),
         };
         match prepped {
@@ -76,7 +91,9 @@ fn prep_multi(tree: &DataTree, ops: &[Request], ctx: &PrepContext, cfg: &PrepCon
             Err(code) => {
                 let mut failed: Vec<TxnOp> = (0..i).map(|_| TxnOp::Error(ErrorCode::Ok)).collect();
                 failed.push(TxnOp::Error(code));
-                failed.extend((i + 1..ops.len()).map(|_| TxnOp::Error(ErrorCode::RuntimeInconsistency)));
+                failed.extend(
+                    (i + 1..ops.len()).map(|_| TxnOp::Error(ErrorCode::RuntimeInconsistency)),
+                );
                 return TxnOp::Multi(failed);
             }
         }
@@ -88,20 +105,36 @@ fn prep_single(tree: &DataTree, req: &Request, ctx: &PrepContext, cfg: &PrepConf
     match req {
         Request::Create(c) => prep_create(tree, c, ctx, cfg),
         Request::Delete { path, version } => prep_delete(tree, path, *version, ctx),
-        Request::SetData { path, data, version } => {
+        Request::SetData {
+            path,
+            data,
+            version,
+        } => {
             valid(path)?;
             let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&node.acl, perms::WRITE, ctx.auth)?;
             let version = next_version(node.version, *version)?;
-            Ok(TxnOp::SetData { path: path.clone(), data: data.clone(), version })
+            Ok(TxnOp::SetData {
+                path: path.clone(),
+                data: data.clone(),
+                version,
+            })
         }
-        Request::SetAcl { path, acl: new_acl, version } => {
+        Request::SetAcl {
+            path,
+            acl: new_acl,
+            version,
+        } => {
             valid(path)?;
             let fixed = acl::fixup(new_acl, ctx.auth)?;
             let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&node.acl, perms::ADMIN, ctx.auth)?;
             let aversion = next_version(node.aversion, *version)?;
-            Ok(TxnOp::SetAcl { path: path.clone(), acl: Arc::new(fixed), aversion })
+            Ok(TxnOp::SetAcl {
+                path: path.clone(),
+                acl: Arc::new(fixed),
+                aversion,
+            })
         }
         Request::Check { path, version } => {
             valid(path)?;
@@ -127,10 +160,18 @@ fn next_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
 }
 
 fn is_special(p: &str) -> bool {
-    matches!(p, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
+    matches!(
+        p,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
 }
 
-fn prep_create(tree: &DataTree, c: &crate::proto::CreateRequest, ctx: &PrepContext, cfg: &PrepConfig) -> PrepResult {
+fn prep_create(
+    tree: &DataTree,
+    c: &crate::proto::CreateRequest,
+    ctx: &PrepContext,
+    cfg: &PrepConfig,
+) -> PrepResult {
     let mode = create_mode(c.flags).ok_or(ErrorCode::BadArguments)?;
     if mode.ttl && !cfg.extended_types {
         return Err(ErrorCode::Unimplemented);
@@ -187,7 +228,9 @@ fn prep_create(tree: &DataTree, c: &crate::proto::CreateRequest, ctx: &PrepConte
 /// `getParentPathAndValidate`: only the slash, NUL and special-path checks (no full validation,
 /// so a malformed path usually ends as NoNode, as in ZooKeeper).
 fn parent_for_delete(p: &str) -> Result<&str, ErrorCode> {
-    let Some(slash) = p.rfind('/') else { return Err(ErrorCode::BadArguments) };
+    let Some(slash) = p.rfind('/') else {
+        return Err(ErrorCode::BadArguments);
+    };
     if p.contains('\0') || is_special(p) {
         return Err(ErrorCode::BadArguments);
     }
@@ -202,7 +245,9 @@ fn prep_delete(tree: &DataTree, p: &str, version: i32, ctx: &PrepContext) -> Pre
     if !node.children.is_empty() {
         return Err(ErrorCode::NotEmpty);
     }
-    Ok(TxnOp::Delete { path: p.to_string() })
+    Ok(TxnOp::Delete {
+        path: p.to_string(),
+    })
 }
 
 /// Prep for the server's own `deleteContainer` (containers and expired TTL nodes).
@@ -211,12 +256,16 @@ pub fn prep_delete_container(tree: &DataTree, p: &str) -> Option<TxnOp> {
     if !node.children.is_empty() {
         return None;
     }
-    Some(TxnOp::Delete { path: p.to_string() })
+    Some(TxnOp::Delete {
+        path: p.to_string(),
+    })
 }
 
 impl PrepConfig {
     pub fn standalone() -> PrepConfig {
-        PrepConfig { extended_types: false }
+        PrepConfig {
+            extended_types: false,
+        }
     }
 }
 
@@ -227,7 +276,12 @@ mod tests {
     use bytes::Bytes;
 
     fn ctx(zxid: i64) -> PrepContext<'static> {
-        PrepContext { session_id: 7, auth: &[], zxid, time_ms: 1000 + zxid }
+        PrepContext {
+            session_id: 7,
+            auth: &[],
+            zxid,
+            time_ms: 1000 + zxid,
+        }
     }
 
     fn create(path: &str, flags: i32) -> Request {
@@ -242,9 +296,17 @@ mod tests {
     }
 
     fn run(tree: &mut DataTree, req: &Request, zxid: i64) -> TxnOp {
-        let cfg = PrepConfig { extended_types: true };
+        let cfg = PrepConfig {
+            extended_types: true,
+        };
         let op = prep(tree, req, &ctx(zxid), &cfg);
-        let txn = Txn { zxid, time_ms: 1000 + zxid, session_id: 7, cxid: 0, op: op.clone() };
+        let txn = Txn {
+            zxid,
+            time_ms: 1000 + zxid,
+            session_id: 7,
+            cxid: 0,
+            op: op.clone(),
+        };
         tree.apply(&txn, &mut Vec::new());
         tree.check_invariants();
         op
@@ -254,27 +316,84 @@ mod tests {
     fn sequential_suffix_is_parent_cversion() {
         let mut t = DataTree::new();
         run(&mut t, &create("/q", 0), 1);
-        let TxnOp::Create { path, .. } = run(&mut t, &create("/q/n-", 2), 2) else { panic!() };
+        let TxnOp::Create { path, .. } = run(&mut t, &create("/q/n-", 2), 2) else {
+            panic!()
+        };
         assert_eq!(path, "/q/n-0000000000");
-        run(&mut t, &Request::Delete { path: path.clone(), version: -1 }, 3);
-        let TxnOp::Create { path, .. } = run(&mut t, &create("/q/n-", 2), 4) else { panic!() };
+        run(
+            &mut t,
+            &Request::Delete {
+                path: path.clone(),
+                version: -1,
+            },
+            3,
+        );
+        let TxnOp::Create { path, .. } = run(&mut t, &create("/q/n-", 2), 4) else {
+            panic!()
+        };
         assert_eq!(path, "/q/n-0000000001", "the suffix counts creates only");
-        assert_eq!(t.get("/q").unwrap().stat().cversion, 3, "clients see creates and deletes");
+        assert_eq!(
+            t.get("/q").unwrap().stat().cversion,
+            3,
+            "clients see creates and deletes"
+        );
     }
 
     #[test]
     fn errors_come_in_zookeeper_order() {
         let mut t = DataTree::new();
-        assert_eq!(run(&mut t, &create("/a/b", 0), 1), TxnOp::Error(ErrorCode::NoNode));
+        assert_eq!(
+            run(&mut t, &create("/a/b", 0), 1),
+            TxnOp::Error(ErrorCode::NoNode)
+        );
         run(&mut t, &create("/a", 0), 2);
-        assert_eq!(run(&mut t, &create("/a", 0), 3), TxnOp::Error(ErrorCode::NodeExists));
+        assert_eq!(
+            run(&mut t, &create("/a", 0), 3),
+            TxnOp::Error(ErrorCode::NodeExists)
+        );
         run(&mut t, &create("/e", 1), 4);
-        assert_eq!(run(&mut t, &create("/e/c", 0), 5), TxnOp::Error(ErrorCode::NoChildrenForEphemerals));
+        assert_eq!(
+            run(&mut t, &create("/e/c", 0), 5),
+            TxnOp::Error(ErrorCode::NoChildrenForEphemerals)
+        );
         run(&mut t, &create("/a/b", 0), 6);
-        assert_eq!(run(&mut t, &Request::Delete { path: "/a".into(), version: -1 }, 7), TxnOp::Error(ErrorCode::NotEmpty));
-        assert_eq!(run(&mut t, &Request::Delete { path: "/a/b".into(), version: 3 }, 8), TxnOp::Error(ErrorCode::BadVersion));
-        assert_eq!(run(&mut t, &create("/x", 9), 9), TxnOp::Error(ErrorCode::BadArguments));
-        assert_eq!(run(&mut t, &Request::Delete { path: "/zookeeper".into(), version: -1 }, 10), TxnOp::Error(ErrorCode::BadArguments));
+        assert_eq!(
+            run(
+                &mut t,
+                &Request::Delete {
+                    path: "/a".into(),
+                    version: -1
+                },
+                7
+            ),
+            TxnOp::Error(ErrorCode::NotEmpty)
+        );
+        assert_eq!(
+            run(
+                &mut t,
+                &Request::Delete {
+                    path: "/a/b".into(),
+                    version: 3
+                },
+                8
+            ),
+            TxnOp::Error(ErrorCode::BadVersion)
+        );
+        assert_eq!(
+            run(&mut t, &create("/x", 9), 9),
+            TxnOp::Error(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            run(
+                &mut t,
+                &Request::Delete {
+                    path: "/zookeeper".into(),
+                    version: -1
+                },
+                10
+            ),
+            TxnOp::Error(ErrorCode::BadArguments)
+        );
     }
 
     #[test]
@@ -282,7 +401,10 @@ mod tests {
         let mut t = DataTree::new();
         let multi = Request::Multi(vec![
             create("/m", 0),
-            Request::Check { path: "/m".into(), version: 5 },
+            Request::Check {
+                path: "/m".into(),
+                version: 5,
+            },
             create("/n", 0),
         ]);
         assert_eq!(
@@ -293,8 +415,18 @@ mod tests {
                 TxnOp::Error(ErrorCode::RuntimeInconsistency)
             ])
         );
-        assert!(t.get("/m").is_none(), "nothing of a failed multi is applied");
-        let ok = Request::Multi(vec![create("/m", 0), Request::Check { path: "/m".into(), version: 0 }, create("/m/c", 0)]);
+        assert!(
+            t.get("/m").is_none(),
+            "nothing of a failed multi is applied"
+        );
+        let ok = Request::Multi(vec![
+            create("/m", 0),
+            Request::Check {
+                path: "/m".into(),
+                version: 0,
+            },
+            create("/m/c", 0),
+        ]);
         assert!(matches!(run(&mut t, &ok, 2), TxnOp::Multi(ops) if ops.len() == 3));
         assert_eq!(t.get("/m").unwrap().stat().num_children, 1);
     }
@@ -304,17 +436,50 @@ mod tests {
         let mut t = DataTree::new();
         run(&mut t, &create("/p", 0), 1);
         run(&mut t, &create("/p/c", 0), 2);
-        run(&mut t, &Request::SetData { path: "/p/c".into(), data: Bytes::from_static(b"xyz"), version: 0 }, 3);
+        run(
+            &mut t,
+            &Request::SetData {
+                path: "/p/c".into(),
+                data: Bytes::from_static(b"xyz"),
+                version: 0,
+            },
+            3,
+        );
         let c = t.get("/p/c").unwrap().stat();
-        assert_eq!((c.czxid, c.mzxid, c.pzxid, c.version, c.data_length), (2, 3, 2, 1, 3));
+        assert_eq!(
+            (c.czxid, c.mzxid, c.pzxid, c.version, c.data_length),
+            (2, 3, 2, 1, 3)
+        );
         assert_eq!((c.ctime, c.mtime), (1002, 1003));
-        run(&mut t, &Request::Delete { path: "/p/c".into(), version: 1 }, 4);
+        run(
+            &mut t,
+            &Request::Delete {
+                path: "/p/c".into(),
+                version: 1,
+            },
+            4,
+        );
         let p = t.get("/p").unwrap().stat();
         assert_eq!((p.cversion, p.pzxid, p.num_children, p.mzxid), (2, 4, 0, 1));
-        assert_eq!(DataTree::new().get("/").unwrap().stat().cversion, -1, "as a fresh ZooKeeper shows");
-        run(&mut t, &Request::SetAcl { path: "/p".into(), acl: Acl::read_unsafe(), version: 0 }, 5);
+        assert_eq!(
+            DataTree::new().get("/").unwrap().stat().cversion,
+            -1,
+            "as a fresh ZooKeeper shows"
+        );
+        run(
+            &mut t,
+            &Request::SetAcl {
+                path: "/p".into(),
+                acl: Acl::read_unsafe(),
+                version: 0,
+            },
+            5,
+        );
         assert_eq!(t.get("/p").unwrap().stat().aversion, 1);
-        assert_eq!(run(&mut t, &create("/p/d", 0), 6), TxnOp::Error(ErrorCode::NoAuth));
+        assert_eq!(
+            run(&mut t, &create("/p/d", 0), 6),
+            TxnOp::Error(ErrorCode::NoAuth)
+        );
     }
 
     #[test]
@@ -328,10 +493,25 @@ mod tests {
             flags: 5,
             ttl: 100,
         });
-        let off = PrepConfig { extended_types: false };
-        assert_eq!(prep(&t, &req, &ctx(1), &off), TxnOp::Error(ErrorCode::Unimplemented));
-        let on = PrepConfig { extended_types: true };
-        let TxnOp::Create { ephemeral_owner, .. } = prep(&t, &req, &ctx(1), &on) else { panic!() };
-        assert_eq!(NodeKind::of_owner(ephemeral_owner, true), NodeKind::Ttl(100));
+        let off = PrepConfig {
+            extended_types: false,
+        };
+        assert_eq!(
+            prep(&t, &req, &ctx(1), &off),
+            TxnOp::Error(ErrorCode::Unimplemented)
+        );
+        let on = PrepConfig {
+            extended_types: true,
+        };
+        let TxnOp::Create {
+            ephemeral_owner, ..
+        } = prep(&t, &req, &ctx(1), &on)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            NodeKind::of_owner(ephemeral_owner, true),
+            NodeKind::Ttl(100)
+        );
     }
 }

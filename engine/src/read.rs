@@ -1,10 +1,10 @@
 //! Reads, answered on a front core from its current tree version (ZooKeeper's
 //! `FinalRequestProcessor` for non-txn requests), registering watches in that core's table.
 
+use crate::proto::event;
 use crate::proto::{perms, ErrorCode, Id, MultiResult, Request, Response, SetWatches, Stat};
 use crate::tree::{acl, DataTree};
 use crate::watch::{ConnId, WatchTable, WatcherType};
-use crate::proto::event;
 
 /// The caller of a read.
 pub struct ReadContext<'a> {
@@ -23,7 +23,12 @@ fn valid(p: &str) -> Result<(), ErrorCode> {
 }
 
 /// Answers a read-only request. `Err` is the reply header's error code.
-pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &ReadContext) -> Result<Response, ErrorCode> {
+pub fn read(
+    tree: &DataTree,
+    watches: &mut WatchTable,
+    req: &Request,
+    ctx: &ReadContext,
+) -> Result<Response, ErrorCode> {
     match req {
         Request::Exists { path, watch } => {
             valid(path)?;
@@ -34,7 +39,8 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
             if *watch {
                 watches.add_data(path, ctx.conn);
             }
-            node.map(|n| Response::Stat(n.stat())).ok_or(ErrorCode::NoNode)
+            node.map(|n| Response::Stat(n.stat()))
+                .ok_or(ErrorCode::NoNode)
         }
         Request::GetData { path, watch } => {
             let (data, stat) = get_data(tree, watches, path, *watch, ctx)?;
@@ -60,7 +66,10 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
                     a.id.id = format!("{user}:x");
                 }
             }
-            Ok(Response::GetAcl { acl: list, stat: node.stat() })
+            Ok(Response::GetAcl {
+                acl: list,
+                stat: node.stat(),
+            })
         }
         Request::GetEphemerals { prefix } => {
             let all = tree.ephemerals_of(ctx.session_id);
@@ -68,7 +77,9 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
             let list = if trimmed.is_empty() || trimmed == "/" {
                 all
             } else {
-                all.into_iter().filter(|p| p.starts_with(prefix.as_str())).collect()
+                all.into_iter()
+                    .filter(|p| p.starts_with(prefix.as_str()))
+                    .collect()
             };
             Ok(Response::Ephemerals(list))
         }
@@ -79,10 +90,17 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
             Ok(Response::Int(tree.descendant_count(path)))
         }
         Request::MultiRead(ops) => {
-            if ops.iter().any(|op| !matches!(op, Request::GetData { .. } | Request::GetChildren { .. })) {
+            if ops
+                .iter()
+                .any(|op| !matches!(op, Request::GetData { .. } | Request::GetChildren { .. }))
+            {
                 return Err(ErrorCode::MarshallingError);
             }
-            Ok(Response::Multi(ops.iter().map(|op| multi_read_one(tree, watches, op, ctx)).collect()))
+            Ok(Response::Multi(
+                ops.iter()
+                    .map(|op| multi_read_one(tree, watches, op, ctx))
+                    .collect(),
+            ))
         }
         Request::AddWatch { path, mode } => {
             match mode {
@@ -99,7 +117,11 @@ pub fn read(tree: &DataTree, watches: &mut WatchTable, req: &Request, ctx: &Read
             } else {
                 watches.contains(path, ctx.conn, kind)
             };
-            if found { Ok(Response::Empty) } else { Err(ErrorCode::NoWatcher) }
+            if found {
+                Ok(Response::Empty)
+            } else {
+                Err(ErrorCode::NoWatcher)
+            }
         }
         Request::WhoAmI => Ok(Response::WhoAmI(ctx.auth.iter().map(who_am_i).collect())),
         Request::Ping => Ok(Response::Empty),
@@ -145,12 +167,21 @@ fn get_children(
     if watch {
         watches.add_child(path, ctx.conn);
     }
-    Ok((node.children.iter().map(|c| c.to_string()).collect(), node.stat()))
+    Ok((
+        node.children.iter().map(|c| c.to_string()).collect(),
+        node.stat(),
+    ))
 }
 
-fn multi_read_one(tree: &DataTree, watches: &mut WatchTable, op: &Request, ctx: &ReadContext) -> MultiResult {
+fn multi_read_one(
+    tree: &DataTree,
+    watches: &mut WatchTable,
+    op: &Request,
+    ctx: &ReadContext,
+) -> MultiResult {
     let result = match op {
-        Request::GetData { path, watch } => get_data(tree, watches, path, *watch, ctx).map(|(data, stat)| MultiResult::GetData { data, stat }),
+        Request::GetData { path, watch } => get_data(tree, watches, path, *watch, ctx)
+            .map(|(data, stat)| MultiResult::GetData { data, stat }),
         Request::GetChildren { path, watch } => {
             get_children(tree, watches, path, *watch, ctx).map(|(c, _)| MultiResult::GetChildren(c))
         }
@@ -161,7 +192,12 @@ fn multi_read_one(tree: &DataTree, watches: &mut WatchTable, op: &Request, ctx: 
 
 /// setWatches on reconnect: re-registers watches, or fires at once what changed after
 /// `relative_zxid` (ZooKeeper's `DataTree.setWatches`). Returns (event type, path) to send now.
-pub fn set_watches(tree: &DataTree, watches: &mut WatchTable, sw: &SetWatches, conn: ConnId) -> Vec<(i32, String)> {
+pub fn set_watches(
+    tree: &DataTree,
+    watches: &mut WatchTable,
+    sw: &SetWatches,
+    conn: ConnId,
+) -> Vec<(i32, String)> {
     let mut fire = Vec::new();
     let rel = sw.relative_zxid;
     for p in &sw.data {

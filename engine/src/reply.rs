@@ -11,22 +11,38 @@ pub fn write_reply(opcode: i32, outcome: &Outcome) -> (ErrorCode, Response) {
             if opcode == op::CREATE {
                 (ErrorCode::Ok, Response::Create { path: path.clone() })
             } else {
-                (ErrorCode::Ok, Response::Create2 { path: path.clone(), stat: *stat })
+                (
+                    ErrorCode::Ok,
+                    Response::Create2 {
+                        path: path.clone(),
+                        stat: *stat,
+                    },
+                )
             }
         }
         Outcome::Deleted | Outcome::Checked | Outcome::SessionCreated | Outcome::SessionClosed => {
             (ErrorCode::Ok, Response::Empty)
         }
         Outcome::DataSet(stat) | Outcome::AclSet(stat) => (ErrorCode::Ok, Response::Stat(*stat)),
-        Outcome::Multi(subs) => (ErrorCode::Ok, Response::Multi(subs.iter().map(multi_result).collect())),
+        Outcome::Multi(subs) => (
+            ErrorCode::Ok,
+            Response::Multi(subs.iter().map(multi_result).collect()),
+        ),
     }
 }
 
 fn multi_result(outcome: &Outcome) -> MultiResult {
     match outcome {
         Outcome::Created { path, stat, opcode } => {
-            let stat = if *opcode == op::CREATE { None } else { Some(*stat) };
-            MultiResult::Create { path: path.clone(), stat }
+            let stat = if *opcode == op::CREATE {
+                None
+            } else {
+                Some(*stat)
+            };
+            MultiResult::Create {
+                path: path.clone(),
+                stat,
+            }
         }
         Outcome::Deleted => MultiResult::Delete,
         Outcome::DataSet(stat) => MultiResult::SetData(*stat),

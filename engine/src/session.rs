@@ -40,7 +40,13 @@ impl SessionTable {
         assert!(cfg.min_timeout_ms <= cfg.max_timeout_ms);
         let base = ((now_ms as u64) << 24 >> 8) as i64;
         let next_id = base | (cfg.server_id << 56);
-        SessionTable { cfg, secret, next_id, sessions: HashMap::new(), by_deadline: BTreeSet::new() }
+        SessionTable {
+            cfg,
+            secret,
+            next_id,
+            sessions: HashMap::new(),
+            by_deadline: BTreeSet::new(),
+        }
     }
 
     pub fn config(&self) -> &SessionConfig {
@@ -78,7 +84,14 @@ impl SessionTable {
     pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: i64) {
         let deadline_ms = self.deadline(now_ms, timeout_ms);
         self.by_deadline.insert((deadline_ms, id));
-        let old = self.sessions.insert(id, Session { id, timeout_ms, deadline_ms });
+        let old = self.sessions.insert(
+            id,
+            Session {
+                id,
+                timeout_ms,
+                deadline_ms,
+            },
+        );
         assert!(old.is_none(), "session {id:#x} added twice");
     }
 
@@ -100,7 +113,9 @@ impl SessionTable {
 
     /// Pushes a live session's deadline out; false if the session is gone.
     pub fn touch(&mut self, id: i64, now_ms: i64) -> bool {
-        let Some(s) = self.sessions.get(&id) else { return false };
+        let Some(s) = self.sessions.get(&id) else {
+            return false;
+        };
         let deadline_ms = self.deadline(now_ms, s.timeout_ms);
         if deadline_ms > s.deadline_ms {
             self.by_deadline.remove(&(s.deadline_ms, id));
@@ -126,7 +141,11 @@ impl SessionTable {
 
     /// Sessions whose deadline has passed, oldest first. They stay until removed.
     pub fn expired(&self, now_ms: i64) -> Vec<i64> {
-        self.by_deadline.iter().take_while(|(d, _)| *d <= now_ms).map(|(_, id)| *id).collect()
+        self.by_deadline
+            .iter()
+            .take_while(|(d, _)| *d <= now_ms)
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     pub fn check_invariants(&self) {
@@ -143,7 +162,12 @@ mod tests {
     use super::*;
 
     fn table() -> SessionTable {
-        let cfg = SessionConfig { tick_ms: 2000, min_timeout_ms: 4000, max_timeout_ms: 40000, server_id: 1 };
+        let cfg = SessionConfig {
+            tick_ms: 2000,
+            min_timeout_ms: 4000,
+            max_timeout_ms: 40000,
+            server_id: 1,
+        };
         SessionTable::new(cfg, 1_700_000_000_000, 42)
     }
 

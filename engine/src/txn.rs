@@ -44,7 +44,9 @@ impl NodeKind {
 /// One decided change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// Closes (or expires) the session and deletes its ephemerals.
     CloseSession,
     Create {
@@ -58,11 +60,23 @@ pub enum TxnOp {
         /// The opcode that asked for it (create, create2, createContainer, createTTL).
         opcode: i32,
     },
-    Delete { path: String },
-    SetData { path: String, data: Bytes, version: i32 },
-    SetAcl { path: String, acl: Arc<Vec<Acl>>, aversion: i32 },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Bytes,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Arc<Vec<Acl>>,
+        aversion: i32,
+    },
     /// A version check inside a multi: changes nothing.
-    Check { path: String },
+    Check {
+        path: String,
+    },
     Error(ErrorCode),
     Multi(Vec<TxnOp>),
 }

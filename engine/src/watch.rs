@@ -49,7 +49,12 @@ struct Table {
 
 impl Table {
     fn add(&mut self, path: &str, conn: ConnId, mode: u8) {
-        let modes = self.by_path.entry(Arc::from(path)).or_default().entry(conn).or_insert(0);
+        let modes = self
+            .by_path
+            .entry(Arc::from(path))
+            .or_default()
+            .entry(conn)
+            .or_insert(0);
         if mode == RECURSIVE && *modes & RECURSIVE == 0 {
             self.recursive += 1;
         }
@@ -58,8 +63,12 @@ impl Table {
 
     /// Clears `mask` from the entry; true if any of those modes were set.
     fn clear(&mut self, path: &str, conn: ConnId, mask: u8) -> bool {
-        let Some(entry) = self.by_path.get_mut(path) else { return false };
-        let Some(modes) = entry.get_mut(&conn) else { return false };
+        let Some(entry) = self.by_path.get_mut(path) else {
+            return false;
+        };
+        let Some(modes) = entry.get_mut(&conn) else {
+            return false;
+        };
         let hit = *modes & mask;
         if hit == 0 {
             return false;
@@ -78,7 +87,10 @@ impl Table {
     }
 
     fn has(&self, path: &str, conn: ConnId, mask: u8) -> bool {
-        self.by_path.get(path).and_then(|e| e.get(&conn)).is_some_and(|m| m & mask != 0)
+        self.by_path
+            .get(path)
+            .and_then(|e| e.get(&conn))
+            .is_some_and(|m| m & mask != 0)
     }
 
     /// ZooKeeper's `triggerWatch`: collects the connections to notify, consuming standard watches.
@@ -185,14 +197,20 @@ impl WatchTable {
                 event::NODE_DELETED
             }
             TriggerKind::ChildrenChanged => {
-                self.child.trigger(p, event::NODE_CHILDREN_CHANGED, &mut conns);
+                self.child
+                    .trigger(p, event::NODE_CHILDREN_CHANGED, &mut conns);
                 event::NODE_CHILDREN_CHANGED
             }
         };
         let mut seen = HashSet::new();
         conns.retain(|c| seen.insert(*c));
         conns.sort_unstable();
-        out.extend(conns.into_iter().map(|conn| Fired { conn, event_type, path: p.clone(), acl: trigger.acl.clone() }));
+        out.extend(conns.into_iter().map(|conn| Fired {
+            conn,
+            event_type,
+            path: p.clone(),
+            acl: trigger.acl.clone(),
+        }));
     }
 
     /// removeWatches (3.9 rules): true if something was removed, else the client gets NOWATCHER.
@@ -201,8 +219,12 @@ impl WatchTable {
             WatcherType::Children => self.child.clear(path, conn, STANDARD),
             WatcherType::Data => self.data.clear(path, conn, STANDARD),
             WatcherType::Any => {
-                let c = self.child.clear(path, conn, STANDARD | PERSISTENT | RECURSIVE);
-                let d = self.data.clear(path, conn, STANDARD | PERSISTENT | RECURSIVE);
+                let c = self
+                    .child
+                    .clear(path, conn, STANDARD | PERSISTENT | RECURSIVE);
+                let d = self
+                    .data
+                    .clear(path, conn, STANDARD | PERSISTENT | RECURSIVE);
                 c || d
             }
             WatcherType::Persistent => {
@@ -254,7 +276,11 @@ mod tests {
 
     fn fire(t: &mut WatchTable, kind: TriggerKind, path: &str) -> Vec<(ConnId, i32)> {
         let mut out = Vec::new();
-        let trig = Trigger { kind, path: Arc::from(path), acl: Arc::new(Acl::open_unsafe()) };
+        let trig = Trigger {
+            kind,
+            path: Arc::from(path),
+            acl: Arc::new(Acl::open_unsafe()),
+        };
         t.trigger(&trig, &mut out);
         out.into_iter().map(|f| (f.conn, f.event_type)).collect()
     }
@@ -265,7 +291,10 @@ mod tests {
     fn standard_watches_fire_once() {
         let mut t = WatchTable::new();
         t.add_data("/a", 1);
-        assert_eq!(fire(&mut t, DataChanged, "/a"), vec![(1, event::NODE_DATA_CHANGED)]);
+        assert_eq!(
+            fire(&mut t, DataChanged, "/a"),
+            vec![(1, event::NODE_DATA_CHANGED)]
+        );
         assert!(fire(&mut t, DataChanged, "/a").is_empty());
         assert_eq!(t.count(), 0);
     }
@@ -276,7 +305,10 @@ mod tests {
         t.add_data("/a", 1);
         t.add_child("/a", 1);
         t.add_child("/a", 2);
-        assert_eq!(fire(&mut t, Deleted, "/a"), vec![(1, event::NODE_DELETED), (2, event::NODE_DELETED)]);
+        assert_eq!(
+            fire(&mut t, Deleted, "/a"),
+            vec![(1, event::NODE_DELETED), (2, event::NODE_DELETED)]
+        );
         assert_eq!(t.count(), 0, "the suppressed child watch is consumed too");
     }
 
@@ -284,10 +316,16 @@ mod tests {
     fn recursive_watches_skip_child_events() {
         let mut t = WatchTable::new();
         t.add_persistent("/a", 9, true);
-        assert_eq!(fire(&mut t, Created, "/a/b/c"), vec![(9, event::NODE_CREATED)]);
+        assert_eq!(
+            fire(&mut t, Created, "/a/b/c"),
+            vec![(9, event::NODE_CREATED)]
+        );
         assert!(fire(&mut t, ChildrenChanged, "/a/b").is_empty());
         assert!(fire(&mut t, Created, "/ab").is_empty());
-        assert_eq!(fire(&mut t, DataChanged, "/a"), vec![(9, event::NODE_DATA_CHANGED)]);
+        assert_eq!(
+            fire(&mut t, DataChanged, "/a"),
+            vec![(9, event::NODE_DATA_CHANGED)]
+        );
         assert!(t.contains("/a", 9, WatcherType::PersistentRecursive));
     }
 
@@ -295,10 +333,19 @@ mod tests {
     fn persistent_watches_stay_and_see_children() {
         let mut t = WatchTable::new();
         t.add_persistent("/a", 3, false);
-        assert_eq!(fire(&mut t, ChildrenChanged, "/a"), vec![(3, event::NODE_CHILDREN_CHANGED)]);
-        assert_eq!(fire(&mut t, DataChanged, "/a"), vec![(3, event::NODE_DATA_CHANGED)]);
+        assert_eq!(
+            fire(&mut t, ChildrenChanged, "/a"),
+            vec![(3, event::NODE_CHILDREN_CHANGED)]
+        );
+        assert_eq!(
+            fire(&mut t, DataChanged, "/a"),
+            vec![(3, event::NODE_DATA_CHANGED)]
+        );
         assert!(fire(&mut t, DataChanged, "/a/b").is_empty());
-        assert!(!t.remove("/a", 3, WatcherType::Data), "no standard data watch");
+        assert!(
+            !t.remove("/a", 3, WatcherType::Data),
+            "no standard data watch"
+        );
         assert!(t.remove("/a", 3, WatcherType::Persistent));
         assert!(!t.remove("/a", 3, WatcherType::Any));
     }
@@ -308,8 +355,15 @@ mod tests {
         let mut t = WatchTable::new();
         t.add_persistent("/a", 4, false);
         t.add_data("/a", 4);
-        assert_eq!(fire(&mut t, DataChanged, "/a"), vec![(4, event::NODE_DATA_CHANGED)]);
-        assert_eq!(fire(&mut t, DataChanged, "/a"), vec![(4, event::NODE_DATA_CHANGED)], "persistent survives");
+        assert_eq!(
+            fire(&mut t, DataChanged, "/a"),
+            vec![(4, event::NODE_DATA_CHANGED)]
+        );
+        assert_eq!(
+            fire(&mut t, DataChanged, "/a"),
+            vec![(4, event::NODE_DATA_CHANGED)],
+            "persistent survives"
+        );
         assert!(!t.contains("/a", 4, WatcherType::Data));
     }
 

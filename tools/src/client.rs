@@ -46,19 +46,40 @@ impl RawClient {
     }
 
     /// Connects and resumes `session_id` (0 opens a new one).
-    pub fn resume(addr: &str, timeout_ms: i32, session_id: i64, passwd: Bytes) -> io::Result<RawClient> {
+    pub fn resume(
+        addr: &str,
+        timeout_ms: i32,
+        session_id: i64,
+        passwd: Bytes,
+    ) -> io::Result<RawClient> {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_nodelay(true)?;
-        let mut c = RawClient { stream, session_id: 0, passwd: Bytes::new(), timeout_ms: 0, next_xid: 1 };
+        let mut c = RawClient {
+            stream,
+            session_id: 0,
+            passwd: Bytes::new(),
+            timeout_ms: 0,
+            next_xid: 1,
+        };
         let mut body = Vec::new();
-        ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout_ms, session_id, passwd, read_only: Some(false) }
-            .encode(&mut body);
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms,
+            session_id,
+            passwd,
+            read_only: Some(false),
+        }
+        .encode(&mut body);
         c.send_frame(&body)?;
         let frame = c.read_frame()?;
         let resp = ConnectResponse::decode(&frame).map_err(bad)?;
         if resp.session_id == 0 {
-            return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "session expired or invalid"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "session expired or invalid",
+            ));
         }
         c.session_id = resp.session_id;
         c.passwd = resp.passwd;
@@ -84,7 +105,10 @@ impl RawClient {
         self.stream.read_exact(&mut len)?;
         let len = i32::from_be_bytes(len);
         if len < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "negative frame length"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "negative frame length",
+            ));
         }
         let mut buf = vec![0u8; len as usize];
         self.stream.read_exact(&mut buf)?;
@@ -99,11 +123,20 @@ impl RawClient {
         let zxid = r.long("zxid").map_err(bad)?;
         let err = r.int("err").map_err(bad)?;
         let body = frame[r.position()..].to_vec();
-        Ok(RawReply { xid, zxid, err, body })
+        Ok(RawReply {
+            xid,
+            zxid,
+            err,
+            body,
+        })
     }
 
     /// Sends a request with the next xid; `body` writes the record after the header.
-    pub fn send(&mut self, opcode: i32, body: impl FnOnce(&mut Writer<Vec<u8>>)) -> io::Result<i32> {
+    pub fn send(
+        &mut self,
+        opcode: i32,
+        body: impl FnOnce(&mut Writer<Vec<u8>>),
+    ) -> io::Result<i32> {
         let xid = match opcode {
             op::PING => op::XID_PING,
             op::AUTH => op::XID_AUTH,
@@ -138,7 +171,10 @@ impl RawClient {
                 continue;
             }
             if reply.xid != xid {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("xid {} != {}", reply.xid, xid)));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("xid {} != {}", reply.xid, xid),
+                ));
             }
             return Ok(reply);
         }

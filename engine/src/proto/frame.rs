@@ -13,7 +13,10 @@ pub enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::BadLength { len, frame_bytes_max } => {
+            FrameError::BadLength {
+                len,
+                frame_bytes_max,
+            } => {
                 write!(f, "Len error {len} (frame limit {frame_bytes_max} bytes)")
             }
         }
@@ -26,13 +29,19 @@ impl std::error::Error for FrameError {}
 ///
 /// Returns `Ok(Some((start, end)))` with the payload's byte range when a whole frame is present,
 /// `Ok(None)` when more bytes are needed.
-pub fn next_frame(buf: &[u8], frame_bytes_max: usize) -> Result<Option<(usize, usize)>, FrameError> {
+pub fn next_frame(
+    buf: &[u8],
+    frame_bytes_max: usize,
+) -> Result<Option<(usize, usize)>, FrameError> {
     if buf.len() < 4 {
         return Ok(None);
     }
     let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
     if len < 0 || len as usize > frame_bytes_max {
-        return Err(FrameError::BadLength { len, frame_bytes_max });
+        return Err(FrameError::BadLength {
+            len,
+            frame_bytes_max,
+        });
     }
     let end = 4 + len as usize;
     if buf.len() < end {

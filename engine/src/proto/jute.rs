@@ -23,9 +23,13 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::Truncated { field } => write!(f, "record truncated in field {field}"),
-            DecodeError::BadLength { field, len } => write!(f, "bad length {len} for field {field}"),
+            DecodeError::BadLength { field, len } => {
+                write!(f, "bad length {len} for field {field}")
+            }
             DecodeError::BadUtf8 { field } => write!(f, "field {field} is not UTF-8"),
-            DecodeError::BadValue { field, value } => write!(f, "bad value {value} for field {field}"),
+            DecodeError::BadValue { field, value } => {
+                write!(f, "bad value {value} for field {field}")
+            }
         }
     }
 }
@@ -77,7 +81,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A length prefix: `None` for null (-1), an error for any other negative or oversized value.
-    fn len(&mut self, field: &'static str, elem_min_bytes: usize) -> Result<Option<usize>, DecodeError> {
+    fn len(
+        &mut self,
+        field: &'static str,
+        elem_min_bytes: usize,
+    ) -> Result<Option<usize>, DecodeError> {
         let len = self.int(field)?;
         if len == -1 {
             return Ok(None);
@@ -191,7 +199,12 @@ mod tests {
     #[test]
     fn primitives_round_trip() {
         let mut out = Vec::new();
-        Writer::new(&mut out).int(-7).long(1 << 40).boolean(true).buffer(b"ab").ustring("zk");
+        Writer::new(&mut out)
+            .int(-7)
+            .long(1 << 40)
+            .boolean(true)
+            .buffer(b"ab")
+            .ustring("zk");
         let mut r = Reader::new(&out);
         assert_eq!(r.int("i").unwrap(), -7);
         assert_eq!(r.long("l").unwrap(), 1 << 40);
@@ -207,15 +220,24 @@ mod tests {
         Writer::new(&mut out).int(i32::MAX);
         assert_eq!(
             Reader::new(&out).buffer("data"),
-            Err(DecodeError::BadLength { field: "data", len: i32::MAX })
+            Err(DecodeError::BadLength {
+                field: "data",
+                len: i32::MAX
+            })
         );
         assert_eq!(
             Reader::new(&out).vector("acl", 8, |r| r.int("perms")),
-            Err(DecodeError::BadLength { field: "acl", len: i32::MAX })
+            Err(DecodeError::BadLength {
+                field: "acl",
+                len: i32::MAX
+            })
         );
         let mut neg = Vec::new();
         Writer::new(&mut neg).int(-2);
-        assert!(matches!(Reader::new(&neg).ustring("path"), Err(DecodeError::BadLength { .. })));
+        assert!(matches!(
+            Reader::new(&neg).ustring("path"),
+            Err(DecodeError::BadLength { .. })
+        ));
     }
 
     #[test]
@@ -229,6 +251,9 @@ mod tests {
 
     #[test]
     fn truncation_is_an_error() {
-        assert_eq!(Reader::new(&[0, 0]).int("xid"), Err(DecodeError::Truncated { field: "xid" }));
+        assert_eq!(
+            Reader::new(&[0, 0]).int("xid"),
+            Err(DecodeError::Truncated { field: "xid" })
+        );
     }
 }

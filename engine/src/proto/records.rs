@@ -25,9 +25,15 @@ pub struct Stat {
 
 impl Stat {
     pub fn encode<B: BufMut>(&self, w: &mut Writer<B>) {
-        w.long(self.czxid).long(self.mzxid).long(self.ctime).long(self.mtime);
+        w.long(self.czxid)
+            .long(self.mzxid)
+            .long(self.ctime)
+            .long(self.mtime);
         w.int(self.version).int(self.cversion).int(self.aversion);
-        w.long(self.ephemeral_owner).int(self.data_length).int(self.num_children).long(self.pzxid);
+        w.long(self.ephemeral_owner)
+            .int(self.data_length)
+            .int(self.num_children)
+            .long(self.pzxid);
     }
 
     pub fn decode(r: &mut Reader) -> Result<Stat, DecodeError> {
@@ -56,7 +62,10 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id { scheme: scheme.to_string(), id: id.to_string() }
+        Id {
+            scheme: scheme.to_string(),
+            id: id.to_string(),
+        }
     }
 }
 
@@ -78,7 +87,10 @@ pub mod perms {
 
 impl Acl {
     pub fn new(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl { perms, id: Id::new(scheme, id) }
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
     }
 
     /// `world:anyone` with every permission: ZooKeeper's OPEN_ACL_UNSAFE.
@@ -92,13 +104,18 @@ impl Acl {
     }
 
     fn encode<B: BufMut>(&self, w: &mut Writer<B>) {
-        w.int(self.perms).ustring(&self.id.scheme).ustring(&self.id.id);
+        w.int(self.perms)
+            .ustring(&self.id.scheme)
+            .ustring(&self.id.id);
     }
 
     fn decode(r: &mut Reader) -> Result<Acl, DecodeError> {
         Ok(Acl {
             perms: r.int("perms")?,
-            id: Id { scheme: r.ustring("scheme")?, id: r.ustring("id")? },
+            id: Id {
+                scheme: r.ustring("scheme")?,
+                id: r.ustring("id")?,
+            },
         })
     }
 }
@@ -141,7 +158,9 @@ impl ConnectRequest {
 
     pub fn encode<B: BufMut>(&self, buf: &mut B) {
         let mut w = Writer::new(buf);
-        w.int(self.protocol_version).long(self.last_zxid_seen).int(self.timeout_ms);
+        w.int(self.protocol_version)
+            .long(self.last_zxid_seen)
+            .int(self.timeout_ms);
         w.long(self.session_id).buffer(&self.passwd);
         if let Some(ro) = self.read_only {
             w.boolean(ro);
@@ -162,7 +181,10 @@ pub struct ConnectResponse {
 impl ConnectResponse {
     pub fn encode<B: BufMut>(&self, buf: &mut B) {
         let mut w = Writer::new(buf);
-        w.int(self.protocol_version).int(self.timeout_ms).long(self.session_id).buffer(&self.passwd);
+        w.int(self.protocol_version)
+            .int(self.timeout_ms)
+            .long(self.session_id)
+            .buffer(&self.passwd);
         if let Some(ro) = self.read_only {
             w.boolean(ro);
         }
@@ -231,27 +253,74 @@ pub struct SetWatches {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Bytes, version: i32 },
-    GetAcl { path: String },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    GetChildren { path: String, watch: bool },
-    GetChildren2 { path: String, watch: bool },
-    Sync { path: String },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Bytes,
+        version: i32,
+    },
+    GetAcl {
+        path: String,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+    },
+    GetChildren2 {
+        path: String,
+        watch: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<Request>),
     MultiRead(Vec<Request>),
     SetWatches(SetWatches),
-    AddWatch { path: String, mode: i32 },
-    RemoveWatches { path: String, kind: i32 },
-    CheckWatches { path: String, kind: i32 },
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
+    RemoveWatches {
+        path: String,
+        kind: i32,
+    },
+    CheckWatches {
+        path: String,
+        kind: i32,
+    },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
     WhoAmI,
-    Auth { kind: i32, scheme: String, auth: Bytes },
+    Auth {
+        kind: i32,
+        scheme: String,
+        auth: Bytes,
+    },
     CloseSession,
     /// An opcode this server does not implement; answered with ZUNIMPLEMENTED.
     Unknown(i32),
@@ -271,28 +340,61 @@ impl Request {
                 let data = r.buffer("data")?;
                 let acl = decode_acls(r)?;
                 let flags = r.int("flags")?;
-                let ttl = if opcode == op::CREATE_TTL { r.long("ttl")? } else { -1 };
-                Request::Create(CreateRequest { opcode, path, data, acl, flags, ttl })
+                let ttl = if opcode == op::CREATE_TTL {
+                    r.long("ttl")?
+                } else {
+                    -1
+                };
+                Request::Create(CreateRequest {
+                    opcode,
+                    path,
+                    data,
+                    acl,
+                    flags,
+                    ttl,
+                })
             }
-            op::DELETE => Request::Delete { path: r.ustring("path")?, version: r.int("version")? },
-            op::EXISTS => Request::Exists { path: r.ustring("path")?, watch: r.boolean("watch")? },
-            op::GET_DATA => Request::GetData { path: r.ustring("path")?, watch: r.boolean("watch")? },
+            op::DELETE => Request::Delete {
+                path: r.ustring("path")?,
+                version: r.int("version")?,
+            },
+            op::EXISTS => Request::Exists {
+                path: r.ustring("path")?,
+                watch: r.boolean("watch")?,
+            },
+            op::GET_DATA => Request::GetData {
+                path: r.ustring("path")?,
+                watch: r.boolean("watch")?,
+            },
             op::SET_DATA => Request::SetData {
                 path: r.ustring("path")?,
                 data: r.buffer("data")?,
                 version: r.int("version")?,
             },
-            op::GET_ACL => Request::GetAcl { path: r.ustring("path")? },
+            op::GET_ACL => Request::GetAcl {
+                path: r.ustring("path")?,
+            },
             op::SET_ACL => Request::SetAcl {
                 path: r.ustring("path")?,
                 acl: decode_acls(r)?,
                 version: r.int("version")?,
             },
-            op::GET_CHILDREN => Request::GetChildren { path: r.ustring("path")?, watch: r.boolean("watch")? },
-            op::GET_CHILDREN2 => Request::GetChildren2 { path: r.ustring("path")?, watch: r.boolean("watch")? },
-            op::SYNC => Request::Sync { path: r.ustring("path")? },
+            op::GET_CHILDREN => Request::GetChildren {
+                path: r.ustring("path")?,
+                watch: r.boolean("watch")?,
+            },
+            op::GET_CHILDREN2 => Request::GetChildren2 {
+                path: r.ustring("path")?,
+                watch: r.boolean("watch")?,
+            },
+            op::SYNC => Request::Sync {
+                path: r.ustring("path")?,
+            },
             op::PING => Request::Ping,
-            op::CHECK => Request::Check { path: r.ustring("path")?, version: r.int("version")? },
+            op::CHECK => Request::Check {
+                path: r.ustring("path")?,
+                version: r.int("version")?,
+            },
             op::MULTI => Request::Multi(decode_multi(r)?),
             op::MULTI_READ => Request::MultiRead(decode_multi(r)?),
             op::SET_WATCHES | op::SET_WATCHES2 => {
@@ -306,17 +408,35 @@ impl Request {
                 };
                 if opcode == op::SET_WATCHES2 {
                     sw.persistent = r.vector("persistentWatches", 4, |r| r.ustring("path"))?;
-                    sw.persistent_recursive = r.vector("persistentRecursiveWatches", 4, |r| r.ustring("path"))?;
+                    sw.persistent_recursive =
+                        r.vector("persistentRecursiveWatches", 4, |r| r.ustring("path"))?;
                 }
                 Request::SetWatches(sw)
             }
-            op::ADD_WATCH => Request::AddWatch { path: r.ustring("path")?, mode: r.int("mode")? },
-            op::REMOVE_WATCHES => Request::RemoveWatches { path: r.ustring("path")?, kind: r.int("type")? },
-            op::CHECK_WATCHES => Request::CheckWatches { path: r.ustring("path")?, kind: r.int("type")? },
-            op::GET_EPHEMERALS => Request::GetEphemerals { prefix: r.ustring("prefixPath")? },
-            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.ustring("path")? },
+            op::ADD_WATCH => Request::AddWatch {
+                path: r.ustring("path")?,
+                mode: r.int("mode")?,
+            },
+            op::REMOVE_WATCHES => Request::RemoveWatches {
+                path: r.ustring("path")?,
+                kind: r.int("type")?,
+            },
+            op::CHECK_WATCHES => Request::CheckWatches {
+                path: r.ustring("path")?,
+                kind: r.int("type")?,
+            },
+            op::GET_EPHEMERALS => Request::GetEphemerals {
+                prefix: r.ustring("prefixPath")?,
+            },
+            op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber {
+                path: r.ustring("path")?,
+            },
             op::WHO_AM_I => Request::WhoAmI,
-            op::AUTH => Request::Auth { kind: r.int("type")?, scheme: r.ustring("scheme")?, auth: r.buffer("auth")? },
+            op::AUTH => Request::Auth {
+                kind: r.int("type")?,
+                scheme: r.ustring("scheme")?,
+                auth: r.buffer("auth")?,
+            },
             op::CLOSE_SESSION => Request::CloseSession,
             other => Request::Unknown(other),
         })
@@ -370,9 +490,21 @@ fn decode_multi(r: &mut Reader) -> Result<Vec<Request>, DecodeError> {
             return Ok(ops);
         }
         let sub = match opcode {
-            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL | op::DELETE | op::SET_DATA
-            | op::CHECK | op::GET_DATA | op::GET_CHILDREN => Request::decode_op(opcode, r)?,
-            other => return Err(DecodeError::BadValue { field: "multiHeader.type", value: other as i64 }),
+            op::CREATE
+            | op::CREATE2
+            | op::CREATE_CONTAINER
+            | op::CREATE_TTL
+            | op::DELETE
+            | op::SET_DATA
+            | op::CHECK
+            | op::GET_DATA
+            | op::GET_CHILDREN => Request::decode_op(opcode, r)?,
+            other => {
+                return Err(DecodeError::BadValue {
+                    field: "multiHeader.type",
+                    value: other as i64,
+                })
+            }
         };
         ops.push(sub);
     }
@@ -382,11 +514,17 @@ fn decode_multi(r: &mut Reader) -> Result<Vec<Request>, DecodeError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiResult {
     /// `create`: the created path. `create2`/TTL/container results carry a stat too.
-    Create { path: String, stat: Option<Stat> },
+    Create {
+        path: String,
+        stat: Option<Stat>,
+    },
     Delete,
     SetData(Stat),
     Check,
-    GetData { data: Bytes, stat: Stat },
+    GetData {
+        data: Bytes,
+        stat: Stat,
+    },
     GetChildren(Vec<String>),
     Error(ErrorCode),
 }
@@ -411,15 +549,31 @@ impl MultiResult {
 pub enum Response {
     /// Header only: delete, ping, auth, setWatches, addWatch, removeWatches, closeSession, errors.
     Empty,
-    Create { path: String },
-    Create2 { path: String, stat: Stat },
+    Create {
+        path: String,
+    },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     /// exists, setData, setACL.
     Stat(Stat),
-    GetData { data: Bytes, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
+    GetData {
+        data: Bytes,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
     Children(Vec<String>),
-    Children2 { children: Vec<String>, stat: Stat },
-    Sync { path: String },
+    Children2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Sync {
+        path: String,
+    },
     Multi(Vec<MultiResult>),
     Ephemerals(Vec<String>),
     /// A single int: getAllChildrenNumber's count, or addWatch's `ErrorResponse(0)`.
@@ -543,8 +697,15 @@ pub fn encode_notification(out: &mut Vec<u8>, zxid: i64, event_type: i32, path: 
     out.put_i32(0);
     {
         let mut w = Writer::new(out);
-        ReplyHeader { xid: op::XID_NOTIFICATION, zxid, err: ErrorCode::Ok }.encode(&mut w);
-        w.int(event_type).int(event::STATE_SYNC_CONNECTED).ustring(path);
+        ReplyHeader {
+            xid: op::XID_NOTIFICATION,
+            zxid,
+            err: ErrorCode::Ok,
+        }
+        .encode(&mut w);
+        w.int(event_type)
+            .int(event::STATE_SYNC_CONNECTED)
+            .ustring(path);
     }
     let len = (out.len() - start - 4) as i32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -570,10 +731,17 @@ mod tests {
     #[test]
     fn create_and_create_ttl_decode() {
         let body = encode_create(op::CREATE, "/a", None);
-        let Request::Create(c) = Request::decode(op::CREATE, &body).unwrap() else { panic!() };
-        assert_eq!((c.path.as_str(), &c.data[..], c.acl.len(), c.ttl), ("/a", &b"v"[..], 1, -1));
+        let Request::Create(c) = Request::decode(op::CREATE, &body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (c.path.as_str(), &c.data[..], c.acl.len(), c.ttl),
+            ("/a", &b"v"[..], 1, -1)
+        );
         let body = encode_create(op::CREATE_TTL, "/t", Some(500));
-        let Request::Create(c) = Request::decode(op::CREATE_TTL, &body).unwrap() else { panic!() };
+        let Request::Create(c) = Request::decode(op::CREATE_TTL, &body).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.ttl, 500);
     }
 
@@ -591,7 +759,11 @@ mod tests {
         req.encode(&mut with);
         assert_eq!(ConnectRequest::decode(&with).unwrap(), req);
         let mut without = Vec::new();
-        ConnectRequest { read_only: None, ..req.clone() }.encode(&mut without);
+        ConnectRequest {
+            read_only: None,
+            ..req.clone()
+        }
+        .encode(&mut without);
         assert_eq!(without.len() + 1, with.len());
         assert_eq!(ConnectRequest::decode(&without).unwrap().read_only, None);
     }
@@ -601,22 +773,53 @@ mod tests {
         let mut out = Vec::new();
         encode_multi(
             &mut Writer::new(&mut out),
-            &[MultiResult::Error(ErrorCode::Ok), MultiResult::Error(ErrorCode::NoNode)],
+            &[
+                MultiResult::Error(ErrorCode::Ok),
+                MultiResult::Error(ErrorCode::NoNode),
+            ],
         );
         let mut r = Reader::new(&out);
-        assert_eq!((r.int("t").unwrap(), r.boolean("d").unwrap(), r.int("e").unwrap()), (-1, false, 0));
+        assert_eq!(
+            (
+                r.int("t").unwrap(),
+                r.boolean("d").unwrap(),
+                r.int("e").unwrap()
+            ),
+            (-1, false, 0)
+        );
         assert_eq!(r.int("err").unwrap(), 0);
-        assert_eq!((r.int("t").unwrap(), r.boolean("d").unwrap(), r.int("e").unwrap()), (-1, false, -101));
+        assert_eq!(
+            (
+                r.int("t").unwrap(),
+                r.boolean("d").unwrap(),
+                r.int("e").unwrap()
+            ),
+            (-1, false, -101)
+        );
         assert_eq!(r.int("err").unwrap(), -101);
-        assert_eq!((r.int("t").unwrap(), r.boolean("d").unwrap(), r.int("e").unwrap()), (-1, true, -1));
+        assert_eq!(
+            (
+                r.int("t").unwrap(),
+                r.boolean("d").unwrap(),
+                r.int("e").unwrap()
+            ),
+            (-1, true, -1)
+        );
         assert_eq!(r.remaining(), 0);
     }
 
     #[test]
     fn multi_rejects_foreign_ops() {
         let mut out = Vec::new();
-        Writer::new(&mut out).int(op::SYNC).boolean(false).int(-1).ustring("/");
-        assert!(matches!(Request::decode(op::MULTI, &out), Err(DecodeError::BadValue { .. })));
+        Writer::new(&mut out)
+            .int(op::SYNC)
+            .boolean(false)
+            .int(-1)
+            .ustring("/");
+        assert!(matches!(
+            Request::decode(op::MULTI, &out),
+            Err(DecodeError::BadValue { .. })
+        ));
     }
 
     #[test]

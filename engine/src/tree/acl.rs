@@ -12,7 +12,10 @@ use std::net::IpAddr;
 pub fn digest_id(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(user_password.as_bytes());
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 /// Whether identities of this scheme count for the `auth` ACL scheme.
@@ -22,7 +25,9 @@ fn is_authenticated_scheme(scheme: &str) -> bool {
 
 fn ip_pattern_valid(id: &str) -> bool {
     let mut parts = id.splitn(2, '/');
-    let Some(addr) = parts.next().and_then(|a| a.parse::<IpAddr>().ok()) else { return false };
+    let Some(addr) = parts.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+        return false;
+    };
     match parts.next() {
         None => true,
         Some(bits) => {
@@ -33,11 +38,21 @@ fn ip_pattern_valid(id: &str) -> bool {
 }
 
 fn ip_matches(pattern: &str, client: &str) -> bool {
-    let Ok(client) = client.parse::<IpAddr>() else { return false };
+    let Ok(client) = client.parse::<IpAddr>() else {
+        return false;
+    };
     let mut parts = pattern.splitn(2, '/');
-    let Some(addr) = parts.next().and_then(|a| a.parse::<IpAddr>().ok()) else { return false };
+    let Some(addr) = parts.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+        return false;
+    };
     let bits = match parts.next() {
-        None => if addr.is_ipv4() { 32 } else { 128 },
+        None => {
+            if addr.is_ipv4() {
+                32
+            } else {
+                128
+            }
+        }
         Some(b) => match b.parse::<u32>() {
             Ok(b) => b,
             Err(_) => return false,
@@ -45,11 +60,19 @@ fn ip_matches(pattern: &str, client: &str) -> bool {
     };
     match (addr, client) {
         (IpAddr::V4(a), IpAddr::V4(c)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits.min(32)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits.min(32))
+            };
             (u32::from(a) & mask) == (u32::from(c) & mask)
         }
         (IpAddr::V6(a), IpAddr::V6(c)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits.min(128)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits.min(128))
+            };
             (u128::from(a) & mask) == (u128::from(c) & mask)
         }
         _ => false,
@@ -75,13 +98,22 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
                 let mut any = false;
                 for id in auth.iter().filter(|id| is_authenticated_scheme(&id.scheme)) {
                     any = true;
-                    push(Acl { perms: a.perms, id: id.clone() }, &mut out);
+                    push(
+                        Acl {
+                            perms: a.perms,
+                            id: id.clone(),
+                        },
+                        &mut out,
+                    );
                 }
                 if !any {
                     return Err(ErrorCode::InvalidAcl);
                 }
             }
-            "digest" if a.id.id.split(':').filter(|s| !s.is_empty()).count() == 2 && a.id.id.matches(':').count() == 1 => {
+            "digest"
+                if a.id.id.split(':').filter(|s| !s.is_empty()).count() == 2
+                    && a.id.id.matches(':').count() == 1 =>
+            {
                 push(a.clone(), &mut out)
             }
             "ip" if ip_pattern_valid(&a.id.id) => push(a.clone(), &mut out),
@@ -122,34 +154,66 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // DigestAuthenticationProvider.generateDigest("super:test") in ZooKeeper's docs.
-        assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(
+            digest_id("super:test"),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
     }
 
     #[test]
     fn fixup_expands_auth_and_rejects_bad_ids() {
         let ip = Id::new("ip", "127.0.0.1");
         let user = Id::new("digest", &digest_id("u:p"));
-        assert_eq!(fixup(&[Acl::new(31, "auth", "")], &[ip.clone()]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[Acl::new(31, "auth", "")], std::slice::from_ref(&ip)),
+            Err(ErrorCode::InvalidAcl)
+        );
         assert_eq!(
             fixup(&[Acl::new(31, "auth", "")], &[ip.clone(), user.clone()]),
-            Ok(vec![Acl { perms: 31, id: user }])
+            Ok(vec![Acl {
+                perms: 31,
+                id: user
+            }])
         );
         assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl::new(31, "world", "nobody")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl::new(31, "digest", "nocolon")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl::new(31, "ip", "10.0.0.0/33")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl::new(31, "bogus", "x")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[Acl::new(31, "world", "nobody")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[Acl::new(31, "digest", "nocolon")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[Acl::new(31, "ip", "10.0.0.0/33")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[Acl::new(31, "bogus", "x")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
         assert!(fixup(&[Acl::new(31, "ip", "10.0.0.0/8")], &[]).is_ok());
-        assert_eq!(fixup(&[Acl::open_unsafe(), Acl::open_unsafe()].concat(), &[]).unwrap().len(), 1);
+        assert_eq!(
+            fixup(&[Acl::open_unsafe(), Acl::open_unsafe()].concat(), &[])
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn check_applies_schemes() {
-        let acl = vec![Acl::new(perms::READ, "ip", "127.0.0.0/8"), Acl::new(perms::ALL, "digest", &digest_id("u:p"))];
+        let acl = vec![
+            Acl::new(perms::READ, "ip", "127.0.0.0/8"),
+            Acl::new(perms::ALL, "digest", &digest_id("u:p")),
+        ];
         let local = [Id::new("ip", "127.0.0.1")];
         assert_eq!(check(&acl, perms::READ, &local), Ok(()));
         assert_eq!(check(&acl, perms::WRITE, &local), Err(ErrorCode::NoAuth));
-        let user = [Id::new("ip", "10.1.1.1"), Id::new("digest", &digest_id("u:p"))];
+        let user = [
+            Id::new("ip", "10.1.1.1"),
+            Id::new("digest", &digest_id("u:p")),
+        ];
         assert_eq!(check(&acl, perms::WRITE, &user), Ok(()));
         assert_eq!(check(&acl, perms::WRITE, &[Id::new("super", "")]), Ok(()));
         assert_eq!(check(&[], perms::WRITE, &[]), Ok(()));

@@ -65,7 +65,10 @@ impl Node {
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
-            cversion: self.cversion.wrapping_mul(2).wrapping_sub(self.children.len() as i32),
+            cversion: self
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: self.aversion,
             ephemeral_owner: match NodeKind::of_owner(self.ephemeral_owner, true) {
                 NodeKind::Ephemeral(owner) => owner,
@@ -103,7 +106,11 @@ pub struct Trigger {
 /// What applying one op did, for building replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Created { path: String, stat: Stat, opcode: i32 },
+    Created {
+        path: String,
+        stat: Stat,
+        opcode: i32,
+    },
     Deleted,
     DataSet(Stat),
     AclSet(Stat),
@@ -175,12 +182,19 @@ impl DataTree {
 
     /// Paths of `session`'s ephemerals, sorted.
     pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
-        self.ephemerals.get(&session).map(|s| s.iter().map(|p| p.to_string()).collect()).unwrap_or_default()
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.iter().map(|p| p.to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// Every session owning ephemerals, with how many.
     pub fn ephemeral_counts(&self) -> Vec<(i64, usize)> {
-        let mut v: Vec<_> = self.ephemerals.iter().map(|(s, set)| (*s, set.len())).collect();
+        let mut v: Vec<_> = self
+            .ephemerals
+            .iter()
+            .map(|(s, set)| (*s, set.len()))
+            .collect();
         v.sort();
         v
     }
@@ -195,7 +209,10 @@ impl DataTree {
 
     /// Total data bytes (for `mntr`'s zk_approximate_data_size).
     pub fn approximate_data_size(&self) -> u64 {
-        self.nodes.iter().map(|(p, n)| (p.len() + n.data.len()) as u64).sum()
+        self.nodes
+            .iter()
+            .map(|(p, n)| (p.len() + n.data.len()) as u64)
+            .sum()
     }
 
     /// Number of nodes below `path` (not counting it).
@@ -218,14 +235,24 @@ impl DataTree {
     /// Applies a decided txn. Panics if the txn does not fit the tree: prep guarantees it does,
     /// so a misfit is a bug, not bad input.
     pub fn apply(&mut self, txn: &Txn, triggers: &mut Vec<Trigger>) -> Outcome {
-        assert!(txn.zxid > self.last_zxid, "zxid {:#x} not after {:#x}", txn.zxid, self.last_zxid);
+        assert!(
+            txn.zxid > self.last_zxid,
+            "zxid {:#x} not after {:#x}",
+            txn.zxid,
+            self.last_zxid
+        );
         let outcome = self.apply_op(txn, &txn.op, triggers);
         self.last_zxid = txn.zxid;
         outcome
     }
 
     /// Applies one op of a multi being prepped, on a scratch copy of the tree.
-    pub(crate) fn apply_in_multi(&mut self, txn: &Txn, op: &TxnOp, triggers: &mut Vec<Trigger>) -> Outcome {
+    pub(crate) fn apply_in_multi(
+        &mut self,
+        txn: &Txn,
+        op: &TxnOp,
+        triggers: &mut Vec<Trigger>,
+    ) -> Outcome {
         self.apply_op(txn, op, triggers)
     }
 
@@ -238,15 +265,38 @@ impl DataTree {
                 }
                 Outcome::SessionClosed
             }
-            TxnOp::Create { path, data, acl, ephemeral_owner, parent_cversion, opcode } => {
-                let stat = self.create(path, data.clone(), acl.clone(), *ephemeral_owner, *parent_cversion, txn, triggers);
-                Outcome::Created { path: path.clone(), stat, opcode: *opcode }
+            TxnOp::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+                opcode,
+            } => {
+                let stat = self.create(
+                    path,
+                    data.clone(),
+                    acl.clone(),
+                    *ephemeral_owner,
+                    *parent_cversion,
+                    txn,
+                    triggers,
+                );
+                Outcome::Created {
+                    path: path.clone(),
+                    stat,
+                    opcode: *opcode,
+                }
             }
             TxnOp::Delete { path } => {
                 self.delete(path, txn.zxid, triggers);
                 Outcome::Deleted
             }
-            TxnOp::SetData { path, data, version } => {
+            TxnOp::SetData {
+                path,
+                data,
+                version,
+            } => {
                 let node = self.node_mut(path);
                 node.data = data.clone();
                 node.version = *version;
@@ -254,10 +304,18 @@ impl DataTree {
                 node.mtime = txn.time_ms;
                 let stat = node.stat();
                 let acl = node.acl.clone();
-                triggers.push(Trigger { kind: TriggerKind::DataChanged, path: Arc::from(path.as_str()), acl });
+                triggers.push(Trigger {
+                    kind: TriggerKind::DataChanged,
+                    path: Arc::from(path.as_str()),
+                    acl,
+                });
                 Outcome::DataSet(stat)
             }
-            TxnOp::SetAcl { path, acl, aversion } => {
+            TxnOp::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => {
                 let node = self.node_mut(path);
                 node.acl = acl.clone();
                 node.aversion = *aversion;
@@ -266,14 +324,20 @@ impl DataTree {
             TxnOp::Check { .. } => Outcome::Checked,
             TxnOp::Error(code) => Outcome::Error(*code),
             TxnOp::Multi(ops) => {
-                let outcomes = ops.iter().map(|op| self.apply_op(txn, op, triggers)).collect();
+                let outcomes = ops
+                    .iter()
+                    .map(|op| self.apply_op(txn, op, triggers))
+                    .collect();
                 Outcome::Multi(outcomes)
             }
         }
     }
 
     fn node_mut(&mut self, path: &str) -> &mut Node {
-        let node = self.nodes.get_mut(path).unwrap_or_else(|| panic!("apply: no node {path}"));
+        let node = self
+            .nodes
+            .get_mut(path)
+            .unwrap_or_else(|| panic!("apply: no node {path}"));
         Arc::make_mut(node)
     }
 
@@ -292,7 +356,10 @@ impl DataTree {
         let parent_path = path::parent(path);
         let name: Arc<str> = Arc::from(path::name(path));
         let parent = self.node_mut(parent_path);
-        assert!(parent.children.insert(name).is_none(), "apply: create of existing {path}");
+        assert!(
+            parent.children.insert(name).is_none(),
+            "apply: create of existing {path}"
+        );
         if parent_cversion > parent.cversion {
             parent.cversion = parent_cversion;
             parent.pzxid = txn.zxid;
@@ -323,22 +390,42 @@ impl DataTree {
                 self.ttls.insert(key.clone());
             }
             NodeKind::Ephemeral(session) => {
-                self.ephemerals.entry(session).or_default().insert(key.clone());
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(key.clone());
             }
         }
         self.nodes.insert(key.clone(), Arc::new(node));
-        triggers.push(Trigger { kind: TriggerKind::Created, path: key, acl: node_acl });
-        triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: Arc::from(parent_path), acl: parent_acl });
+        triggers.push(Trigger {
+            kind: TriggerKind::Created,
+            path: key,
+            acl: node_acl,
+        });
+        triggers.push(Trigger {
+            kind: TriggerKind::ChildrenChanged,
+            path: Arc::from(parent_path),
+            acl: parent_acl,
+        });
         stat
     }
 
     fn delete(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) {
         let key: Arc<str> = Arc::from(path);
-        let node = self.nodes.remove(path).unwrap_or_else(|| panic!("apply: delete of missing {path}"));
-        assert!(node.children.is_empty(), "apply: delete of non-empty {path}");
+        let node = self
+            .nodes
+            .remove(path)
+            .unwrap_or_else(|| panic!("apply: delete of missing {path}"));
+        assert!(
+            node.children.is_empty(),
+            "apply: delete of non-empty {path}"
+        );
         let parent_path = path::parent(path);
         let parent = self.node_mut(parent_path);
-        assert!(parent.children.remove(path::name(path)).is_some(), "apply: {path} not listed in its parent");
+        assert!(
+            parent.children.remove(path::name(path)).is_some(),
+            "apply: {path} not listed in its parent"
+        );
         if zxid > parent.pzxid {
             parent.pzxid = zxid;
         }
@@ -356,23 +443,44 @@ impl DataTree {
                 }
             }
         }
-        triggers.push(Trigger { kind: TriggerKind::Deleted, path: key, acl: node.acl.clone() });
-        triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: Arc::from(parent_path), acl: parent_acl });
+        triggers.push(Trigger {
+            kind: TriggerKind::Deleted,
+            path: key,
+            acl: node.acl.clone(),
+        });
+        triggers.push(Trigger {
+            kind: TriggerKind::ChildrenChanged,
+            path: Arc::from(parent_path),
+            acl: parent_acl,
+        });
     }
 
     /// Checks the tree's structural invariants; panics on the first that fails.
     pub fn check_invariants(&self) {
         for (path, node) in self.nodes.iter() {
             if &**path != ROOT {
-                let parent = self.get(path::parent(path)).unwrap_or_else(|| panic!("{path} has no parent"));
-                assert!(parent.children.contains(path::name(path)), "{path} not in parent's children");
+                let parent = self
+                    .get(path::parent(path))
+                    .unwrap_or_else(|| panic!("{path} has no parent"));
+                assert!(
+                    parent.children.contains(path::name(path)),
+                    "{path} not in parent's children"
+                );
             }
             for child in node.children.iter() {
-                assert!(self.get(&path::join(path, child)).is_some(), "{path} lists missing child {child}");
+                assert!(
+                    self.get(&path::join(path, child)).is_some(),
+                    "{path} lists missing child {child}"
+                );
             }
             match NodeKind::of_owner(node.ephemeral_owner, true) {
                 NodeKind::Ephemeral(s) => {
-                    assert!(self.ephemerals.get(&s).is_some_and(|set| set.contains(path)), "{path} not indexed");
+                    assert!(
+                        self.ephemerals
+                            .get(&s)
+                            .is_some_and(|set| set.contains(path)),
+                        "{path} not indexed"
+                    );
                     assert!(node.children.is_empty(), "ephemeral {path} has children");
                 }
                 NodeKind::Container => assert!(self.containers.contains(path)),

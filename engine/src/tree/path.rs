@@ -27,7 +27,11 @@ pub fn validate(path: &str, sequential: bool) -> Result<(), BadPath> {
         if c == '/' && prev == '/' {
             return Err(BadPath("empty node name specified"));
         }
-        if c == '.' && prev == '.' && chars[i - 2] == '/' && (i + 1 == chars.len() || chars[i + 1] == '/') {
+        if c == '.'
+            && prev == '.'
+            && chars[i - 2] == '/'
+            && (i + 1 == chars.len() || chars[i + 1] == '/')
+        {
             return Err(BadPath("relative paths not allowed"));
         }
         if c == '.' && prev == '/' && (i + 1 == chars.len() || chars[i + 1] == '/') {
@@ -73,7 +77,9 @@ pub fn join(parent: &str, child: &str) -> String {
 
 /// True when `path` is `ancestor` or lies below it.
 pub fn is_within(path: &str, ancestor: &str) -> bool {
-    ancestor == "/" || path == ancestor || (path.starts_with(ancestor) && path.as_bytes()[ancestor.len()] == b'/')
+    ancestor == "/"
+        || path == ancestor
+        || (path.starts_with(ancestor) && path.as_bytes()[ancestor.len()] == b'/')
 }
 
 #[cfg(test)]
@@ -85,7 +91,9 @@ mod tests {
         for good in ["/", "/a", "/a/b", "/a.b", "/..a", "/a/.b", "/zookeeper"] {
             assert_eq!(validate(good, false), Ok(()), "{good}");
         }
-        for bad in ["", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\0b", "/a\u{1}"] {
+        for bad in [
+            "", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\0b", "/a\u{1}",
+        ] {
             assert!(validate(bad, false).is_err(), "{bad:?}");
         }
         assert_eq!(validate("/a/", true), Ok(()));

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of Ringkeeper. On a fresh Debian machine (root, package registries reachable)
+# it first installs what the tests need: Java ZooKeeper and zkCli.sh (Debian's zookeeper and
+# zookeeper-bin, the reference the differential test compares against), a Java runtime, and the
+# Python clients (kazoo, pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+need=()
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+[ -x /usr/share/zookeeper/bin/zkCli.sh ] || need+=(zookeeper-bin)
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+python3 -c 'import kazoo, pytest' 2>/dev/null || {
+  log "installing kazoo and pytest (pip)"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore kazoo pytest
+}
+
+log "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+log "criterion benchmarks compile (not timed)"
+cargo bench -p ringkeeper-bench --no-run --quiet
+
+log "Rust unit and integration tests"
+cargo test --workspace --quiet
+
+log "Python tests: kazoo, recipes, zkCli.sh, differential against Java ZooKeeper"
+cargo build --quiet
+cd tests/py
+python3 -m pytest -q -p no:cacheprovider
