@@ -282,12 +282,11 @@ async fn apply_batches(
                     }
                 }
                 Entry::Resumed { session_id, conn } => {
-                    if let Some(old) = st.by_session.get(session_id).copied().filter(|c| c != conn)
-                    {
-                        if let Some(old_conn) = st.conns.get_mut(&old) {
-                            old_conn.close();
+                    // ZooKeeper closes a session's other connections when it is resumed.
+                    for (id, other) in st.conns.iter_mut() {
+                        if other.session_id == *session_id && id != conn {
+                            other.close();
                         }
-                        st.by_session.remove(session_id);
                     }
                 }
             }
@@ -896,14 +895,17 @@ fn push_write(conn: &mut Conn, shared: &Shared, xid: i32, started: Instant) {
     shared.stats.outstanding.fetch_add(1, Relaxed);
 }
 
+/// Waits while this connection, or the server as a whole, has `globalOutstandingLimit` requests
+/// in flight: the connection stops reading its socket meanwhile, as ZooKeeper throttles.
 async fn wait_for_room(state: &Rc<RefCell<FrontState>>, shared: &Shared, conn_id: ConnId) {
     let limit = shared.cfg.global_outstanding_limit;
     loop {
+        let global_full = shared.stats.outstanding.load(Relaxed) >= limit as i64;
         let full = state
             .borrow()
             .conns
             .get(&conn_id)
-            .is_some_and(|c| c.pending.len() >= limit && !c.closing);
+            .is_some_and(|c| (global_full || c.pending.len() >= limit) && !c.closing);
         if !full {
             return;
         }

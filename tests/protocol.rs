@@ -911,3 +911,29 @@ fn create_ttl_validates_mode_and_ttl() {
     assert_eq!(attempt(5, 1 << 40), -8, "a TTL must fit in 40 bits");
     assert_eq!(attempt(5, 1000), 0);
 }
+
+#[test]
+fn one_core_runs_both_roles_on_one_executor() {
+    let srv = Server::start_with_args("", &["--cores", "1"]);
+    assert!(srv.log().contains("shared_core=true"), "{}", srv.log());
+    let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
+    let mut ev = Vec::new();
+    assert!(exists(&mut c, "/x", true, &mut ev).err == NONODE);
+    let r = create_with(&mut c, "/x", b"1", 0, &Acl::open_unsafe(), &mut ev);
+    assert!(r.is_ok());
+    assert_eq!(ev.len(), 1, "watch fires on the single-core layout too");
+}
+
+#[test]
+fn resuming_a_session_closes_its_older_connection() {
+    let srv = Server::start("");
+    let mut first = RawClient::connect(&srv.addr(), 4000).unwrap();
+    let mut second =
+        RawClient::resume(&srv.addr(), 4000, first.session_id, first.passwd.clone()).unwrap();
+    assert!(
+        first.read_reply().is_err(),
+        "the older connection of a resumed session is closed"
+    );
+    let mut ev = Vec::new();
+    assert!(exists(&mut second, "/", false, &mut ev).is_ok());
+}

@@ -271,3 +271,215 @@ pub fn is_create(opcode: i32) -> bool {
         op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Acl, CreateRequest};
+    use bytes::Bytes;
+
+    fn pipeline() -> Pipeline {
+        let cfg = PipelineConfig {
+            prep: PrepConfig {
+                extended_types: true,
+            },
+            session: SessionConfig {
+                tick_ms: 100,
+                min_timeout_ms: 200,
+                max_timeout_ms: 2000,
+                server_id: 1,
+            },
+            container_check_ms: 100,
+            container_never_used_ms: 0,
+        };
+        Pipeline::new(cfg, 10_000, 99)
+    }
+
+    fn connect(p: &mut Pipeline, session_id: i64, passwd: [u8; 16], now: i64) -> ConnectOutcome {
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 200,
+            session_id,
+            passwd: Bytes::copy_from_slice(&passwd),
+            read_only: None,
+        };
+        p.connect(&req, now).0
+    }
+
+    fn create(path: &str, flags: i32, opcode: i32) -> Request {
+        Request::Create(CreateRequest {
+            opcode,
+            path: path.into(),
+            data: Bytes::new(),
+            acl: Acl::open_unsafe(),
+            flags,
+            ttl: -1,
+        })
+    }
+
+    fn origin(xid: i32) -> Origin {
+        Origin {
+            conn: 1,
+            xid,
+            opcode: op::CREATE,
+        }
+    }
+
+    #[test]
+    fn connect_creates_resumes_and_refuses() {
+        let mut p = pipeline();
+        let ConnectOutcome::Accepted {
+            session_id,
+            timeout_ms,
+            passwd,
+        } = connect(&mut p, 0, [0; 16], 10_000)
+        else {
+            panic!()
+        };
+        assert_eq!(timeout_ms, 200);
+        assert_eq!(p.last_zxid(), 1, "createSession takes a zxid");
+        assert!(matches!(
+            connect(&mut p, session_id, passwd, 10_050),
+            ConnectOutcome::Accepted { .. }
+        ));
+        assert_eq!(
+            connect(&mut p, session_id, [9; 16], 10_050),
+            ConnectOutcome::Invalid
+        );
+        assert_eq!(
+            connect(&mut p, 12345, [0; 16], 10_050),
+            ConnectOutcome::Invalid
+        );
+        let ahead = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 99,
+            timeout_ms: 200,
+            session_id: 0,
+            passwd: Bytes::new(),
+            read_only: None,
+        };
+        assert!(matches!(
+            p.connect(&ahead, 10_050).0,
+            ConnectOutcome::Refused {
+                client_zxid: 99,
+                our_zxid: 1
+            }
+        ));
+        p.check_invariants();
+    }
+
+    #[test]
+    fn expiry_closes_the_session_and_deletes_its_ephemerals() {
+        let mut p = pipeline();
+        let ConnectOutcome::Accepted { session_id, .. } = connect(&mut p, 0, [0; 16], 10_000)
+        else {
+            panic!()
+        };
+        let c = p.write(
+            origin(1),
+            session_id,
+            &create("/e", 1, op::CREATE),
+            &[],
+            10_010,
+        );
+        assert!(matches!(c.outcome, Outcome::Created { .. }));
+        assert!(
+            p.tick(10_250).is_empty(),
+            "not yet: deadline rounds up to 10_300"
+        );
+        let closed = p.tick(10_300);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].txn.op, TxnOp::CloseSession);
+        let deleted: Vec<_> = closed[0]
+            .triggers
+            .iter()
+            .map(|t| (t.kind, t.path.to_string()))
+            .collect();
+        assert_eq!(
+            deleted[0],
+            (crate::tree::TriggerKind::Deleted, "/e".to_string())
+        );
+        assert!(p.version().get("/e").is_none());
+        let late = p.write(
+            origin(2),
+            session_id,
+            &create("/f", 0, op::CREATE),
+            &[],
+            10_400,
+        );
+        assert_eq!(late.outcome, Outcome::Error(ErrorCode::SessionExpired));
+        p.check_invariants();
+    }
+
+    #[test]
+    fn containers_are_reaped_only_after_having_had_children() {
+        let mut p = pipeline();
+        let ConnectOutcome::Accepted { session_id, .. } = connect(&mut p, 0, [0; 16], 10_000)
+        else {
+            panic!()
+        };
+        p.write(
+            origin(1),
+            session_id,
+            &create("/c", 4, op::CREATE_CONTAINER),
+            &[],
+            10_000,
+        );
+        p.touch(&[session_id], 10_150);
+        p.tick(10_150);
+        assert!(
+            p.version().get("/c").is_some(),
+            "a never-used container stays"
+        );
+        p.write(
+            origin(2),
+            session_id,
+            &create("/c/x", 0, op::CREATE),
+            &[],
+            10_160,
+        );
+        p.write(
+            origin(3),
+            session_id,
+            &Request::Delete {
+                path: "/c/x".into(),
+                version: -1,
+            },
+            &[],
+            10_170,
+        );
+        p.touch(&[session_id], 10_260);
+        let reaped = p.tick(10_260);
+        assert!(
+            reaped
+                .iter()
+                .any(|c| c.txn.op == TxnOp::Delete { path: "/c".into() }),
+            "{reaped:?}"
+        );
+        assert!(p.version().get("/c").is_none());
+        p.check_invariants();
+    }
+
+    #[test]
+    fn published_versions_are_immutable() {
+        let mut p = pipeline();
+        let ConnectOutcome::Accepted { session_id, .. } = connect(&mut p, 0, [0; 16], 10_000)
+        else {
+            panic!()
+        };
+        let before = p.version();
+        p.write(
+            origin(1),
+            session_id,
+            &create("/v", 0, op::CREATE),
+            &[],
+            10_000,
+        );
+        assert!(
+            before.get("/v").is_none(),
+            "an old version does not see later writes"
+        );
+        assert!(p.version().get("/v").is_some());
+    }
+}

@@ -228,3 +228,152 @@ pub fn set_watches(
     }
     fire
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{opcode as op, Acl};
+    use crate::tree::acl::digest_id;
+    use crate::txn::{Txn, TxnOp};
+    use std::sync::Arc;
+
+    fn tree_with(path: &str, acl: Vec<Acl>) -> DataTree {
+        let mut t = DataTree::new();
+        let op = TxnOp::Create {
+            path: path.into(),
+            data: bytes::Bytes::from_static(b"d"),
+            acl: Arc::new(acl),
+            ephemeral_owner: 0,
+            parent_cversion: 1,
+            opcode: op::CREATE,
+        };
+        t.apply(
+            &Txn {
+                zxid: 5,
+                time_ms: 1,
+                session_id: 1,
+                cxid: 0,
+                op,
+            },
+            &mut Vec::new(),
+        );
+        t
+    }
+
+    #[test]
+    fn get_acl_hides_digests_without_admin() {
+        let id = digest_id("u:p");
+        let t = tree_with(
+            "/n",
+            vec![
+                Acl::new(perms::READ, "world", "anyone"),
+                Acl::new(perms::ALL, "digest", &id),
+            ],
+        );
+        let mut w = WatchTable::new();
+        let anon = ReadContext {
+            conn: 1,
+            session_id: 1,
+            auth: &[],
+        };
+        let Ok(Response::GetAcl { acl, .. }) =
+            read(&t, &mut w, &Request::GetAcl { path: "/n".into() }, &anon)
+        else {
+            panic!()
+        };
+        assert_eq!(acl[1].id.id, "u:x");
+        let owner_ids = [Id::new("digest", &id)];
+        let owner = ReadContext {
+            conn: 1,
+            session_id: 1,
+            auth: &owner_ids,
+        };
+        let Ok(Response::GetAcl { acl, .. }) =
+            read(&t, &mut w, &Request::GetAcl { path: "/n".into() }, &owner)
+        else {
+            panic!()
+        };
+        assert_eq!(acl[1].id.id, id);
+    }
+
+    #[test]
+    fn watches_are_set_only_where_zookeeper_sets_them() {
+        let t = tree_with("/n", vec![Acl::new(perms::WRITE, "world", "anyone")]);
+        let mut w = WatchTable::new();
+        let ctx = ReadContext {
+            conn: 3,
+            session_id: 1,
+            auth: &[],
+        };
+        assert_eq!(
+            read(
+                &t,
+                &mut w,
+                &Request::GetData {
+                    path: "/missing".into(),
+                    watch: true
+                },
+                &ctx
+            ),
+            Err(ErrorCode::NoNode)
+        );
+        assert_eq!(w.count(), 0, "no getData watch on a missing node");
+        assert_eq!(
+            read(
+                &t,
+                &mut w,
+                &Request::Exists {
+                    path: "/missing".into(),
+                    watch: true
+                },
+                &ctx
+            ),
+            Err(ErrorCode::NoNode)
+        );
+        assert_eq!(w.count(), 1, "exists watches a missing node");
+        assert_eq!(
+            read(
+                &t,
+                &mut w,
+                &Request::GetData {
+                    path: "/n".into(),
+                    watch: true
+                },
+                &ctx
+            ),
+            Err(ErrorCode::NoAuth)
+        );
+        assert_eq!(w.count(), 1, "no watch without READ");
+    }
+
+    #[test]
+    fn multi_read_reports_errors_per_op() {
+        let t = tree_with("/n", Acl::open_unsafe());
+        let mut w = WatchTable::new();
+        let ctx = ReadContext {
+            conn: 3,
+            session_id: 1,
+            auth: &[],
+        };
+        let req = Request::MultiRead(vec![
+            Request::GetData {
+                path: "/n".into(),
+                watch: false,
+            },
+            Request::GetChildren {
+                path: "/nope".into(),
+                watch: false,
+            },
+        ]);
+        let Ok(Response::Multi(results)) = read(&t, &mut w, &req, &ctx) else {
+            panic!()
+        };
+        assert!(matches!(results[0], MultiResult::GetData { .. }));
+        assert_eq!(results[1], MultiResult::Error(ErrorCode::NoNode));
+        let bad = Request::MultiRead(vec![Request::Sync { path: "/".into() }]);
+        assert_eq!(
+            read(&t, &mut w, &bad, &ctx),
+            Err(ErrorCode::MarshallingError)
+        );
+    }
+}

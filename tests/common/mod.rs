@@ -36,6 +36,11 @@ fn temp_dir(tag: &str) -> PathBuf {
 impl Server {
     /// Starts a server; `extra` is appended to a zoo.cfg that sets the port and allows every 4lw.
     pub fn start(extra: &str) -> Server {
+        Server::start_with_args(extra, &[])
+    }
+
+    /// Like [`Server::start`], with extra command-line arguments for `serve`.
+    pub fn start_with_args(extra: &str, args: &[&str]) -> Server {
         let port = free_port();
         let dir = temp_dir("srv");
         let cfg = format!(
@@ -49,6 +54,7 @@ impl Server {
             .args(["serve", "--config"])
             .arg(&cfg_path)
             .arg("--no-pin")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
