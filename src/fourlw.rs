@@ -375,7 +375,7 @@ mod tests {
         assert_eq!(format_time_ms(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(
             format_time_ms(1_795_570_800_000),
-            "Wed Nov 25 01:00:00 UTC 2026"
+            "Wed Nov 25 01:40:00 UTC 2026"
         );
     }
 
