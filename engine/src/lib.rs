@@ -1,6 +1,8 @@
 //! Ringkeeper's engine: everything a ZooKeeper server decides, with no IO, no async, no clock and
 //! no randomness. The runtime (`src/`) feeds it requests and time and carries out what it returns.
 
+#![forbid(unsafe_code)]
+
 pub mod pipeline;
 pub mod prep;
 pub mod proto;

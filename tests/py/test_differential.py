@@ -85,6 +85,8 @@ def decode(opcode, err, r, zx, tm, sid):
         return sorted(r.strs())
     if opcode in (jute.GET_ALL_CHILDREN, jute.ADD_WATCH):
         return r.int()
+    if opcode == jute.WHO_AM_I:
+        return sorted((r.str(), r.str()) for _ in range(r.int()))
     if opcode == jute.SYNC:
         return r.str()
     if opcode in (jute.MULTI, jute.MULTI_READ):
@@ -117,7 +119,7 @@ def gen_op(rnd, session):
     version = rnd.choice([-1, -1, 0, 1, 2, 5])
     kind = rnd.choice(["create"] * 5 + ["delete"] * 3 + ["exists", "get", "get", "set", "set", "getacl", "setacl",
                        "children", "children2", "multi", "multi", "multiread", "sync", "ephemerals", "count",
-                       "remove_watches", "auth", "add_watch"])
+                       "remove_watches", "auth", "add_watch", "whoami", "set_watches", "close"])
     if kind == "create":
         flags = rnd.choice([0, 0, 1, 2, 3, 4, 5, 6, 9])
         opcode = rnd.choice([jute.CREATE, jute.CREATE2, jute.CREATE2, jute.CREATE_CONTAINER, jute.CREATE_TTL])
@@ -185,6 +187,15 @@ def gen_op(rnd, session):
         # by Any), so it only asks for Any.
         t = 3 if session == 2 else rnd.choice([1, 2, 3])
         return jute.REMOVE_WATCHES, bytes(W().str(p).int(t).b), f"remove_watches {p} type={t}"
+    if kind == "whoami":
+        return jute.WHO_AM_I, b"", "whoAmI"
+    if kind == "set_watches" and session < 2:
+        # The relative zxid is "k txns ago" on each side (see Side.run), so both get the same.
+        back = rnd.choice([0, 1, 3, 10])
+        lists = [rnd.sample(PATHS[:6], rnd.randrange(0, 3)) for _ in range(3)]
+        return jute.SET_WATCHES, (back, lists), f"setWatches back={back} {lists}"
+    if kind == "close":
+        return jute.CLOSE_SESSION, b"", "closeSession (then a new session)"
     if kind == "auth":
         return jute.AUTH, bytes(W().int(0).str("digest").buf(rnd.choice([b"u1:p1", b"u2:p2"])).b), "addauth"
     if session == 2:
@@ -204,14 +215,29 @@ class Side:
         self.server = server
         self.conns = [jute.Conn(server.port) for _ in range(SESSIONS)]
         self.zx, self.tm, self.sid = Renamer(), Renamer(), Renamer()
+        self.last_zxid = 0
         for c in self.conns:
             self.sid(c.session_id)
 
     def run(self, session, opcode, body):
-        xid = -4 if opcode == jute.AUTH else None
+        xid = {jute.AUTH: -4, jute.SET_WATCHES: -8}.get(opcode)
+        if opcode == jute.SET_WATCHES:
+            back, lists = body
+            w = W().long(max(self.last_zxid - back, 0))
+            for paths in lists:
+                w.int(len(paths))
+                for p in paths:
+                    w.str(p)
+            body = bytes(w.b)
         events, (err, zxid, r) = self.conns[session].call(opcode, body, xid=xid)
-        out = {"err": err, "zxid": self.zx(zxid) if opcode != jute.AUTH else zxid,
+        if zxid > 0 and opcode not in (jute.AUTH, jute.SET_WATCHES):
+            self.last_zxid = max(self.last_zxid, zxid)
+        out = {"err": err, "zxid": self.zx(zxid) if opcode not in (jute.AUTH,) else zxid,
                "body": decode(opcode, err, r, self.zx, self.tm, self.sid), "events": events}
+        if opcode == jute.CLOSE_SESSION:
+            self.conns[session].close()
+            self.conns[session] = jute.Conn(self.server.port)
+            self.sid(self.conns[session].session_id)
         return out
 
     def flush_events(self):

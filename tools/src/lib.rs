@@ -2,4 +2,6 @@
 //! request at a time, and exposes the raw reply header and body: tests use it to check wire
 //! details that high-level clients hide (error codes, notifications, malformed frames).
 
+#![forbid(unsafe_code)]
+
 pub mod client;
