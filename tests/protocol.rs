@@ -42,6 +42,23 @@ fn create_with(
     .unwrap()
 }
 
+/// Any of the create opcodes with an open ACL; `ttl` is sent only for createTTL.
+fn create_op(c: &mut RawClient, opcode: i32, path: &str, flags: i32, ttl: i64) -> RawReply {
+    c.call(
+        opcode,
+        |w| {
+            w.ustring(path).buffer(b"");
+            encode_acls(w, &Acl::open_unsafe());
+            w.int(flags);
+            if opcode == op::CREATE_TTL {
+                w.long(ttl);
+            }
+        },
+        &mut Vec::new(),
+    )
+    .unwrap()
+}
+
 fn create(c: &mut RawClient, path: &str, data: &[u8], flags: i32) -> RawReply {
     let mut ev = Vec::new();
     let r = create_with(c, path, data, flags, &Acl::open_unsafe(), &mut ev);
@@ -703,17 +720,7 @@ fn ephemerals_and_descendant_counts() {
         6,
         "/zookeeper, quota, config, /e, /e/1, /e2"
     );
-    let r = c
-        .call(
-            op::CREATE,
-            |w| {
-                w.ustring("/e2/child").buffer(b"");
-                encode_acls(w, &Acl::open_unsafe());
-                w.int(0);
-            },
-            &mut ev,
-        )
-        .unwrap();
+    let r = create_op(&mut c, op::CREATE, "/e2/child", 0, -1);
     assert_eq!(r.err, -108, "ephemerals cannot have children");
 }
 
@@ -722,17 +729,7 @@ fn containers_and_ttl_nodes_are_reaped() {
     let srv = Server::start("extendedTypesEnabled=true\nznode.container.checkIntervalMs=100");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
     let mut ev = Vec::new();
-    let r = c
-        .call(
-            op::CREATE_CONTAINER,
-            |w| {
-                w.ustring("/box").buffer(b"");
-                encode_acls(w, &Acl::open_unsafe());
-                w.int(4);
-            },
-            &mut ev,
-        )
-        .unwrap();
+    let r = create_op(&mut c, op::CREATE_CONTAINER, "/box", 4, -1);
     assert!(r.is_ok());
     let mut rd = r.reader();
     rd.ustring("path").unwrap();
@@ -750,17 +747,7 @@ fn containers_and_ttl_nodes_are_reaped() {
         &mut ev,
     )
     .unwrap();
-    let ttl = c
-        .call(
-            op::CREATE_TTL,
-            |w| {
-                w.ustring("/ttl").buffer(b"");
-                encode_acls(w, &Acl::open_unsafe());
-                w.int(5).long(200);
-            },
-            &mut ev,
-        )
-        .unwrap();
+    let ttl = create_op(&mut c, op::CREATE_TTL, "/ttl", 5, 200);
     assert!(ttl.is_ok());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -781,17 +768,7 @@ fn containers_and_ttl_nodes_are_reaped() {
 fn ttl_without_extended_types_is_unimplemented() {
     let srv = Server::start("");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
-    let r = c
-        .call(
-            op::CREATE_TTL,
-            |w| {
-                w.ustring("/ttl").buffer(b"");
-                encode_acls(w, &Acl::open_unsafe());
-                w.int(5).long(200);
-            },
-            &mut Vec::new(),
-        )
-        .unwrap();
+    let r = create_op(&mut c, op::CREATE_TTL, "/ttl", 5, 200);
     assert_eq!(r.err, UNIMPLEMENTED);
 }
 
@@ -889,19 +866,8 @@ fn reader_that_never_reads_does_not_stall_others() {
 fn create_ttl_validates_mode_and_ttl() {
     let srv = Server::start("extendedTypesEnabled=true");
     let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
-    let mut attempt = |flags: i32, ttl: i64| {
-        c.call(
-            op::CREATE_TTL,
-            |w| {
-                w.ustring("/t").buffer(b"");
-                encode_acls(w, &Acl::open_unsafe());
-                w.int(flags).long(ttl);
-            },
-            &mut Vec::new(),
-        )
-        .unwrap()
-        .err
-    };
+    let mut attempt =
+        |flags: i32, ttl: i64| create_op(&mut c, op::CREATE_TTL, "/t", flags, ttl).err;
     assert_eq!(
         attempt(0, 100),
         -8,
