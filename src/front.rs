@@ -5,9 +5,10 @@
 //! - A connection's requests are answered in order: a read that arrives while the same
 //!   connection has a write (or sync) in flight waits in that connection's `pending` queue and is
 //!   answered right after the write's reply, from a version that includes the write.
-//! - For each committed txn this core first fires its watches, then replies to its own writes;
-//!   the version is swapped after the batch and only then are the waiting reads answered, so a
-//!   watch event always precedes any later response on its connection.
+//! - For each committed txn this core first fires its watches, then moves to the tree version
+//!   right after that txn, replies to its own write, and answers the reads that connection queued
+//!   behind it. So a queued read sees its session's earlier writes and none of its later ones, and
+//!   a watch event always precedes any later response on its connection.
 
 use crate::fourlw;
 use crate::pipeline_core::now_ms;
@@ -235,7 +236,6 @@ async fn apply_batches(
     while let Ok(batch) = batches.recv_async().await {
         let mut guard = state.borrow_mut();
         let st = &mut *guard;
-        let mut replied: Vec<ConnId> = Vec::new();
         for entry in batch.entries.iter() {
             match entry {
                 Entry::Commit(c) => {
@@ -252,10 +252,13 @@ async fn apply_batches(
                             }
                         }
                     }
+                    // From here on this core reads the tree as of this txn: reads queued behind
+                    // it see it, and nothing committed after it.
+                    st.tree = c.version.clone();
                     if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id) {
                         let (err, body) = write_reply(origin.opcode, &c.outcome);
                         if reply_to_write(st, &shared, origin, c.txn.zxid, err, &body) {
-                            replied.push(origin.conn);
+                            drain_pending(st, &shared, origin.conn);
                         }
                     }
                     if matches!(c.txn.op, TxnOp::CloseSession) {
@@ -278,7 +281,7 @@ async fn apply_batches(
                             &Response::Sync { path: path.clone() },
                         )
                     {
-                        replied.push(origin.conn);
+                        drain_pending(st, &shared, origin.conn);
                     }
                 }
                 Entry::Resumed { session_id, conn } => {
@@ -292,9 +295,6 @@ async fn apply_batches(
             }
         }
         st.tree = batch.version;
-        for conn_id in replied {
-            drain_pending(st, &shared, conn_id);
-        }
     }
 }
 

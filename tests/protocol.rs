@@ -903,3 +903,41 @@ fn resuming_a_session_closes_its_older_connection() {
     let mut ev = Vec::new();
     assert!(exists(&mut second, "/", false, &mut ev).is_ok());
 }
+
+#[test]
+fn interleaved_pipelined_writes_and_reads_keep_session_order() {
+    let srv = Server::start("");
+    let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
+    create(&mut c, "/seq", b"0", 0);
+    // Many writes and reads in flight at once, so one committed batch holds several writes of
+    // this session with reads queued between them.
+    let mut xids = Vec::new();
+    for i in 1..=300 {
+        let data = i.to_string();
+        xids.push(
+            c.send(op::SET_DATA, |w| {
+                w.ustring("/seq").buffer(data.as_bytes()).int(-1);
+            })
+            .unwrap(),
+        );
+        xids.push(
+            c.send(op::GET_DATA, |w| {
+                w.ustring("/seq").boolean(false);
+            })
+            .unwrap(),
+        );
+    }
+    for (n, xid) in xids.iter().enumerate() {
+        let r = c.read_reply().unwrap();
+        assert_eq!(r.xid, *xid, "replies in request order");
+        assert!(r.is_ok(), "{r:?}");
+        if n % 2 == 1 {
+            let data = r.reader().buffer("data").unwrap();
+            assert_eq!(
+                &data[..],
+                (n / 2 + 1).to_string().as_bytes(),
+                "a read sees the write before it and not the one after"
+            );
+        }
+    }
+}

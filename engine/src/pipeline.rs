@@ -29,6 +29,9 @@ pub struct Committed {
     pub outcome: Outcome,
     pub triggers: Vec<Trigger>,
     pub origin: Option<Origin>,
+    /// The tree right after this txn (an O(1) clone): reads that a session queued behind this
+    /// write are answered from it, so they see this write and nothing committed after it.
+    pub version: DataTree,
 }
 
 /// The answer to a connect.
@@ -122,6 +125,7 @@ impl Pipeline {
             outcome,
             triggers,
             origin,
+            version: self.tree.clone(),
         }
     }
 
