@@ -40,6 +40,8 @@ enum Command {
         #[arg(long)]
         no_pin: bool,
     },
+    /// Load generator for Ringkeeper or any ZooKeeper server.
+    Bench(Box<ringkeeper_bench::args::BenchArgs>),
 }
 
 fn main() {
@@ -51,8 +53,22 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic is a bug. One core going down silently would leave a server that accepts
+    // connections and never answers, so any panic ends the whole process, loudly.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("ringkeeper: fatal: a thread panicked; exiting");
+        std::process::exit(70);
+    }));
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(args) => {
+            if let Err(e) = ringkeeper_bench::main(&args) {
+                eprintln!("ringkeeper bench: {e}");
+                std::process::exit(1);
+            }
+        }
         Command::Serve {
             config,
             cores,

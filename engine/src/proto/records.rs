@@ -480,6 +480,119 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The opcode this request is sent with.
+    pub fn opcode(&self) -> i32 {
+        match self {
+            Request::Create(c) => c.opcode,
+            Request::Delete { .. } => op::DELETE,
+            Request::Exists { .. } => op::EXISTS,
+            Request::GetData { .. } => op::GET_DATA,
+            Request::SetData { .. } => op::SET_DATA,
+            Request::GetAcl { .. } => op::GET_ACL,
+            Request::SetAcl { .. } => op::SET_ACL,
+            Request::GetChildren { .. } => op::GET_CHILDREN,
+            Request::GetChildren2 { .. } => op::GET_CHILDREN2,
+            Request::Sync { .. } => op::SYNC,
+            Request::Ping => op::PING,
+            Request::Check { .. } => op::CHECK,
+            Request::Multi(_) => op::MULTI,
+            Request::MultiRead(_) => op::MULTI_READ,
+            Request::SetWatches(sw) => {
+                if sw.persistent.is_empty() && sw.persistent_recursive.is_empty() {
+                    op::SET_WATCHES
+                } else {
+                    op::SET_WATCHES2
+                }
+            }
+            Request::AddWatch { .. } => op::ADD_WATCH,
+            Request::RemoveWatches { .. } => op::REMOVE_WATCHES,
+            Request::CheckWatches { .. } => op::CHECK_WATCHES,
+            Request::GetEphemerals { .. } => op::GET_EPHEMERALS,
+            Request::GetAllChildrenNumber { .. } => op::GET_ALL_CHILDREN_NUMBER,
+            Request::WhoAmI => op::WHO_AM_I,
+            Request::Auth { .. } => op::AUTH,
+            Request::CloseSession => op::CLOSE_SESSION,
+            Request::Unknown(code) => *code,
+        }
+    }
+
+    /// Encodes the record body (what follows the request header), as a client sends it.
+    pub fn encode<B: BufMut>(&self, w: &mut Writer<B>) {
+        let strs = |w: &mut Writer<B>, v: &[String]| {
+            w.vector(v, |w, p| {
+                w.ustring(p);
+            });
+        };
+        match self {
+            Request::Create(c) => {
+                w.ustring(&c.path).buffer(&c.data);
+                encode_acls(w, &c.acl);
+                w.int(c.flags);
+                if c.opcode == op::CREATE_TTL {
+                    w.long(c.ttl);
+                }
+            }
+            Request::Delete { path, version } | Request::Check { path, version } => {
+                w.ustring(path).int(*version);
+            }
+            Request::Exists { path, watch }
+            | Request::GetData { path, watch }
+            | Request::GetChildren { path, watch }
+            | Request::GetChildren2 { path, watch } => {
+                w.ustring(path).boolean(*watch);
+            }
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => {
+                w.ustring(path).buffer(data).int(*version);
+            }
+            Request::GetAcl { path }
+            | Request::Sync { path }
+            | Request::GetAllChildrenNumber { path } => {
+                w.ustring(path);
+            }
+            Request::GetEphemerals { prefix } => {
+                w.ustring(prefix);
+            }
+            Request::SetAcl { path, acl, version } => {
+                w.ustring(path);
+                encode_acls(w, acl);
+                w.int(*version);
+            }
+            Request::Multi(ops) | Request::MultiRead(ops) => {
+                for sub in ops {
+                    w.int(sub.opcode()).boolean(false).int(-1);
+                    sub.encode(w);
+                }
+                w.int(-1).boolean(true).int(-1);
+            }
+            Request::SetWatches(sw) => {
+                w.long(sw.relative_zxid);
+                strs(w, &sw.data);
+                strs(w, &sw.exist);
+                strs(w, &sw.child);
+                if self.opcode() == op::SET_WATCHES2 {
+                    strs(w, &sw.persistent);
+                    strs(w, &sw.persistent_recursive);
+                }
+            }
+            Request::AddWatch { path, mode } => {
+                w.ustring(path).int(*mode);
+            }
+            Request::RemoveWatches { path, kind } | Request::CheckWatches { path, kind } => {
+                w.ustring(path).int(*kind);
+            }
+            Request::Auth { kind, scheme, auth } => {
+                w.int(*kind).ustring(scheme).buffer(auth);
+            }
+            Request::Ping | Request::WhoAmI | Request::CloseSession | Request::Unknown(_) => {}
+        }
+    }
+}
+
 fn decode_multi(r: &mut Reader) -> Result<Vec<Request>, DecodeError> {
     let mut ops = Vec::new();
     loop {
@@ -820,6 +933,115 @@ mod tests {
             Request::decode(op::MULTI, &out),
             Err(DecodeError::BadValue { .. })
         ));
+    }
+
+    #[test]
+    fn every_request_survives_encode_then_decode() {
+        let acl = Acl::open_unsafe();
+        let create = |opcode, ttl| {
+            Request::Create(CreateRequest {
+                opcode,
+                path: "/a".into(),
+                data: Bytes::from_static(b"d"),
+                acl: acl.clone(),
+                flags: 0,
+                ttl,
+            })
+        };
+        let all = vec![
+            create(op::CREATE, -1),
+            create(op::CREATE2, -1),
+            create(op::CREATE_CONTAINER, -1),
+            create(op::CREATE_TTL, 60_000),
+            Request::Delete {
+                path: "/a".into(),
+                version: 3,
+            },
+            Request::Exists {
+                path: "/a".into(),
+                watch: true,
+            },
+            Request::GetData {
+                path: "/a".into(),
+                watch: false,
+            },
+            Request::SetData {
+                path: "/a".into(),
+                data: Bytes::from_static(b"x"),
+                version: -1,
+            },
+            Request::GetAcl { path: "/a".into() },
+            Request::SetAcl {
+                path: "/a".into(),
+                acl: acl.clone(),
+                version: 0,
+            },
+            Request::GetChildren {
+                path: "/".into(),
+                watch: true,
+            },
+            Request::GetChildren2 {
+                path: "/".into(),
+                watch: false,
+            },
+            Request::Sync { path: "/".into() },
+            Request::Ping,
+            Request::Check {
+                path: "/a".into(),
+                version: 1,
+            },
+            Request::Multi(vec![
+                create(op::CREATE, -1),
+                Request::Check {
+                    path: "/a".into(),
+                    version: 0,
+                },
+            ]),
+            Request::MultiRead(vec![Request::GetData {
+                path: "/a".into(),
+                watch: false,
+            }]),
+            Request::SetWatches(SetWatches {
+                relative_zxid: 9,
+                data: vec!["/d".into()],
+                ..SetWatches::default()
+            }),
+            Request::SetWatches(SetWatches {
+                relative_zxid: 9,
+                persistent_recursive: vec!["/r".into()],
+                ..SetWatches::default()
+            }),
+            Request::AddWatch {
+                path: "/a".into(),
+                mode: 1,
+            },
+            Request::RemoveWatches {
+                path: "/a".into(),
+                kind: 3,
+            },
+            Request::CheckWatches {
+                path: "/a".into(),
+                kind: 2,
+            },
+            Request::GetEphemerals { prefix: "/".into() },
+            Request::GetAllChildrenNumber { path: "/".into() },
+            Request::WhoAmI,
+            Request::Auth {
+                kind: 0,
+                scheme: "digest".into(),
+                auth: Bytes::from_static(b"u:p"),
+            },
+            Request::CloseSession,
+        ];
+        for req in all {
+            let mut body = Vec::new();
+            req.encode(&mut Writer::new(&mut body));
+            assert_eq!(
+                Request::decode(req.opcode(), &body).unwrap(),
+                req,
+                "{req:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,177 @@
+//! What `ringkeeper bench` prints and writes: two numbers first (throughput, p99), then the
+//! details; the same figures as JSON with `--json`.
+
+use crate::latency::Recorder;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize, Debug, Clone)]
+pub struct LatencyMs {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct Summary {
+    pub throughput_ops_per_s: f64,
+    pub latency_ms: LatencyMs,
+    pub ops: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub measured_s: f64,
+    pub workload: String,
+    pub hosts: String,
+    pub sessions: usize,
+    pub outstanding: Option<usize>,
+    pub offered_rate_ops_per_s: Option<u64>,
+    pub value_bytes: usize,
+    pub keys: usize,
+    /// Generator CPU (user + system) per 1,000 operations, in seconds.
+    pub generator_cpu_s_per_1000_ops: f64,
+    /// Measured operations completed in each second of the run (by due time).
+    pub timeline_ops_per_s: Vec<u64>,
+}
+
+/// ZooKeeper's name for an error code.
+pub fn error_name(code: i32) -> String {
+    let name = match code {
+        -1 => "SYSTEMERROR",
+        -2 => "RUNTIMEINCONSISTENCY",
+        -4 => "CONNECTIONLOSS",
+        -5 => "MARSHALLINGERROR",
+        -6 => "UNIMPLEMENTED",
+        -7 => "OPERATIONTIMEOUT",
+        -8 => "BADARGUMENTS",
+        -101 => "NONODE",
+        -102 => "NOAUTH",
+        -103 => "BADVERSION",
+        -108 => "NOCHILDRENFOREPHEMERALS",
+        -110 => "NODEEXISTS",
+        -111 => "NOTEMPTY",
+        -112 => "SESSIONEXPIRED",
+        -114 => "INVALIDACL",
+        -115 => "AUTHFAILED",
+        -118 => "SESSIONMOVED",
+        -122 => "REQUESTTIMEOUT",
+        -127 => "THROTTLEDOP",
+        _ => return format!("ERROR{code}"),
+    };
+    name.to_string()
+}
+
+impl Summary {
+    pub fn latency(rec: &Recorder) -> LatencyMs {
+        LatencyMs {
+            p50: rec.percentile_ms(50.0),
+            p90: rec.percentile_ms(90.0),
+            p99: rec.percentile_ms(99.0),
+            p999: rec.percentile_ms(99.9),
+            max: rec.max_ms(),
+        }
+    }
+
+    pub fn errors(rec: &Recorder) -> BTreeMap<String, u64> {
+        rec.errors
+            .iter()
+            .map(|(c, n)| (error_name(*c), *n))
+            .collect()
+    }
+
+    /// The text report: throughput and p99 on the first line.
+    pub fn text(&self) -> String {
+        let l = &self.latency_ms;
+        let errors = if self.errors.is_empty() {
+            "none".to_string()
+        } else {
+            self.errors
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let load = match (self.offered_rate_ops_per_s, self.outstanding) {
+            (Some(rate), _) => format!("open loop at {rate} ops/s"),
+            (None, Some(n)) => format!("closed loop, {n} outstanding"),
+            (None, None) => String::new(),
+        };
+        format!(
+            "throughput {:.0} ops/s  p99 {:.3} ms\n\
+             p50 {:.3} ms  p90 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms\n\
+             ops {} in {:.1} s, errors: {}\n\
+             workload {} on {}, {} sessions, {}, {} B values, {} keys\n\
+             generator cpu {:.4} s per 1000 ops\n",
+            self.throughput_ops_per_s,
+            l.p99,
+            l.p50,
+            l.p90,
+            l.p999,
+            l.max,
+            self.ops,
+            self.measured_s,
+            errors,
+            self.workload,
+            self.hosts,
+            self.sessions,
+            load,
+            self.value_bytes,
+            self.keys,
+            self.generator_cpu_s_per_1000_ops
+        )
+    }
+}
+
+/// One step of a `--ramp` search.
+#[derive(Serialize, Debug, Clone)]
+pub struct RampStep {
+    pub offered_ops_per_s: u64,
+    pub throughput_ops_per_s: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+    pub sustained: bool,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct RampReport {
+    pub highest_sustainable_ops_per_s: Option<u64>,
+    pub slo_p99_ms: f64,
+    pub steps: Vec<RampStep>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_starts_with_throughput_and_p99() {
+        let mut rec = Recorder::default();
+        rec.record(0, 2_000_000, 0);
+        rec.record(0, 2_000_000, -101);
+        let s = Summary {
+            throughput_ops_per_s: 1234.4,
+            latency_ms: Summary::latency(&rec),
+            ops: rec.ops,
+            errors: Summary::errors(&rec),
+            measured_s: 1.0,
+            workload: "get".into(),
+            hosts: "h:1".into(),
+            sessions: 1,
+            outstanding: Some(1),
+            offered_rate_ops_per_s: None,
+            value_bytes: 10,
+            keys: 5,
+            generator_cpu_s_per_1000_ops: 0.01,
+            timeline_ops_per_s: vec![2],
+        };
+        let text = s.text();
+        assert!(
+            text.starts_with("throughput 1234 ops/s  p99 2.00"),
+            "{text}"
+        );
+        assert!(text.contains("errors: NONODE=1"), "{text}");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["latency_ms"]["p99"].as_f64().unwrap().round(), 2.0);
+        assert!(json["throughput_ops_per_s"].is_number());
+    }
+}

@@ -1,0 +1,506 @@
+//! Runs one load phase: sets up the znodes, starts the generator's executors, drives every session
+//! until the phase ends, and merges what each session measured.
+
+use crate::args::BenchArgs;
+use crate::latency::{Recorder, Schedule};
+use crate::workload::{Layout, Mix, SessionGen};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::{LocalExecutorBuilder, Placement};
+use ringkeeper_engine::proto::{frame, ConnectRequest, ConnectResponse, Reader, Request, Writer};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest reply frame the generator accepts.
+const REPLY_BYTES_MAX: usize = 64 << 20;
+/// How long to wait for replies still in flight when a phase ends.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// Requests written to a socket in one go at most.
+const WRITE_BATCH_MAX: usize = 64;
+
+/// What one phase measured.
+pub struct PhaseResult {
+    pub recorder: Recorder,
+    pub measured_s: f64,
+    /// Measured replies per second of the phase.
+    pub timeline: Vec<u64>,
+    /// Generator CPU (user + system) over the phase.
+    pub cpu_s: f64,
+}
+
+/// The phase's clock and stop rules, shared by every executor.
+struct Control {
+    start: Instant,
+    warmup_ns: u64,
+    end_ns: u64,
+    ops_budget: Option<u64>,
+    measured: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Control {
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Relaxed) || self.now_ns() >= self.end_ns
+    }
+}
+
+/// Process CPU time from /proc/self/stat (user + system, in clock ticks of 1/100 s).
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let after_comm = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn connect_request(timeout_ms: i32) -> Vec<u8> {
+    let mut body = Vec::new();
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms,
+        session_id: 0,
+        passwd: bytes::Bytes::from_static(&[0; 16]),
+        read_only: Some(false),
+    }
+    .encode(&mut body);
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn encode_request(out: &mut Vec<u8>, xid: i32, req: &Request) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    {
+        let mut w = Writer::new(out);
+        w.int(xid).int(req.opcode());
+        req.encode(&mut w);
+    }
+    let len = (out.len() - start - 4) as i32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Creates the benchmark's znodes (those that exist already are kept), pipelined on one session.
+pub fn setup(args: &BenchArgs, layout: &Layout) -> Result<(), String> {
+    let host = args.hosts.split(',').next().ok_or("no host")?;
+    let mut s =
+        std::net::TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(&connect_request(args.session_timeout_ms))
+        .map_err(|e| e.to_string())?;
+    let read_frame = |s: &mut std::net::TcpStream| -> Result<Vec<u8>, String> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).map_err(|e| format!("setup: {e}"))?;
+        let mut buf = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+        s.read_exact(&mut buf).map_err(|e| format!("setup: {e}"))?;
+        Ok(buf)
+    };
+    let hello = read_frame(&mut s)?;
+    ConnectResponse::decode(&hello).map_err(|e| format!("setup: bad connect response: {e}"))?;
+    let value = bytes::Bytes::from(vec![b'x'; args.value_bytes]);
+    let paths = layout.setup_paths();
+    for chunk in paths.chunks(500) {
+        let mut out = Vec::new();
+        for (i, path) in chunk.iter().enumerate() {
+            let req = Request::Create(ringkeeper_engine::proto::CreateRequest {
+                opcode: ringkeeper_engine::proto::opcode::CREATE,
+                path: path.clone(),
+                data: value.clone(),
+                acl: ringkeeper_engine::proto::Acl::open_unsafe(),
+                flags: 0,
+                ttl: -1,
+            });
+            encode_request(&mut out, i as i32 + 1, &req);
+        }
+        s.write_all(&out).map_err(|e| e.to_string())?;
+        for _ in chunk {
+            let reply = read_frame(&mut s)?;
+            let mut r = Reader::new(&reply);
+            let (_xid, _zxid, err) = (r.int("xid"), r.long("zxid"), r.int("err").unwrap_or(0));
+            if err != 0 && err != -110 {
+                return Err(format!(
+                    "setup: creating the benchmark znodes failed with error {err}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one phase. `rate` selects the open loop; `None` the closed loop.
+pub fn run_phase(
+    args: &BenchArgs,
+    mix: &Mix,
+    layout: &Layout,
+    rate: Option<u64>,
+    warmup: Duration,
+    measure: Duration,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<PhaseResult, String> {
+    let hosts: Vec<String> = args
+        .hosts
+        .split(',')
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hosts.is_empty() {
+        return Err("--hosts names no server".into());
+    }
+    let sessions = args.sessions.max(1);
+    let threads = args.threads.clamp(1, sessions);
+    let control = Arc::new(Control {
+        start: Instant::now(),
+        warmup_ns: warmup.as_nanos() as u64,
+        end_ns: (warmup + measure).as_nanos() as u64,
+        ops_budget: args.ops,
+        measured: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let cpu_before = cpu_seconds();
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let mine: Vec<usize> = (0..sessions).filter(|s| s % threads == t).collect();
+        let placement = match args.cpus.get(t) {
+            Some(cpu) => Placement::Fixed(*cpu),
+            None => Placement::Unbound,
+        };
+        let (control, hosts, mix, layout, progress) = (
+            control.clone(),
+            hosts.clone(),
+            mix.clone(),
+            layout.clone(),
+            progress.clone(),
+        );
+        let args = args.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("rk-bench{t}"))
+            .spawn(move || async move {
+                let mut tasks = Vec::new();
+                for s in mine {
+                    let host = hosts[s % hosts.len()].clone();
+                    let per_session = share(args.outstanding.max(1), sessions, s);
+                    let session_rate = rate.map(|r| r as f64 / sessions as f64);
+                    let gen = SessionGen::new(
+                        mix.clone(),
+                        layout.clone(),
+                        args.value_bytes,
+                        args.seed,
+                        s,
+                    );
+                    let ctx = SessionCtx {
+                        control: control.clone(),
+                        timeout_ms: args.session_timeout_ms,
+                        progress: progress.clone(),
+                    };
+                    tasks.push(glommio::spawn_local(drive_session(
+                        ctx,
+                        host,
+                        gen,
+                        per_session,
+                        session_rate,
+                    )));
+                }
+                let mut results = Vec::new();
+                for task in tasks {
+                    results.push(task.await);
+                }
+                results
+            })
+            .map_err(|e| format!("cannot start a generator executor: {e}"))?;
+        handles.push(handle);
+    }
+    let mut recorder = Recorder::default();
+    let secs = measure.as_secs() as usize + 1;
+    let mut timeline = vec![0u64; secs];
+    for h in handles {
+        let results = h
+            .join()
+            .map_err(|e| format!("generator executor failed: {e}"))?;
+        for r in results {
+            let r = r?;
+            recorder.merge(&r.recorder);
+            for (i, n) in r.timeline.iter().enumerate() {
+                if i < timeline.len() {
+                    timeline[i] += n;
+                }
+            }
+        }
+    }
+    let measured_end = control.stop.load(Relaxed);
+    let measured_s = if measured_end && args.ops.is_some() {
+        timeline.iter().filter(|n| **n > 0).count().max(1) as f64
+    } else {
+        measure.as_secs_f64()
+    };
+    Ok(PhaseResult {
+        recorder,
+        measured_s,
+        timeline,
+        cpu_s: cpu_seconds() - cpu_before,
+    })
+}
+
+/// Session `s`'s share of `total` in-flight requests over `sessions` sessions (at least 1).
+pub fn share(total: usize, sessions: usize, s: usize) -> usize {
+    (total / sessions + usize::from(s < total % sessions)).max(1)
+}
+
+struct SessionCtx {
+    control: Arc<Control>,
+    timeout_ms: i32,
+    progress: Option<Arc<AtomicU64>>,
+}
+
+struct SessionResult {
+    recorder: Recorder,
+    timeline: Vec<u64>,
+}
+
+struct InFlight {
+    xid: i32,
+    intended_ns: u64,
+}
+
+/// Reads whole frames from a stream into `buf`; `None` at EOF.
+async fn next_frame<R: futures_lite::AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Option<Vec<u8>> {
+    loop {
+        if let Ok(Some((start, end))) = frame::next_frame(buf, REPLY_BYTES_MAX) {
+            let f = buf[start..end].to_vec();
+            buf.drain(..end);
+            return Some(f);
+        }
+        match rd.read(chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+async fn drive_session(
+    ctx: SessionCtx,
+    host: String,
+    mut gen: SessionGen,
+    in_flight_max: usize,
+    rate: Option<f64>,
+) -> Result<SessionResult, String> {
+    let stream = glommio::net::TcpStream::connect(host.as_str())
+        .await
+        .map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    wr.write_all(&connect_request(ctx.timeout_ms))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 256 << 10];
+    let hello = next_frame(&mut rd, &mut buf, &mut chunk)
+        .await
+        .ok_or_else(|| format!("{host} closed during connect"))?;
+    let resp = ConnectResponse::decode(&hello)
+        .map_err(|e| format!("bad connect response from {host}: {e}"))?;
+    if resp.session_id == 0 {
+        return Err(format!("{host} refused the session"));
+    }
+
+    let in_flight: Rc<RefCell<VecDeque<InFlight>>> = Rc::new(RefCell::new(VecDeque::new()));
+    let permits = Rc::new(glommio::sync::Semaphore::new(in_flight_max as u64));
+    let control = ctx.control.clone();
+    let sender_done = Rc::new(std::cell::Cell::new(false));
+
+    // The sender: closed loop waits for a permit per request; open loop follows the schedule.
+    let sender = {
+        let (in_flight, permits, control, sender_done) = (
+            in_flight.clone(),
+            permits.clone(),
+            control.clone(),
+            sender_done.clone(),
+        );
+        glommio::spawn_local(async move {
+            let schedule = rate.map(|r| Schedule::new(control.now_ns(), r));
+            let mut xid: i32 = 0;
+            let mut i: u64 = 0;
+            let mut out = Vec::with_capacity(64 << 10);
+            while !control.stopped() {
+                let mut batch = 0;
+                match schedule {
+                    None => {
+                        if permits.acquire(1).await.is_err() {
+                            break;
+                        }
+                        batch = 1;
+                        while batch < WRITE_BATCH_MAX && permits.try_acquire(1).unwrap_or(false) {
+                            batch += 1;
+                        }
+                    }
+                    Some(s) => {
+                        let due = s.due_ns(i);
+                        let now = control.now_ns();
+                        if due > now {
+                            glommio::timer::sleep(Duration::from_nanos(due - now)).await;
+                        }
+                        let now = control.now_ns();
+                        while batch < WRITE_BATCH_MAX && s.due_ns(i + batch as u64) <= now {
+                            batch += 1;
+                        }
+                    }
+                }
+                out.clear();
+                let now = control.now_ns();
+                for k in 0..batch {
+                    xid = xid.wrapping_add(1).max(1);
+                    let (_, req) = gen.next_request();
+                    encode_request(&mut out, xid, &req);
+                    let intended_ns = match schedule {
+                        Some(s) => s.due_ns(i + k as u64),
+                        None => now,
+                    };
+                    in_flight
+                        .borrow_mut()
+                        .push_back(InFlight { xid, intended_ns });
+                }
+                i += batch as u64;
+                if wr.write_all(&out).await.is_err() {
+                    break;
+                }
+            }
+            sender_done.set(true);
+            // Say goodbye so the server drops the session at once.
+            let mut bye = Vec::new();
+            encode_request(&mut bye, xid.wrapping_add(1).max(1), &Request::CloseSession);
+            let _ = wr.write_all(&bye).await;
+            let _ = wr.flush().await;
+            wr
+        })
+    };
+
+    // The receiver: matches replies to requests in order and records their latency.
+    let mut recorder = Recorder::default();
+    let mut timeline =
+        vec![0u64; ((control.end_ns - control.warmup_ns) / 1_000_000_000) as usize + 1];
+    let drain_deadline = control.end_ns + DRAIN_WAIT.as_nanos() as u64;
+    loop {
+        let done = sender_done.get() && in_flight.borrow().is_empty();
+        if done || control.now_ns() > drain_deadline {
+            break;
+        }
+        let wait_until = Duration::from_nanos(drain_deadline.saturating_sub(control.now_ns()));
+        enum Got {
+            Frame(Vec<u8>),
+            Eof,
+            Tick,
+        }
+        let got = futures_lite::future::or(
+            async {
+                next_frame(&mut rd, &mut buf, &mut chunk)
+                    .await
+                    .map_or(Got::Eof, Got::Frame)
+            },
+            async {
+                glommio::timer::sleep(wait_until.min(Duration::from_millis(100))).await;
+                Got::Tick
+            },
+        )
+        .await;
+        let frame = match got {
+            Got::Frame(f) => f,
+            Got::Tick => continue,
+            Got::Eof if control.stopped() => break,
+            Got::Eof => return Err(format!("{host} closed the connection during the run")),
+        };
+        let now = control.now_ns();
+        let mut r = Reader::new(&frame);
+        let (Ok(xid), Ok(_zxid), Ok(err)) = (r.int("xid"), r.long("zxid"), r.int("err")) else {
+            return Err(format!("{host} sent a reply shorter than its header"));
+        };
+        if xid < 0 {
+            continue; // notifications and pings
+        }
+        let Some(sent) = in_flight.borrow_mut().pop_front() else {
+            // The reply to our closeSession.
+            continue;
+        };
+        if sent.xid != xid {
+            return Err(format!(
+                "{host} answered xid {xid} where {} was next",
+                sent.xid
+            ));
+        }
+        permits.signal(1);
+        if sent.intended_ns >= control.warmup_ns && sent.intended_ns < control.end_ns {
+            recorder.record(sent.intended_ns, now, err);
+            let sec = ((sent.intended_ns - control.warmup_ns) / 1_000_000_000) as usize;
+            if let Some(slot) = timeline.get_mut(sec) {
+                *slot += 1;
+            }
+            let measured = control.measured.fetch_add(1, Relaxed) + 1;
+            if control.ops_budget.is_some_and(|budget| measured >= budget) {
+                control.stop.store(true, Relaxed);
+            }
+        }
+        if let Some(p) = &ctx.progress {
+            p.fetch_add(1, Relaxed);
+        }
+    }
+    permits.close();
+    drop(sender.await);
+    Ok(SessionResult { recorder, timeline })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outstanding_is_shared_across_sessions() {
+        let shares: Vec<usize> = (0..8).map(|s| share(32, 8, s)).collect();
+        assert_eq!(shares.iter().sum::<usize>(), 32);
+        let shares: Vec<usize> = (0..3).map(|s| share(10, 3, s)).collect();
+        assert_eq!(shares, vec![4, 3, 3]);
+        assert_eq!(
+            share(1, 8, 5),
+            1,
+            "every session keeps at least one request going"
+        );
+    }
+
+    #[test]
+    fn requests_encode_as_frames() {
+        let mut out = Vec::new();
+        encode_request(
+            &mut out,
+            7,
+            &Request::Exists {
+                path: "/a".into(),
+                watch: false,
+            },
+        );
+        let (start, end) = frame::next_frame(&out, 1 << 20).unwrap().unwrap();
+        let mut r = Reader::new(&out[start..end]);
+        assert_eq!(
+            (r.int("xid").unwrap(), r.int("op").unwrap()),
+            (7, ringkeeper_engine::proto::opcode::EXISTS)
+        );
+    }
+}
