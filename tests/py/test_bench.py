@@ -1,0 +1,70 @@
+"""`ringkeeper bench` end to end: short runs against Ringkeeper and against Java ZooKeeper, checking
+that the JSON report holds sane, non-zero figures."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from servers import RINGKEEPER, Server, java_zookeeper_available
+
+
+def bench(server, tmp_path, *extra):
+    out = tmp_path / "bench.json"
+    cmd = [RINGKEEPER, "bench", "--hosts", server.hosts, "--duration", "1s", "--warmup", "300ms",
+           "--keys", "50", "--json", str(out), *extra]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    first = run.stdout.splitlines()[0]
+    assert first.startswith("throughput ") and " p99 " in first, run.stdout
+    return json.loads(out.read_text()), run.stdout
+
+
+def check_sane(report, expect_rate=None):
+    assert report["throughput_ops_per_s"] > 0
+    lat = report["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"], lat
+    assert report["ops"] > 0 and report["errors"] == {}
+    assert report["generator_cpu_s_per_1000_ops"] > 0
+    if expect_rate:
+        assert 0.7 * expect_rate <= report["throughput_ops_per_s"] <= 1.1 * expect_rate, report["throughput_ops_per_s"]
+
+
+KINDS = ["ringkeeper"] + (["zookeeper"] if java_zookeeper_available() else [])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_closed_loop_mixed(kind, server_factory, tmp_path):
+    s = server_factory(kind=kind)
+    report, _ = bench(s, tmp_path, "--workload", "get=3,set=1,create-delete=1,exists=1,children=1,multi=1")
+    check_sane(report)
+    assert report["outstanding"] == 32 and report["offered_rate_ops_per_s"] is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_open_loop_hits_its_rate(kind, server_factory, tmp_path):
+    s = server_factory(kind=kind)
+    report, _ = bench(s, tmp_path, "--workload", "get", "--rate", "500")
+    check_sane(report, expect_rate=500)
+    assert report["offered_rate_ops_per_s"] == 500
+
+
+def test_ramp_finds_a_sustainable_rate(server, tmp_path):
+    out = tmp_path / "ramp.json"
+    cmd = [RINGKEEPER, "bench", "--hosts", server.hosts, "--workload", "get", "--ramp", "--rate", "200",
+           "--ramp-step", "1s", "--slo-p99-ms", "0.000001", "--keys", "10", "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    # An impossible objective: the first step already misses it, so nothing is sustainable.
+    assert report["highest_sustainable_ops_per_s"] is None
+    assert len(report["steps"]) == 1 and report["steps"][0]["sustained"] is False
+    assert "no step met" in run.stdout
+
+
+def test_unknown_workload_is_a_clear_error(server):
+    run = subprocess.run([RINGKEEPER, "bench", "--hosts", server.hosts, "--workload", "teleport"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "unknown operation 'teleport'" in run.stderr
