@@ -44,6 +44,16 @@ enum Command {
     Bench(Box<ringkeeper_bench::args::BenchArgs>),
 }
 
+/// True if something accepts TCP connections at `addr` (an unspecified address is probed on
+/// loopback).
+fn listener_alive(addr: std::net::SocketAddr) -> bool {
+    let mut probe = addr;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500)).is_ok()
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -86,11 +96,12 @@ fn main() {
                 }
             };
             let addr = cfg.client_addr();
-            // glommio listens with SO_REUSEPORT; a plain bind first makes a taken port an error.
-            if let Err(e) = std::net::TcpListener::bind(addr) {
-                eprintln!(
-                    "ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): {e}"
-                );
+            // glommio listens with SO_REUSEPORT, so a second Ringkeeper on the same port would
+            // silently share it. Refuse to start if anything already accepts connections there.
+            // (A plain bind cannot tell: the TIME_WAIT sockets a previous run leaves behind
+            // block it, though the port is free.)
+            if listener_alive(addr) {
+                eprintln!("ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): another server is listening there");
                 std::process::exit(1);
             }
             let online = std::thread::available_parallelism()

@@ -941,3 +941,14 @@ fn interleaved_pipelined_writes_and_reads_keep_session_order() {
         }
     }
 }
+
+#[test]
+fn a_second_server_on_a_taken_port_refuses_to_start() {
+    let srv = Server::start("");
+    let (code, err) = run_with_config(&format!(
+        "clientPort={}\nclientPortAddress=127.0.0.1\n",
+        srv.port
+    ));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("another server is listening"), "{err}");
+}

@@ -15,6 +15,7 @@ pub mod args;
 pub mod latency;
 pub mod output;
 pub mod run;
+pub mod scenario;
 pub mod workload;
 
 use args::BenchArgs;
@@ -24,7 +25,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-use workload::{Layout, Mix};
+use workload::{Layout, Workload};
 
 fn summarize(args: &BenchArgs, r: &run::PhaseResult, rate: Option<u64>) -> Summary {
     let ops = r.recorder.ops;
@@ -82,7 +83,7 @@ fn start_progress(
 
 /// `ringkeeper bench`: runs the load and prints (and optionally writes) the figures.
 pub fn main(args: &BenchArgs) -> Result<(), String> {
-    let mix = Mix::parse(&args.workload)?;
+    let workload = Workload::parse(&args.workload)?;
     let layout = Layout {
         root: args.root.trim_end_matches('/').to_string(),
         keys: args.keys.max(1),
@@ -98,9 +99,9 @@ pub fn main(args: &BenchArgs) -> Result<(), String> {
     let done = Arc::new(AtomicBool::new(false));
     let progress = start_progress(counter.clone(), done.clone());
     let result = if args.ramp {
-        ramp(args, &mix, &layout, &counter)
+        ramp(args, &workload, &layout, &counter)
     } else {
-        single(args, &mix, &layout, &counter)
+        single(args, &workload, &layout, &counter)
     };
     done.store(true, Relaxed);
     if let Some(p) = progress {
@@ -119,7 +120,7 @@ pub fn main(args: &BenchArgs) -> Result<(), String> {
 
 fn single(
     args: &BenchArgs,
-    mix: &Mix,
+    workload: &Workload,
     layout: &Layout,
     counter: &Arc<AtomicU64>,
 ) -> Result<serde_json::Value, String> {
@@ -130,7 +131,7 @@ fn single(
     };
     let r = run::run_phase(
         args,
-        mix,
+        workload,
         layout,
         args.rate,
         args.warmup,
@@ -144,7 +145,7 @@ fn single(
 
 fn ramp(
     args: &BenchArgs,
-    mix: &Mix,
+    workload: &Workload,
     layout: &Layout,
     counter: &Arc<AtomicU64>,
 ) -> Result<serde_json::Value, String> {
@@ -156,7 +157,7 @@ fn ramp(
     for _ in 0..40 {
         let r = run::run_phase(
             args,
-            mix,
+            workload,
             layout,
             Some(rate),
             Duration::from_secs(1),

@@ -3,7 +3,8 @@
 
 use crate::args::BenchArgs;
 use crate::latency::{Recorder, Schedule};
-use crate::workload::{Layout, Mix, SessionGen};
+use crate::scenario::{self, WatchBoard};
+use crate::workload::{Layout, SessionGen, Workload};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::{LocalExecutorBuilder, Placement};
 use ringkeeper_engine::proto::{frame, ConnectRequest, ConnectResponse, Reader, Request, Writer};
@@ -33,22 +34,26 @@ pub struct PhaseResult {
 }
 
 /// The phase's clock and stop rules, shared by every executor.
-struct Control {
+pub struct Control {
     start: Instant,
-    warmup_ns: u64,
-    end_ns: u64,
+    pub warmup_ns: u64,
+    pub end_ns: u64,
     ops_budget: Option<u64>,
-    measured: AtomicU64,
+    pub measured: AtomicU64,
     stop: AtomicBool,
 }
 
 impl Control {
-    fn now_ns(&self) -> u64 {
+    pub fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 
-    fn stopped(&self) -> bool {
-        self.stop.load(Relaxed) || self.now_ns() >= self.end_ns
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+            || self.now_ns() >= self.end_ns
+            || self
+                .ops_budget
+                .is_some_and(|b| self.measured.load(Relaxed) >= b)
     }
 }
 
@@ -69,7 +74,7 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn connect_request(timeout_ms: i32) -> Vec<u8> {
+pub fn connect_request(timeout_ms: i32) -> Vec<u8> {
     let mut body = Vec::new();
     ConnectRequest {
         protocol_version: 0,
@@ -85,7 +90,7 @@ fn connect_request(timeout_ms: i32) -> Vec<u8> {
     out
 }
 
-fn encode_request(out: &mut Vec<u8>, xid: i32, req: &Request) {
+pub fn encode_request(out: &mut Vec<u8>, xid: i32, req: &Request) {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
     {
@@ -148,7 +153,7 @@ pub fn setup(args: &BenchArgs, layout: &Layout) -> Result<(), String> {
 /// Runs one phase. `rate` selects the open loop; `None` the closed loop.
 pub fn run_phase(
     args: &BenchArgs,
-    mix: &Mix,
+    workload: &Workload,
     layout: &Layout,
     rate: Option<u64>,
     warmup: Duration,
@@ -164,8 +169,18 @@ pub fn run_phase(
     if hosts.is_empty() {
         return Err("--hosts names no server".into());
     }
-    let sessions = args.sessions.max(1);
+    // A storm keeps --outstanding connects going; every other workload has --sessions sessions.
+    let sessions = match workload {
+        Workload::SessionStorm => args.outstanding.max(1),
+        Workload::Watch => args.sessions.max(2),
+        _ => args.sessions.max(1),
+    };
     let threads = args.threads.clamp(1, sessions);
+    let board = Arc::new(WatchBoard::new());
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let control = Arc::new(Control {
         start: Instant::now(),
         warmup_ns: warmup.as_nanos() as u64,
@@ -182,13 +197,14 @@ pub fn run_phase(
             Some(cpu) => Placement::Fixed(*cpu),
             None => Placement::Unbound,
         };
-        let (control, hosts, mix, layout, progress) = (
+        let (control, hosts, workload, layout, progress) = (
             control.clone(),
             hosts.clone(),
-            mix.clone(),
+            workload.clone(),
             layout.clone(),
             progress.clone(),
         );
+        let board = board.clone();
         let args = args.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("rk-bench{t}"))
@@ -196,27 +212,20 @@ pub fn run_phase(
                 let mut tasks = Vec::new();
                 for s in mine {
                     let host = hosts[s % hosts.len()].clone();
-                    let per_session = share(args.outstanding.max(1), sessions, s);
-                    let session_rate = rate.map(|r| r as f64 / sessions as f64);
-                    let gen = SessionGen::new(
-                        mix.clone(),
-                        layout.clone(),
-                        args.value_bytes,
-                        args.seed,
-                        s,
-                    );
-                    let ctx = SessionCtx {
+                    let task = SessionTask {
                         control: control.clone(),
-                        timeout_ms: args.session_timeout_ms,
-                        progress: progress.clone(),
-                    };
-                    tasks.push(glommio::spawn_local(drive_session(
-                        ctx,
+                        args: args.clone(),
+                        workload: workload.clone(),
+                        layout: layout.clone(),
+                        session: s,
+                        sessions,
                         host,
-                        gen,
-                        per_session,
-                        session_rate,
-                    )));
+                        rate,
+                        nonce,
+                        progress: progress.clone(),
+                        board: board.clone(),
+                    };
+                    tasks.push(glommio::spawn_local(task.run()));
                 }
                 let mut results = Vec::new();
                 for task in tasks {
@@ -261,6 +270,89 @@ pub fn run_phase(
 /// Session `s`'s share of `total` in-flight requests over `sessions` sessions (at least 1).
 pub fn share(total: usize, sessions: usize, s: usize) -> usize {
     (total / sessions + usize::from(s < total % sessions)).max(1)
+}
+
+/// Everything one session needs to run its part of the workload.
+struct SessionTask {
+    control: Arc<Control>,
+    args: BenchArgs,
+    workload: Workload,
+    layout: Layout,
+    session: usize,
+    sessions: usize,
+    host: String,
+    rate: Option<u64>,
+    nonce: u64,
+    progress: Option<Arc<AtomicU64>>,
+    board: Arc<WatchBoard>,
+}
+
+impl SessionTask {
+    async fn run(self) -> Result<SessionResult, String> {
+        let c = self.control.clone();
+        let timeout = self.args.session_timeout_ms;
+        let mut recorder = Recorder::default();
+        let mut timeline = vec![0u64; ((c.end_ns - c.warmup_ns) / 1_000_000_000) as usize + 1];
+        match self.workload {
+            Workload::Stream(mix) => {
+                let per_session = share(self.args.outstanding.max(1), self.sessions, self.session);
+                let session_rate = self.rate.map(|r| r as f64 / self.sessions as f64);
+                let gen = SessionGen::new(
+                    mix,
+                    self.layout,
+                    self.args.value_bytes,
+                    self.args.seed,
+                    self.session,
+                    self.nonce,
+                );
+                let ctx = SessionCtx {
+                    control: c,
+                    timeout_ms: timeout,
+                    progress: self.progress,
+                };
+                return drive_session(ctx, self.host, gen, per_session, session_rate).await;
+            }
+            Workload::SessionStorm => {
+                scenario::storm(c, self.host, timeout, &mut recorder, &mut timeline).await?
+            }
+            Workload::Lock => {
+                scenario::lock(
+                    c,
+                    self.host,
+                    timeout,
+                    self.layout.lock_dir(),
+                    &mut recorder,
+                    &mut timeline,
+                )
+                .await?
+            }
+            Workload::Watch if self.session == 0 => {
+                let watchers = self.sessions as u64 - 1;
+                scenario::watch_writer(
+                    c,
+                    self.host,
+                    timeout,
+                    self.layout.watched(),
+                    watchers,
+                    self.board,
+                )
+                .await?
+            }
+            Workload::Watch => {
+                scenario::watcher(
+                    c,
+                    self.host,
+                    timeout,
+                    self.layout.watched(),
+                    self.board,
+                    &mut recorder,
+                    &mut timeline,
+                )
+                .await?
+            }
+        }
+        Ok(SessionResult { recorder, timeline })
+    }
 }
 
 struct SessionCtx {

@@ -18,6 +18,8 @@ pub enum OpKind {
     CreateDelete,
     Children,
     Multi,
+    /// Ephemeral-sequential create then delete, on a parent of the session's own.
+    EphemeralChurn,
 }
 
 impl OpKind {
@@ -29,9 +31,11 @@ impl OpKind {
             "create-delete" => OpKind::CreateDelete,
             "children" => OpKind::Children,
             "multi" => OpKind::Multi,
+            "ephemeral-churn" => OpKind::EphemeralChurn,
             other => {
                 return Err(format!(
-                "unknown operation '{other}' (get, set, exists, create-delete, children, multi)"
+                "unknown operation '{other}' (get, set, exists, create-delete, children, multi, \
+                     ephemeral-churn; or alone: session-storm, lock, watch)"
             ))
             }
         })
@@ -39,7 +43,10 @@ impl OpKind {
 
     /// Whether this op writes (and so, on Java ZooKeeper, is fsync'd).
     pub fn writes(self) -> bool {
-        matches!(self, OpKind::Set | OpKind::CreateDelete | OpKind::Multi)
+        matches!(
+            self,
+            OpKind::Set | OpKind::CreateDelete | OpKind::Multi | OpKind::EphemeralChurn
+        )
     }
 }
 
@@ -99,6 +106,26 @@ impl Mix {
     }
 }
 
+/// What a run drives: a stream of independent requests, or one of the sequential scenarios.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    Stream(Mix),
+    SessionStorm,
+    Lock,
+    Watch,
+}
+
+impl Workload {
+    pub fn parse(spec: &str) -> Result<Workload, String> {
+        Ok(match spec {
+            "session-storm" => Workload::SessionStorm,
+            "lock" => Workload::Lock,
+            "watch" => Workload::Watch,
+            other => Workload::Stream(Mix::parse(other)?),
+        })
+    }
+}
+
 /// Paths every workload uses.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -119,9 +146,25 @@ impl Layout {
         format!("{}/scratch", self.root)
     }
 
+    /// The lock every `lock` session contends for.
+    pub fn lock_dir(&self) -> String {
+        format!("{}/lock", self.root)
+    }
+
+    /// The znode `watch` writes and watches.
+    pub fn watched(&self) -> String {
+        format!("{}/watched", self.root)
+    }
+
     /// Nodes to create before the run, parents first.
     pub fn setup_paths(&self) -> Vec<String> {
-        let mut v = vec![self.root.clone(), self.keys_parent(), self.scratch()];
+        let mut v = vec![
+            self.root.clone(),
+            self.keys_parent(),
+            self.scratch(),
+            self.lock_dir(),
+            self.watched(),
+        ];
         v.extend((0..self.keys).map(|i| self.key(i)));
         v
     }
@@ -147,6 +190,10 @@ pub struct SessionGen {
     session: usize,
     seq: u64,
     pending_delete: Option<String>,
+    /// Tells this run's ephemeral-churn parents from earlier runs'.
+    nonce: u64,
+    /// Ephemeral-sequential nodes created so far under this session's parent (None: no parent yet).
+    churned: Option<u64>,
 }
 
 impl SessionGen {
@@ -156,6 +203,7 @@ impl SessionGen {
         value_bytes: usize,
         seed: u64,
         session: usize,
+        nonce: u64,
     ) -> SessionGen {
         SessionGen {
             mix,
@@ -167,6 +215,8 @@ impl SessionGen {
             session,
             seq: 0,
             pending_delete: None,
+            nonce,
+            churned: None,
         }
     }
 
@@ -178,6 +228,32 @@ impl SessionGen {
     fn fresh_path(&mut self) -> String {
         self.seq += 1;
         format!("{}/s{}-{}", self.layout.scratch(), self.session, self.seq)
+    }
+
+    /// Ephemeral-sequential churn. The session's parent is fresh and only this session creates
+    /// under it, so the k-th create gets suffix k (ZooKeeper's suffix is the parent's count of
+    /// child creates) and its delete can be pipelined right behind it.
+    fn churn(&mut self) -> Request {
+        let parent = format!(
+            "{}/e{:x}-s{}",
+            self.layout.scratch(),
+            self.nonce,
+            self.session
+        );
+        let Some(k) = self.churned else {
+            self.churned = Some(0);
+            return create(parent, Bytes::new());
+        };
+        self.churned = Some(k + 1);
+        self.pending_delete = Some(format!("{parent}/n-{k:010}"));
+        Request::Create(CreateRequest {
+            opcode: op::CREATE,
+            path: format!("{parent}/n-"),
+            data: self.value.clone(),
+            acl: Acl::open_unsafe(),
+            flags: 3,
+            ttl: -1,
+        })
     }
 
     /// The next request and the kind it counts as.
@@ -216,6 +292,7 @@ impl SessionGen {
                     Request::Delete { path, version: -1 },
                 ])
             }
+            OpKind::EphemeralChurn => self.churn(),
         };
         (kind, req)
     }
@@ -269,7 +346,7 @@ mod tests {
             root: "/b".into(),
             keys: 10,
         };
-        let mut g = SessionGen::new(Mix::parse("create-delete").unwrap(), layout, 4, 1, 2);
+        let mut g = SessionGen::new(Mix::parse("create-delete").unwrap(), layout, 4, 1, 2, 0);
         let (_, first) = g.next_request();
         let (_, second) = g.next_request();
         let Request::Create(c) = first else {
@@ -288,12 +365,50 @@ mod tests {
     }
 
     #[test]
+    fn ephemeral_churn_predicts_sequence_names() {
+        let layout = Layout {
+            root: "/b".into(),
+            keys: 1,
+        };
+        let mut g = SessionGen::new(
+            Mix::parse("ephemeral-churn").unwrap(),
+            layout,
+            0,
+            1,
+            3,
+            0xab,
+        );
+        let reqs: Vec<Request> = (0..5).map(|_| g.next_request().1).collect();
+        assert!(
+            matches!(&reqs[0], Request::Create(c) if c.path == "/b/scratch/eab-s3" && c.flags == 0)
+        );
+        assert!(
+            matches!(&reqs[1], Request::Create(c) if c.path == "/b/scratch/eab-s3/n-" && c.flags == 3)
+        );
+        assert_eq!(
+            reqs[2],
+            Request::Delete {
+                path: "/b/scratch/eab-s3/n-0000000000".into(),
+                version: -1
+            }
+        );
+        assert!(matches!(&reqs[3], Request::Create(c) if c.path == "/b/scratch/eab-s3/n-"));
+        assert_eq!(
+            reqs[4],
+            Request::Delete {
+                path: "/b/scratch/eab-s3/n-0000000001".into(),
+                version: -1
+            }
+        );
+    }
+
+    #[test]
     fn keys_stay_in_range() {
         let layout = Layout {
             root: "/b".into(),
             keys: 3,
         };
-        let mut g = SessionGen::new(Mix::parse("get").unwrap(), layout.clone(), 4, 9, 0);
+        let mut g = SessionGen::new(Mix::parse("get").unwrap(), layout.clone(), 4, 9, 0, 0);
         for _ in 0..100 {
             let (_, Request::GetData { path, .. }) = g.next_request() else {
                 panic!()

@@ -68,3 +68,22 @@ def test_unknown_workload_is_a_clear_error(server):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert "unknown operation 'teleport'" in run.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("workload", ["ephemeral-churn", "session-storm", "lock", "watch"])
+def test_scenario_workloads(kind, workload, server_factory, tmp_path):
+    s = server_factory(kind=kind)
+    report, _ = bench(s, tmp_path, "--workload", workload, "--sessions", "4", "--outstanding", "4")
+    check_sane(report)
+    if workload == "ephemeral-churn":
+        # Every create was deleted again, or went with its session: no ephemeral is left.
+        from kazoo.client import KazooClient
+        zk = KazooClient(hosts=s.hosts)
+        zk.start(timeout=10)
+        try:
+            for parent in zk.get_children("/rkbench/scratch"):
+                assert zk.get_children(f"/rkbench/scratch/{parent}") == [], parent
+        finally:
+            zk.stop()
+            zk.close()
