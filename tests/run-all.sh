@@ -12,6 +12,7 @@ need=()
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 [ -x /usr/share/zookeeper/bin/zkCli.sh ] || need+=(zookeeper-bin)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

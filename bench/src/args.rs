@@ -49,6 +49,9 @@ pub struct BenchArgs {
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Write a Markdown report with PNG plots into this directory.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
     /// Generator threads (glommio executors).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

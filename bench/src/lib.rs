@@ -14,6 +14,7 @@
 pub mod args;
 pub mod latency;
 pub mod output;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod workload;
@@ -99,21 +100,37 @@ pub fn main(args: &BenchArgs) -> Result<(), String> {
     let done = Arc::new(AtomicBool::new(false));
     let progress = start_progress(counter.clone(), done.clone());
     let result = if args.ramp {
-        ramp(args, &workload, &layout, &counter)
+        ramp(args, &workload, &layout, &counter).map(|(r, steps)| (Some(r), steps))
     } else {
-        single(args, &workload, &layout, &counter)
+        single(args, &workload, &layout, &counter).map(|s| (None, vec![s]))
     };
     done.store(true, Relaxed);
     if let Some(p) = progress {
         let _ = p.join();
     }
-    let json = result?;
+    let (ramp_report, summaries) = result?;
+    let json = match &ramp_report {
+        None => serde_json::to_value(&summaries[0]).expect("serializable"),
+        Some(r) => {
+            let last = summaries.last().expect("a ramp runs at least one step");
+            let mut json = serde_json::to_value(r).expect("serializable");
+            json["throughput_ops_per_s"] = serde_json::json!(last.throughput_ops_per_s);
+            json["latency_ms"] = serde_json::to_value(&last.latency_ms).expect("serializable");
+            json["step_summaries"] = serde_json::to_value(&summaries).expect("serializable");
+            json
+        }
+    };
     if let Some(path) = &args.json {
         std::fs::write(
             path,
             serde_json::to_string_pretty(&json).expect("serializable"),
         )
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(dir) = &args.report {
+        let command: Vec<String> = std::env::args().collect();
+        report::write(dir, &command.join(" "), &summaries, ramp_report.as_ref())?;
+        println!("report written to {}", dir.join("report.md").display());
     }
     Ok(())
 }
@@ -123,7 +140,7 @@ fn single(
     workload: &Workload,
     layout: &Layout,
     counter: &Arc<AtomicU64>,
-) -> Result<serde_json::Value, String> {
+) -> Result<Summary, String> {
     let measure = if args.ops.is_some() {
         Duration::from_secs(3600)
     } else {
@@ -140,7 +157,7 @@ fn single(
     )?;
     let summary = summarize(args, &r, args.rate);
     print!("{}", summary.text());
-    Ok(serde_json::to_value(&summary).expect("serializable"))
+    Ok(summary)
 }
 
 fn ramp(
@@ -148,19 +165,20 @@ fn ramp(
     workload: &Workload,
     layout: &Layout,
     counter: &Arc<AtomicU64>,
-) -> Result<serde_json::Value, String> {
+) -> Result<(RampReport, Vec<Summary>), String> {
     let mut rate = args.rate.unwrap_or(1000).max(1);
     let mut steps = Vec::new();
     let mut best = None;
     let mut summaries = Vec::new();
     // Bounded: at most 40 steps (x1.25 each: a factor of ~7500 over the start rate).
     for _ in 0..40 {
+        let warmup = Duration::from_secs(1);
         let r = run::run_phase(
             args,
             workload,
             layout,
             Some(rate),
-            Duration::from_secs(1),
+            warmup,
             args.ramp_step,
             Some(counter.clone()),
         )?;
@@ -205,15 +223,12 @@ fn ramp(
             args.slo_p99_ms
         ),
     }
-    let report = RampReport {
-        highest_sustainable_ops_per_s: best,
-        slo_p99_ms: args.slo_p99_ms,
-        steps,
-    };
-    let mut json = serde_json::to_value(&report).expect("serializable");
-    let last = summaries.last().expect("at least one step");
-    json["throughput_ops_per_s"] = serde_json::json!(last.throughput_ops_per_s);
-    json["latency_ms"] = serde_json::to_value(&last.latency_ms).expect("serializable");
-    json["step_summaries"] = serde_json::to_value(&summaries).expect("serializable");
-    Ok(json)
+    Ok((
+        RampReport {
+            highest_sustainable_ops_per_s: best,
+            slo_p99_ms: args.slo_p99_ms,
+            steps,
+        },
+        summaries,
+    ))
 }
