@@ -91,13 +91,13 @@ def test_scenario_workloads(kind, workload, server_factory, tmp_path):
 
 def test_report_writes_markdown_and_plots(server, tmp_path):
     report_dir = tmp_path / "report"
-    cmd = [RINGKEEPER, "bench", "--hosts", server.hosts, "--workload", "get", "--ramp", "--rate", "100",
+    cmd = [RINGKEEPER, "bench", "--hosts", server.hosts, "--workload", "get", "--ramp", "--rate", "20000",
            "--ramp-step", "1s", "--slo-p99-ms", "1000", "--keys", "10", "--report", str(report_dir)]
-    # A lenient objective: the ramp goes on until saturation or 40 steps; bound it by time.
+    # A lenient objective from a high start: the ramp ends when the server saturates, in a few steps.
     run = subprocess.run(cmd + ["--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr
     md = (report_dir / "report.md").read_text()
-    assert "Highest sustainable rate" in md and "| 100 ops/s offered |" in md, md
+    assert ("Highest sustainable rate" in md or "No step met" in md) and "| 20000 ops/s offered |" in md, md
     for png in ("throughput.png", "latency-vs-load.png"):
         data = (report_dir / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
