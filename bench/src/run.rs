@@ -492,69 +492,61 @@ async fn drive_session(
     let mut timeline =
         vec![0u64; ((control.end_ns - control.warmup_ns) / 1_000_000_000) as usize + 1];
     let drain_deadline = control.end_ns + DRAIN_WAIT.as_nanos() as u64;
-    loop {
-        let done = sender_done.get() && in_flight.borrow().is_empty();
-        if done || control.now_ns() > drain_deadline {
-            break;
+    // One timer bounds the whole receive loop, rather than one armed and cancelled per reply.
+    let receive = async {
+        loop {
+            if sender_done.get() && in_flight.borrow().is_empty() {
+                return Ok(());
+            }
+            let Some(frame) = next_frame(&mut rd, &mut buf, &mut chunk).await else {
+                if control.stopped() {
+                    return Ok(());
+                }
+                return Err(format!("{host} closed the connection during the run"));
+            };
+            let now = control.now_ns();
+            let mut r = Reader::new(&frame);
+            let (Ok(xid), Ok(_zxid), Ok(err)) = (r.int("xid"), r.long("zxid"), r.int("err")) else {
+                return Err(format!("{host} sent a reply shorter than its header"));
+            };
+            if xid < 0 {
+                continue; // notifications and pings
+            }
+            let Some(sent) = in_flight.borrow_mut().pop_front() else {
+                continue; // the reply to our closeSession
+            };
+            if sent.xid != xid {
+                return Err(format!(
+                    "{host} answered xid {xid} where {} was next",
+                    sent.xid
+                ));
+            }
+            permits.signal(1);
+            if sent.intended_ns >= control.warmup_ns && sent.intended_ns < control.end_ns {
+                recorder.record(sent.intended_ns, now, err);
+                let sec = ((sent.intended_ns - control.warmup_ns) / 1_000_000_000) as usize;
+                if let Some(slot) = timeline.get_mut(sec) {
+                    *slot += 1;
+                }
+                let measured = control.measured.fetch_add(1, Relaxed) + 1;
+                if control.ops_budget.is_some_and(|budget| measured >= budget) {
+                    control.stop.store(true, Relaxed);
+                }
+            }
+            if let Some(p) = &ctx.progress {
+                p.fetch_add(1, Relaxed);
+            }
         }
-        let wait_until = Duration::from_nanos(drain_deadline.saturating_sub(control.now_ns()));
-        enum Got {
-            Frame(Vec<u8>),
-            Eof,
-            Tick,
-        }
-        let got = futures_lite::future::or(
-            async {
-                next_frame(&mut rd, &mut buf, &mut chunk)
-                    .await
-                    .map_or(Got::Eof, Got::Frame)
-            },
-            async {
-                glommio::timer::sleep(wait_until.min(Duration::from_millis(100))).await;
-                Got::Tick
-            },
-        )
+    };
+    let deadline = async {
+        glommio::timer::sleep(Duration::from_nanos(
+            drain_deadline.saturating_sub(control.now_ns()),
+        ))
         .await;
-        let frame = match got {
-            Got::Frame(f) => f,
-            Got::Tick => continue,
-            Got::Eof if control.stopped() => break,
-            Got::Eof => return Err(format!("{host} closed the connection during the run")),
-        };
-        let now = control.now_ns();
-        let mut r = Reader::new(&frame);
-        let (Ok(xid), Ok(_zxid), Ok(err)) = (r.int("xid"), r.long("zxid"), r.int("err")) else {
-            return Err(format!("{host} sent a reply shorter than its header"));
-        };
-        if xid < 0 {
-            continue; // notifications and pings
-        }
-        let Some(sent) = in_flight.borrow_mut().pop_front() else {
-            // The reply to our closeSession.
-            continue;
-        };
-        if sent.xid != xid {
-            return Err(format!(
-                "{host} answered xid {xid} where {} was next",
-                sent.xid
-            ));
-        }
-        permits.signal(1);
-        if sent.intended_ns >= control.warmup_ns && sent.intended_ns < control.end_ns {
-            recorder.record(sent.intended_ns, now, err);
-            let sec = ((sent.intended_ns - control.warmup_ns) / 1_000_000_000) as usize;
-            if let Some(slot) = timeline.get_mut(sec) {
-                *slot += 1;
-            }
-            let measured = control.measured.fetch_add(1, Relaxed) + 1;
-            if control.ops_budget.is_some_and(|budget| measured >= budget) {
-                control.stop.store(true, Relaxed);
-            }
-        }
-        if let Some(p) = &ctx.progress {
-            p.fetch_add(1, Relaxed);
-        }
-    }
+        Ok(())
+    };
+    let received: Result<(), String> = futures_lite::future::or(receive, deadline).await;
+    received?;
     permits.close();
     drop(sender.await);
     Ok(SessionResult { recorder, timeline })
