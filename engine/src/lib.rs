@@ -11,6 +11,7 @@ pub mod reply;
 pub mod session;
 pub mod tree;
 pub mod txn;
+pub mod wal;
 pub mod watch;
 
 #[doc(hidden)]

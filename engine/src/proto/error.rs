@@ -43,6 +43,46 @@ impl ErrorCode {
         self as i32
     }
 
+    /// The code for a wire value, if it is one of ZooKeeper's.
+    pub fn from_code(code: i32) -> Option<ErrorCode> {
+        use ErrorCode::*;
+        const ALL: [ErrorCode; 32] = [
+            Ok,
+            SystemError,
+            RuntimeInconsistency,
+            DataInconsistency,
+            ConnectionLoss,
+            MarshallingError,
+            Unimplemented,
+            OperationTimeout,
+            BadArguments,
+            UnknownSession,
+            NewConfigNoQuorum,
+            ReconfigInProgress,
+            ApiError,
+            NoNode,
+            NoAuth,
+            BadVersion,
+            NoChildrenForEphemerals,
+            NodeExists,
+            NotEmpty,
+            SessionExpired,
+            InvalidCallback,
+            InvalidAcl,
+            AuthFailed,
+            SessionMoved,
+            NotReadOnly,
+            EphemeralOnLocalSession,
+            NoWatcher,
+            RequestTimeout,
+            ReconfigDisabled,
+            SessionClosedRequireSaslAuth,
+            QuotaExceeded,
+            Throttled,
+        ];
+        ALL.into_iter().find(|c| c.code() == code)
+    }
+
     /// The name ZooKeeper's `Code` enum gives this value.
     pub fn name(self) -> &'static str {
         use ErrorCode::*;

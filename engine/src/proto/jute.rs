@@ -76,6 +76,10 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(a))
     }
 
+    pub fn int8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, field)?[0])
+    }
+
     pub fn boolean(&mut self, field: &'static str) -> Result<bool, DecodeError> {
         Ok(self.take(1, field)?[0] != 0)
     }
@@ -160,6 +164,11 @@ impl<'a, B: BufMut> Writer<'a, B> {
 
     pub fn long(&mut self, v: i64) -> &mut Self {
         self.buf.put_i64(v);
+        self
+    }
+
+    pub fn byte(&mut self, v: u8) -> &mut Self {
+        self.buf.put_u8(v);
         self
     }
 
