@@ -5,6 +5,7 @@
 mod config;
 mod fourlw;
 mod front;
+mod log;
 mod pipeline_core;
 mod server;
 mod stats;
@@ -27,6 +28,12 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum Inspect {
+    /// Prints a transaction-log segment's records and verifies their CRCs.
+    Log { file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Runs the server (standalone on 127.0.0.1:2181 with no --config).
     Serve {
@@ -39,6 +46,11 @@ enum Command {
         /// Do not pin executors to cores.
         #[arg(long)]
         no_pin: bool,
+    },
+    /// Reads Ringkeeper's data files.
+    Inspect {
+        #[command(subcommand)]
+        what: Inspect,
     },
     /// Load generator for Ringkeeper or any ZooKeeper server.
     Bench(Box<ringkeeper_bench::args::BenchArgs>),
@@ -73,6 +85,15 @@ fn main() {
     }));
     let cli = Cli::parse();
     match cli.command {
+        Command::Inspect {
+            what: Inspect::Log { file },
+        } => match log::inspect(&file) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                eprintln!("ringkeeper inspect: {e}");
+                std::process::exit(1);
+            }
+        },
         Command::Bench(args) => {
             if let Err(e) = ringkeeper_bench::main(&args) {
                 eprintln!("ringkeeper bench: {e}");
