@@ -79,18 +79,22 @@ impl Summary {
             .collect()
     }
 
+    /// Errors by code, `NONODE=3 BADVERSION=1`, or `none`.
+    pub fn errors_text(&self) -> String {
+        if self.errors.is_empty() {
+            return "none".to_string();
+        }
+        self.errors
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The text report: throughput and p99 on the first line.
     pub fn text(&self) -> String {
         let l = &self.latency_ms;
-        let errors = if self.errors.is_empty() {
-            "none".to_string()
-        } else {
-            self.errors
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let errors = self.errors_text();
         let load = match (self.offered_rate_ops_per_s, self.outstanding) {
             (Some(rate), _) => format!("open loop at {rate} ops/s"),
             (None, Some(n)) => format!("closed loop, {n} outstanding"),

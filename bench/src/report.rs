@@ -158,15 +158,7 @@ pub fn write(
             (None, Some(n)) => format!("{n} outstanding"),
             _ => String::new(),
         };
-        let errors = if s.errors.is_empty() {
-            "none".to_string()
-        } else {
-            s.errors
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let errors = s.errors_text();
         let l = &s.latency_ms;
         let _ = writeln!(
             md,
