@@ -41,6 +41,12 @@ pub struct Config {
     pub container_never_used_ms: i64,
     pub global_outstanding_limit: usize,
     pub server_id: i64,
+    /// `preAllocSize`, in bytes (the key is in KiB, as ZooKeeper's).
+    pub prealloc_bytes: u64,
+    /// `forceSync`: fdatasync each log batch before acknowledging it.
+    pub force_sync: bool,
+    /// `fsync.warningthresholdms`.
+    pub fsync_warn_ms: u64,
     pub init_limit: i64,
     pub sync_limit: i64,
     /// Where this configuration came from (a path, or "embedded default").
@@ -141,6 +147,9 @@ impl Config {
             container_never_used_ms: 0,
             global_outstanding_limit: 1000,
             server_id: 0,
+            prealloc_bytes: 64 << 20,
+            force_sync: true,
+            fsync_warn_ms: 1000,
             init_limit: 10,
             sync_limit: 5,
             source: source.to_string(),
@@ -196,16 +205,23 @@ impl Config {
                     c.container_never_used_ms = num(k, value)?
                 }
                 "globalOutstandingLimit" => c.global_outstanding_limit = num(k, value)?,
+                "preAllocSize" => {
+                    let kib: u64 = num(k, value)?;
+                    if kib < 64 {
+                        return Err(err(k, "must be at least 64 (KiB)"));
+                    }
+                    c.prealloc_bytes = kib * 1024;
+                }
+                "forceSync" => c.force_sync = boolean(k, value)?,
+                "fsync.warningthresholdms" => c.fsync_warn_ms = num(k, value)?,
                 "initLimit" => c.init_limit = num(k, value)?,
                 "syncLimit" => c.sync_limit = num(k, value)?,
                 "standaloneEnabled"
                 | "admin.enableServer"
                 | "admin.serverPort"
                 | "snapCount"
-                | "preAllocSize"
                 | "autopurge.snapRetainCount"
                 | "autopurge.purgeInterval"
-                | "forceSync"
                 | "reconfigEnabled"
                 | "metricsProvider.className"
                 | "metricsProvider.httpPort" => {

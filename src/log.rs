@@ -6,12 +6,8 @@
 //! block in memory and rewrites that block with the next batch. A block already holding
 //! acknowledged records is only ever rewritten with the same bytes plus new ones after them.
 //!
-//! Not wired into the pipeline yet (issue 4): the server does not log. The writer is complete and
-//! tested on its own (tests below reopen what it wrote and scan it).
-
-// The writer has no caller in the server until the pipeline logs before it commits (issue 4);
-// only `inspect` is used today.
-#![allow(dead_code)]
+//! The pipeline core appends every txn here and acknowledges nothing before its batch is synced
+//! (`pipeline_core.rs`); `recover` reads the segments back at startup.
 
 use glommio::io::DmaFile;
 use ringkeeper_engine::txn::Txn;
@@ -157,6 +153,68 @@ impl LogWriter {
         self.tail_start = new_tail_start;
         Ok(())
     }
+}
+
+/// What startup recovery read back.
+pub struct Recovered {
+    pub txns: Vec<Txn>,
+    pub segments: usize,
+}
+
+/// Where Ringkeeper keeps its log inside `dataLogDir`.
+pub fn log_dir(data_log_dir: &Path) -> PathBuf {
+    data_log_dir.join("rk-log")
+}
+
+/// Reads every segment in `dir` in zxid order. A torn tail (an unacknowledged write cut short by
+/// a crash) is zeroed on disk and logged; a corrupt record before the tail stops startup with an
+/// error naming the file and offset.
+pub fn recover(dir: &Path) -> Result<Recovered, String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("log.") && n.len() == 20)
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    names.sort();
+    let mut txns: Vec<Txn> = Vec::new();
+    for name in &names {
+        let path = dir.join(name);
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let scan =
+            wal::scan(&bytes).map_err(|e| format!("{}: {e}; refusing to start", path.display()))?;
+        if let wal::Tail::Torn { dropped } = scan.tail {
+            tracing::warn!(file = %path.display(), offset = scan.valid_end, dropped,
+                "torn tail: dropping the bytes of a write that was never acknowledged");
+            zero_from(&path, scan.valid_end as u64, dropped)
+                .map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
+        }
+        for txn in scan.txns {
+            if let Some(last) = txns.last() {
+                if txn.zxid <= last.zxid {
+                    return Err(format!(
+                        "{}: zxid {:#x} does not follow {:#x} from the segment before; refusing to start",
+                        path.display(), txn.zxid, last.zxid
+                    ));
+                }
+            }
+            txns.push(txn);
+        }
+    }
+    Ok(Recovered {
+        txns,
+        segments: names.len(),
+    })
+}
+
+fn zero_from(path: &Path, offset: u64, len: usize) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all_at(&vec![0u8; len], offset)?;
+    f.sync_data()
 }
 
 /// `ringkeeper inspect log FILE`: prints a segment's records and how it ends; Err names the

@@ -56,14 +56,53 @@ enum Command {
     Bench(Box<ringkeeper_bench::args::BenchArgs>),
 }
 
-/// True if something accepts TCP connections at `addr` (an unspecified address is probed on
-/// loopback).
+/// The key session passwords are derived from, kept in dataDir so sessions can be resumed
+/// after a restart. Created (and fsync'd) on first start.
+fn session_secret(data_dir: &std::path::Path) -> Result<u64, String> {
+    let path = data_dir.join("rk-session-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => u64::from_str_radix(text.trim(), 16)
+            .map_err(|_| format!("{} is not a hex number", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| format!("cannot create dataDir {}: {e}", data_dir.display()))?;
+            let secret: u64 = rand::random();
+            let tmp = data_dir.join("rk-session-secret.tmp");
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                writeln!(f, "{secret:016x}")?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(data_dir)?.sync_all()
+            };
+            write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(secret)
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// True if something keeps accepting TCP connections at `addr` (an unspecified address is
+/// probed on loopback) for 5 s. A server that was just killed can keep its listening socket for a
+/// moment (its io_uring ring is torn down after the process exits), so one answer is not enough.
 fn listener_alive(addr: std::net::SocketAddr) -> bool {
     let mut probe = addr;
     if probe.ip().is_unspecified() {
         probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500)).is_ok()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500))
+            .is_err()
+        {
+            return false;
+        }
+        if std::time::Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn main() {
@@ -134,7 +173,28 @@ fn main() {
                 min_session_timeout_ms = cfg.min_session_timeout_ms, max_session_timeout_ms = cfg.max_session_timeout_ms,
                 cores, "starting ringkeeper {}", env!("CARGO_PKG_VERSION")
             );
-            if let Err(e) = server::run(cfg, cores, !no_pin) {
+            let secret = match session_secret(&cfg.data_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("ringkeeper: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let started = std::time::Instant::now();
+            let recovered = match log::recover(&log::log_dir(&cfg.data_log_dir)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("ringkeeper: {e}");
+                    std::process::exit(1);
+                }
+            };
+            tracing::info!(
+                txns = recovered.txns.len(),
+                segments = recovered.segments,
+                ms = started.elapsed().as_millis() as u64,
+                "transaction log read"
+            );
+            if let Err(e) = server::run(cfg, cores, !no_pin, secret, recovered.txns) {
                 eprintln!("ringkeeper: {e:#}");
                 std::process::exit(1);
             }

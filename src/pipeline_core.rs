@@ -1,13 +1,19 @@
 //! The pipeline core: drains front messages in arrival order, runs them through the engine's
 //! [`Pipeline`], and publishes each batch of committed entries with the tree version after it.
 //!
-//! Until the durable log lands (issue 4), a txn is committed as soon as it is prepped: state
-//! lives in memory only, and the startup log says so.
+//! Prep applies a write to the pipeline's newest tree at once (later writes are checked against
+//! it), but nothing leaves this core before the write is durable: every txn goes to the log task
+//! (group commit, one fdatasync per batch), and the committed entries, connect replies and sync
+//! answers behind it are held until the log reports their zxid synced.
 
+use crate::log::{log_dir, LogWriter};
 use crate::server::{Batch, Entry, PipeMsg, Report, Shared};
 use ringkeeper_engine::pipeline::{ConnectOutcome, Pipeline, PipelineConfig};
 use ringkeeper_engine::prep::PrepConfig;
 use ringkeeper_engine::session::SessionConfig;
+use ringkeeper_engine::tree::DataTree;
+use ringkeeper_engine::txn::Txn;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +48,62 @@ fn pipeline_config(shared: &Shared) -> PipelineConfig {
 
 enum Wake {
     Msg(PipeMsg),
+    Synced(i64),
     Closed,
     Tick,
+}
+
+/// Something waiting for the log: released once every txn up to `gate` is durable. Nearly
+/// every item is a commit, so the variants are not boxed to even out their sizes.
+#[allow(clippy::large_enum_variant)]
+enum Held {
+    Publish(Entry),
+    ConnectReply(flume::Sender<ConnectOutcome>, ConnectOutcome),
+}
+
+/// Most txns one log batch (one fdatasync) takes.
+const LOG_BATCH_TXNS_MAX: usize = 4096;
+
+/// The log core's work, as a task queue of the pipeline executor: group commit. While one batch is
+/// being written and fdatasync'd, the next gathers in the channel; each sync acknowledges all of
+/// its batch. A write or sync error is final: the process exits without acknowledging anything
+/// more.
+async fn log_task(
+    mut writer: LogWriter,
+    rx: flume::Receiver<Vec<Txn>>,
+    synced: flume::Sender<i64>,
+    shared: Arc<Shared>,
+) {
+    while let Ok(mut batch) = rx.recv_async().await {
+        while batch.len() < LOG_BATCH_TXNS_MAX {
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        let last = batch.last().expect("batches are never empty").zxid;
+        let started = std::time::Instant::now();
+        if let Err(e) = writer.append(&batch).await {
+            tracing::error!(error = %e, zxid = format_args!("{last:#x}"), "transaction log write or fdatasync failed; stopping");
+            std::process::exit(2);
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        if ms >= shared.cfg.fsync_warn_ms {
+            tracing::warn!(
+                ms,
+                txns = batch.len(),
+                "fsync-ing the transaction log took {ms} ms"
+            );
+        }
+        shared.stats.log_syncs.fetch_add(1, Relaxed);
+        shared
+            .stats
+            .log_synced_txns
+            .fetch_add(batch.len() as u64, Relaxed);
+        if synced.send_async(last).await.is_err() {
+            return;
+        }
+    }
 }
 
 pub async fn run(
@@ -51,65 +111,154 @@ pub async fn run(
     rx: flume::Receiver<PipeMsg>,
     fronts: Vec<flume::Sender<Batch>>,
     secret: u64,
+    recovered: Vec<Txn>,
 ) {
     let mut pipeline = Pipeline::new(pipeline_config(&shared), now_ms(), secret);
+    let now = now_ms();
+    let replayed = recovered.len();
+    for txn in recovered {
+        pipeline.replay(txn, now);
+    }
+    pipeline.check_invariants();
+    let dir = log_dir(&shared.cfg.data_log_dir);
+    let writer = match LogWriter::create(
+        &dir,
+        pipeline.last_zxid() + 1,
+        shared.cfg.prealloc_bytes,
+        shared.cfg.force_sync,
+    )
+    .await
+    {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot create a transaction log segment");
+            std::process::exit(1);
+        }
+    };
+    tracing::info!(
+        replayed, last_zxid = format_args!("{:#x}", pipeline.last_zxid()), sessions = pipeline.sessions().len(),
+        segment = %writer.path().display(), "transaction log ready"
+    );
+    if !shared.cfg.force_sync {
+        tracing::warn!("forceSync=no: writes are acknowledged WITHOUT fdatasync; a crash can lose acknowledged data");
+    }
+    let (log_tx, log_rx) = flume::unbounded::<Vec<Txn>>();
+    let (synced_tx, synced_rx) = flume::unbounded::<i64>();
+    let log_tq = glommio::executor().create_task_queue(
+        glommio::Shares::Static(1000),
+        glommio::Latency::NotImportant,
+        "log",
+    );
+    glommio::spawn_local_into(log_task(writer, log_rx, synced_tx, shared.clone()), log_tq)
+        .expect("log task queue")
+        .detach();
+
     let tick = Duration::from_millis((shared.cfg.tick_ms as u64 / 4).clamp(5, 500));
-    tracing::warn!("no durable log yet: all state is held in memory and lost on restart");
     // The initial version, so fronts can serve before the first write.
     publish(&fronts, Vec::new(), &pipeline, &shared).await;
+    let mut synced_zxid = pipeline.last_zxid();
+    let mut held: VecDeque<(i64, Held)> = VecDeque::new();
     let mut next_tick = std::time::Instant::now() + tick;
     loop {
         let wait = next_tick.saturating_duration_since(std::time::Instant::now());
         let wake = futures_lite::future::or(
-            async { rx.recv_async().await.map(Wake::Msg).unwrap_or(Wake::Closed) },
+            futures_lite::future::or(
+                async { rx.recv_async().await.map(Wake::Msg).unwrap_or(Wake::Closed) },
+                async {
+                    synced_rx
+                        .recv_async()
+                        .await
+                        .map(Wake::Synced)
+                        .unwrap_or(Wake::Closed)
+                },
+            ),
             async {
                 glommio::timer::sleep(wait).await;
                 Wake::Tick
             },
         )
         .await;
-        let mut entries = Vec::new();
         let now = now_ms();
+        let logged_before = pipeline.last_zxid();
+        let mut fresh: Vec<Held> = Vec::new();
         match wake {
             Wake::Closed => return,
+            Wake::Synced(z) => synced_zxid = synced_zxid.max(z),
             Wake::Msg(msg) => {
-                handle(&mut pipeline, msg, now, &mut entries);
+                handle(&mut pipeline, msg, now, &mut fresh);
                 for _ in 1..BATCH_MSGS_MAX {
                     match rx.try_recv() {
-                        Ok(msg) => handle(&mut pipeline, msg, now, &mut entries),
+                        Ok(msg) => handle(&mut pipeline, msg, now, &mut fresh),
                         Err(_) => break,
                     }
                 }
             }
             Wake::Tick => {}
         }
+        while let Ok(z) = synced_rx.try_recv() {
+            synced_zxid = synced_zxid.max(z);
+        }
         if std::time::Instant::now() >= next_tick {
             next_tick = std::time::Instant::now() + tick;
-            entries.extend(pipeline.tick(now).into_iter().map(Entry::Commit));
+            fresh.extend(
+                pipeline
+                    .tick(now)
+                    .into_iter()
+                    .map(|c| Held::Publish(Entry::Commit(c))),
+            );
         }
         if cfg!(debug_assertions) {
             pipeline.check_invariants();
         }
-        if !entries.is_empty() {
-            publish(&fronts, entries, &pipeline, &shared).await;
+        // Send this round's txns to the log, and hold everything until its zxid is durable.
+        let mut txns = Vec::new();
+        let mut gate = logged_before;
+        for item in fresh {
+            if let Held::Publish(Entry::Commit(c)) = &item {
+                gate = c.txn.zxid;
+                txns.push(c.txn.clone());
+            }
+            held.push_back((gate, item));
+        }
+        if !txns.is_empty() && log_tx.send(txns).is_err() {
+            return;
+        }
+        let mut release = Vec::new();
+        while held.front().is_some_and(|(gate, _)| *gate <= synced_zxid) {
+            match held.pop_front().expect("checked").1 {
+                Held::Publish(entry) => release.push(entry),
+                Held::ConnectReply(reply, outcome) => {
+                    // The connection may be gone already; then nobody needs the answer.
+                    let _ = reply.try_send(outcome);
+                }
+            }
+        }
+        if !release.is_empty() {
+            let version = match release.iter().rev().find_map(|e| match e {
+                Entry::Commit(c) => Some(c.version.clone()),
+                _ => None,
+            }) {
+                Some(v) => v,
+                None => pipeline.version(),
+            };
+            publish_version(&fronts, release, version, &pipeline, &shared).await;
         }
     }
 }
 
-fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, entries: &mut Vec<Entry>) {
+fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, out: &mut Vec<Held>) {
     match msg {
         PipeMsg::Connect { conn, req, reply } => {
             let (outcome, committed) = pipeline.connect(&req, now);
             if let Some(c) = committed {
-                entries.push(Entry::Commit(c));
+                out.push(Held::Publish(Entry::Commit(c)));
             }
             if let ConnectOutcome::Accepted { session_id, .. } = outcome {
                 if req.session_id != 0 {
-                    entries.push(Entry::Resumed { session_id, conn });
+                    out.push(Held::Publish(Entry::Resumed { session_id, conn }));
                 }
             }
-            // The connection may be gone already; then nobody needs the answer.
-            let _ = reply.try_send(outcome);
+            out.push(Held::ConnectReply(reply, outcome));
         }
         PipeMsg::Write {
             origin,
@@ -117,9 +266,9 @@ fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, entries: &mut Vec<Ent
             req,
             auth,
         } => {
-            entries.push(Entry::Commit(
+            out.push(Held::Publish(Entry::Commit(
                 pipeline.write(origin, session_id, &req, &auth, now),
-            ));
+            )));
         }
         PipeMsg::Sync {
             origin,
@@ -127,11 +276,11 @@ fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, entries: &mut Vec<Ent
             path,
         } => {
             pipeline.touch(&[session_id], now);
-            entries.push(Entry::SyncDone {
+            out.push(Held::Publish(Entry::SyncDone {
                 origin,
                 path,
                 zxid: pipeline.last_zxid(),
-            });
+            }));
         }
         PipeMsg::Touch { sessions } => pipeline.touch(&sessions, now),
         PipeMsg::Report { reply } => {
@@ -146,9 +295,20 @@ async fn publish(
     pipeline: &Pipeline,
     shared: &Shared,
 ) {
-    let version = pipeline.version();
+    publish_version(fronts, entries, pipeline.version(), pipeline, shared).await;
+}
+
+/// Publishes released entries with the tree version after the last of them (never a version that
+/// holds txns which are not durable yet).
+async fn publish_version(
+    fronts: &[flume::Sender<Batch>],
+    entries: Vec<Entry>,
+    version: DataTree,
+    pipeline: &Pipeline,
+    shared: &Shared,
+) {
     let s = &shared.stats;
-    s.last_zxid.store(pipeline.last_zxid(), Relaxed);
+    s.last_zxid.store(version.last_zxid(), Relaxed);
     // ZooKeeper's node count includes the "" alias of the root.
     s.node_count.store(version.node_count() as i64 + 1, Relaxed);
     s.session_count

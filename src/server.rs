@@ -162,7 +162,13 @@ fn spawn_err(e: glommio::GlommioError<()>) -> anyhow::Error {
 }
 
 /// Starts every executor and blocks until they end (they end only on a fatal error).
-pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
+pub fn run(
+    cfg: Config,
+    cores: usize,
+    pin: bool,
+    secret: u64,
+    recovered: Vec<ringkeeper_engine::txn::Txn>,
+) -> anyhow::Result<()> {
     let map = CoreMap::for_cores(cores);
     let (to_pipeline, pipe_rx) = flume::bounded::<PipeMsg>(PIPE_QUEUE_MAX);
     let mut batch_txs = Vec::new();
@@ -185,7 +191,6 @@ pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
         ip_counts: Mutex::new(HashMap::new()),
         started: Instant::now(),
     });
-    let secret: u64 = rand::random();
     let placement = |core: usize| {
         if pin {
             Placement::Fixed(core)
@@ -215,7 +220,7 @@ pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
                     );
                     let s2 = shared.clone();
                     let p = glommio::spawn_local_into(
-                        pipeline_core::run(s2, pipe_rx, batch_txs, secret),
+                        pipeline_core::run(s2, pipe_rx, batch_txs, secret, recovered),
                         pipe_tq,
                     )
                     .expect("pipeline queue")
@@ -235,7 +240,7 @@ pub fn run(cfg: Config, cores: usize, pin: bool) -> anyhow::Result<()> {
         handles.push(
             LocalExecutorBuilder::new(placement(map.pipeline))
                 .name("rk-pipeline")
-                .spawn(move || pipeline_core::run(s, pipe_rx, batch_txs, secret))
+                .spawn(move || pipeline_core::run(s, pipe_rx, batch_txs, secret, recovered))
                 .map_err(spawn_err)?,
         );
         for ((i, core), (batch_rx, control_rx)) in map

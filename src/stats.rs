@@ -20,6 +20,9 @@ pub struct ServerStats {
     pub last_zxid: AtomicI64,
     pub node_count: AtomicI64,
     pub session_count: AtomicI64,
+    // Published by the log task.
+    pub log_syncs: AtomicU64,
+    pub log_synced_txns: AtomicU64,
 }
 
 impl ServerStats {

@@ -952,3 +952,67 @@ fn a_second_server_on_a_taken_port_refuses_to_start() {
     assert_eq!(code, Some(1));
     assert!(err.contains("another server is listening"), "{err}");
 }
+
+#[test]
+fn acknowledged_writes_and_live_sessions_survive_kill_9() {
+    let mut srv = Server::start("maxSessionTimeout=30000");
+    let mut c = RawClient::connect(&srv.addr(), 30000).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..200 {
+        let path = format!("/d{i}");
+        assert!(create(&mut c, &path, i.to_string().as_bytes(), 0).is_ok());
+        acked.push(path);
+    }
+    create(&mut c, "/mine", b"", 1);
+    let mut ev = Vec::new();
+    let before = get_data(&mut c, "/d7", false, &mut ev);
+    srv.kill_and_restart();
+    let mut again = RawClient::resume(&srv.addr(), 30000, c.session_id, c.passwd.clone())
+        .expect("the session survives the restart");
+    for (i, path) in acked.iter().enumerate() {
+        let r = get_data(&mut again, path, false, &mut ev);
+        assert!(r.is_ok(), "{path} was acknowledged and must survive");
+        assert_eq!(r.reader().buffer("data").unwrap(), i.to_string().as_bytes());
+    }
+    assert!(
+        get_data(&mut again, "/mine", false, &mut ev).is_ok(),
+        "the live session's ephemeral is back"
+    );
+    let after = get_data(&mut again, "/d7", false, &mut ev);
+    assert_eq!(&after.body, &before.body, "same data and stat after replay");
+    assert!(srv.log().contains("transaction log read"), "{}", srv.log());
+    let next = create(&mut again, "/after", b"", 0);
+    assert!(next.zxid > before.zxid, "zxids continue after the restart");
+}
+
+#[test]
+fn a_corrupt_log_refuses_to_start_naming_file_and_offset() {
+    let mut srv = Server::start("");
+    let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
+    for i in 0..20 {
+        create(&mut c, &format!("/c{i}"), b"x", 0);
+    }
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    let log_dir = srv.dir.join("rk-log");
+    let seg = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[4096 + 40] ^= 0x55; // inside the first record, with good records after it
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+        .args(["serve", "--config"])
+        .arg(srv.dir.join("zoo.cfg"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&seg.display().to_string()) && err.contains("corrupt record at offset 4096"),
+        "{err}"
+    );
+    srv.child = std::process::Command::new("true").spawn().unwrap(); // nothing left to stop
+}

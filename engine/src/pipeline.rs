@@ -129,6 +129,21 @@ impl Pipeline {
         }
     }
 
+    /// Re-applies a txn read back from the log at startup. Sessions it creates get a fresh
+    /// deadline (`now_ms` + their timeout), so they survive a restart within their timeout.
+    pub fn replay(&mut self, txn: Txn, now_ms: i64) {
+        assert!(
+            txn.zxid > self.last_zxid,
+            "replay out of order: {:#x} after {:#x}",
+            txn.zxid,
+            self.last_zxid
+        );
+        if let TxnOp::CreateSession { .. } = txn.op {
+            self.sessions.ensure_next_above(txn.session_id);
+        }
+        self.commit(txn, None, now_ms);
+    }
+
     /// A connect request: creates a session, resumes one, or refuses.
     pub fn connect(
         &mut self,
@@ -463,6 +478,69 @@ mod tests {
         );
         assert!(p.version().get("/c").is_none());
         p.check_invariants();
+    }
+
+    #[test]
+    fn replaying_the_committed_txns_rebuilds_the_same_state() {
+        let mut p = pipeline();
+        let ConnectOutcome::Accepted { session_id, .. } = connect(&mut p, 0, [0; 16], 10_000)
+        else {
+            panic!()
+        };
+        let mut txns = Vec::new();
+        for (i, req) in [
+            create("/r", 0, op::CREATE),
+            create("/r/e", 1, op::CREATE),
+            create("/r/s-", 2, op::CREATE2),
+            create("/r", 0, op::CREATE),
+        ]
+        .iter()
+        .enumerate()
+        {
+            txns.push(
+                p.write(origin(i as i32), session_id, req, &[], 10_000 + i as i64)
+                    .txn,
+            );
+        }
+        let mut q = pipeline();
+        let first = Txn {
+            zxid: 1,
+            time_ms: 10_000,
+            session_id,
+            cxid: 0,
+            op: TxnOp::CreateSession { timeout_ms: 200 },
+        };
+        q.replay(first, 20_000);
+        for t in txns {
+            q.replay(t, 20_000);
+        }
+        q.check_invariants();
+        assert_eq!(q.last_zxid(), p.last_zxid());
+        assert_eq!(
+            q.version().ephemerals_of(session_id),
+            vec!["/r/e".to_string()]
+        );
+        for path in ["/r", "/r/e", "/r/s-0000000001"] {
+            assert_eq!(
+                q.version().get(path).map(|n| n.stat()),
+                p.version().get(path).map(|n| n.stat()),
+                "{path}"
+            );
+        }
+        assert!(
+            q.sessions().get(session_id).is_some(),
+            "the session survives the restart"
+        );
+        let ConnectOutcome::Accepted {
+            session_id: fresh, ..
+        } = connect(&mut q, 0, [0; 16], 20_000)
+        else {
+            panic!()
+        };
+        assert!(
+            fresh > session_id,
+            "new session ids stay above replayed ones"
+        );
     }
 
     #[test]

@@ -68,6 +68,13 @@ impl SessionTable {
         out
     }
 
+    /// Makes sure ids handed out from now on are above `id` (one seen in the log).
+    pub fn ensure_next_above(&mut self, id: i64) {
+        if id >= self.next_id && id >> 56 == self.next_id >> 56 {
+            self.next_id = id + 1;
+        }
+    }
+
     /// Reserves the next session id.
     pub fn next_id(&mut self) -> i64 {
         let id = self.next_id;

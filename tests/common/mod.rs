@@ -44,7 +44,7 @@ impl Server {
         let port = free_port();
         let dir = temp_dir("srv");
         let cfg = format!(
-            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{extra}\n",
+            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\npreAllocSize=1024\n{extra}\n",
             dir.display()
         );
         let cfg_path = dir.join("zoo.cfg");
@@ -62,6 +62,26 @@ impl Server {
         let server = Server { child, port, dir };
         server.wait_ready();
         server
+    }
+
+    /// Kills the server with SIGKILL (no shutdown path runs) and starts it again on the same
+    /// dataDir and port.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        self.child = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+            .args(["serve", "--config"])
+            .arg(self.dir.join("zoo.cfg"))
+            .arg("--no-pin")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("restart ringkeeper");
+        self.wait_ready();
     }
 
     pub fn addr(&self) -> String {

@@ -38,7 +38,7 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix=f"rk-py-{kind}-")
         cfg = (
             f"tickTime=200\ndataDir={self.dir}/data\nclientPort={self.port}\n"
-            f"clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\n{extra_cfg}\n"
+            f"clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\npreAllocSize=1024\n{extra_cfg}\n"
         )
         self.cfg_path = os.path.join(self.dir, "zoo.cfg")
         with open(self.cfg_path, "w") as f:
