@@ -336,6 +336,12 @@ async fn mntr(shared: &Shared) -> String {
     line("local_sessions", "0".into());
     line("uptime", shared.started.elapsed().as_millis().to_string());
     line("max_latency", max.to_string());
+    // Ringkeeper's own: the group commit's fdatasyncs and the txns they made durable.
+    line("rk_log_fsync_count", s.log_syncs.load(Relaxed).to_string());
+    line(
+        "rk_log_synced_txns",
+        s.log_synced_txns.load(Relaxed).to_string(),
+    );
     line(
         "connection_rejected",
         s.connections_rejected.load(Relaxed).to_string(),
