@@ -51,7 +51,15 @@ class Server:
                    "org.apache.zookeeper.server.ZooKeeperServerMain", self.cfg_path]
         else:
             raise ValueError(kind)
+        self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        self._wait_ready()
+
+    def kill9_and_restart(self):
+        """SIGKILL (no shutdown path runs), then start again on the same dataDir and port."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
         self._wait_ready()
 
     @property
