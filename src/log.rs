@@ -34,6 +34,46 @@ pub struct LogWriter {
     tail_start: u64,
     tail: Vec<u8>,
     force_sync: bool,
+    /// The next segment, being zero-filled in the background once this one is half full, so a
+    /// rollover only writes a header instead of the whole segment.
+    spare: Option<glommio::Task<io::Result<DmaFile>>>,
+    /// Segments started from a prepared spare (for tests and logs).
+    pub spares_used: u64,
+}
+
+/// Name of the segment being prepared ahead (not a `log.<zxid>` name, so recovery ignores it).
+const SPARE_NAME: &str = "log.next.tmp";
+
+/// Creates `path` and writes zeros over `segment_bytes` (already aligned), then fdatasyncs: an
+/// fdatasync into a growing file also writes metadata and costs an order of magnitude more, so
+/// appends must never grow the file.
+async fn zero_filled(path: &Path, segment_bytes: u64) -> io::Result<DmaFile> {
+    let file = DmaFile::create(path).await.map_err(io_err)?;
+    let mut pos = 0u64;
+    while pos < segment_bytes {
+        let n = ZERO_CHUNK_BYTES.min((segment_bytes - pos) as usize);
+        let mut buf = file.alloc_dma_buffer(n);
+        buf.as_bytes_mut().fill(0);
+        let written = file.write_at(buf, pos).await.map_err(io_err)?;
+        if written != n {
+            return Err(io::Error::other(format!(
+                "short write while preallocating {}",
+                path.display()
+            )));
+        }
+        pos += n as u64;
+    }
+    file.fdatasync().await.map_err(io_err)?;
+    Ok(file)
+}
+
+/// Writes the segment header and makes it durable.
+async fn write_header(file: &DmaFile, first_zxid: i64) -> io::Result<()> {
+    let header = wal::header(first_zxid);
+    let mut buf = file.alloc_dma_buffer(header.len());
+    buf.as_bytes_mut().copy_from_slice(&header);
+    file.write_at(buf, 0).await.map_err(io_err)?;
+    file.fdatasync().await.map_err(io_err)
 }
 
 fn io_err(e: glommio::GlommioError<()>) -> io::Error {
@@ -65,27 +105,10 @@ impl LogWriter {
             "alignment {align} does not divide the header"
         );
         let segment_bytes = file.align_up(segment_bytes);
-        // Zero-fill the whole segment now, so appends never grow the file (an fdatasync into a
-        // growing file also writes metadata and costs an order of magnitude more).
-        let mut pos = 0u64;
-        while pos < segment_bytes {
-            let n = ZERO_CHUNK_BYTES.min((segment_bytes - pos) as usize);
-            let mut buf = file.alloc_dma_buffer(n);
-            buf.as_bytes_mut().fill(0);
-            let written = file.write_at(buf, pos).await.map_err(io_err)?;
-            if written != n {
-                return Err(io::Error::other(format!(
-                    "short write while preallocating {}",
-                    path.display()
-                )));
-            }
-            pos += n as u64;
-        }
-        let header = wal::header(first_zxid);
-        let mut buf = file.alloc_dma_buffer(header.len());
-        buf.as_bytes_mut().copy_from_slice(&header);
-        file.write_at(buf, 0).await.map_err(io_err)?;
-        file.fdatasync().await.map_err(io_err)?;
+        file.close().await.map_err(io_err)?;
+        let _ = std::fs::remove_file(dir.join(SPARE_NAME)); // left by an earlier run
+        let file = zero_filled(&path, segment_bytes).await?;
+        write_header(&file, first_zxid).await?;
         sync_dir(dir)?;
         let end = wal::HEADER_BYTES as u64;
         Ok(LogWriter {
@@ -97,7 +120,51 @@ impl LogWriter {
             tail_start: end,
             tail: Vec::new(),
             force_sync,
+            spare: None,
+            spares_used: 0,
         })
+    }
+
+    /// Starts the segment for a batch beginning at `first_zxid`: the spare prepared in the
+    /// background when there is one (header, fdatasync, rename, directory fsync), a fresh one
+    /// otherwise.
+    async fn roll_over(&mut self, first_zxid: i64, batch_bytes: u64) -> io::Result<()> {
+        let room = self.segment_bytes - wal::HEADER_BYTES as u64;
+        let next = match self.spare.take() {
+            Some(spare) if batch_bytes <= room => {
+                let file = spare.await?;
+                write_header(&file, first_zxid).await?;
+                let path = self.dir.join(segment_name(first_zxid));
+                file.rename(&path).await.map_err(io_err)?;
+                sync_dir(&self.dir)?;
+                let end = wal::HEADER_BYTES as u64;
+                LogWriter {
+                    dir: self.dir.clone(),
+                    file,
+                    path,
+                    segment_bytes: self.segment_bytes,
+                    end,
+                    tail_start: end,
+                    tail: Vec::new(),
+                    force_sync: self.force_sync,
+                    spare: None,
+                    spares_used: self.spares_used + 1,
+                }
+            }
+            spare => {
+                if let Some(spare) = spare {
+                    let _ = spare.await; // a batch too big for it: finish and discard it
+                }
+                let bytes = self.segment_bytes.max(batch_bytes * 2);
+                let mut fresh =
+                    LogWriter::create(&self.dir, first_zxid, bytes, self.force_sync).await?;
+                fresh.spares_used = self.spares_used;
+                fresh
+            }
+        };
+        let old = std::mem::replace(self, next);
+        let _ = old.file.close().await;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -115,16 +182,7 @@ impl LogWriter {
             wal::encode_record(&mut records, txn);
         }
         if self.end + records.len() as u64 > self.segment_bytes {
-            // Roll over: the batch goes whole into a fresh segment.
-            let next = LogWriter::create(
-                &self.dir,
-                txns[0].zxid,
-                self.segment_bytes.max(records.len() as u64 * 2),
-                self.force_sync,
-            )
-            .await?;
-            let old = std::mem::replace(self, next);
-            let _ = old.file.close().await;
+            self.roll_over(txns[0].zxid, records.len() as u64).await?;
         }
         self.tail.extend_from_slice(&records);
         let len = self.file.align_up(self.tail.len() as u64) as usize;
@@ -147,6 +205,12 @@ impl LogWriter {
             self.file.fdatasync().await.map_err(io_err)?;
         }
         self.end += records.len() as u64;
+        if self.spare.is_none() && self.end > self.segment_bytes / 2 {
+            let (path, bytes) = (self.dir.join(SPARE_NAME), self.segment_bytes);
+            self.spare = Some(glommio::spawn_local(async move {
+                zero_filled(&path, bytes).await
+            }));
+        }
         let new_tail_start = self.file.align_down(self.end);
         self.tail
             .drain(..(new_tail_start - self.tail_start) as usize);
@@ -285,6 +349,7 @@ mod tests {
         run(move || async move {
             let mut w = LogWriter::create(&d, 1, 64 << 10, true).await.unwrap();
             let mut zxid = 0;
+            // Rollovers after the first segment use the spare prepared in the background.
             for batch in 0..120 {
                 let txns: Vec<Txn> = (0..(batch % 7 + 1))
                     .map(|_| {
@@ -294,10 +359,15 @@ mod tests {
                     .collect();
                 w.append(&txns).await.unwrap();
             }
+            assert!(
+                w.spares_used >= 1,
+                "rollovers use the spare segment prepared in the background"
+            );
         });
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != SPARE_NAME)
             .collect();
         names.sort();
         assert!(names.len() > 1, "small segments must roll over: {names:?}");
