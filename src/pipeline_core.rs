@@ -157,6 +157,7 @@ pub async fn run(
     // The initial version, so fronts can serve before the first write.
     publish(&fronts, Vec::new(), &pipeline, &shared).await;
     let mut synced_zxid = pipeline.last_zxid();
+    let mut durable_version = pipeline.version();
     let mut held: VecDeque<(i64, Held)> = VecDeque::new();
     let mut next_tick = std::time::Instant::now() + tick;
     loop {
@@ -234,13 +235,15 @@ pub async fn run(
             }
         }
         if !release.is_empty() {
-            let version = match release.iter().rev().find_map(|e| match e {
+            // The version after the last released commit; with none released, the one published
+            // before. Never `pipeline.version()`: that one holds txns the log has not synced.
+            if let Some(v) = release.iter().rev().find_map(|e| match e {
                 Entry::Commit(c) => Some(c.version.clone()),
                 _ => None,
             }) {
-                Some(v) => v,
-                None => pipeline.version(),
-            };
+                durable_version = v;
+            }
+            let version = durable_version.clone();
             publish_version(&fronts, release, version, &pipeline, &shared).await;
         }
     }
