@@ -47,8 +47,6 @@ pub struct Config {
     pub force_sync: bool,
     /// `fsync.warningthresholdms`.
     pub fsync_warn_ms: u64,
-    pub init_limit: i64,
-    pub sync_limit: i64,
     /// Where this configuration came from (a path, or "embedded default").
     pub source: String,
 }
@@ -150,8 +148,6 @@ impl Config {
             prealloc_bytes: 64 << 20,
             force_sync: true,
             fsync_warn_ms: 1000,
-            init_limit: 10,
-            sync_limit: 5,
             source: source.to_string(),
         };
         let mut data_log_dir = None;
@@ -214,8 +210,10 @@ impl Config {
                 }
                 "forceSync" => c.force_sync = boolean(k, value)?,
                 "fsync.warningthresholdms" => c.fsync_warn_ms = num(k, value)?,
-                "initLimit" => c.init_limit = num(k, value)?,
-                "syncLimit" => c.sync_limit = num(k, value)?,
+                "initLimit" | "syncLimit" => {
+                    // Ensemble timing: checked now, used once ensembles exist.
+                    num::<i64>(k, value)?;
+                }
                 "standaloneEnabled"
                 | "admin.enableServer"
                 | "admin.serverPort"

@@ -90,7 +90,6 @@ struct Conn {
     out_bytes: Rc<Cell<usize>>,
     close_reader: flume::Sender<()>,
     pending: VecDeque<Pending>,
-    writes_in_flight: usize,
     closing: bool,
     stats: ConnStats,
 }
@@ -317,7 +316,6 @@ fn reply_to_write(
         }
         _ => panic!("reply for xid {} with no write pending", origin.xid),
     };
-    conn.writes_in_flight -= 1;
     shared.stats.outstanding.fetch_sub(1, Relaxed);
     let mut frame = Vec::with_capacity(64);
     encode_reply(
@@ -706,7 +704,6 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
                 out_bytes,
                 close_reader: close_tx,
                 pending: VecDeque::new(),
-                writes_in_flight: 0,
                 closing: false,
                 stats: ConnStats::default(),
             },
@@ -891,7 +888,6 @@ async fn on_request(
 
 fn push_write(conn: &mut Conn, shared: &Shared, xid: i32, started: Instant) {
     conn.pending.push_back(Pending::Write { xid, started });
-    conn.writes_in_flight += 1;
     shared.stats.outstanding.fetch_add(1, Relaxed);
 }
 

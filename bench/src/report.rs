@@ -3,6 +3,7 @@
 //! (Debian's fonts-dejavu-core); without it the report is written with its tables only.
 
 use crate::output::{RampReport, Summary};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -32,6 +33,46 @@ fn plot_err<E: std::fmt::Display>(e: E) -> String {
     format!("plot failed: {e}")
 }
 
+/// The chart both plots draw on: a 900x420 PNG with a caption, labelled axes from 0 to the
+/// given maxima, whatever `draw` adds, and a legend of the labelled series if asked.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn line_chart(
+    path: &Path,
+    caption: &str,
+    (x_max, y_max): (f64, f64),
+    (x_desc, y_desc): (&str, &str),
+    legend: bool,
+    draw: impl FnOnce(&mut Chart) -> Result<(), String>,
+) -> Result<(), String> {
+    let root = BitMapBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(plot_err)?;
+    draw(&mut chart)?;
+    if legend {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)
+}
+
 /// Throughput per second across the whole run (ramp steps one after another).
 fn plot_throughput(path: &Path, summaries: &[Summary]) -> Result<(), String> {
     let points: Vec<(f64, f64)> = summaries
@@ -46,26 +87,19 @@ fn plot_throughput(path: &Path, summaries: &[Summary]) -> Result<(), String> {
         .collect();
     let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
     let x_max = points.len().max(1) as f64;
-    let root = BitMapBackend::new(path, (900, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Throughput over time", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds measured")
-        .y_desc("ops/s")
-        .draw()
-        .map_err(plot_err)?;
-    chart
-        .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    line_chart(
+        path,
+        "Throughput over time",
+        (x_max, y_max),
+        ("seconds measured", "ops/s"),
+        false,
+        |chart| {
+            chart
+                .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
+                .map_err(plot_err)?;
+            Ok(())
+        },
+    )
 }
 
 /// p50/p90/p99/p99.9 against offered load, one point per ramp step.
@@ -77,21 +111,6 @@ fn plot_latency_vs_load(path: &Path, steps: &[Summary]) -> Result<(), String> {
         .map(|s| s.latency_ms.p999)
         .fold(0.001, f64::max)
         * 1.2;
-    let root = BitMapBackend::new(path, (900, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Latency percentiles vs offered load", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("offered ops/s")
-        .y_desc("latency, ms")
-        .draw()
-        .map_err(plot_err)?;
     type Pick = fn(&Summary) -> f64;
     let series: [(&str, RGBColor, Pick); 4] = [
         ("p50", GREEN, |s| s.latency_ms.p50),
@@ -99,24 +118,27 @@ fn plot_latency_vs_load(path: &Path, steps: &[Summary]) -> Result<(), String> {
         ("p99", RED, |s| s.latency_ms.p99),
         ("p99.9", MAGENTA, |s| s.latency_ms.p999),
     ];
-    for (name, color, pick) in series {
-        let pts: Vec<(f64, f64)> = steps.iter().map(|s| (x(s), pick(s))).collect();
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(plot_err)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    let caption = "Latency percentiles vs offered load";
+    line_chart(
+        path,
+        caption,
+        (x_max, y_max),
+        ("offered ops/s", "latency, ms"),
+        true,
+        |chart| {
+            for (name, color, pick) in series {
+                let pts: Vec<(f64, f64)> = steps.iter().map(|s| (x(s), pick(s))).collect();
+                chart
+                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                    .map_err(plot_err)?
+                    .label(name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Writes `report.md` (and the plots) into `dir`.

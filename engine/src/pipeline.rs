@@ -8,7 +8,7 @@
 //! session owns an ephemeral.
 
 use crate::prep::{self, PrepConfig, PrepContext};
-use crate::proto::{opcode as op, ConnectRequest, ErrorCode, Id, Request};
+use crate::proto::{ConnectRequest, ErrorCode, Id, Request};
 use crate::session::{SessionConfig, SessionTable};
 use crate::tree::{DataTree, Outcome, Trigger};
 use crate::txn::{NodeKind, Txn, TxnOp};
@@ -283,18 +283,10 @@ impl Pipeline {
     }
 }
 
-/// The reply opcode family of a write, for building its response.
-pub fn is_create(opcode: i32) -> bool {
-    matches!(
-        opcode,
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Acl, CreateRequest};
+    use crate::proto::{opcode as op, Acl, CreateRequest};
     use bytes::Bytes;
 
     fn pipeline() -> Pipeline {

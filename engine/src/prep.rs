@@ -261,14 +261,6 @@ pub fn prep_delete_container(tree: &DataTree, p: &str) -> Option<TxnOp> {
     })
 }
 
-impl PrepConfig {
-    pub fn standalone() -> PrepConfig {
-        PrepConfig {
-            extended_types: false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
