@@ -45,6 +45,8 @@ impl WatcherType {
 struct Table {
     by_path: HashMap<Arc<str>, HashMap<ConnId, u8>>,
     recursive: usize,
+    /// (path, connection) entries, kept up to date so counting is O(1) on the read path.
+    entries: usize,
 }
 
 impl Table {
@@ -55,6 +57,9 @@ impl Table {
             .or_default()
             .entry(conn)
             .or_insert(0);
+        if *modes == 0 {
+            self.entries += 1;
+        }
         if mode == RECURSIVE && *modes & RECURSIVE == 0 {
             self.recursive += 1;
         }
@@ -79,6 +84,7 @@ impl Table {
         }
         if *modes == 0 {
             entry.remove(&conn);
+            self.entries -= 1;
             if entry.is_empty() {
                 self.by_path.remove(path);
             }
@@ -108,7 +114,9 @@ impl Table {
                         *modes &= !STANDARD;
                     }
                 }
+                let before = entry.len();
                 entry.retain(|_, m| *m != 0);
+                self.entries -= before - entry.len();
                 if entry.is_empty() {
                     self.by_path.remove(local);
                 }
@@ -122,17 +130,26 @@ impl Table {
 
     fn drop_conn(&mut self, conn: ConnId) {
         let mut recursive_dropped = 0;
+        let mut dropped = 0;
         self.by_path.retain(|_, entry| {
-            if entry.remove(&conn).is_some_and(|m| m & RECURSIVE != 0) {
-                recursive_dropped += 1;
+            if let Some(modes) = entry.remove(&conn) {
+                dropped += 1;
+                if modes & RECURSIVE != 0 {
+                    recursive_dropped += 1;
+                }
             }
             !entry.is_empty()
         });
         self.recursive -= recursive_dropped;
+        self.entries -= dropped;
     }
 
     fn count(&self) -> usize {
-        self.by_path.values().map(|e| e.len()).sum()
+        debug_assert_eq!(
+            self.entries,
+            self.by_path.values().map(|e| e.len()).sum::<usize>()
+        );
+        self.entries
     }
 }
 
