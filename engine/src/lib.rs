@@ -9,6 +9,7 @@ pub mod proto;
 pub mod read;
 pub mod reply;
 pub mod session;
+pub mod snap;
 pub mod tree;
 pub mod txn;
 pub mod wal;

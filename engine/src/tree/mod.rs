@@ -455,6 +455,11 @@ impl DataTree {
         });
     }
 
+    /// Iterates every node (in no particular order).
+    pub fn nodes(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Node>)> {
+        self.nodes.iter()
+    }
+
     /// Checks the tree's structural invariants; panics on the first that fails.
     pub fn check_invariants(&self) {
         for (path, node) in self.nodes.iter() {
@@ -494,5 +499,66 @@ impl DataTree {
                 assert!(self.get(p).is_some(), "indexed ephemeral {p} missing");
             }
         }
+    }
+}
+
+/// Builds a tree from nodes read back from a snapshot, keeping the ephemeral, container and TTL
+/// indexes as nodes arrive. The caller gives every node with its full children set; `finish`
+/// checks (in debug builds) that the result is a well-formed tree.
+pub struct Restorer {
+    tree: DataTree,
+}
+
+impl Default for Restorer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Restorer {
+    pub fn new() -> Restorer {
+        Restorer {
+            tree: DataTree {
+                nodes: imbl::HashMap::new(),
+                ephemerals: imbl::HashMap::new(),
+                containers: ChildSet::new(),
+                ttls: ChildSet::new(),
+                last_zxid: 0,
+            },
+        }
+    }
+
+    /// Adds one node; false if the path was already there.
+    pub fn insert(&mut self, path: Arc<str>, node: Node) -> bool {
+        let t = &mut self.tree;
+        match NodeKind::of_owner(node.ephemeral_owner, true) {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                t.containers.insert(path.clone());
+            }
+            NodeKind::Ttl(_) => {
+                t.ttls.insert(path.clone());
+            }
+            NodeKind::Ephemeral(session) => {
+                t.ephemerals.entry(session).or_default().insert(path.clone());
+            }
+        }
+        t.nodes.insert(path, Arc::new(node)).is_none()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.nodes.is_empty()
+    }
+
+    pub fn finish(mut self, last_zxid: i64) -> DataTree {
+        self.tree.last_zxid = last_zxid;
+        if cfg!(debug_assertions) {
+            self.tree.check_invariants();
+        }
+        self.tree
     }
 }

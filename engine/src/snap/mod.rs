@@ -1,0 +1,471 @@
+//! Snapshots: a tree version, the live sessions and the last zxid, as a file of rkyv archives.
+//! Byte layout and crash cases: `FORMAT.md` beside this file.
+//!
+//! Writing is streamed: [`Encoder`] walks the tree in preorder and yields framed chunks of at most
+//! [`CHUNK_NODES_MAX`] nodes, so the snapshot core never holds more than one chunk of copies. The
+//! ACL table and sessions go last, in the meta frame, and the header (written over the first
+//! [`HEADER_BYTES`] once everything else is out) says where that frame is.
+//!
+//! Loading ([`load`]) takes the file as one [`Bytes`] (the runtime passes an mmap) and checks the
+//! header CRC, every frame's CRC32C and every archive (bytecheck) before it trusts a byte. Node data
+//! is never copied: each node's `data` is a slice of the file's `Bytes`, so restart cost is
+//! building the maps, not moving data.
+//!
+//! Invariants of a valid file: frames tile the file from `HEADER_BYTES` to the header's
+//! `file_bytes`; the node frames hold exactly `node_count` nodes in preorder, children in name
+//! order, each followed by its `num_children` subtrees; the first node is `/`.
+
+use crate::proto::{Acl, Id};
+use crate::tree::{path, ChildSet, DataTree, Node, Restorer, ROOT};
+use bytes::Bytes;
+use rkyv::rancor;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const MAGIC: &[u8; 8] = b"RKSNAPv1";
+pub const HEADER_BYTES: usize = 64;
+/// Frames start at multiples of this, so archives are aligned for zero-copy access.
+pub const FRAME_ALIGN: usize = 16;
+pub const FRAME_HEADER_BYTES: usize = 16;
+/// Most nodes in one node frame.
+pub const CHUNK_NODES_MAX: usize = 8192;
+/// Largest frame payload a reader accepts (a chunk of 8192 nodes of 1 MiB each stays under it).
+pub const FRAME_BYTES_MAX: u64 = 16 << 30;
+
+const KIND_NODES: u32 = 1;
+const KIND_META: u32 = 2;
+
+/// One znode as archived. `cversion` is the stored cversion (child creates), as in the tree.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug)]
+pub struct SnapNode {
+    /// The last path component; empty for `/`.
+    pub name: String,
+    pub data: Vec<u8>,
+    /// Index into the meta frame's ACL table.
+    pub acl: u32,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub num_children: u32,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, Debug)]
+pub struct NodeChunk {
+    pub nodes: Vec<SnapNode>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, Debug)]
+pub struct SnapAcl {
+    pub perms: i32,
+    pub scheme: String,
+    pub id: String,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapSession {
+    pub id: i64,
+    pub timeout_ms: i32,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, Debug)]
+pub struct Meta {
+    pub last_zxid: i64,
+    pub node_count: u64,
+    pub sessions: Vec<SnapSession>,
+    pub acls: Vec<Vec<SnapAcl>>,
+}
+
+/// The fixed header at offset 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub last_zxid: i64,
+    pub node_count: u64,
+    pub chunk_count: u32,
+    pub meta_offset: u64,
+    pub file_bytes: u64,
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut b = [0u8; HEADER_BYTES];
+        b[0..8].copy_from_slice(MAGIC);
+        b[8..16].copy_from_slice(&self.last_zxid.to_le_bytes());
+        b[16..24].copy_from_slice(&self.node_count.to_le_bytes());
+        b[24..28].copy_from_slice(&self.chunk_count.to_le_bytes());
+        b[32..40].copy_from_slice(&self.meta_offset.to_le_bytes());
+        b[40..48].copy_from_slice(&self.file_bytes.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Header, SnapError> {
+        if b.len() < HEADER_BYTES {
+            return Err(SnapError::at(0, format!("{} bytes, shorter than the header", b.len())));
+        }
+        if &b[0..8] != MAGIC {
+            return Err(SnapError::at(0, "not a Ringkeeper snapshot (bad magic)"));
+        }
+        let crc = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
+        if crc != crc32c::crc32c(&b[..60]) {
+            return Err(SnapError::at(0, "header checksum mismatch"));
+        }
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        Ok(Header {
+            last_zxid: u64_at(8) as i64,
+            node_count: u64_at(16),
+            chunk_count: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")),
+            meta_offset: u64_at(32),
+            file_bytes: u64_at(40),
+        })
+    }
+}
+
+/// A snapshot that cannot be trusted, with the file offset where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapError {
+    pub offset: u64,
+    pub what: String,
+}
+
+impl SnapError {
+    fn at(offset: u64, what: impl Into<String>) -> SnapError {
+        SnapError {
+            offset,
+            what: what.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SnapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bad snapshot at offset {}: {}", self.offset, self.what)
+    }
+}
+
+impl std::error::Error for SnapError {}
+
+fn padded(len: usize) -> usize {
+    len.div_ceil(FRAME_ALIGN) * FRAME_ALIGN
+}
+
+/// Frames an archive: length, CRC32C, kind, reserved, payload, zero padding.
+fn frame(kind: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + padded(payload.len()));
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(payload);
+    out.resize(FRAME_HEADER_BYTES + padded(payload.len()), 0);
+    out
+}
+
+/// Streams a tree version out as framed chunks; see the module docs for the order of writing.
+pub struct Encoder<'t> {
+    tree: &'t DataTree,
+    /// Paths still to visit, the next one on top (preorder).
+    stack: Vec<String>,
+    acl_by_ptr: HashMap<*const Vec<Acl>, u32>,
+    acl_by_value: HashMap<Vec<Acl>, u32>,
+    acls: Vec<Vec<SnapAcl>>,
+    offset: u64,
+    chunk_count: u32,
+    node_count: u64,
+}
+
+impl<'t> Encoder<'t> {
+    pub fn new(tree: &'t DataTree) -> Encoder<'t> {
+        Encoder {
+            tree,
+            stack: vec![ROOT.to_string()],
+            acl_by_ptr: HashMap::new(),
+            acl_by_value: HashMap::new(),
+            acls: Vec::new(),
+            offset: HEADER_BYTES as u64,
+            chunk_count: 0,
+            node_count: 0,
+        }
+    }
+
+    fn acl_index(&mut self, acl: &Arc<Vec<Acl>>) -> u32 {
+        if let Some(i) = self.acl_by_ptr.get(&Arc::as_ptr(acl)) {
+            return *i;
+        }
+        let next = self.acls.len() as u32;
+        let i = *self.acl_by_value.entry((**acl).clone()).or_insert(next);
+        if i == next {
+            self.acls.push(
+                acl.iter()
+                    .map(|a| SnapAcl {
+                        perms: a.perms,
+                        scheme: a.id.scheme.clone(),
+                        id: a.id.id.clone(),
+                    })
+                    .collect(),
+            );
+        }
+        // The tree version is held for the whole walk, so the pointer cannot be reused.
+        self.acl_by_ptr.insert(Arc::as_ptr(acl), i);
+        i
+    }
+
+    /// The next node frame, or None once every node is out.
+    pub fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        let mut nodes = Vec::new();
+        while nodes.len() < CHUNK_NODES_MAX {
+            let Some(p) = self.stack.pop() else { break };
+            let node = self
+                .tree
+                .get(&p)
+                .unwrap_or_else(|| panic!("snapshot walk: {p} listed but missing"));
+            for child in node.children.iter().rev() {
+                self.stack.push(path::join(&p, child));
+            }
+            nodes.push(SnapNode {
+                name: if p == ROOT {
+                    String::new()
+                } else {
+                    path::name(&p).to_string()
+                },
+                data: node.data.to_vec(),
+                acl: self.acl_index(&node.acl),
+                czxid: node.czxid,
+                mzxid: node.mzxid,
+                ctime: node.ctime,
+                mtime: node.mtime,
+                ephemeral_owner: node.ephemeral_owner,
+                pzxid: node.pzxid,
+                version: node.version,
+                cversion: node.cversion,
+                aversion: node.aversion,
+                num_children: node.children.len() as u32,
+            });
+        }
+        if nodes.is_empty() {
+            return None;
+        }
+        self.node_count += nodes.len() as u64;
+        self.chunk_count += 1;
+        let archive =
+            rkyv::to_bytes::<rancor::Error>(&NodeChunk { nodes }).expect("archiving a node chunk");
+        let framed = frame(KIND_NODES, &archive);
+        self.offset += framed.len() as u64;
+        Some(framed)
+    }
+
+    /// The meta frame (to write after the last node frame) and the header (to write at offset 0).
+    pub fn finish(mut self, sessions: &[SnapSession]) -> (Vec<u8>, [u8; HEADER_BYTES]) {
+        assert!(
+            self.next_chunk().is_none(),
+            "finish before the last node chunk"
+        );
+        assert_eq!(
+            self.node_count,
+            self.tree.node_count() as u64,
+            "walk reached every node once"
+        );
+        let meta = Meta {
+            last_zxid: self.tree.last_zxid(),
+            node_count: self.node_count,
+            sessions: sessions.to_vec(),
+            acls: std::mem::take(&mut self.acls),
+        };
+        let archive = rkyv::to_bytes::<rancor::Error>(&meta).expect("archiving the meta frame");
+        let framed = frame(KIND_META, &archive);
+        let header = Header {
+            last_zxid: meta.last_zxid,
+            node_count: self.node_count,
+            chunk_count: self.chunk_count,
+            meta_offset: self.offset,
+            file_bytes: self.offset + framed.len() as u64,
+        };
+        (framed, header.encode())
+    }
+}
+
+/// A whole snapshot in memory (tests, fuzzing, small trees).
+pub fn encode_to_vec(tree: &DataTree, sessions: &[SnapSession]) -> Vec<u8> {
+    let mut enc = Encoder::new(tree);
+    let mut out = vec![0u8; HEADER_BYTES];
+    while let Some(chunk) = enc.next_chunk() {
+        out.extend_from_slice(&chunk);
+    }
+    let (meta, header) = enc.finish(sessions);
+    out.extend_from_slice(&meta);
+    out[..HEADER_BYTES].copy_from_slice(&header);
+    out
+}
+
+/// What a valid snapshot holds.
+#[derive(Debug)]
+pub struct Loaded {
+    pub tree: DataTree,
+    pub sessions: Vec<SnapSession>,
+    pub last_zxid: i64,
+}
+
+/// Reads the frame at `offset`: its kind and payload (a zero-copy slice of `file`).
+fn read_frame(file: &Bytes, offset: u64, end: u64) -> Result<(u32, Bytes, u64), SnapError> {
+    let b = &file[..];
+    if offset + FRAME_HEADER_BYTES as u64 > end {
+        return Err(SnapError::at(offset, "frame header runs past the end"));
+    }
+    let o = offset as usize;
+    let len = u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(b[o + 8..o + 12].try_into().expect("4 bytes"));
+    let kind = u32::from_le_bytes(b[o + 12..o + 16].try_into().expect("4 bytes"));
+    if len > FRAME_BYTES_MAX || offset + (FRAME_HEADER_BYTES + padded(len as usize)) as u64 > end {
+        return Err(SnapError::at(
+            offset,
+            format!("frame of {len} bytes runs past the end"),
+        ));
+    }
+    let start = o + FRAME_HEADER_BYTES;
+    let payload = file.slice(start..start + len as usize);
+    if crc32c::crc32c(&payload) != crc {
+        return Err(SnapError::at(offset, "frame checksum mismatch"));
+    }
+    let next = offset + (FRAME_HEADER_BYTES + padded(len as usize)) as u64;
+    Ok((kind, payload, next))
+}
+
+fn access<'a, T>(payload: &'a Bytes, offset: u64) -> Result<&'a T, SnapError>
+where
+    T: rkyv::Portable
+        + for<'b> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'b, rancor::Error>>,
+{
+    rkyv::access::<T, rancor::Error>(payload)
+        .map_err(|e| SnapError::at(offset, format!("invalid archive: {e}")))
+}
+
+/// A node being rebuilt: its full path, the node, and how many children are still to come.
+struct Open {
+    path: Arc<str>,
+    node: Node,
+    children_left: u32,
+}
+
+/// Loads and validates a snapshot file. Node data borrows `file`.
+pub fn load(file: &Bytes) -> Result<Loaded, SnapError> {
+    let header = Header::decode(file)?;
+    if header.file_bytes > file.len() as u64 {
+        return Err(SnapError::at(
+            file.len() as u64,
+            format!("file ends before the {} bytes its header names", header.file_bytes),
+        ));
+    }
+    let end = header.file_bytes;
+    let (kind, meta_bytes, meta_end) = read_frame(file, header.meta_offset, end)?;
+    if kind != KIND_META || meta_end != end {
+        return Err(SnapError::at(header.meta_offset, "no meta frame where the header says"));
+    }
+    let meta = access::<ArchivedMeta>(&meta_bytes, header.meta_offset)?;
+    if meta.last_zxid.to_native() != header.last_zxid
+        || meta.node_count.to_native() != header.node_count
+    {
+        return Err(SnapError::at(header.meta_offset, "meta frame disagrees with the header"));
+    }
+    let acls: Vec<Arc<Vec<Acl>>> = meta
+        .acls
+        .iter()
+        .map(|list| {
+            Arc::new(
+                list.iter()
+                    .map(|a| Acl {
+                        perms: a.perms.to_native(),
+                        id: Id::new(a.scheme.as_str(), a.id.as_str()),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let sessions = meta
+        .sessions
+        .iter()
+        .map(|s| SnapSession {
+            id: s.id.to_native(),
+            timeout_ms: s.timeout_ms.to_native(),
+        })
+        .collect();
+
+    let mut restorer = Restorer::new();
+    let mut open: Vec<Open> = Vec::new();
+    let mut offset = HEADER_BYTES as u64;
+    let mut seen = 0u64;
+    for _ in 0..header.chunk_count {
+        let (kind, payload, next) = read_frame(file, offset, header.meta_offset)?;
+        if kind != KIND_NODES {
+            return Err(SnapError::at(offset, format!("frame kind {kind}, expected nodes")));
+        }
+        let chunk = access::<ArchivedNodeChunk>(&payload, offset)?;
+        for n in chunk.nodes.iter() {
+            let name = n.name.as_str();
+            let path: Arc<str> = match open.last_mut() {
+                None if seen == 0 && name.is_empty() => Arc::from(ROOT),
+                None => return Err(SnapError::at(offset, "node outside the tree")),
+                Some(parent) => {
+                    if name.is_empty() || name.contains('/') {
+                        return Err(SnapError::at(offset, format!("bad node name {name:?}")));
+                    }
+                    parent.children_left -= 1;
+                    parent.node.children.insert(Arc::from(name));
+                    Arc::from(path::join(&parent.path, name))
+                }
+            };
+            let acl = acls
+                .get(n.acl.to_native() as usize)
+                .ok_or_else(|| SnapError::at(offset, format!("{path}: no ACL {}", n.acl.to_native())))?
+                .clone();
+            open.push(Open {
+                path,
+                node: Node {
+                    data: file.slice_ref(n.data.as_slice()),
+                    acl,
+                    czxid: n.czxid.to_native(),
+                    mzxid: n.mzxid.to_native(),
+                    ctime: n.ctime.to_native(),
+                    mtime: n.mtime.to_native(),
+                    version: n.version.to_native(),
+                    cversion: n.cversion.to_native(),
+                    aversion: n.aversion.to_native(),
+                    ephemeral_owner: n.ephemeral_owner.to_native(),
+                    pzxid: n.pzxid.to_native(),
+                    children: ChildSet::new(),
+                },
+                children_left: n.num_children.to_native(),
+            });
+            seen += 1;
+            while open.last().is_some_and(|o| o.children_left == 0) {
+                let done = open.pop().expect("checked");
+                if !restorer.insert(done.path.clone(), done.node) {
+                    return Err(SnapError::at(offset, format!("{} appears twice", done.path)));
+                }
+            }
+        }
+        offset = next;
+    }
+    if offset != header.meta_offset || !open.is_empty() || seen != header.node_count {
+        return Err(SnapError::at(
+            offset,
+            format!(
+                "node frames end with {seen} of {} nodes and {} unfinished",
+                header.node_count,
+                open.len()
+            ),
+        ));
+    }
+    Ok(Loaded {
+        tree: restorer.finish(header.last_zxid),
+        sessions,
+        last_zxid: header.last_zxid,
+    })
+}
+
+#[cfg(test)]
+mod tests;
