@@ -20,7 +20,7 @@ maxClientCnxns=60
 /// Every four-letter word this server knows.
 pub const ALL_4LW: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
-    "dump", "isro",
+    "dump", "isro", "snap",
 ];
 
 #[derive(Debug, Clone)]
@@ -47,6 +47,12 @@ pub struct Config {
     pub force_sync: bool,
     /// `fsync.warningthresholdms`.
     pub fsync_warn_ms: u64,
+    /// `snapCount`: a snapshot after about this many txns (randomized between half and all of it).
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` (at least 3, as in ZooKeeper).
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval`, in hours; 0 turns purging off.
+    pub purge_interval_hours: u64,
     /// Where this configuration came from (a path, or "embedded default").
     pub source: String,
 }
@@ -148,6 +154,9 @@ impl Config {
             prealloc_bytes: 64 << 20,
             force_sync: true,
             fsync_warn_ms: 1000,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
             source: source.to_string(),
         };
         let mut data_log_dir = None;
@@ -210,6 +219,21 @@ impl Config {
                 }
                 "forceSync" => c.force_sync = boolean(k, value)?,
                 "fsync.warningthresholdms" => c.fsync_warn_ms = num(k, value)?,
+                "snapCount" => {
+                    c.snap_count = num(k, value)?;
+                    if c.snap_count < 2 {
+                        tracing::warn!(key = k, "snapCount below 2; using 2");
+                        c.snap_count = 2;
+                    }
+                }
+                "autopurge.snapRetainCount" => {
+                    c.snap_retain_count = num(k, value)?;
+                    if c.snap_retain_count < 3 {
+                        tracing::warn!(key = k, "snapRetainCount below 3; using 3, as ZooKeeper does");
+                        c.snap_retain_count = 3;
+                    }
+                }
+                "autopurge.purgeInterval" => c.purge_interval_hours = num(k, value)?,
                 "initLimit" | "syncLimit" => {
                     // Ensemble timing: checked now, used once ensembles exist.
                     num::<i64>(k, value)?;
@@ -217,9 +241,6 @@ impl Config {
                 "standaloneEnabled"
                 | "admin.enableServer"
                 | "admin.serverPort"
-                | "snapCount"
-                | "autopurge.snapRetainCount"
-                | "autopurge.purgeInterval"
                 | "reconfigEnabled"
                 | "metricsProvider.className"
                 | "metricsProvider.httpPort" => {

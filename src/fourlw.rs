@@ -120,9 +120,46 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
             }
             out
         }
-        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
+        "dirs" => {
+            let cfg = &shared.cfg;
+            format!(
+                "datadir_size: {}\nlogdir_size: {}\n",
+                dir_bytes(&crate::snapshot::snap_dir(&cfg.data_dir)),
+                dir_bytes(&crate::log::log_dir(&cfg.data_log_dir))
+            )
+        }
+        // Ringkeeper's own (ZooKeeper offers this as the admin server's `snapshot` command):
+        // takes a snapshot now and answers once it is on disk.
+        "snap" => {
+            let (tx, rx) = flume::bounded(1);
+            if shared
+                .to_pipeline
+                .send_async(PipeMsg::Snapshot { reply: tx })
+                .await
+                .is_err()
+            {
+                return "snapshot failed: the pipeline has stopped\n".to_string();
+            }
+            rx.recv_async()
+                .await
+                .unwrap_or_else(|_| "snapshot failed: the snapshot thread has stopped\n".into())
+        }
         _ => format!("{word} is not executed because it is not in the whitelist.\n"),
     }
+}
+
+/// Bytes of the files directly in `dir` (0 if it does not exist).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn server_lines(shared: &Shared) -> String {
@@ -341,6 +378,26 @@ async fn mntr(shared: &Shared) -> String {
     line(
         "rk_log_synced_txns",
         s.log_synced_txns.load(Relaxed).to_string(),
+    );
+    line(
+        "rk_snapshot_count",
+        s.snapshots_written.load(Relaxed).to_string(),
+    );
+    line(
+        "rk_snapshot_failures",
+        s.snapshot_failures.load(Relaxed).to_string(),
+    );
+    line(
+        "rk_snapshot_last_zxid",
+        format!("0x{:x}", s.snapshot_last_zxid.load(Relaxed)),
+    );
+    line(
+        "rk_snapshot_last_ms",
+        s.snapshot_last_ms.load(Relaxed).to_string(),
+    );
+    line(
+        "rk_snapshot_last_bytes",
+        s.snapshot_last_bytes.load(Relaxed).to_string(),
     );
     line(
         "connection_rejected",

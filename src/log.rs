@@ -230,47 +230,78 @@ pub fn log_dir(data_log_dir: &Path) -> PathBuf {
     data_log_dir.join("rk-log")
 }
 
-/// Reads every segment in `dir` in zxid order. A torn tail (an unacknowledged write cut short by
-/// a crash) is zeroed on disk and logged; a corrupt record before the tail stops startup with an
-/// error naming the file and offset.
-pub fn recover(dir: &Path) -> Result<Recovered, String> {
-    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+/// Every segment in `dir` (`log.<first zxid>`), in zxid order.
+pub fn list_segments(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+    let mut out: Vec<(i64, PathBuf)> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with("log.") && n.len() == 20)
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let name = e.file_name().into_string().ok()?;
+                let hex = name.strip_prefix("log.")?;
+                if hex.len() != 16 {
+                    return None;
+                }
+                let zxid = u64::from_str_radix(hex, 16).ok()? as i64;
+                Some((zxid, e.path()))
+            })
             .collect(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+        Err(e) => return Err(e),
     };
-    names.sort();
+    out.sort();
+    Ok(out)
+}
+
+/// True when `next` may directly follow `prev` in the log: the next counter in the same epoch, or
+/// a later epoch.
+pub fn follows(prev: i64, next: i64) -> bool {
+    next == prev + 1 || (next > prev && next >> 32 > prev >> 32)
+}
+
+/// Reads the txns after zxid `after` (the loaded snapshot's, or 0) from the segments in `dir`, in
+/// zxid order, skipping segments that hold nothing after it. A torn tail (an unacknowledged write
+/// cut short by a crash) is zeroed on disk and logged; a corrupt record before the tail, or a gap
+/// in the zxids, stops startup with an error naming the file (and offset).
+pub fn recover(dir: &Path, after: i64) -> Result<Recovered, String> {
+    let segments =
+        list_segments(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut txns: Vec<Txn> = Vec::new();
-    for name in &names {
-        let path = dir.join(name);
+    let mut read = 0;
+    let mut prev = after;
+    for (i, (_, path)) in segments.iter().enumerate() {
+        if segments.get(i + 1).is_some_and(|(next_first, _)| *next_first <= after + 1) {
+            continue; // every txn in it is in the snapshot
+        }
+        read += 1;
         let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let scan =
             wal::scan(&bytes).map_err(|e| format!("{}: {e}; refusing to start", path.display()))?;
         if let wal::Tail::Torn { dropped } = scan.tail {
             tracing::warn!(file = %path.display(), offset = scan.valid_end, dropped,
                 "torn tail: dropping the bytes of a write that was never acknowledged");
-            zero_from(&path, scan.valid_end as u64, dropped)
+            zero_from(path, scan.valid_end as u64, dropped)
                 .map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
         }
         for txn in scan.txns {
-            if let Some(last) = txns.last() {
-                if txn.zxid <= last.zxid {
-                    return Err(format!(
-                        "{}: zxid {:#x} does not follow {:#x} from the segment before; refusing to start",
-                        path.display(), txn.zxid, last.zxid
-                    ));
-                }
+            if txn.zxid <= after {
+                continue;
             }
+            if !follows(prev, txn.zxid) {
+                return Err(format!(
+                    "{}: zxid {:#x} does not follow {:#x}: txns are missing; refusing to start",
+                    path.display(),
+                    txn.zxid,
+                    prev
+                ));
+            }
+            prev = txn.zxid;
             txns.push(txn);
         }
     }
     Ok(Recovered {
         txns,
-        segments: names.len(),
+        segments: read,
     })
 }
 

@@ -7,14 +7,16 @@
 //! answers behind it are held until the log reports their zxid synced.
 
 use crate::log::{log_dir, LogWriter};
-use crate::server::{Batch, Entry, PipeMsg, Report, Shared};
+use crate::server::{Batch, Entry, PipeMsg, Report, Shared, Start};
+use crate::snapshot;
 use ringkeeper_engine::pipeline::{ConnectOutcome, Pipeline, PipelineConfig};
 use ringkeeper_engine::prep::PrepConfig;
 use ringkeeper_engine::session::SessionConfig;
 use ringkeeper_engine::tree::DataTree;
 use ringkeeper_engine::txn::Txn;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use ringkeeper_engine::snap::SnapSession;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,9 +102,77 @@ async fn log_task(
             .stats
             .log_synced_txns
             .fetch_add(batch.len() as u64, Relaxed);
+        shared.stats.log_synced_zxid.store(last, SeqCst);
         if synced.send_async(last).await.is_err() {
             return;
         }
+    }
+}
+
+/// When to snapshot: after about `snapCount` txns, randomized as ZooKeeper's
+/// `SyncRequestProcessor` does (more than snapCount/2 plus a roll below snapCount/2), so servers
+/// started together do not all snapshot at once.
+struct Snapper {
+    tx: flume::Sender<snapshot::Job>,
+    txns_since: u64,
+    threshold: u64,
+    shared: Arc<Shared>,
+}
+
+impl Snapper {
+    fn new(tx: flume::Sender<snapshot::Job>, shared: Arc<Shared>) -> Snapper {
+        let mut s = Snapper {
+            tx,
+            txns_since: 0,
+            threshold: 0,
+            shared,
+        };
+        s.roll();
+        s
+    }
+
+    fn roll(&mut self) {
+        let half = self.shared.cfg.snap_count / 2;
+        self.threshold = half + rand::random::<u64>() % half.max(1);
+        self.txns_since = 0;
+    }
+
+    /// Counts txns sent to the log; snapshots when the count passes the threshold.
+    fn logged(&mut self, txns: usize, pipeline: &Pipeline) {
+        self.txns_since += txns as u64;
+        if self.txns_since > self.threshold {
+            if !self.take(pipeline, None) {
+                tracing::warn!("too busy to snapshot: the previous one is still being written; skipping");
+            }
+            self.roll();
+        }
+    }
+
+    /// Hands the newest tree and the sessions (both at the pipeline's last zxid) to the snapshot
+    /// thread; false if one is still being written.
+    fn take(&mut self, pipeline: &Pipeline, reply: Option<flume::Sender<String>>) -> bool {
+        if self.shared.stats.snapshot_busy.swap(true, SeqCst) {
+            if let Some(reply) = reply {
+                let _ = reply.try_send("busy: a snapshot is being written\n".to_string());
+            }
+            return false;
+        }
+        let job = snapshot::Job {
+            tree: pipeline.version(),
+            sessions: pipeline
+                .sessions()
+                .iter()
+                .map(|s| SnapSession {
+                    id: s.id,
+                    timeout_ms: s.timeout_ms,
+                })
+                .collect(),
+            reply,
+        };
+        self.tx
+            .try_send(job)
+            .expect("the snapshot queue has room while no snapshot is busy");
+        true
     }
 }
 
@@ -110,16 +180,24 @@ pub async fn run(
     shared: Arc<Shared>,
     rx: flume::Receiver<PipeMsg>,
     fronts: Vec<flume::Sender<Batch>>,
-    secret: u64,
-    recovered: Vec<Txn>,
+    start: Start,
+    snap_tx: flume::Sender<snapshot::Job>,
 ) {
-    let mut pipeline = Pipeline::new(pipeline_config(&shared), now_ms(), secret);
+    let mut pipeline = Pipeline::new(pipeline_config(&shared), now_ms(), start.secret);
     let now = now_ms();
-    let replayed = recovered.len();
-    for txn in recovered {
+    if let Some(snapshot) = start.snapshot {
+        pipeline.restore(snapshot, now);
+    }
+    let replayed = start.txns.len();
+    for txn in start.txns {
         pipeline.replay(txn, now);
     }
     pipeline.check_invariants();
+    shared
+        .stats
+        .log_synced_zxid
+        .store(pipeline.last_zxid(), SeqCst);
+    let mut snapper = Snapper::new(snap_tx, shared.clone());
     let dir = log_dir(&shared.cfg.data_log_dir);
     let writer = match LogWriter::create(
         &dir,
@@ -186,10 +264,10 @@ pub async fn run(
             Wake::Closed => return,
             Wake::Synced(z) => synced_zxid = synced_zxid.max(z),
             Wake::Msg(msg) => {
-                handle(&mut pipeline, msg, now, &mut fresh);
+                handle(&mut pipeline, &mut snapper, msg, now, &mut fresh);
                 for _ in 1..BATCH_MSGS_MAX {
                     match rx.try_recv() {
-                        Ok(msg) => handle(&mut pipeline, msg, now, &mut fresh),
+                        Ok(msg) => handle(&mut pipeline, &mut snapper, msg, now, &mut fresh),
                         Err(_) => break,
                     }
                 }
@@ -221,8 +299,12 @@ pub async fn run(
             }
             held.push_back((gate, item));
         }
-        if !txns.is_empty() && log_tx.send(txns).is_err() {
-            return;
+        if !txns.is_empty() {
+            let n = txns.len();
+            if log_tx.send(txns).is_err() {
+                return;
+            }
+            snapper.logged(n, &pipeline);
         }
         let mut release = Vec::new();
         while held.front().is_some_and(|(gate, _)| *gate <= synced_zxid) {
@@ -249,7 +331,13 @@ pub async fn run(
     }
 }
 
-fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, out: &mut Vec<Held>) {
+fn handle(
+    pipeline: &mut Pipeline,
+    snapper: &mut Snapper,
+    msg: PipeMsg,
+    now: i64,
+    out: &mut Vec<Held>,
+) {
     match msg {
         PipeMsg::Connect { conn, req, reply } => {
             let (outcome, committed) = pipeline.connect(&req, now);
@@ -288,6 +376,9 @@ fn handle(pipeline: &mut Pipeline, msg: PipeMsg, now: i64, out: &mut Vec<Held>) 
         PipeMsg::Touch { sessions } => pipeline.touch(&sessions, now),
         PipeMsg::Report { reply } => {
             let _ = reply.try_send(report(pipeline));
+        }
+        PipeMsg::Snapshot { reply } => {
+            snapper.take(pipeline, Some(reply));
         }
     }
 }

@@ -55,6 +55,19 @@ pub enum PipeMsg {
     Report {
         reply: flume::Sender<Report>,
     },
+    /// Take a snapshot now (the `snap` four-letter word); the reply says how it went.
+    Snapshot {
+        reply: flume::Sender<String>,
+    },
+}
+
+/// What startup recovery hands the pipeline.
+pub struct Start {
+    /// Keys session passwords (persisted in dataDir, so sessions survive a restart).
+    pub secret: u64,
+    pub snapshot: Option<ringkeeper_engine::snap::Loaded>,
+    /// The logged txns after the snapshot.
+    pub txns: Vec<ringkeeper_engine::txn::Txn>,
 }
 
 /// What the pipeline reports for `dump` and `mntr`.
@@ -166,8 +179,7 @@ pub fn run(
     cfg: Config,
     cores: usize,
     pin: bool,
-    secret: u64,
-    recovered: Vec<ringkeeper_engine::txn::Txn>,
+    start: Start,
 ) -> anyhow::Result<()> {
     let map = CoreMap::for_cores(cores);
     let (to_pipeline, pipe_rx) = flume::bounded::<PipeMsg>(PIPE_QUEUE_MAX);
@@ -199,6 +211,7 @@ pub fn run(
         }
     };
     let mut handles = Vec::new();
+    let snap_tx = crate::snapshot::spawn(shared.clone());
 
     if map.shared_core {
         let shared = shared.clone();
@@ -220,7 +233,7 @@ pub fn run(
                     );
                     let s2 = shared.clone();
                     let p = glommio::spawn_local_into(
-                        pipeline_core::run(s2, pipe_rx, batch_txs, secret, recovered),
+                        pipeline_core::run(s2, pipe_rx, batch_txs, start, snap_tx),
                         pipe_tq,
                     )
                     .expect("pipeline queue")
@@ -240,7 +253,7 @@ pub fn run(
         handles.push(
             LocalExecutorBuilder::new(placement(map.pipeline))
                 .name("rk-pipeline")
-                .spawn(move || pipeline_core::run(s, pipe_rx, batch_txs, secret, recovered))
+                .spawn(move || pipeline_core::run(s, pipe_rx, batch_txs, start, snap_tx))
                 .map_err(spawn_err)?,
         );
         for ((i, core), (batch_rx, control_rx)) in map

@@ -1,7 +1,7 @@
 //! Server-wide counters shared by every core (atomics, relaxed: they feed `srvr`/`mntr`, not
 //! decisions).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub struct ServerStats {
@@ -23,6 +23,16 @@ pub struct ServerStats {
     // Published by the log task.
     pub log_syncs: AtomicU64,
     pub log_synced_txns: AtomicU64,
+    /// The newest zxid the log has made durable (the snapshot thread waits on it).
+    pub log_synced_zxid: AtomicI64,
+    // Published by the snapshot thread.
+    pub snapshots_written: AtomicU64,
+    pub snapshot_failures: AtomicU64,
+    pub snapshot_last_zxid: AtomicI64,
+    pub snapshot_last_ms: AtomicU64,
+    pub snapshot_last_bytes: AtomicU64,
+    /// A snapshot job is queued or being written.
+    pub snapshot_busy: AtomicBool,
 }
 
 impl ServerStats {

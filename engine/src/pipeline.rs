@@ -129,6 +129,19 @@ impl Pipeline {
         }
     }
 
+    /// Starts from a loaded snapshot (before any replay). Its sessions get a fresh deadline
+    /// (`now_ms` + their timeout), as replayed ones do.
+    pub fn restore(&mut self, snapshot: crate::snap::Loaded, now_ms: i64) {
+        assert_eq!(self.last_zxid, 0, "restore into a fresh pipeline only");
+        assert_eq!(snapshot.tree.last_zxid(), snapshot.last_zxid);
+        self.tree = snapshot.tree;
+        self.last_zxid = snapshot.last_zxid;
+        for s in snapshot.sessions {
+            self.sessions.ensure_next_above(s.id);
+            self.sessions.add(s.id, s.timeout_ms, now_ms);
+        }
+    }
+
     /// Re-applies a txn read back from the log at startup. Sessions it creates get a fresh
     /// deadline (`now_ms` + their timeout), so they survive a restart within their timeout.
     pub fn replay(&mut self, txn: Txn, now_ms: i64) {
@@ -470,6 +483,66 @@ mod tests {
         );
         assert!(p.version().get("/c").is_none());
         p.check_invariants();
+    }
+
+    #[test]
+    fn a_snapshot_plus_the_txns_after_it_rebuilds_the_same_state() {
+        use crate::snap;
+        let mut p = pipeline();
+        let ConnectOutcome::Accepted { session_id, .. } = connect(&mut p, 0, [0; 16], 10_000)
+        else {
+            panic!()
+        };
+        let reqs = [
+            create("/a", 0, op::CREATE),
+            create("/a/e", 1, op::CREATE),
+            create("/a/s-", 2, op::CREATE2),
+            create("/a/s-", 2, op::CREATE2),
+            create("/b", 0, op::CREATE),
+        ];
+        for (i, req) in reqs[..3].iter().enumerate() {
+            p.write(origin(i as i32), session_id, req, &[], 10_000 + i as i64);
+        }
+        let sessions: Vec<snap::SnapSession> = p
+            .sessions()
+            .iter()
+            .map(|s| snap::SnapSession {
+                id: s.id,
+                timeout_ms: s.timeout_ms,
+            })
+            .collect();
+        let file = bytes::Bytes::from(snap::encode_to_vec(&p.version(), &sessions));
+        let mut after = Vec::new();
+        for (i, req) in reqs[3..].iter().enumerate() {
+            after.push(
+                p.write(origin(i as i32), session_id, req, &[], 10_010 + i as i64)
+                    .txn,
+            );
+        }
+        let mut q = pipeline();
+        q.restore(snap::load(&file).unwrap(), 20_000);
+        for t in after {
+            q.replay(t, 20_000);
+        }
+        q.check_invariants();
+        assert_eq!(q.last_zxid(), p.last_zxid());
+        for (path, node) in p.version().nodes() {
+            let other = q.version().get(path).map(|n| n.stat());
+            assert_eq!(other, Some(node.stat()), "{path}");
+        }
+        assert_eq!(q.version().node_count(), p.version().node_count());
+        assert_eq!(
+            q.version().ephemerals_of(session_id),
+            vec!["/a/e".to_string()]
+        );
+        assert!(q.sessions().get(session_id).is_some());
+        let ConnectOutcome::Accepted {
+            session_id: fresh, ..
+        } = connect(&mut q, 0, [0; 16], 20_000)
+        else {
+            panic!()
+        };
+        assert!(fresh > session_id, "new session ids stay above restored ones");
     }
 
     #[test]
