@@ -55,13 +55,15 @@ async fn zero_filled(path: &Path, segment_bytes: u64) -> io::Result<DmaFile> {
         let mut buf = file.alloc_dma_buffer(n);
         buf.as_bytes_mut().fill(0);
         let written = file.write_at(buf, pos).await.map_err(io_err)?;
-        if written != n {
+        // A short write (a filesystem filling up) is retried from where it stopped, so the
+        // error that ends it is the real one (ENOSPC), not "short write".
+        if written == 0 || written as u64 != file.align_down(written as u64) {
             return Err(io::Error::other(format!(
-                "short write while preallocating {}",
+                "short write while preallocating {}: {written} of {n} bytes",
                 path.display()
             )));
         }
-        pos += n as u64;
+        pos += written as u64;
     }
     file.fdatasync().await.map_err(io_err)?;
     Ok(file)

@@ -57,10 +57,19 @@ class Server:
 
     def kill9_and_restart(self):
         """SIGKILL (no shutdown path runs), then start again on the same dataDir and port."""
+        self.kill9()
+        self.restart()
+
+    def kill9(self):
         self.proc.kill()
         self.proc.wait()
+
+    def restart(self):
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
         self._wait_ready()
+
+    def data_dir(self):
+        return os.path.join(self.dir, "data")
 
     @property
     def hosts(self):
