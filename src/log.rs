@@ -127,6 +127,42 @@ impl LogWriter {
         })
     }
 
+    /// Goes on appending to the newest segment recovery found, when it has room for more than a
+    /// block: no new segment (and no zero-filling) at every startup.
+    pub async fn resume(dir: &Path, seg: &TailSegment, force_sync: bool) -> io::Result<Option<LogWriter>> {
+        let file = glommio::io::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(&seg.path)
+            .await
+            .map_err(io_err)?;
+        let segment_bytes = file.align_down(seg.file_bytes);
+        if segment_bytes < seg.valid_end + file.alignment() * 2 {
+            file.close().await.map_err(io_err)?;
+            return Ok(None); // full: start a new segment
+        }
+        let tail_start = file.align_down(seg.valid_end);
+        let mut tail = vec![0u8; (seg.valid_end - tail_start) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(
+            &std::fs::File::open(&seg.path)?,
+            &mut tail,
+            tail_start,
+        )?;
+        let _ = std::fs::remove_file(dir.join(SPARE_NAME)); // left by an earlier run
+        Ok(Some(LogWriter {
+            dir: dir.to_path_buf(),
+            file,
+            path: seg.path.clone(),
+            segment_bytes,
+            end: seg.valid_end,
+            tail_start,
+            tail,
+            force_sync,
+            spare: None,
+            spares_used: 0,
+        }))
+    }
+
     /// Starts the segment for a batch beginning at `first_zxid`: the spare prepared in the
     /// background when there is one (header, fdatasync, rename, directory fsync), a fresh one
     /// otherwise.
@@ -225,6 +261,25 @@ impl LogWriter {
 pub struct Recovered {
     pub txns: Vec<Txn>,
     pub segments: usize,
+    /// The newest segment, where appends can go on.
+    pub tail: Option<TailSegment>,
+}
+
+/// The newest segment as recovery left it: records end at `valid_end`, zeros after.
+#[derive(Debug, Clone)]
+pub struct TailSegment {
+    pub path: PathBuf,
+    pub valid_end: u64,
+    pub file_bytes: u64,
+}
+
+/// Maps a segment for reading.
+#[allow(unsafe_code)]
+fn map_segment(path: &Path) -> io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: recovery runs before any writer starts, and nothing truncates a segment; the map
+    // is dropped before the torn-tail repair writes to the file.
+    unsafe { memmap2::Mmap::map(&file) }
 }
 
 /// Where Ringkeeper keeps its log inside `dataLogDir`.
@@ -270,21 +325,28 @@ pub fn recover(dir: &Path, after: i64) -> Result<Recovered, String> {
     let mut txns: Vec<Txn> = Vec::new();
     let mut read = 0;
     let mut prev = after;
+    let mut tail = None;
     for (i, (_, path)) in segments.iter().enumerate() {
         if segments.get(i + 1).is_some_and(|(next_first, _)| *next_first <= after + 1) {
             continue; // every txn in it is in the snapshot
         }
         read += 1;
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let map = map_segment(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let scan =
-            wal::scan(&bytes).map_err(|e| format!("{}: {e}; refusing to start", path.display()))?;
+            wal::scan(&map).map_err(|e| format!("{}: {e}; refusing to start", path.display()))?;
+        let file_bytes = map.len() as u64;
+        drop(map);
         if let wal::Tail::Torn { dropped } = scan.tail {
             tracing::warn!(file = %path.display(), offset = scan.valid_end, dropped,
                 "torn tail: dropping the bytes of a write that was never acknowledged");
             zero_from(path, scan.valid_end as u64, dropped)
                 .map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
         }
+        tail = Some(TailSegment {
+            path: path.clone(),
+            valid_end: scan.valid_end as u64,
+            file_bytes,
+        });
         for txn in scan.txns {
             if txn.zxid <= after {
                 continue;
@@ -304,6 +366,7 @@ pub fn recover(dir: &Path, after: i64) -> Result<Recovered, String> {
     Ok(Recovered {
         txns,
         segments: read,
+        tail,
     })
 }
 
@@ -428,6 +491,40 @@ mod tests {
         assert!(inspect(&dir.join(&names[0]))
             .unwrap()
             .contains("clean; CRCs verified"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_restart_resumes_the_newest_segment_after_its_last_record() {
+        let dir = temp_dir("resume");
+        let d = dir.clone();
+        run(move || async move {
+            let mut w = LogWriter::create(&d, 1, 64 << 10, true).await.unwrap();
+            for z in 1..=5 {
+                w.append(&[txn(z, 300 + z as usize)]).await.unwrap();
+            }
+        });
+        let first = recover(&dir, 0).unwrap();
+        assert_eq!(first.txns.len(), 5);
+        let seg = first.tail.expect("a newest segment");
+        let d = dir.clone();
+        run(move || async move {
+            let mut w = LogWriter::resume(&d, &seg, true)
+                .await
+                .unwrap()
+                .expect("room left");
+            assert_eq!(w.path(), seg.path);
+            for z in 6..=9 {
+                w.append(&[txn(z, 100)]).await.unwrap();
+            }
+        });
+        let again = recover(&dir, 0).unwrap();
+        assert_eq!(again.segments, 1, "no new segment at restart");
+        let zxids: Vec<i64> = again.txns.iter().map(|t| t.zxid).collect();
+        assert_eq!(zxids, (1..=9).collect::<Vec<_>>());
+        assert_eq!(again.txns[2], txn(3, 303), "records before the restart are intact");
+        let after = recover(&dir, 4).unwrap();
+        assert_eq!(after.txns.first().map(|t| t.zxid), Some(5), "only txns after the snapshot");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -130,6 +130,7 @@ fn recover(cfg: &config::Config, secret: u64) -> Result<server::Start, String> {
         secret,
         snapshot: snapshot.map(|(_, s)| s),
         txns: log.txns,
+        log_tail: log.tail,
     })
 }
 

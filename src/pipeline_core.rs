@@ -189,6 +189,7 @@ pub async fn run(
         pipeline.restore(snapshot, now);
     }
     let replayed = start.txns.len();
+    let log_tail = start.log_tail;
     for txn in start.txns {
         pipeline.replay(txn, now);
     }
@@ -199,17 +200,27 @@ pub async fn run(
         .store(pipeline.last_zxid(), SeqCst);
     let mut snapper = Snapper::new(snap_tx, shared.clone());
     let dir = log_dir(&shared.cfg.data_log_dir);
-    let writer = match LogWriter::create(
-        &dir,
-        pipeline.last_zxid() + 1,
-        shared.cfg.prealloc_bytes,
-        shared.cfg.force_sync,
-    )
-    .await
-    {
+    let resumed = match &log_tail {
+        Some(seg) => LogWriter::resume(&dir, seg, shared.cfg.force_sync).await,
+        None => Ok(None),
+    };
+    let writer = match resumed {
+        Ok(Some(w)) => Ok(w),
+        Ok(None) => {
+            LogWriter::create(
+                &dir,
+                pipeline.last_zxid() + 1,
+                shared.cfg.prealloc_bytes,
+                shared.cfg.force_sync,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let writer = match writer {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot create a transaction log segment");
+            tracing::error!(dir = %dir.display(), error = %e, "cannot open or create a transaction log segment");
             std::process::exit(1);
         }
     };

@@ -68,6 +68,8 @@ pub struct Start {
     pub snapshot: Option<ringkeeper_engine::snap::Loaded>,
     /// The logged txns after the snapshot.
     pub txns: Vec<ringkeeper_engine::txn::Txn>,
+    /// The newest log segment, to append to.
+    pub log_tail: Option<crate::log::TailSegment>,
 }
 
 /// What the pipeline reports for `dump` and `mntr`.
