@@ -32,7 +32,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "perf"))
-from compare import BIN, ZK_CP, ensure_tools, four_letter, free_port  # noqa: E402
+from compare import BIN, ZK_CP, ensure_tools, four_letter, free_port  # noqa: E402, F401
 
 CREATE, MULTI, GET_DATA = 1, 14, 4
 OPEN_ACL = [(31, "world", "anyone")]
@@ -253,7 +253,12 @@ def main():
             res[s.kind]["rss_after_log_restart_mib"] = s.rss()
             print(f"{s.kind}: restart replaying the log: {t:.2f} s", flush=True)
         rk = servers[1]
-        print(four_letter(rk.port, "snap").strip().replace("\n", "; "), flush=True)
+        with socket.create_connection(("127.0.0.1", rk.port), timeout=600) as conn:
+            conn.sendall(b"snap")
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        print(answer.decode().strip().replace("\n", "; "), flush=True)
         for rep in range(args.repeat):
             for s in servers:
                 s.kill9()

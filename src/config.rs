@@ -229,7 +229,10 @@ impl Config {
                 "autopurge.snapRetainCount" => {
                     c.snap_retain_count = num(k, value)?;
                     if c.snap_retain_count < 3 {
-                        tracing::warn!(key = k, "snapRetainCount below 3; using 3, as ZooKeeper does");
+                        tracing::warn!(
+                            key = k,
+                            "snapRetainCount below 3; using 3, as ZooKeeper does"
+                        );
                         c.snap_retain_count = 3;
                     }
                 }

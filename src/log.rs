@@ -129,7 +129,11 @@ impl LogWriter {
 
     /// Goes on appending to the newest segment recovery found, when it has room for more than a
     /// block: no new segment (and no zero-filling) at every startup.
-    pub async fn resume(dir: &Path, seg: &TailSegment, force_sync: bool) -> io::Result<Option<LogWriter>> {
+    pub async fn resume(
+        dir: &Path,
+        seg: &TailSegment,
+        force_sync: bool,
+    ) -> io::Result<Option<LogWriter>> {
         let file = glommio::io::OpenOptions::new()
             .read(true)
             .write(true)
@@ -320,20 +324,22 @@ pub fn follows(prev: i64, next: i64) -> bool {
 /// cut short by a crash) is zeroed on disk and logged; a corrupt record before the tail, or a gap
 /// in the zxids, stops startup with an error naming the file (and offset).
 pub fn recover(dir: &Path, after: i64) -> Result<Recovered, String> {
-    let segments =
-        list_segments(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let segments = list_segments(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut txns: Vec<Txn> = Vec::new();
     let mut read = 0;
     let mut prev = after;
     let mut tail = None;
     for (i, (_, path)) in segments.iter().enumerate() {
-        if segments.get(i + 1).is_some_and(|(next_first, _)| *next_first <= after + 1) {
+        if segments
+            .get(i + 1)
+            .is_some_and(|(next_first, _)| *next_first <= after + 1)
+        {
             continue; // every txn in it is in the snapshot
         }
         read += 1;
         let map = map_segment(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let scan =
-            wal::scan(&map).map_err(|e| format!("{}: {e}; refusing to start", path.display()))?;
+        let scan = wal::scan_after(&map, after)
+            .map_err(|e| format!("{}: {e}; refusing to start", path.display()))?;
         let file_bytes = map.len() as u64;
         drop(map);
         if let wal::Tail::Torn { dropped } = scan.tail {
@@ -522,9 +528,17 @@ mod tests {
         assert_eq!(again.segments, 1, "no new segment at restart");
         let zxids: Vec<i64> = again.txns.iter().map(|t| t.zxid).collect();
         assert_eq!(zxids, (1..=9).collect::<Vec<_>>());
-        assert_eq!(again.txns[2], txn(3, 303), "records before the restart are intact");
+        assert_eq!(
+            again.txns[2],
+            txn(3, 303),
+            "records before the restart are intact"
+        );
         let after = recover(&dir, 4).unwrap();
-        assert_eq!(after.txns.first().map(|t| t.zxid), Some(5), "only txns after the snapshot");
+        assert_eq!(
+            after.txns.first().map(|t| t.zxid),
+            Some(5),
+            "only txns after the snapshot"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -104,7 +104,7 @@ fn listener_alive(addr: std::net::SocketAddr) -> bool {
         if std::time::Instant::now() >= deadline {
             return true;
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

@@ -177,12 +177,7 @@ fn spawn_err(e: glommio::GlommioError<()>) -> anyhow::Error {
 }
 
 /// Starts every executor and blocks until they end (they end only on a fatal error).
-pub fn run(
-    cfg: Config,
-    cores: usize,
-    pin: bool,
-    start: Start,
-) -> anyhow::Result<()> {
+pub fn run(cfg: Config, cores: usize, pin: bool, start: Start) -> anyhow::Result<()> {
     let map = CoreMap::for_cores(cores);
     let (to_pipeline, pipe_rx) = flume::bounded::<PipeMsg>(PIPE_QUEUE_MAX);
     let mut batch_txs = Vec::new();

@@ -223,11 +223,46 @@ impl Pipeline {
                 zxid: txn.zxid,
                 time_ms: now_ms,
             };
-            prep::prep(&self.tree, req, &ctx, &self.cfg.prep)
+            let (op, applied) = prep::prep_applying(&self.tree, req, &ctx, &self.cfg.prep);
+            if let Some(applied) = applied {
+                txn.op = op;
+                return self.commit_applied(txn, applied, origin);
+            }
+            op
         } else {
             TxnOp::Error(ErrorCode::SessionExpired)
         };
         self.commit(txn, Some(origin), now_ms)
+    }
+
+    /// Commits a multi whose ops prep already applied to a scratch copy: that copy becomes the
+    /// tree, so a large multi is applied once, not twice. Debug builds apply it again the usual
+    /// way and check that both agree.
+    fn commit_applied(
+        &mut self,
+        txn: Txn,
+        mut applied: prep::Applied,
+        origin: Origin,
+    ) -> Committed {
+        assert!(matches!(txn.op, TxnOp::Multi(_)));
+        applied.tree.applied_through(txn.zxid);
+        let outcome = Outcome::Multi(applied.outcomes);
+        if cfg!(debug_assertions) {
+            let mut again = self.tree.clone();
+            let mut triggers = Vec::new();
+            assert_eq!(again.apply(&txn, &mut triggers), outcome);
+            assert_eq!(triggers, applied.triggers);
+            assert_eq!(again.node_count(), applied.tree.node_count());
+        }
+        self.tree = applied.tree;
+        self.last_zxid = txn.zxid;
+        Committed {
+            txn,
+            outcome,
+            triggers: applied.triggers,
+            origin: Some(origin),
+            version: self.tree.clone(),
+        }
     }
 
     /// Sessions that showed activity on a front core since its last report.
@@ -542,7 +577,10 @@ mod tests {
         else {
             panic!()
         };
-        assert!(fresh > session_id, "new session ids stay above restored ones");
+        assert!(
+            fresh > session_id,
+            "new session ids stay above restored ones"
+        );
     }
 
     #[test]

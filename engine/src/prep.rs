@@ -5,7 +5,7 @@
 //! after it.
 
 use crate::proto::{opcode as op, perms, ErrorCode, Id, Request};
-use crate::tree::{acl, path, DataTree, Trigger};
+use crate::tree::{acl, path, DataTree, Outcome, Trigger};
 use crate::txn::{NodeKind, Txn, TxnOp, CONTAINER_OWNER, TTL_MAX_MS};
 use std::sync::Arc;
 
@@ -53,18 +53,46 @@ fn create_mode(flags: i32) -> Option<CreateMode> {
 
 type PrepResult = Result<TxnOp, ErrorCode>;
 
+/// A multi that prepped cleanly has already been applied, op by op, to a scratch copy of the
+/// tree (each op is checked against the ones before it). This is that copy, with what applying
+/// the ops fired and returned, so the commit can take it instead of applying everything again.
+pub struct Applied {
+    pub tree: DataTree,
+    pub triggers: Vec<Trigger>,
+    pub outcomes: Vec<Outcome>,
+}
+
 /// Preps one write. The tree is not changed.
 pub fn prep(tree: &DataTree, req: &Request, ctx: &PrepContext, cfg: &PrepConfig) -> TxnOp {
+    prep_applying(tree, req, ctx, cfg).0
+}
+
+/// Like [`prep`], and for a multi that succeeds, the tree after it.
+pub fn prep_applying(
+    tree: &DataTree,
+    req: &Request,
+    ctx: &PrepContext,
+    cfg: &PrepConfig,
+) -> (TxnOp, Option<Applied>) {
     match req {
         Request::Multi(ops) => prep_multi(tree, ops, ctx, cfg),
-        Request::CloseSession => TxnOp::CloseSession,
-        single => prep_single(tree, single, ctx, cfg).unwrap_or_else(TxnOp::Error),
+        Request::CloseSession => (TxnOp::CloseSession, None),
+        single => (
+            prep_single(tree, single, ctx, cfg).unwrap_or_else(TxnOp::Error),
+            None,
+        ),
     }
 }
 
-fn prep_multi(tree: &DataTree, ops: &[Request], ctx: &PrepContext, cfg: &PrepConfig) -> TxnOp {
+fn prep_multi(
+    tree: &DataTree,
+    ops: &[Request],
+    ctx: &PrepContext,
+    cfg: &PrepConfig,
+) -> (TxnOp, Option<Applied>) {
     let mut scratch = tree.clone();
     let mut out = Vec::with_capacity(ops.len());
+    let mut outcomes = Vec::with_capacity(ops.len());
     let probe = Txn {
         zxid: ctx.zxid,
         time_ms: ctx.time_ms,
@@ -74,7 +102,7 @@ fn prep_multi(tree: &DataTree, ops: &[Request], ctx: &PrepContext, cfg: &PrepCon
             path: String::new(),
         },
     };
-    let mut ignored: Vec<Trigger> = Vec::new();
+    let mut triggers: Vec<Trigger> = Vec::new();
     for (i, sub) in ops.iter().enumerate() {
         let prepped = match sub {
             Request::Create(_)
@@ -85,7 +113,7 @@ fn prep_multi(tree: &DataTree, ops: &[Request], ctx: &PrepContext, cfg: &PrepCon
         };
         match prepped {
             Ok(txn_op) => {
-                scratch.apply_in_multi(&probe, &txn_op, &mut ignored);
+                outcomes.push(scratch.apply_in_multi(&probe, &txn_op, &mut triggers));
                 out.push(txn_op);
             }
             Err(code) => {
@@ -94,11 +122,16 @@ fn prep_multi(tree: &DataTree, ops: &[Request], ctx: &PrepContext, cfg: &PrepCon
                 failed.extend(
                     (i + 1..ops.len()).map(|_| TxnOp::Error(ErrorCode::RuntimeInconsistency)),
                 );
-                return TxnOp::Multi(failed);
+                return (TxnOp::Multi(failed), None);
             }
         }
     }
-    TxnOp::Multi(out)
+    let applied = Applied {
+        tree: scratch,
+        triggers,
+        outcomes,
+    };
+    (TxnOp::Multi(out), Some(applied))
 }
 
 fn prep_single(tree: &DataTree, req: &Request, ctx: &PrepContext, cfg: &PrepConfig) -> PrepResult {

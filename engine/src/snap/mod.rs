@@ -16,7 +16,8 @@
 //! order, each followed by its `num_children` subtrees; the first node is `/`.
 
 use crate::proto::{Acl, Id};
-use crate::tree::{path, ChildSet, DataTree, Node, Restorer, ROOT};
+use crate::tree::{path, Children, DataTree, Node, Restorer, ROOT};
+use crate::txn::NodeKind;
 use bytes::Bytes;
 use rkyv::rancor;
 use std::collections::HashMap;
@@ -107,7 +108,10 @@ impl Header {
 
     pub fn decode(b: &[u8]) -> Result<Header, SnapError> {
         if b.len() < HEADER_BYTES {
-            return Err(SnapError::at(0, format!("{} bytes, shorter than the header", b.len())));
+            return Err(SnapError::at(
+                0,
+                format!("{} bytes, shorter than the header", b.len()),
+            ));
         }
         if &b[0..8] != MAGIC {
             return Err(SnapError::at(0, "not a Ringkeeper snapshot (bad magic)"));
@@ -302,6 +306,58 @@ pub fn encode_to_vec(tree: &DataTree, sessions: &[SnapSession]) -> Vec<u8> {
     out
 }
 
+/// A snapshot file whose one node frame carries `payload` (with a correct CRC, so the archive
+/// validation and the tree rebuilding see arbitrary bytes) and a valid meta frame: for fuzzing.
+#[doc(hidden)]
+pub fn file_with_node_payload(node_count: u64, payload: &[u8]) -> Vec<u8> {
+    let nodes = frame(KIND_NODES, payload);
+    let meta = Meta {
+        last_zxid: 5,
+        node_count,
+        sessions: vec![SnapSession {
+            id: 0x77,
+            timeout_ms: 4000,
+        }],
+        // What a fresh tree's walk meets first: `/`'s open ACL, then /zookeeper/config's read-only one.
+        acls: [Acl::open_unsafe(), Acl::read_unsafe()]
+            .iter()
+            .map(|list| {
+                list.iter()
+                    .map(|a| SnapAcl {
+                        perms: a.perms,
+                        scheme: a.id.scheme.clone(),
+                        id: a.id.id.clone(),
+                    })
+                    .collect()
+            })
+            .collect(),
+    };
+    let meta = frame(
+        KIND_META,
+        &rkyv::to_bytes::<rancor::Error>(&meta).expect("archiving the meta frame"),
+    );
+    let meta_offset = (HEADER_BYTES + nodes.len()) as u64;
+    let header = Header {
+        last_zxid: 5,
+        node_count,
+        chunk_count: 1,
+        meta_offset,
+        file_bytes: meta_offset + meta.len() as u64,
+    };
+    let mut out = header.encode().to_vec();
+    out.extend_from_slice(&nodes);
+    out.extend_from_slice(&meta);
+    out
+}
+
+/// The node-frame payload of a valid snapshot of `tree` (its first chunk): a seed for fuzzing.
+#[doc(hidden)]
+pub fn first_node_payload(tree: &DataTree) -> Vec<u8> {
+    let chunk = Encoder::new(tree).next_chunk().expect("a tree has a root");
+    let len = u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes")) as usize;
+    chunk[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len].to_vec()
+}
+
 /// What a valid snapshot holds.
 #[derive(Debug)]
 pub struct Loaded {
@@ -351,119 +407,239 @@ struct Open {
     children_left: u32,
 }
 
-/// Loads and validates a snapshot file. Node data borrows `file`.
-pub fn load(file: &Bytes) -> Result<Loaded, SnapError> {
-    let header = Header::decode(file)?;
-    if header.file_bytes > file.len() as u64 {
-        return Err(SnapError::at(
-            file.len() as u64,
-            format!("file ends before the {} bytes its header names", header.file_bytes),
-        ));
-    }
-    let end = header.file_bytes;
-    let (kind, meta_bytes, meta_end) = read_frame(file, header.meta_offset, end)?;
-    if kind != KIND_META || meta_end != end {
-        return Err(SnapError::at(header.meta_offset, "no meta frame where the header says"));
-    }
-    let meta = access::<ArchivedMeta>(&meta_bytes, header.meta_offset)?;
-    if meta.last_zxid.to_native() != header.last_zxid
-        || meta.node_count.to_native() != header.node_count
-    {
-        return Err(SnapError::at(header.meta_offset, "meta frame disagrees with the header"));
-    }
-    let acls: Vec<Arc<Vec<Acl>>> = meta
-        .acls
-        .iter()
-        .map(|list| {
-            Arc::new(
-                list.iter()
-                    .map(|a| Acl {
-                        perms: a.perms.to_native(),
-                        id: Id::new(a.scheme.as_str(), a.id.as_str()),
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
-    let sessions = meta
-        .sessions
-        .iter()
-        .map(|s| SnapSession {
-            id: s.id.to_native(),
-            timeout_ms: s.timeout_ms.to_native(),
-        })
-        .collect();
+/// Completed nodes from one node frame, for a [`Restorer`] (possibly on another thread).
+pub struct NodeBatch {
+    /// File offset of the frame they came from, for errors found while inserting them.
+    pub offset: u64,
+    /// Already in their `Arc`, so the thread that builds nodes also does their allocation.
+    pub nodes: Vec<(Arc<str>, Arc<Node>)>,
+}
 
-    let mut restorer = Restorer::new();
-    let mut open: Vec<Open> = Vec::new();
-    let mut offset = HEADER_BYTES as u64;
-    let mut seen = 0u64;
-    for _ in 0..header.chunk_count {
-        let (kind, payload, next) = read_frame(file, offset, header.meta_offset)?;
+/// The first half of loading: validates the header, the meta frame and each node frame in turn,
+/// and turns each node frame into completed nodes. The second half, inserting them into a
+/// [`Restorer`], can run on another thread (see [`insert_batch`]); [`load`] does both in one.
+pub struct NodeReader<'f> {
+    file: &'f Bytes,
+    header: Header,
+    acls: Vec<Arc<Vec<Acl>>>,
+    /// Offset of the next node frame.
+    offset: u64,
+    frames_read: u32,
+    open: Vec<Open>,
+    seen: u64,
+    path_buf: String,
+}
+
+/// What the meta frame says, besides the ACL table.
+pub struct MetaInfo {
+    pub last_zxid: i64,
+    pub node_count: u64,
+    pub sessions: Vec<SnapSession>,
+}
+
+impl<'f> NodeReader<'f> {
+    pub fn open(file: &'f Bytes) -> Result<(NodeReader<'f>, MetaInfo), SnapError> {
+        let header = Header::decode(file)?;
+        if header.file_bytes > file.len() as u64 {
+            return Err(SnapError::at(
+                file.len() as u64,
+                format!(
+                    "file ends before the {} bytes its header names",
+                    header.file_bytes
+                ),
+            ));
+        }
+        let end = header.file_bytes;
+        let (kind, meta_bytes, meta_end) = read_frame(file, header.meta_offset, end)?;
+        if kind != KIND_META || meta_end != end {
+            return Err(SnapError::at(
+                header.meta_offset,
+                "no meta frame where the header says",
+            ));
+        }
+        let meta = access::<ArchivedMeta>(&meta_bytes, header.meta_offset)?;
+        if meta.last_zxid.to_native() != header.last_zxid
+            || meta.node_count.to_native() != header.node_count
+        {
+            return Err(SnapError::at(
+                header.meta_offset,
+                "meta frame disagrees with the header",
+            ));
+        }
+        let acls = meta
+            .acls
+            .iter()
+            .map(|list| {
+                Arc::new(
+                    list.iter()
+                        .map(|a| Acl {
+                            perms: a.perms.to_native(),
+                            id: Id::new(a.scheme.as_str(), a.id.as_str()),
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let info = MetaInfo {
+            last_zxid: header.last_zxid,
+            node_count: header.node_count,
+            sessions: meta
+                .sessions
+                .iter()
+                .map(|s| SnapSession {
+                    id: s.id.to_native(),
+                    timeout_ms: s.timeout_ms.to_native(),
+                })
+                .collect(),
+        };
+        let reader = NodeReader {
+            file,
+            header,
+            acls,
+            offset: HEADER_BYTES as u64,
+            frames_read: 0,
+            open: Vec::new(),
+            seen: 0,
+            path_buf: String::new(),
+        };
+        Ok((reader, info))
+    }
+
+    /// The completed nodes of the next node frame; None after the last frame.
+    pub fn next_batch(&mut self) -> Result<Option<NodeBatch>, SnapError> {
+        if self.frames_read == self.header.chunk_count {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        let (kind, payload, next) = read_frame(self.file, offset, self.header.meta_offset)?;
         if kind != KIND_NODES {
-            return Err(SnapError::at(offset, format!("frame kind {kind}, expected nodes")));
+            return Err(SnapError::at(
+                offset,
+                format!("frame kind {kind}, expected nodes"),
+            ));
         }
         let chunk = access::<ArchivedNodeChunk>(&payload, offset)?;
+        let mut done = Vec::with_capacity(chunk.nodes.len());
         for n in chunk.nodes.iter() {
-            let name = n.name.as_str();
-            let path: Arc<str> = match open.last_mut() {
-                None if seen == 0 && name.is_empty() => Arc::from(ROOT),
-                None => return Err(SnapError::at(offset, "node outside the tree")),
-                Some(parent) => {
-                    if name.is_empty() || name.contains('/') {
-                        return Err(SnapError::at(offset, format!("bad node name {name:?}")));
-                    }
-                    parent.children_left -= 1;
-                    parent.node.children.insert(Arc::from(name));
-                    Arc::from(path::join(&parent.path, name))
-                }
-            };
-            let acl = acls
-                .get(n.acl.to_native() as usize)
-                .ok_or_else(|| SnapError::at(offset, format!("{path}: no ACL {}", n.acl.to_native())))?
-                .clone();
-            open.push(Open {
-                path,
-                node: Node {
-                    data: file.slice_ref(n.data.as_slice()),
-                    acl,
-                    czxid: n.czxid.to_native(),
-                    mzxid: n.mzxid.to_native(),
-                    ctime: n.ctime.to_native(),
-                    mtime: n.mtime.to_native(),
-                    version: n.version.to_native(),
-                    cversion: n.cversion.to_native(),
-                    aversion: n.aversion.to_native(),
-                    ephemeral_owner: n.ephemeral_owner.to_native(),
-                    pzxid: n.pzxid.to_native(),
-                    children: ChildSet::new(),
-                },
-                children_left: n.num_children.to_native(),
-            });
-            seen += 1;
-            while open.last().is_some_and(|o| o.children_left == 0) {
-                let done = open.pop().expect("checked");
-                if !restorer.insert(done.path.clone(), done.node) {
-                    return Err(SnapError::at(offset, format!("{} appears twice", done.path)));
-                }
-            }
+            self.node(n, offset, &mut done)?;
         }
-        offset = next;
-    }
-    if offset != header.meta_offset || !open.is_empty() || seen != header.node_count {
-        return Err(SnapError::at(
+        self.offset = next;
+        self.frames_read += 1;
+        Ok(Some(NodeBatch {
             offset,
-            format!(
-                "node frames end with {seen} of {} nodes and {} unfinished",
-                header.node_count,
-                open.len()
-            ),
-        ));
+            nodes: done,
+        }))
     }
+
+    fn node(
+        &mut self,
+        n: &ArchivedSnapNode,
+        offset: u64,
+        done: &mut Vec<(Arc<str>, Arc<Node>)>,
+    ) -> Result<(), SnapError> {
+        let name = n.name.as_str();
+        let path: Arc<str> = match self.open.last_mut() {
+            None if self.seen == 0 && name.is_empty() => Arc::from(ROOT),
+            None => return Err(SnapError::at(offset, "node outside the tree")),
+            Some(parent) => {
+                if name.is_empty() || name.contains('/') {
+                    return Err(SnapError::at(offset, format!("bad node name {name:?}")));
+                }
+                parent.children_left -= 1;
+                if parent.node.children.insert(Arc::from(name)).is_some() {
+                    return Err(SnapError::at(offset, format!("{name} listed twice")));
+                }
+                self.path_buf.clear();
+                if &*parent.path != ROOT {
+                    self.path_buf.push_str(&parent.path);
+                }
+                self.path_buf.push('/');
+                self.path_buf.push_str(name);
+                Arc::from(self.path_buf.as_str())
+            }
+        };
+        let owner = n.ephemeral_owner.to_native();
+        if n.num_children.to_native() > 0
+            && matches!(NodeKind::of_owner(owner, true), NodeKind::Ephemeral(_))
+        {
+            return Err(SnapError::at(
+                offset,
+                format!("ephemeral {path} has children"),
+            ));
+        }
+        let acl = self
+            .acls
+            .get(n.acl.to_native() as usize)
+            .ok_or_else(|| SnapError::at(offset, format!("{path}: no ACL {}", n.acl.to_native())))?
+            .clone();
+        self.open.push(Open {
+            path,
+            node: Node {
+                data: self.file.slice_ref(n.data.as_slice()),
+                acl,
+                czxid: n.czxid.to_native(),
+                mzxid: n.mzxid.to_native(),
+                ctime: n.ctime.to_native(),
+                mtime: n.mtime.to_native(),
+                version: n.version.to_native(),
+                cversion: n.cversion.to_native(),
+                aversion: n.aversion.to_native(),
+                ephemeral_owner: owner,
+                pzxid: n.pzxid.to_native(),
+                children: Children::new(),
+            },
+            children_left: n.num_children.to_native(),
+        });
+        self.seen += 1;
+        while self.open.last().is_some_and(|o| o.children_left == 0) {
+            let o = self.open.pop().expect("checked");
+            done.push((o.path, Arc::new(o.node)));
+        }
+        Ok(())
+    }
+
+    /// Checks that the node frames held exactly the tree the header announced.
+    pub fn finish(self) -> Result<(), SnapError> {
+        if self.offset != self.header.meta_offset
+            || !self.open.is_empty()
+            || self.seen != self.header.node_count
+        {
+            return Err(SnapError::at(
+                self.offset,
+                format!(
+                    "node frames end with {} of {} nodes and {} unfinished",
+                    self.seen,
+                    self.header.node_count,
+                    self.open.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The second half of loading: inserts a batch; an error names the frame of a repeated path.
+pub fn insert_batch(restorer: &mut Restorer, batch: NodeBatch) -> Result<(), SnapError> {
+    for (path, node) in batch.nodes {
+        restorer
+            .insert(path, node)
+            .map_err(|path| SnapError::at(batch.offset, format!("{path} appears twice")))?;
+    }
+    Ok(())
+}
+
+/// Loads and validates a snapshot file on this thread. Node data borrows `file`.
+pub fn load(file: &Bytes) -> Result<Loaded, SnapError> {
+    let (mut reader, info) = NodeReader::open(file)?;
+    let mut restorer = Restorer::new();
+    while let Some(batch) = reader.next_batch()? {
+        insert_batch(&mut restorer, batch)?;
+    }
+    reader.finish()?;
     Ok(Loaded {
-        tree: restorer.finish(header.last_zxid),
-        sessions,
-        last_zxid: header.last_zxid,
+        tree: restorer.finish(info.last_zxid),
+        sessions: info.sessions,
+        last_zxid: info.last_zxid,
     })
 }
 

@@ -78,7 +78,12 @@ fn sample_tree() -> (DataTree, Vec<SnapSession>) {
     b.create("/app/ttl", b"t", &open, NodeKind::ttl_owner(5_000));
     b.create("/secret", &[0u8, 1, 2, 255], &digest, 0);
     for i in 0..40 {
-        b.create(&format!("/app/n{i:03}"), format!("v{i}").as_bytes(), &open, 0);
+        b.create(
+            &format!("/app/n{i:03}"),
+            format!("v{i}").as_bytes(),
+            &open,
+            0,
+        );
     }
     b.apply(TxnOp::SetData {
         path: "/app/n007".into(),

@@ -145,15 +145,28 @@ fn record_at(seg: &[u8], offset: usize) -> Option<(i64, std::ops::Range<usize>, 
 
 /// Reads a whole segment as recovery does (see FORMAT.md).
 pub fn scan(seg: &[u8]) -> Result<Scan, WalError> {
+    scan_after(seg, i64::MIN)
+}
+
+/// True if every byte is zero (word at a time: recovery checks megabytes of preallocated tail).
+fn all_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    words.all(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) == 0)
+        && words.remainder().iter().all(|x| *x == 0)
+}
+
+/// Like [`scan`], but records with a zxid up to `after` (already in a snapshot) are checked and
+/// skipped, not decoded, so they are left out of `txns`.
+pub fn scan_after(seg: &[u8], after: i64) -> Result<Scan, WalError> {
     let first_zxid = read_header(seg)?;
     let mut txns: Vec<Txn> = Vec::new();
     let mut offset = HEADER_BYTES;
     let mut last_zxid = i64::MIN;
     loop {
         let rest = &seg[offset.min(seg.len())..];
-        if rest.len() < RECORD_HEADER_BYTES || rest[..RECORD_HEADER_BYTES].iter().all(|b| *b == 0) {
+        if rest.len() < RECORD_HEADER_BYTES || all_zero(&rest[..RECORD_HEADER_BYTES]) {
             // The end, if nothing but zeros follows; otherwise a torn record.
-            if rest.iter().all(|b| *b == 0) {
+            if all_zero(rest) {
                 return Ok(Scan {
                     first_zxid,
                     txns,
@@ -164,9 +177,11 @@ pub fn scan(seg: &[u8]) -> Result<Scan, WalError> {
         }
         match record_at(seg, offset) {
             Some((zxid, payload, end)) if zxid > last_zxid => {
-                let txn = codec::decode_txn(zxid, &seg[payload])
-                    .map_err(|_| WalError::BadPayload { offset, zxid })?;
-                txns.push(txn);
+                if zxid > after {
+                    let txn = codec::decode_txn(zxid, &seg[payload])
+                        .map_err(|_| WalError::BadPayload { offset, zxid })?;
+                    txns.push(txn);
+                }
                 last_zxid = zxid;
                 offset = end;
             }

@@ -81,6 +81,21 @@ fn every_op_round_trips() {
 }
 
 #[test]
+fn scan_after_skips_what_a_snapshot_holds_but_still_checks_it() {
+    let txns = many(50);
+    let mut seg = segment(&txns, 64 << 10);
+    let whole = scan(&seg).unwrap();
+    let s = scan_after(&seg, 30).unwrap();
+    assert_eq!(s.txns, txns[30..].to_vec());
+    assert_eq!((s.valid_end, s.tail), (whole.valid_end, Tail::Clean));
+    seg[HEADER_BYTES + 20] ^= 1; // inside record 1, which the snapshot covers
+    assert!(
+        matches!(scan_after(&seg, 30), Err(WalError::Corrupt { offset, .. }) if offset == HEADER_BYTES),
+        "a corrupt record is refused even where it would be skipped"
+    );
+}
+
+#[test]
 fn clean_segment_scans_whole() {
     let txns = many(50);
     let seg = segment(&txns, 64 << 10);
