@@ -133,8 +133,8 @@ def write_table(rows, path, meta):
             f"{ratio(rl['p50'], zl['p50']):.2f} | {ratio(rl['p99'], zl['p99']):.2f} | {ratio(rl['p999'], zl['p999']):.2f} |")
     lines += ["",
               "Both servers fdatasync their transaction log before acknowledging a write (ZooKeeper's "
-              "forceSync=yes, Ringkeeper's group commit); dataDirs are on the same device. Ringkeeper takes no "
-              "snapshots yet, ZooKeeper does (snapCount default)."]
+              "forceSync=yes, Ringkeeper's group commit); dataDirs are on the same device. Both take snapshots "
+              "every snapCount (default) txns."]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return "\n".join(lines)

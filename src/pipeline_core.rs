@@ -249,6 +249,11 @@ pub async fn run(
     let tick = Duration::from_millis((shared.cfg.tick_ms as u64 / 4).clamp(5, 500));
     // The initial version, so fronts can serve before the first write.
     publish(&fronts, Vec::new(), &pipeline, &shared).await;
+    // A long log tail was replayed: snapshot it in the background (ZooKeeper snapshots on every
+    // startup, before serving), so the next restart does not replay it again.
+    if replayed as u64 > shared.cfg.snap_count / 2 {
+        snapper.take(&pipeline, None);
+    }
     let mut synced_zxid = pipeline.last_zxid();
     let mut durable_version = pipeline.version();
     let mut held: VecDeque<(i64, Held)> = VecDeque::new();

@@ -108,8 +108,20 @@ impl Pipeline {
     }
 
     fn commit(&mut self, txn: Txn, origin: Option<Origin>, now_ms: i64) -> Committed {
+        let (outcome, triggers) = self.apply(&txn, now_ms);
+        Committed {
+            txn,
+            outcome,
+            triggers,
+            origin,
+            version: self.tree.clone(),
+        }
+    }
+
+    /// Applies a txn to the tree and the session table.
+    fn apply(&mut self, txn: &Txn, now_ms: i64) -> (Outcome, Vec<Trigger>) {
         let mut triggers = Vec::new();
-        let outcome = self.tree.apply(&txn, &mut triggers);
+        let outcome = self.tree.apply(txn, &mut triggers);
         match &txn.op {
             TxnOp::CreateSession { timeout_ms } => {
                 self.sessions.add(txn.session_id, *timeout_ms, now_ms)
@@ -120,13 +132,7 @@ impl Pipeline {
             _ => {}
         }
         self.last_zxid = txn.zxid;
-        Committed {
-            txn,
-            outcome,
-            triggers,
-            origin,
-            version: self.tree.clone(),
-        }
+        (outcome, triggers)
     }
 
     /// Starts from a loaded snapshot (before any replay). Its sessions get a fresh deadline
@@ -154,7 +160,9 @@ impl Pipeline {
         if let TxnOp::CreateSession { .. } = txn.op {
             self.sessions.ensure_next_above(txn.session_id);
         }
-        self.commit(txn, None, now_ms);
+        // No version is taken per txn: nothing reads them during a replay, and holding none
+        // lets the tree be changed in place instead of copied path by path.
+        self.apply(&txn, now_ms);
     }
 
     /// A connect request: creates a session, resumes one, or refuses.
