@@ -220,9 +220,7 @@ impl LogWriter {
             return Ok(());
         }
         let mut records = Vec::new();
-        for txn in txns {
-            wal::encode_record(&mut records, txn);
-        }
+        wal::encode_batch(&mut records, txns);
         if self.end + records.len() as u64 > self.segment_bytes {
             self.roll_over(txns[0].zxid, records.len() as u64).await?;
         }
@@ -313,12 +311,6 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
     Ok(out)
 }
 
-/// True when `next` may directly follow `prev` in the log: the next counter in the same epoch, or
-/// a later epoch.
-pub fn follows(prev: i64, next: i64) -> bool {
-    next == prev + 1 || (next > prev && next >> 32 > prev >> 32)
-}
-
 /// Reads the txns after zxid `after` (the loaded snapshot's, or 0) from the segments in `dir`, in
 /// zxid order, skipping segments that hold nothing after it. A torn tail (an unacknowledged write
 /// cut short by a crash) is zeroed on disk and logged; a corrupt record before the tail, or a gap
@@ -357,7 +349,7 @@ pub fn recover(dir: &Path, after: i64) -> Result<Recovered, String> {
             if txn.zxid <= after {
                 continue;
             }
-            if !follows(prev, txn.zxid) {
+            if !wal::follows(prev, txn.zxid) {
                 return Err(format!(
                     "{}: zxid {:#x} does not follow {:#x}: txns are missing; refusing to start",
                     path.display(),

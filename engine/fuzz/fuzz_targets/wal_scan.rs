@@ -11,8 +11,8 @@ fuzz_target!(|data: &[u8]| {
     seg.extend_from_slice(data);
     if let Ok(scan) = wal::scan(&seg) {
         let mut again = wal::header(1);
-        for txn in &scan.txns {
-            wal::encode_record(&mut again, txn);
+        for (txn, batch) in scan.txns.iter().zip(&scan.batches) {
+            wal::encode_record(&mut again, txn, *batch);
         }
         assert_eq!(&again[..], &seg[..scan.valid_end]);
     }

@@ -3,18 +3,19 @@
 //! segment's bytes mean after a crash. Layout and crash cases: `FORMAT.md` beside this file.
 //!
 //! Invariants of a valid segment: the header checks out; records follow back to back from
-//! `HEADER_BYTES`; every record's CRC matches and its zxid is greater than the one before.
+//! `HEADER_BYTES`; every record's CRC matches and its zxid is greater than the one before; each
+//! record names the first zxid of the batch (one write, one fdatasync) it was written in.
 
 pub mod codec;
 
 use crate::txn::Txn;
 
 pub const MAGIC: &[u8; 8] = b"RKTXNLOG";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The header takes one 4 KiB block so records start O_DIRECT-aligned.
 pub const HEADER_BYTES: usize = 4096;
-/// Record header: length, CRC32C, zxid.
-pub const RECORD_HEADER_BYTES: usize = 16;
+/// Record header: length, CRC32C, zxid, batch (the first zxid of its batch).
+pub const RECORD_HEADER_BYTES: usize = 24;
 /// Largest payload a record may carry.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 << 20;
 
@@ -88,8 +89,13 @@ pub fn read_header(seg: &[u8]) -> Result<i64, WalError> {
     Ok(i64::from_be_bytes(seg[16..24].try_into().expect("8 bytes")))
 }
 
-/// Appends one framed record for `txn` to `out`.
-pub fn encode_record(out: &mut Vec<u8>, txn: &Txn) {
+/// Appends one framed record for `txn`, written in the batch whose first zxid is `batch`.
+pub fn encode_record(out: &mut Vec<u8>, txn: &Txn, batch: i64) {
+    assert!(
+        batch <= txn.zxid,
+        "batch {batch:#x} after zxid {:#x}",
+        txn.zxid
+    );
     let start = out.len();
     out.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
     codec::encode_txn(out, txn);
@@ -100,8 +106,17 @@ pub fn encode_record(out: &mut Vec<u8>, txn: &Txn) {
     );
     out[start..start + 4].copy_from_slice(&(n as u32).to_be_bytes());
     out[start + 8..start + 16].copy_from_slice(&txn.zxid.to_be_bytes());
+    out[start + 16..start + 24].copy_from_slice(&batch.to_be_bytes());
     let crc = crc32c::crc32c(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Appends the records of one batch (one write, one fdatasync).
+pub fn encode_batch(out: &mut Vec<u8>, txns: &[Txn]) {
+    let Some(first) = txns.first() else { return };
+    for txn in txns {
+        encode_record(out, txn, first.zxid);
+    }
 }
 
 /// How a scan ended.
@@ -119,13 +134,22 @@ pub enum Tail {
 pub struct Scan {
     pub first_zxid: i64,
     pub txns: Vec<Txn>,
+    /// The batch of each txn in `txns`.
+    pub batches: Vec<i64>,
     /// Where the next record goes: the end of the last valid record.
     pub valid_end: usize,
     pub tail: Tail,
 }
 
-/// A record that checks out at `offset`: (zxid, payload range, end offset).
-fn record_at(seg: &[u8], offset: usize) -> Option<(i64, std::ops::Range<usize>, usize)> {
+/// A record that checks out at `offset`.
+struct Record {
+    zxid: i64,
+    batch: i64,
+    payload: std::ops::Range<usize>,
+    end: usize,
+}
+
+fn record_at(seg: &[u8], offset: usize) -> Option<Record> {
     let head = seg.get(offset..offset + RECORD_HEADER_BYTES)?;
     let n = u32::from_be_bytes(head[0..4].try_into().expect("4 bytes")) as usize;
     if n == 0 || n > RECORD_PAYLOAD_BYTES_MAX {
@@ -140,7 +164,19 @@ fn record_at(seg: &[u8], offset: usize) -> Option<(i64, std::ops::Range<usize>, 
         return None;
     }
     let zxid = i64::from_be_bytes(head[8..16].try_into().expect("8 bytes"));
-    Some((zxid, offset + RECORD_HEADER_BYTES..end, end))
+    let batch = i64::from_be_bytes(head[16..24].try_into().expect("8 bytes"));
+    Some(Record {
+        zxid,
+        batch,
+        payload: offset + RECORD_HEADER_BYTES..end,
+        end,
+    })
+}
+
+/// True when `next` may directly follow `prev` in the log: the next counter in the same epoch, or
+/// a later epoch.
+pub fn follows(prev: i64, next: i64) -> bool {
+    next == prev + 1 || (next > prev && next >> 32 > prev >> 32)
 }
 
 /// Reads a whole segment as recovery does (see FORMAT.md).
@@ -155,52 +191,79 @@ fn all_zero(b: &[u8]) -> bool {
         && words.remainder().iter().all(|x| *x == 0)
 }
 
+/// The last good record before a bad one: its zxid and batch.
+#[derive(Clone, Copy)]
+struct Last {
+    zxid: i64,
+    batch: i64,
+}
+
 /// Like [`scan`], but records with a zxid up to `after` (already in a snapshot) are checked and
 /// skipped, not decoded, so they are left out of `txns`.
 pub fn scan_after(seg: &[u8], after: i64) -> Result<Scan, WalError> {
     let first_zxid = read_header(seg)?;
-    let mut txns: Vec<Txn> = Vec::new();
+    let mut out = Scan {
+        first_zxid,
+        txns: Vec::new(),
+        batches: Vec::new(),
+        valid_end: HEADER_BYTES,
+        tail: Tail::Clean,
+    };
     let mut offset = HEADER_BYTES;
-    let mut last_zxid = i64::MIN;
+    let mut last: Option<Last> = None;
     loop {
         let rest = &seg[offset.min(seg.len())..];
-        if rest.len() < RECORD_HEADER_BYTES || all_zero(&rest[..RECORD_HEADER_BYTES]) {
-            // The end, if nothing but zeros follows; otherwise a torn record.
-            if all_zero(rest) {
-                return Ok(Scan {
-                    first_zxid,
-                    txns,
-                    valid_end: offset,
-                    tail: Tail::Clean,
-                });
-            }
+        if (rest.len() < RECORD_HEADER_BYTES || all_zero(&rest[..RECORD_HEADER_BYTES]))
+            && all_zero(rest)
+        {
+            // Nothing but zeros follows: the end.
+            out.valid_end = offset;
+            return Ok(out);
         }
-        match record_at(seg, offset) {
-            Some((zxid, payload, end)) if zxid > last_zxid => {
-                if zxid > after {
-                    let txn = codec::decode_txn(zxid, &seg[payload])
-                        .map_err(|_| WalError::BadPayload { offset, zxid })?;
-                    txns.push(txn);
+        let record = record_at(seg, offset);
+        let fits = record.as_ref().and_then(|r| {
+            let ok = match last {
+                None => r.batch == r.zxid, // a segment starts with a batch
+                Some(l) => {
+                    r.zxid > l.zxid
+                        && r.batch <= r.zxid
+                        && (r.batch == l.batch || r.batch == r.zxid && r.batch > l.zxid)
                 }
-                last_zxid = zxid;
-                offset = end;
+            };
+            ok.then_some(r)
+        });
+        match fits {
+            Some(r) => {
+                if r.zxid > after {
+                    let txn = codec::decode_txn(r.zxid, &seg[r.payload.clone()]).map_err(|_| {
+                        WalError::BadPayload {
+                            offset,
+                            zxid: r.zxid,
+                        }
+                    })?;
+                    out.txns.push(txn);
+                    out.batches.push(r.batch);
+                }
+                last = Some(Last {
+                    zxid: r.zxid,
+                    batch: r.batch,
+                });
+                offset = r.end;
             }
-            found => {
-                let reason = if found.is_some() {
-                    "zxid does not increase"
+            None => {
+                let reason = if record.is_some() {
+                    "zxid or batch out of order"
                 } else {
                     "length or CRC invalid"
                 };
-                if valid_record_after(seg, offset, last_zxid) {
+                if !torn_at(seg, offset, last) {
                     return Err(WalError::Corrupt { offset, reason });
                 }
-                let dropped = seg.len() - offset - trailing_zeros(&seg[offset..]);
-                return Ok(Scan {
-                    first_zxid,
-                    txns,
-                    valid_end: offset,
-                    tail: Tail::Torn { dropped },
-                });
+                out.valid_end = offset;
+                out.tail = Tail::Torn {
+                    dropped: seg.len() - offset - trailing_zeros(&seg[offset..]),
+                };
+                return Ok(out);
             }
         }
     }
@@ -210,27 +273,49 @@ fn trailing_zeros(b: &[u8]) -> usize {
     b.iter().rev().take_while(|x| **x == 0).count()
 }
 
-/// Is there any valid record after a bad one at `bad` (with a zxid above `last_zxid`)? First the
-/// offset the bad record's own length implies, then every offset after it.
-fn valid_record_after(seg: &[u8], bad: usize, last_zxid: i64) -> bool {
-    // A cheap look at the zxid first (a later record's zxid is within one epoch's counter of the
-    // last good one), so random offsets rarely cost a CRC.
-    let plausible = |o: usize| {
-        seg.get(o + 8..o + 16).is_some_and(|z| {
-            let zxid = i64::from_be_bytes(z.try_into().expect("8 bytes"));
-            zxid > last_zxid && (last_zxid == i64::MIN || zxid - last_zxid <= 1 << 32)
-        })
-    };
-    let later =
-        |o: usize| plausible(o) && record_at(seg, o).is_some_and(|(zxid, _, _)| zxid > last_zxid);
-    if let Some(head) = seg.get(bad..bad + 4) {
-        let n = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
-        if n > 0 && n <= RECORD_PAYLOAD_BYTES_MAX && later(bad + RECORD_HEADER_BYTES + n) {
-            return true;
-        }
-    }
+/// Is the bad record at `bad` part of a torn last batch, rather than corruption of synced data?
+///
+/// A batch is written only after the one before it is synced, so only the last batch can be
+/// damaged by a crash or a failed sync, and a disk may persist any subset of its blocks. Valid
+/// records after `bad` are therefore harmless only if they all belong to one batch, and that
+/// batch is the one `bad` lies in: the batch of the last good record (the hole is inside it) or
+/// a batch starting right after it (the hole is its start). Anything else (records of a second
+/// batch, or of a batch that does not fit there) means synced bytes were lost: corruption.
+fn torn_at(seg: &[u8], bad: usize, last: Option<Last>) -> bool {
     let end = seg.len() - trailing_zeros(&seg[bad..]);
-    (bad + 1..end).any(later)
+    let mut seen_batch: Option<i64> = None;
+    let mut o = bad + 1;
+    while o < end {
+        let Some(r) = plausible_record(seg, o, last) else {
+            o += 1;
+            continue;
+        };
+        let fits = match last {
+            Some(l) => r.batch == l.batch || (r.batch > l.zxid && follows(l.zxid, r.batch)),
+            None => true, // the first batch of the segment
+        };
+        if !fits || seen_batch.is_some_and(|b| b != r.batch) {
+            return false;
+        }
+        seen_batch = Some(r.batch);
+        o = r.end;
+    }
+    true
+}
+
+/// A valid record at `o` whose zxid could come after `last` (a cheap look at the zxid first, so
+/// random offsets rarely cost a CRC).
+fn plausible_record(seg: &[u8], o: usize, last: Option<Last>) -> Option<Record> {
+    let z = seg.get(o + 8..o + 16)?;
+    let zxid = i64::from_be_bytes(z.try_into().expect("8 bytes"));
+    let plausible = match last {
+        None => zxid > 0,
+        Some(l) => zxid > l.zxid && zxid - l.zxid <= 1 << 32,
+    };
+    if !plausible {
+        return None;
+    }
+    record_at(seg, o).filter(|r| r.batch <= r.zxid)
 }
 
 #[cfg(test)]

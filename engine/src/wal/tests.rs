@@ -56,7 +56,7 @@ fn txn(zxid: i64, op: TxnOp) -> Txn {
 fn segment(txns: &[Txn], size: usize) -> Vec<u8> {
     let mut seg = header(txns.first().map_or(1, |t| t.zxid));
     for t in txns {
-        encode_record(&mut seg, t);
+        encode_record(&mut seg, t, t.zxid);
     }
     assert!(seg.len() <= size);
     seg.resize(size, 0); // preallocated, zero-filled
@@ -105,7 +105,7 @@ fn clean_segment_scans_whole() {
         (1, txns, Tail::Clean)
     );
     let mut tail_write = seg[..s.valid_end].to_vec();
-    encode_record(&mut tail_write, &txn(51, TxnOp::CloseSession));
+    encode_record(&mut tail_write, &txn(51, TxnOp::CloseSession), 51);
     assert_eq!(
         scan(&tail_write).unwrap().txns.len(),
         51,
@@ -121,7 +121,7 @@ fn torn_tail_is_truncated_and_reported() {
     let last_start = {
         let mut s = header(1);
         for t in &txns[..19] {
-            encode_record(&mut s, t);
+            encode_record(&mut s, t, t.zxid);
         }
         s.len()
     };
@@ -147,7 +147,7 @@ fn corruption_before_the_tail_refuses_with_the_offset() {
     let mut s = header(1);
     for t in &txns {
         offsets.push(s.len());
-        encode_record(&mut s, t);
+        encode_record(&mut s, t, t.zxid);
     }
     seg[offsets[7] + 20] ^= 0x40; // a bit flip inside record 8's payload
     assert_eq!(
@@ -190,18 +190,89 @@ fn bad_headers_are_refused() {
     assert!(scan(&seg[..100]).is_err());
 }
 
-/// A disk that keeps only fdatasync'd bytes across a crash, and may tear the last unsynced
-/// write: after any crash, recovery yields every acknowledged (synced) txn, in order, plus at most
-/// a prefix of the unacknowledged ones, never a half txn and never an error.
+/// Writes `batches` as the log writer does, one `encode_batch` each; returns the segment and the
+/// start offset of each batch.
+fn batched_segment(batches: &[Vec<Txn>], size: usize) -> (Vec<u8>, Vec<usize>) {
+    let mut seg = header(batches[0][0].zxid);
+    let mut starts = Vec::new();
+    for b in batches {
+        starts.push(seg.len());
+        encode_batch(&mut seg, b);
+    }
+    seg.resize(size, 0);
+    (seg, starts)
+}
+
+fn batches_of(sizes: &[usize]) -> Vec<Vec<Txn>> {
+    let ops = sample_ops();
+    let mut zxid = 0;
+    sizes
+        .iter()
+        .map(|n| {
+            (0..*n)
+                .map(|_| {
+                    zxid += 1;
+                    txn(zxid, ops[zxid as usize % ops.len()].clone())
+                })
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
-fn simulated_crashes_lose_only_unacknowledged_txns() {
+fn a_hole_inside_the_last_batch_is_a_torn_tail_even_with_its_records_after_it() {
+    let batches = batches_of(&[3, 4, 6]);
+    let (mut seg, starts) = batched_segment(&batches, 64 << 10);
+    // The disk kept the last batch's first and last records but not the middle (blocks persisted
+    // out of order before a crash).
+    let hole = starts[2] + 300;
+    seg[hole..hole + 400].fill(0);
+    let s = scan(&seg).unwrap();
+    assert!(matches!(s.tail, Tail::Torn { .. }), "{:?}", s.tail);
+    let kept = s.txns.len();
+    assert!((7..13).contains(&kept), "{kept}");
+    let all: Vec<Txn> = batches.concat();
+    assert_eq!(
+        s.txns,
+        all[..kept].to_vec(),
+        "a prefix, nothing after the hole"
+    );
+}
+
+#[test]
+fn a_hole_followed_by_a_later_batch_is_corruption() {
+    let batches = batches_of(&[3, 4, 6]);
+    let (mut seg, starts) = batched_segment(&batches, 64 << 10);
+    // Bytes of the second batch are gone, yet the third batch was written after the second's
+    // fdatasync: synced data was lost.
+    seg[starts[1] + 10..starts[2] - 5].fill(0);
+    assert!(
+        matches!(scan(&seg), Err(WalError::Corrupt { offset, .. }) if offset == starts[1]),
+        "{:?}",
+        scan(&seg).map(|s| s.tail)
+    );
+    // The end of one batch lost together with the start of the next: the next batch's remaining
+    // records do not fit after the last good one.
+    let (mut seg, starts) = batched_segment(&batches, 64 << 10);
+    seg[starts[2] - 40..starts[2] + 40].fill(0);
+    assert!(matches!(scan(&seg), Err(WalError::Corrupt { .. })));
+}
+
+/// A disk that keeps only fdatasync'd bytes. The batch being written when the process crashed,
+/// or whose fdatasync failed (the writer stops at the first failed sync, so nothing comes after
+/// it), reaches the disk as any subset of its 512-byte sectors, one of which may hold garbage.
+/// After any of these, recovery yields every acknowledged txn, in order, plus at most a prefix
+/// of the unacknowledged batch: never a half txn, never an error.
+#[test]
+fn simulated_crashes_and_failed_syncs_lose_only_unacknowledged_txns() {
+    const SECTOR: usize = 512;
     let seed: u64 = std::env::var("WAL_SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(11);
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let ops = sample_ops();
-    for round in 0..300 {
+    for round in 0..500 {
         let size = 256 << 10;
         let mut durable = header(1);
         durable.resize(size, 0);
@@ -210,27 +281,34 @@ fn simulated_crashes_lose_only_unacknowledged_txns() {
         let mut pending: Vec<Txn> = Vec::new();
         let mut zxid = 0;
         let batches = rng.gen_range(1..12);
+        let failed_sync = rng.gen_range(0..batches + 3); // may be past the end: no failure
         for b in 0..batches {
-            let mut batch = Vec::new();
+            let batch: Vec<Txn> = (0..rng.gen_range(1..8))
+                .map(|_| {
+                    zxid += 1;
+                    txn(zxid, ops[rng.gen_range(0..ops.len())].clone())
+                })
+                .collect();
             let mut records = Vec::new();
-            for _ in 0..rng.gen_range(1..6) {
-                zxid += 1;
-                let t = txn(zxid, ops[rng.gen_range(0..ops.len())].clone());
-                encode_record(&mut records, &t);
-                batch.push(t);
-            }
-            if end + records.len() > size {
+            encode_batch(&mut records, &batch);
+            let len = records.len();
+            if end + len > size {
                 break;
             }
-            let last = b == batches - 1;
-            if last && rng.gen_bool(0.6) {
-                // Crash during this batch's write: only part of it may reach the disk.
-                let kept = rng.gen_range(0..records.len());
-                durable[end..end + kept].copy_from_slice(&records[..kept]);
-                if rng.gen_bool(0.3) && kept < records.len() {
-                    // A torn sector: garbage where the rest of the write was going.
-                    for byte in &mut durable[end + kept..(end + kept + 8).min(end + records.len())]
-                    {
+            if b == failed_sync || (b == batches - 1 && rng.gen_bool(0.6)) {
+                // Any subset of the batch's sectors made it, in any order.
+                let mut sector = end / SECTOR * SECTOR;
+                while sector < end + len {
+                    let (from, to) = (sector.max(end), (sector + SECTOR).min(end + len));
+                    if rng.gen_bool(0.5) {
+                        durable[from..to].copy_from_slice(&records[from - end..to - end]);
+                    }
+                    sector += SECTOR;
+                }
+                if rng.gen_bool(0.3) {
+                    // A torn sector: garbage where part of the write was going.
+                    let at = rng.gen_range(end..end + len);
+                    for byte in &mut durable[at..(at + 16).min(end + len)] {
                         *byte = rng.gen();
                     }
                 }
@@ -238,8 +316,8 @@ fn simulated_crashes_lose_only_unacknowledged_txns() {
                 break;
             }
             // fdatasync succeeded: the batch is durable and acknowledged.
-            durable[end..end + records.len()].copy_from_slice(&records);
-            end += records.len();
+            durable[end..end + len].copy_from_slice(&records);
+            end += len;
             acked.extend(batch);
         }
         let s = scan(&durable).unwrap_or_else(|e| panic!("seed {seed} round {round}: {e}"));
