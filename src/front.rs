@@ -175,6 +175,8 @@ struct FrontState {
     touched: HashSet<i64>,
     next_conn: u64,
     fired: Vec<Fired>,
+    /// Connections whose reads wait for the next flush point of the committed stream.
+    deferred: Vec<ConnId>,
 }
 
 /// Connection ids carry their front core in the top 16 bits.
@@ -200,6 +202,7 @@ pub async fn run(
         touched: HashSet::new(),
         next_conn: 1,
         fired: Vec::new(),
+        deferred: Vec::new(),
     }));
     glommio::spawn_local(apply_batches(state.clone(), shared.clone(), batches)).detach();
     glommio::spawn_local(answer_controls(state.clone(), controls)).detach();
@@ -227,6 +230,13 @@ pub async fn run(
 }
 
 /// Applies the committed stream to this core: watches, replies, version, waiting reads.
+///
+/// Reads a connection queued behind a write wait for the next flush point: the end of the
+/// pipeline round (`Entry::Flush`), the end of the batch, or a later write or sync of the same
+/// connection in the round, which then carries the version just before it. They are answered
+/// from that version, after the watch triggers of everything in it have fired, and before any
+/// later reply on their connection. So a read sees its session's earlier writes and none of its
+/// later ones, and a watch it sets fires only for changes it did not see.
 async fn apply_batches(
     state: Rc<RefCell<FrontState>>,
     shared: Arc<Shared>,
@@ -238,6 +248,9 @@ async fn apply_batches(
         for entry in batch.entries.iter() {
             match entry {
                 Entry::Commit(c) => {
+                    if let Some(v) = &c.version_before {
+                        flush(st, &shared, v);
+                    }
                     st.fired.clear();
                     for t in &c.triggers {
                         st.watches.trigger(t, &mut st.fired);
@@ -251,13 +264,10 @@ async fn apply_batches(
                             }
                         }
                     }
-                    // From here on this core reads the tree as of this txn: reads queued behind
-                    // it see it, and nothing committed after it.
-                    st.tree = c.version.clone();
                     if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id) {
                         let (err, body) = write_reply(origin.opcode, &c.outcome);
                         if reply_to_write(st, &shared, origin, c.txn.zxid, err, &body) {
-                            drain_pending(st, &shared, origin.conn);
+                            defer_reads(st, origin.conn);
                         }
                     }
                     if matches!(c.txn.op, TxnOp::CloseSession) {
@@ -269,7 +279,15 @@ async fn apply_batches(
                         }
                     }
                 }
-                Entry::SyncDone { origin, path, zxid } => {
+                Entry::SyncDone {
+                    origin,
+                    path,
+                    zxid,
+                    version_before,
+                } => {
+                    if let Some(v) = version_before {
+                        flush(st, &shared, v);
+                    }
                     if front_of(origin.conn) == st.id
                         && reply_to_write(
                             st,
@@ -280,7 +298,7 @@ async fn apply_batches(
                             &Response::Sync { path: path.clone() },
                         )
                     {
-                        drain_pending(st, &shared, origin.conn);
+                        defer_reads(st, origin.conn);
                     }
                 }
                 Entry::Resumed { session_id, conn } => {
@@ -291,10 +309,33 @@ async fn apply_batches(
                         }
                     }
                 }
+                Entry::Flush(v) => flush(st, &shared, v),
             }
         }
-        st.tree = batch.version;
+        flush(st, &shared, &batch.version);
     }
+}
+
+/// Marks a connection whose queue now starts with reads: they wait for the next flush point.
+fn defer_reads(st: &mut FrontState, conn_id: ConnId) {
+    let reads_first = st.conns.get(&conn_id).is_some_and(|c| {
+        c.pending
+            .front()
+            .is_some_and(|p| !matches!(p, Pending::Write { .. }))
+    });
+    if reads_first {
+        st.deferred.push(conn_id);
+    }
+}
+
+/// Moves this core to `version` and answers the reads that waited for it.
+fn flush(st: &mut FrontState, shared: &Shared, version: &DataTree) {
+    st.tree = version.clone();
+    let mut waiting = std::mem::take(&mut st.deferred);
+    for conn in waiting.drain(..) {
+        drain_pending(st, shared, conn);
+    }
+    st.deferred = waiting; // keeps its allocation
 }
 
 /// Sends a write's reply to its connection; true if the connection is still there.
@@ -306,6 +347,11 @@ fn reply_to_write(
     err: ErrorCode,
     body: &Response,
 ) -> bool {
+    debug_assert!(
+        !st.deferred.contains(&origin.conn),
+        "a reply would overtake reads waiting on connection {:#x}",
+        origin.conn
+    );
     let Some(conn) = st.conns.get_mut(&origin.conn) else {
         return false;
     };
@@ -852,21 +898,23 @@ async fn on_request(
                 None
             }
             Request::Sync { path } => {
-                push_write(conn, shared, xid, started);
+                let reads_waiting = push_write(conn, shared, xid, started);
                 Some(PipeMsg::Sync {
                     origin,
                     session_id,
                     path,
+                    reads_waiting,
                 })
             }
             req if req.is_write() => {
-                push_write(conn, shared, xid, started);
+                let reads_waiting = push_write(conn, shared, xid, started);
                 let auth = conn.auth.clone();
                 Some(PipeMsg::Write {
                     origin,
                     session_id,
                     req,
                     auth,
+                    reads_waiting,
                 })
             }
             req => {
@@ -886,9 +934,16 @@ async fn on_request(
     st.conns.get(&conn_id).is_some_and(|c| !c.closing)
 }
 
-fn push_write(conn: &mut Conn, shared: &Shared, xid: i32, started: Instant) {
+/// Queues a write or sync; returns whether reads are waiting behind an earlier one (the pipeline
+/// then keeps the tree version those reads need).
+fn push_write(conn: &mut Conn, shared: &Shared, xid: i32, started: Instant) -> bool {
+    let reads_waiting = conn
+        .pending
+        .iter()
+        .any(|p| !matches!(p, Pending::Write { .. }));
     conn.pending.push_back(Pending::Write { xid, started });
     shared.stats.outstanding.fetch_add(1, Relaxed);
+    reads_waiting
 }
 
 /// Waits while this connection, or the server as a whole, has `globalOutstandingLimit` requests

@@ -15,7 +15,8 @@ use ringkeeper_engine::session::SessionConfig;
 use ringkeeper_engine::snap::SnapSession;
 use ringkeeper_engine::tree::DataTree;
 use ringkeeper_engine::txn::Txn;
-use std::collections::VecDeque;
+use ringkeeper_engine::watch::ConnId;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
@@ -280,14 +281,19 @@ pub async fn run(
         let now = now_ms();
         let logged_before = pipeline.last_zxid();
         let mut fresh: Vec<Held> = Vec::new();
+        let mut round = Round {
+            fresh: &mut fresh,
+            conns: HashSet::new(),
+            now,
+        };
         match wake {
             Wake::Closed => return,
             Wake::Synced(z) => synced_zxid = synced_zxid.max(z),
             Wake::Msg(msg) => {
-                handle(&mut pipeline, &mut snapper, msg, now, &mut fresh);
+                handle(&mut pipeline, &mut snapper, msg, &mut round);
                 for _ in 1..BATCH_MSGS_MAX {
                     match rx.try_recv() {
-                        Ok(msg) => handle(&mut pipeline, &mut snapper, msg, now, &mut fresh),
+                        Ok(msg) => handle(&mut pipeline, &mut snapper, msg, &mut round),
                         Err(_) => break,
                     }
                 }
@@ -305,6 +311,14 @@ pub async fn run(
                     .into_iter()
                     .map(|c| Held::Publish(Entry::Commit(c))),
             );
+        }
+        if fresh
+            .iter()
+            .any(|h| matches!(h, Held::Publish(Entry::Commit(_) | Entry::SyncDone { .. })))
+        {
+            // One version per round: the reads queued behind this round's writes are answered
+            // from it (see front.rs).
+            fresh.push(Held::Publish(Entry::Flush(pipeline.version())));
         }
         if cfg!(debug_assertions) {
             pipeline.check_invariants();
@@ -337,13 +351,18 @@ pub async fn run(
             }
         }
         if !release.is_empty() {
-            // The version after the last released commit; with none released, the one published
-            // before. Never `pipeline.version()`: that one holds txns the log has not synced.
-            if let Some(v) = release.iter().rev().find_map(|e| match e {
-                Entry::Commit(c) => Some(c.version.clone()),
-                _ => None,
-            }) {
-                durable_version = v;
+            // The version at the end of the last released round; with none released, the one
+            // published before. Never `pipeline.version()`: that one holds txns the log has not
+            // synced. The log syncs whole rounds, so a released commit always comes with the
+            // flush that ends its round.
+            let last_commit = release.iter().rposition(|e| matches!(e, Entry::Commit(_)));
+            let last_flush = release.iter().rposition(|e| matches!(e, Entry::Flush(_)));
+            assert!(
+                last_commit <= last_flush,
+                "a released commit without the end of its round"
+            );
+            if let Some(Entry::Flush(v)) = last_flush.map(|i| &release[i]) {
+                durable_version = v.clone();
             }
             let version = durable_version.clone();
             publish_version(&fronts, release, version, &pipeline, &shared).await;
@@ -351,46 +370,70 @@ pub async fn run(
     }
 }
 
-fn handle(
-    pipeline: &mut Pipeline,
-    snapper: &mut Snapper,
-    msg: PipeMsg,
+/// What one round of the pipeline loop gathers: the entries it holds for the log, and the
+/// connections that wrote or synced in it.
+struct Round<'a> {
+    fresh: &'a mut Vec<Held>,
+    conns: HashSet<ConnId>,
     now: i64,
-    out: &mut Vec<Held>,
-) {
+}
+
+impl Round<'_> {
+    /// The version just before this write or sync, if its connection already wrote in this
+    /// round and has reads waiting behind that: those reads must not see this one.
+    fn version_before(
+        &mut self,
+        pipeline: &Pipeline,
+        conn: ConnId,
+        reads_waiting: bool,
+    ) -> Option<DataTree> {
+        let repeat = !self.conns.insert(conn);
+        (repeat && reads_waiting).then(|| pipeline.version())
+    }
+}
+
+fn handle(pipeline: &mut Pipeline, snapper: &mut Snapper, msg: PipeMsg, round: &mut Round) {
+    let now = round.now;
     match msg {
         PipeMsg::Connect { conn, req, reply } => {
             let (outcome, committed) = pipeline.connect(&req, now);
             if let Some(c) = committed {
-                out.push(Held::Publish(Entry::Commit(c)));
+                round.fresh.push(Held::Publish(Entry::Commit(c)));
             }
             if let ConnectOutcome::Accepted { session_id, .. } = outcome {
                 if req.session_id != 0 {
-                    out.push(Held::Publish(Entry::Resumed { session_id, conn }));
+                    round
+                        .fresh
+                        .push(Held::Publish(Entry::Resumed { session_id, conn }));
                 }
             }
-            out.push(Held::ConnectReply(reply, outcome));
+            round.fresh.push(Held::ConnectReply(reply, outcome));
         }
         PipeMsg::Write {
             origin,
             session_id,
             req,
             auth,
+            reads_waiting,
         } => {
-            out.push(Held::Publish(Entry::Commit(
-                pipeline.write(origin, session_id, &req, &auth, now),
-            )));
+            let before = round.version_before(pipeline, origin.conn, reads_waiting);
+            let mut c = pipeline.write(origin, session_id, &req, &auth, now);
+            c.version_before = before;
+            round.fresh.push(Held::Publish(Entry::Commit(c)));
         }
         PipeMsg::Sync {
             origin,
             session_id,
             path,
+            reads_waiting,
         } => {
+            let version_before = round.version_before(pipeline, origin.conn, reads_waiting);
             pipeline.touch(&[session_id], now);
-            out.push(Held::Publish(Entry::SyncDone {
+            round.fresh.push(Held::Publish(Entry::SyncDone {
                 origin,
                 path,
                 zxid: pipeline.last_zxid(),
+                version_before,
             }));
         }
         PipeMsg::Touch { sessions } => pipeline.touch(&sessions, now),

@@ -37,16 +37,19 @@ pub enum PipeMsg {
         req: ConnectRequest,
         reply: flume::Sender<ConnectOutcome>,
     },
+    /// `reads_waiting`: the connection has reads queued behind an earlier write or sync.
     Write {
         origin: Origin,
         session_id: i64,
         req: Request,
         auth: Vec<Id>,
+        reads_waiting: bool,
     },
     Sync {
         origin: Origin,
         session_id: i64,
         path: String,
+        reads_waiting: bool,
     },
     Touch {
         sessions: Vec<i64>,
@@ -89,17 +92,22 @@ pub struct Report {
 #[allow(clippy::large_enum_variant)]
 pub enum Entry {
     Commit(Committed),
-    /// A sync, answered once everything before it is applied.
+    /// A sync, answered once everything before it is applied. `version_before` as in
+    /// [`Committed`].
     SyncDone {
         origin: Origin,
         path: String,
         zxid: i64,
+        version_before: Option<DataTree>,
     },
     /// A session was resumed on `conn`: any other connection of it must close.
     Resumed {
         session_id: i64,
         conn: ConnId,
     },
+    /// The end of a pipeline round: the tree after it. Fronts move to it and answer the reads
+    /// that waited behind this round's writes and syncs.
+    Flush(DataTree),
 }
 
 /// What the pipeline publishes to every front core.

@@ -29,9 +29,11 @@ pub struct Committed {
     pub outcome: Outcome,
     pub triggers: Vec<Trigger>,
     pub origin: Option<Origin>,
-    /// The tree right after this txn (an O(1) clone): reads that a session queued behind this
-    /// write are answered from it, so they see this write and nothing committed after it.
-    pub version: DataTree,
+    /// The tree just before this txn, set by the runtime only when the writing connection has
+    /// reads waiting behind an earlier write of the same round: they are answered from it, so
+    /// they see that write and not this one. Taking a version is O(1), but every later change
+    /// then copies the paths it touches, so versions are taken only where a reader needs one.
+    pub version_before: Option<DataTree>,
 }
 
 /// The answer to a connect.
@@ -114,7 +116,7 @@ impl Pipeline {
             outcome,
             triggers,
             origin,
-            version: self.tree.clone(),
+            version_before: None,
         }
     }
 
@@ -269,7 +271,7 @@ impl Pipeline {
             outcome,
             triggers: applied.triggers,
             origin: Some(origin),
-            version: self.tree.clone(),
+            version_before: None,
         }
     }
 
