@@ -64,26 +64,22 @@ enum Held {
     ConnectReply(flume::Sender<ConnectOutcome>, ConnectOutcome),
 }
 
-/// Most txns one log batch (one fdatasync) takes.
-const LOG_BATCH_TXNS_MAX: usize = 4096;
+/// Most txns waiting for the log while a write is in flight. Past it, the pipeline stops taking
+/// messages (the fronts' sends then wait, and their connections stop reading) until the write
+/// completes. This bounds one log write (one fdatasync) to about this many txns.
+const PENDING_TXNS_MAX: usize = 8192;
 
-/// The log core's work, as a task queue of the pipeline executor: group commit. While one batch is
-/// being written and fdatasync'd, the next gathers in the channel; each sync acknowledges all of
-/// its batch. A write or sync error is final: the process exits without acknowledging anything
-/// more.
+/// The log core's work, as a task queue of the pipeline executor. The pipeline sends one batch
+/// at a time and gathers the next while this one is written and fdatasync'd (group commit); each
+/// sync acknowledges all of its batch. A write or sync error is final: the process exits without
+/// acknowledging anything more.
 async fn log_task(
     mut writer: LogWriter,
     rx: flume::Receiver<Vec<Txn>>,
     synced: flume::Sender<i64>,
     shared: Arc<Shared>,
 ) {
-    while let Ok(mut batch) = rx.recv_async().await {
-        while batch.len() < LOG_BATCH_TXNS_MAX {
-            match rx.try_recv() {
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
-            }
-        }
+    while let Ok(batch) = rx.recv_async().await {
         let last = batch.last().expect("batches are never empty").zxid;
         let started = std::time::Instant::now();
         if let Err(e) = writer.append(&batch).await {
@@ -258,12 +254,24 @@ pub async fn run(
     let mut synced_zxid = pipeline.last_zxid();
     let mut durable_version = pipeline.version();
     let mut held: VecDeque<(i64, Held)> = VecDeque::new();
+    // Txns wait here while a log write is in flight, then go down together as the next one.
+    let mut pending_txns: Vec<Txn> = Vec::new();
+    let mut log_busy = false;
+    // Since the last flush point: something fronts must flush for, and who wrote or synced.
+    let mut unflushed = false;
+    let mut span_conns: HashSet<ConnId> = HashSet::new();
     let mut next_tick = std::time::Instant::now() + tick;
     loop {
         let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+        let accepting = pending_txns.len() < PENDING_TXNS_MAX;
         let wake = futures_lite::future::or(
             futures_lite::future::or(
-                async { rx.recv_async().await.map(Wake::Msg).unwrap_or(Wake::Closed) },
+                async {
+                    if !accepting {
+                        return futures_lite::future::pending().await;
+                    }
+                    rx.recv_async().await.map(Wake::Msg).unwrap_or(Wake::Closed)
+                },
                 async {
                     synced_rx
                         .recv_async()
@@ -283,12 +291,15 @@ pub async fn run(
         let mut fresh: Vec<Held> = Vec::new();
         let mut round = Round {
             fresh: &mut fresh,
-            conns: HashSet::new(),
+            conns: &mut span_conns,
             now,
         };
         match wake {
             Wake::Closed => return,
-            Wake::Synced(z) => synced_zxid = synced_zxid.max(z),
+            Wake::Synced(z) => {
+                synced_zxid = synced_zxid.max(z);
+                log_busy = false;
+            }
             Wake::Msg(msg) => {
                 handle(&mut pipeline, &mut snapper, msg, &mut round);
                 for _ in 1..BATCH_MSGS_MAX {
@@ -302,6 +313,7 @@ pub async fn run(
         }
         while let Ok(z) = synced_rx.try_recv() {
             synced_zxid = synced_zxid.max(z);
+            log_busy = false;
         }
         if std::time::Instant::now() >= next_tick {
             next_tick = std::time::Instant::now() + tick;
@@ -312,33 +324,43 @@ pub async fn run(
                     .map(|c| Held::Publish(Entry::Commit(c))),
             );
         }
-        if fresh
-            .iter()
-            .any(|h| matches!(h, Held::Publish(Entry::Commit(_) | Entry::SyncDone { .. })))
-        {
-            // One version per round: the reads queued behind this round's writes are answered
-            // from it (see front.rs).
-            fresh.push(Held::Publish(Entry::Flush(pipeline.version())));
-        }
         if cfg!(debug_assertions) {
             pipeline.check_invariants();
         }
-        // Send this round's txns to the log, and hold everything until its zxid is durable.
-        let mut txns = Vec::new();
+        // Hold everything until its zxid is durable.
         let mut gate = logged_before;
         for item in fresh {
-            if let Held::Publish(Entry::Commit(c)) = &item {
-                gate = c.txn.zxid;
-                txns.push(c.txn.clone());
+            match &item {
+                Held::Publish(Entry::Commit(c)) => {
+                    gate = c.txn.zxid;
+                    pending_txns.push(c.txn.clone());
+                    unflushed = true;
+                }
+                Held::Publish(Entry::SyncDone { .. }) => unflushed = true,
+                _ => {}
             }
             held.push_back((gate, item));
         }
-        if !txns.is_empty() {
-            let n = txns.len();
-            if log_tx.send(txns).is_err() {
-                return;
+        // With the log idle, the waiting txns become the next log write (group commit: while
+        // one write and its fdatasync are in flight, the next gathers here), and the tree after
+        // them becomes a flush point. One version per log write, not per commit: taking a
+        // version is O(1), but every later change then copies the map paths it touches.
+        if unflushed && !log_busy {
+            held.push_back((
+                pipeline.last_zxid(),
+                Held::Publish(Entry::Flush(pipeline.version())),
+            ));
+            unflushed = false;
+            span_conns.clear();
+            if !pending_txns.is_empty() {
+                let txns = std::mem::take(&mut pending_txns);
+                let n = txns.len();
+                if log_tx.send(txns).is_err() {
+                    return;
+                }
+                log_busy = true;
+                snapper.logged(n, &pipeline);
             }
-            snapper.logged(n, &pipeline);
         }
         let mut release = Vec::new();
         while held.front().is_some_and(|(gate, _)| *gate <= synced_zxid) {
@@ -351,15 +373,15 @@ pub async fn run(
             }
         }
         if !release.is_empty() {
-            // The version at the end of the last released round; with none released, the one
+            // The version at the last released flush point; with none released, the one
             // published before. Never `pipeline.version()`: that one holds txns the log has not
-            // synced. The log syncs whole rounds, so a released commit always comes with the
-            // flush that ends its round.
+            // synced. Each log write ends with a flush point, so a released commit always comes
+            // with it.
             let last_commit = release.iter().rposition(|e| matches!(e, Entry::Commit(_)));
             let last_flush = release.iter().rposition(|e| matches!(e, Entry::Flush(_)));
             assert!(
                 last_commit <= last_flush,
-                "a released commit without the end of its round"
+                "a released commit without its flush point"
             );
             if let Some(Entry::Flush(v)) = last_flush.map(|i| &release[i]) {
                 durable_version = v.clone();
@@ -370,17 +392,17 @@ pub async fn run(
     }
 }
 
-/// What one round of the pipeline loop gathers: the entries it holds for the log, and the
-/// connections that wrote or synced in it.
+/// What one round of the pipeline loop gathers: the entries it holds for the log, and (since the
+/// last flush point) the connections that wrote or synced.
 struct Round<'a> {
     fresh: &'a mut Vec<Held>,
-    conns: HashSet<ConnId>,
+    conns: &'a mut HashSet<ConnId>,
     now: i64,
 }
 
 impl Round<'_> {
-    /// The version just before this write or sync, if its connection already wrote in this
-    /// round and has reads waiting behind that: those reads must not see this one.
+    /// The version just before this write or sync, if its connection already wrote since the
+    /// last flush point and has reads waiting behind that: those reads must not see this one.
     fn version_before(
         &mut self,
         pipeline: &Pipeline,
