@@ -38,7 +38,7 @@ const OUT_BYTES_MAX: usize = 64 << 20;
 /// Time a new connection has to send its connect request.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Bytes read from a socket at a time.
-const READ_CHUNK: usize = 64 << 10;
+const READ_CHUNK: usize = 16 << 10;
 
 enum Out {
     Frame(Vec<u8>),
@@ -589,12 +589,12 @@ async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiv
 async fn fill<R: futures_lite::AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut Vec<u8>,
+    chunk: &mut [u8],
     n: usize,
     close: &flume::Receiver<()>,
 ) -> bool {
-    let mut chunk = vec![0u8; READ_CHUNK];
     while buf.len() < n {
-        let read = futures_lite::future::or(async { Some(rd.read(&mut chunk).await) }, async {
+        let read = futures_lite::future::or(async { Some(rd.read(chunk).await) }, async {
             let _ = close.recv_async().await;
             None
         })
@@ -649,9 +649,11 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let (close_tx, close_rx) = flume::bounded::<()>(1);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // One read buffer per connection, reused for every read (not allocated and zeroed per read).
+    let mut chunk = vec![0u8; READ_CHUNK];
 
     // The first four bytes are either a four-letter word or a connect frame's length.
-    let got = futures_lite::future::or(fill(&mut rd, &mut buf, 4, &close_rx), async {
+    let got = futures_lite::future::or(fill(&mut rd, &mut buf, &mut chunk, 4, &close_rx), async {
         glommio::timer::sleep(CONNECT_WAIT).await;
         false
     })
@@ -668,7 +670,8 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         return;
     }
     let max = shared.cfg.jute_max_buffer;
-    let connect_frame = match read_frame(&mut rd, &mut buf, max, &close_rx, &peer).await {
+    let connect_frame = match read_frame(&mut rd, &mut buf, &mut chunk, max, &close_rx, &peer).await
+    {
         Some(f) => f,
         None => return,
     };
@@ -759,7 +762,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     shared.stats.alive_connections.fetch_add(1, Relaxed);
     tracing::debug!(%peer, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
 
-    while let Some(frame) = read_frame(&mut rd, &mut buf, max, &close_rx, &peer).await {
+    while let Some(frame) = read_frame(&mut rd, &mut buf, &mut chunk, max, &close_rx, &peer).await {
         if !on_request(&state, &shared, conn_id, session_id, &frame).await {
             break;
         }
@@ -810,6 +813,7 @@ fn write_connect_response(
 async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut Vec<u8>,
+    chunk: &mut [u8],
     frame_bytes_max: usize,
     close: &flume::Receiver<()>,
     peer: &SocketAddr,
@@ -827,7 +831,7 @@ async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
                 } else {
                     4 + i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
                 };
-                if !fill(rd, buf, need, close).await {
+                if !fill(rd, buf, chunk, need, close).await {
                     return None;
                 }
             }
