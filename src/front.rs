@@ -231,9 +231,9 @@ pub async fn run(
 
 /// Applies the committed stream to this core: watches, replies, version, waiting reads.
 ///
-/// Reads a connection queued behind a write wait for the next flush point: the end of the
-/// pipeline round (`Entry::Flush`), the end of the batch, or a later write or sync of the same
-/// connection in the round, which then carries the version just before it. They are answered
+/// Reads a connection queued behind a write wait for the next flush point: an `Entry::Flush`
+/// (one per log write), the end of the batch, or a later write or sync of the same connection
+/// before the next `Flush`, which then carries the version just before it. They are answered
 /// from that version, after the watch triggers of everything in it have fired, and before any
 /// later reply on their connection. So a read sees its session's earlier writes and none of its
 /// later ones, and a watch it sets fires only for changes it did not see.

@@ -105,8 +105,8 @@ pub enum Entry {
         session_id: i64,
         conn: ConnId,
     },
-    /// The end of a pipeline round: the tree after it. Fronts move to it and answer the reads
-    /// that waited behind this round's writes and syncs.
+    /// A flush point (one per log write): the tree after the entries before it. Fronts move to
+    /// it and answer the reads that waited behind those writes and syncs.
     Flush(DataTree),
 }
 
