@@ -34,39 +34,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "perf"))
 from compare import BIN, ZK_CP, ensure_tools, four_letter, free_port  # noqa: E402, F401
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
+from jute import W  # noqa: E402  (the tests' jute encoder)
+
 CREATE, MULTI, GET_DATA = 1, 14, 4
 OPEN_ACL = [(31, "world", "anyone")]
-
-
-class W:
-    def __init__(self):
-        self.b = bytearray()
-
-    def int(self, v):
-        self.b += struct.pack(">i", v)
-        return self
-
-    def long(self, v):
-        self.b += struct.pack(">q", v)
-        return self
-
-    def bool(self, v):
-        self.b += b"\1" if v else b"\0"
-        return self
-
-    def buf(self, v):
-        self.int(len(v))
-        self.b += v
-        return self
-
-    def str(self, v):
-        return self.buf(v.encode())
-
-    def acls(self, acls):
-        self.int(len(acls))
-        for perms, scheme, ident in acls:
-            self.int(perms).str(scheme).str(ident)
-        return self
 
 
 class Conn:

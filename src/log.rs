@@ -82,7 +82,8 @@ fn io_err(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+/// Makes a directory's entries (a create, rename or delete) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -291,12 +292,18 @@ pub fn log_dir(data_log_dir: &Path) -> PathBuf {
 
 /// Every segment in `dir` (`log.<first zxid>`), in zxid order.
 pub fn list_segments(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+    files_by_zxid(dir, "log.")
+}
+
+/// The files in `dir` named `<prefix><zxid as 16 hex digits>`, in zxid order (none if `dir` does
+/// not exist). Log segments and snapshots are both named this way.
+pub fn files_by_zxid(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut out: Vec<(i64, PathBuf)> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| {
                 let e = e.ok()?;
                 let name = e.file_name().into_string().ok()?;
-                let hex = name.strip_prefix("log.")?;
+                let hex = name.strip_prefix(prefix)?;
                 if hex.len() != 16 {
                     return None;
                 }

@@ -11,7 +11,7 @@
 //! The thread is not pinned and runs at nice +10: on a small machine it takes spare cycles from
 //! whichever core has them instead of owning one.
 
-use crate::log;
+use crate::log::{self, sync_dir};
 use crate::server::Shared;
 use bytes::Bytes;
 use ringkeeper_engine::snap::{self, Encoder, Loaded, SnapSession};
@@ -29,14 +29,6 @@ pub fn snap_dir(data_dir: &Path) -> PathBuf {
 
 pub fn snapshot_name(zxid: i64) -> String {
     format!("snapshot.{zxid:016x}")
-}
-
-fn parse_name(name: &str) -> Option<i64> {
-    let hex = name.strip_prefix("snapshot.")?;
-    if hex.len() != 16 {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok().map(|z| z as i64)
 }
 
 /// A snapshot to write.
@@ -59,23 +51,7 @@ pub struct Written {
 
 /// Every snapshot in `dir`, oldest first.
 pub fn list(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
-    let mut out: Vec<(i64, PathBuf)> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| {
-                let e = e.ok()?;
-                let zxid = parse_name(e.file_name().to_str()?)?;
-                Some((zxid, e.path()))
-            })
-            .collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e),
-    };
-    out.sort();
-    Ok(out)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    log::files_by_zxid(dir, "snapshot.")
 }
 
 /// Writes `job` into `dir`. `synced` reports the log's synced zxid; the snapshot only gets its
