@@ -248,3 +248,25 @@ def test_a_full_disk_stops_the_server_and_loses_nothing_acknowledged(server_fact
         assert get(c, path) == (0, data), f"acknowledged {path} lost"
     c.close()
     srv.stop()  # before the tmpfs goes away
+
+
+def test_a_separate_data_log_dir_holds_the_log_and_data_dir_the_snapshots(server_factory):
+    log_dir = tempfile.mkdtemp(prefix="rk-logdir-")
+    srv = server_factory(f"dataLogDir={log_dir}")
+    try:
+        c = jute.Conn(srv.port)
+        create(c, "/before", b"1")
+        assert "zxid" in four_letter(srv.port, "snap")
+        create(c, "/after", b"2")
+        c.close()
+        assert glob.glob(os.path.join(log_dir, "rk-log", "log.*")), "segments go to dataLogDir"
+        assert not os.path.exists(os.path.join(srv.data_dir(), "rk-log"))
+        assert len(snapshots(srv)) == 1, "snapshots go to dataDir"
+        srv.kill9_and_restart()
+        assert "snapshot loaded" in srv.read_log()
+        c = jute.Conn(srv.port)
+        assert get(c, "/before") == (0, b"1") and get(c, "/after") == (0, b"2")
+        c.close()
+    finally:
+        srv.stop()
+        subprocess.run(["rm", "-rf", log_dir])
