@@ -4,11 +4,12 @@
 //! Ordering rules, as ZooKeeper's:
 //! - A connection's requests are answered in order: a read that arrives while the same
 //!   connection has a write (or sync) in flight waits in that connection's `pending` queue and is
-//!   answered right after the write's reply, from a version that includes the write.
-//! - For each committed txn this core first fires its watches, then moves to the tree version
-//!   right after that txn, replies to its own write, and answers the reads that connection queued
-//!   behind it. So a queued read sees its session's earlier writes and none of its later ones, and
-//!   a watch event always precedes any later response on its connection.
+//!   answered after the write's reply, from a version that includes the write.
+//! - For each committed txn this core first fires its watches, then replies to its own write.
+//!   Reads queued behind that write are answered at the next flush point of the stream (see
+//!   `apply_batches`), after the watches of everything in that version have fired. So a queued
+//!   read sees its session's earlier writes and none of its later ones, and a watch event always
+//!   precedes any later response on its connection.
 
 use crate::fourlw;
 use crate::pipeline_core::now_ms;
@@ -899,6 +900,27 @@ async fn on_request(
         match req {
             Request::Check { .. } | Request::Unknown(_) => {
                 queue_or_answer(st, shared, conn_id, xid, opcode, Ok(req), started);
+                None
+            }
+            // ZooKeeper adds an identity when the auth packet arrives, so writes sent after it use
+            // it even while earlier requests are in flight. The reply keeps its place in order. A
+            // failed auth is answered in order too, and then closes the connection.
+            Request::Auth {
+                ref scheme,
+                ref auth,
+                ..
+            } if add_auth(conn, shared, scheme, auth) => {
+                let mut frame = Vec::new();
+                encode_reply(
+                    &mut frame,
+                    ReplyHeader {
+                        xid,
+                        zxid: 0,
+                        err: ErrorCode::Ok,
+                    },
+                    &Response::Empty,
+                );
+                queue_or_answer(st, shared, conn_id, xid, opcode, Err(frame), started);
                 None
             }
             Request::Sync { path } => {

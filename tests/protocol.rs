@@ -943,6 +943,38 @@ fn interleaved_pipelined_writes_and_reads_keep_session_order() {
 }
 
 #[test]
+fn addauth_applies_to_writes_sent_after_it_while_earlier_ones_are_in_flight() {
+    let srv = Server::start("");
+    let mut owner = RawClient::connect(&srv.addr(), 4000).unwrap();
+    let only_u = [Acl::new(31, "digest", &digest_id("u:pw"))];
+    let mut ev = Vec::new();
+    assert!(create_with(&mut owner, "/p", b"", 0, &only_u, &mut ev).is_ok());
+    let mut c = RawClient::connect(&srv.addr(), 4000).unwrap();
+    // Sent back to back: the auth arrives while the create is still in flight.
+    let sent = [
+        c.send(op::CREATE, |w| {
+            w.ustring("/x").buffer(b"");
+            encode_acls(w, &Acl::open_unsafe());
+            w.int(0);
+        })
+        .unwrap(),
+        c.send(op::AUTH, |w| {
+            w.int(0).ustring("digest").buffer(b"u:pw");
+        })
+        .unwrap(),
+        c.send(op::SET_DATA, |w| {
+            w.ustring("/p").buffer(b"v").int(-1);
+        })
+        .unwrap(),
+    ];
+    for xid in sent {
+        let r = c.read_reply().unwrap();
+        assert_eq!(r.xid, xid, "replies in request order");
+        assert!(r.is_ok(), "xid {xid}: {r:?}");
+    }
+}
+
+#[test]
 fn a_second_server_on_a_taken_port_refuses_to_start() {
     let srv = Server::start("");
     let (code, err) = run_with_config(&format!(

@@ -30,7 +30,7 @@ pub struct Committed {
     pub triggers: Vec<Trigger>,
     pub origin: Option<Origin>,
     /// The tree just before this txn, set by the runtime only when the writing connection has
-    /// reads waiting behind an earlier write of the same round: they are answered from it, so
+    /// reads waiting behind an earlier write since the last flush point: they are answered from it, so
     /// they see that write and not this one. Taking a version is O(1), but every later change
     /// then copies the paths it touches, so versions are taken only where a reader needs one.
     pub version_before: Option<DataTree>,
