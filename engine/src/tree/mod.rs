@@ -445,21 +445,7 @@ impl DataTree {
             children: Children::new(),
         };
         let stat = node.stat();
-        match NodeKind::of_owner(owner, true) {
-            NodeKind::Persistent => {}
-            NodeKind::Container => {
-                self.containers.insert(key.clone());
-            }
-            NodeKind::Ttl(_) => {
-                self.ttls.insert(key.clone());
-            }
-            NodeKind::Ephemeral(session) => {
-                self.ephemerals
-                    .entry(session)
-                    .or_default()
-                    .insert(key.clone());
-            }
-        }
+        self.index(&key, owner);
         self.nodes.insert(key.clone(), Arc::new(node));
         triggers.push(Trigger {
             kind: TriggerKind::Created,
@@ -472,6 +458,25 @@ impl DataTree {
             acl: parent_acl,
         });
         stat
+    }
+
+    /// Adds a new node's path to the container, TTL or ephemeral index its owner puts it in.
+    fn index(&mut self, path: &Arc<str>, owner: i64) {
+        match NodeKind::of_owner(owner, true) {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.insert(path.clone());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(path.clone());
+            }
+            NodeKind::Ephemeral(session) => {
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(path.clone());
+            }
+        }
     }
 
     fn delete(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) {
@@ -595,21 +600,7 @@ impl Restorer {
     /// Adds one node; gives the path back if it was already there.
     pub fn insert(&mut self, path: Arc<str>, node: Arc<Node>) -> Result<(), Arc<str>> {
         let t = &mut self.tree;
-        match NodeKind::of_owner(node.ephemeral_owner, true) {
-            NodeKind::Persistent => {}
-            NodeKind::Container => {
-                t.containers.insert(path.clone());
-            }
-            NodeKind::Ttl(_) => {
-                t.ttls.insert(path.clone());
-            }
-            NodeKind::Ephemeral(session) => {
-                t.ephemerals
-                    .entry(session)
-                    .or_default()
-                    .insert(path.clone());
-            }
-        }
+        t.index(&path, node.ephemeral_owner);
         match t.nodes.insert(path.clone(), node) {
             None => Ok(()),
             Some(_) => Err(path),
