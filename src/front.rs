@@ -15,7 +15,7 @@ use crate::fourlw;
 use crate::pipeline_core::now_ms;
 use crate::server::{Batch, ConnInfo, Control, Entry, PipeMsg, Shared};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 use ringkeeper_engine::pipeline::{ConnectOutcome, Origin};
 use ringkeeper_engine::proto::{
     encode_notification, encode_reply, frame, opcode as op, perms, ConnectRequest, ConnectResponse,
@@ -190,6 +190,7 @@ pub async fn run(
     shared: Arc<Shared>,
     batches: flume::Receiver<Batch>,
     controls: flume::Receiver<Control>,
+    listener: std::net::TcpListener,
 ) {
     let Ok(first) = batches.recv_async().await else {
         return;
@@ -209,13 +210,7 @@ pub async fn run(
     glommio::spawn_local(answer_controls(state.clone(), controls)).detach();
     glommio::spawn_local(flush_touches(state.clone(), shared.clone())).detach();
     let addr = shared.cfg.client_addr();
-    let listener = match TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%addr, error = %e, "cannot listen on the client port");
-            std::process::exit(1);
-        }
-    };
+    let listener = crate::net::into_glommio(listener);
     tracing::info!(front = id, %addr, "serving clients");
     loop {
         match listener.accept().await {

@@ -48,7 +48,7 @@ const SPARE_NAME: &str = "log.next.tmp";
 /// fdatasync into a growing file also writes metadata and costs an order of magnitude more, so
 /// appends must never grow the file.
 async fn zero_filled(path: &Path, segment_bytes: u64) -> io::Result<DmaFile> {
-    let file = DmaFile::create(path).await.map_err(io_err)?;
+    let file = crate::files::create_dma_file(path).await?;
     let mut pos = 0u64;
     while pos < segment_bytes {
         let n = ZERO_CHUNK_BYTES.min((segment_bytes - pos) as usize);
@@ -99,9 +99,9 @@ impl LogWriter {
             segment_bytes as usize >= wal::HEADER_BYTES * 2,
             "segment of {segment_bytes} bytes"
         );
-        std::fs::create_dir_all(dir)?;
+        crate::files::create_dirs(dir)?;
         let path = dir.join(segment_name(first_zxid));
-        let file = DmaFile::create(&path).await.map_err(io_err)?;
+        let file = crate::files::create_dma_file(&path).await?;
         let align = file.alignment() as usize;
         assert!(
             wal::HEADER_BYTES.is_multiple_of(align),

@@ -3,9 +3,11 @@
 #![deny(unsafe_code)] // allowed only where a comment says why it is sound (snapshot.rs)
 
 mod config;
+mod files;
 mod fourlw;
 mod front;
 mod log;
+mod net;
 mod pipeline_core;
 mod server;
 mod snapshot;
@@ -64,16 +66,30 @@ enum Command {
 fn session_secret(data_dir: &std::path::Path) -> Result<u64, String> {
     let path = data_dir.join("rk-session-secret");
     match std::fs::read_to_string(&path) {
-        Ok(text) => u64::from_str_radix(text.trim(), 16)
-            .map_err(|_| format!("{} is not a hex number", path.display())),
+        Ok(text) => {
+            let secret = u64::from_str_radix(text.trim(), 16)
+                .map_err(|_| format!("{} is not a hex number", path.display()))?;
+            match files::restrict_secret(&path) {
+                Ok(true) => tracing::warn!(path = %path.display(),
+                    "the session-password key was readable by others; its mode is now 0600"),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot restrict {} to mode 0600: {e}",
+                        path.display()
+                    ))
+                }
+            }
+            Ok(secret)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)
+            files::create_dirs(data_dir)
                 .map_err(|e| format!("cannot create dataDir {}: {e}", data_dir.display()))?;
             let secret: u64 = rand::random();
             let tmp = data_dir.join("rk-session-secret.tmp");
             let write = || -> std::io::Result<()> {
                 use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
+                let mut f = files::create_file(&tmp, files::SECRET_FILE_MODE)?;
                 writeln!(f, "{secret:016x}")?;
                 f.sync_all()?;
                 std::fs::rename(&tmp, &path)?;
@@ -83,28 +99,6 @@ fn session_secret(data_dir: &std::path::Path) -> Result<u64, String> {
             Ok(secret)
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
-}
-
-/// True if something keeps accepting TCP connections at `addr` (an unspecified address is
-/// probed on loopback) for 5 s. A server that was just killed can keep its listening socket for a
-/// moment (its io_uring ring is torn down after the process exits), so one answer is not enough.
-fn listener_alive(addr: std::net::SocketAddr) -> bool {
-    let mut probe = addr;
-    if probe.ip().is_unspecified() {
-        probe.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if std::net::TcpStream::connect_timeout(&probe, std::time::Duration::from_millis(500))
-            .is_err()
-        {
-            return false;
-        }
-        if std::time::Instant::now() >= deadline {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
@@ -195,14 +189,21 @@ fn main() {
                 }
             };
             let addr = cfg.client_addr();
-            // glommio listens with SO_REUSEPORT, so a second Ringkeeper on the same port would
-            // silently share it. Refuse to start if anything already accepts connections there.
-            // (A plain bind cannot tell: the TIME_WAIT sockets a previous run leaves behind
-            // block it, though the port is free.)
-            if listener_alive(addr) {
-                eprintln!("ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): another server is listening there");
-                std::process::exit(1);
-            }
+            // Bound before recovery, so a taken port fails fast. SO_REUSEADDR (as ZooKeeper sets
+            // it) lets this succeed over the TIME_WAIT sockets of a server that just stopped.
+            let listener = match net::bind_client_port(addr, net::BIND_RETRY_MAX) {
+                Ok(l) => l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    eprintln!("ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): another server is listening there");
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "ringkeeper: cannot listen on {addr} (clientPortAddress/clientPort): {e}"
+                    );
+                    std::process::exit(1);
+                }
+            };
             let online = std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1);
@@ -226,7 +227,7 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            if let Err(e) = server::run(cfg, cores, !no_pin, start) {
+            if let Err(e) = server::run(cfg, cores, !no_pin, start, listener) {
                 eprintln!("ringkeeper: {e:#}");
                 std::process::exit(1);
             }

@@ -185,7 +185,13 @@ fn spawn_err(e: glommio::GlommioError<()>) -> anyhow::Error {
 }
 
 /// Starts every executor and blocks until they end (they end only on a fatal error).
-pub fn run(cfg: Config, cores: usize, pin: bool, start: Start) -> anyhow::Result<()> {
+pub fn run(
+    cfg: Config,
+    cores: usize,
+    pin: bool,
+    start: Start,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<()> {
     let map = CoreMap::for_cores(cores);
     let (to_pipeline, pipe_rx) = flume::bounded::<PipeMsg>(PIPE_QUEUE_MAX);
     let mut batch_txs = Vec::new();
@@ -244,7 +250,7 @@ pub fn run(cfg: Config, cores: usize, pin: bool, start: Start) -> anyhow::Result
                     .expect("pipeline queue")
                     .detach();
                     let f = glommio::spawn_local_into(
-                        front::run(0, shared, batch_rx, control_rx),
+                        front::run(0, shared, batch_rx, control_rx, listener),
                         front_tq,
                     )
                     .expect("front queue");
@@ -269,10 +275,13 @@ pub fn run(cfg: Config, cores: usize, pin: bool, start: Start) -> anyhow::Result
             .zip(batch_rxs.into_iter().zip(control_rxs))
         {
             let s = shared.clone();
+            let listener = listener
+                .try_clone()
+                .map_err(|e| anyhow::anyhow!("cannot share the client port's socket: {e}"))?;
             handles.push(
                 LocalExecutorBuilder::new(placement(core))
                     .name(&format!("rk-front{i}"))
-                    .spawn(move || front::run(i, s, batch_rx, control_rx))
+                    .spawn(move || front::run(i, s, batch_rx, control_rx, listener))
                     .map_err(spawn_err)?,
             );
         }

@@ -59,11 +59,11 @@ pub fn list(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
 pub fn write(dir: &Path, job: &Job, synced: impl Fn() -> i64) -> io::Result<Written> {
     let started = Instant::now();
     let zxid = job.tree.last_zxid();
-    std::fs::create_dir_all(dir)?;
+    crate::files::create_dirs(dir)?;
     let path = dir.join(snapshot_name(zxid));
     let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
     let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
+        let file = crate::files::create_file(&tmp, crate::files::DATA_FILE_MODE)?;
         let mut out = io::BufWriter::with_capacity(4 << 20, &file);
         out.write_all(&[0u8; snap::HEADER_BYTES])?;
         let mut enc = Encoder::new(&job.tree);

@@ -14,7 +14,6 @@ pub enum DecodeError {
     /// A length prefix was negative (other than null) or larger than what remains.
     BadLength { field: &'static str, len: i32 },
     /// A string was not UTF-8.
-    BadUtf8 { field: &'static str },
     /// A value outside its domain (e.g. an unknown watch mode).
     BadValue { field: &'static str, value: i64 },
 }
@@ -26,7 +25,6 @@ impl std::fmt::Display for DecodeError {
             DecodeError::BadLength { field, len } => {
                 write!(f, "bad length {len} for field {field}")
             }
-            DecodeError::BadUtf8 { field } => write!(f, "field {field} is not UTF-8"),
             DecodeError::BadValue { field, value } => {
                 write!(f, "bad value {value} for field {field}")
             }
@@ -116,13 +114,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A ustring; null decodes as empty.
+    /// A ustring; null decodes as empty. Bytes that are not UTF-8 become U+FFFD, as Java's
+    /// decoder (`new String(bytes, UTF_8)`) turns them, so such a path is refused by path
+    /// validation (BADARGUMENTS) or simply not found, as in ZooKeeper, rather than failing to
+    /// decode.
     pub fn ustring(&mut self, field: &'static str) -> Result<String, DecodeError> {
         match self.len(field, 1)? {
             None => Ok(String::new()),
             Some(n) => {
                 let raw = self.take(n, field)?;
-                String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::BadUtf8 { field })
+                Ok(String::from_utf8_lossy(raw).into_owned())
             }
         }
     }
@@ -256,6 +257,15 @@ mod tests {
         let mut r = Reader::new(&out);
         assert_eq!(r.ustring("s").unwrap(), "");
         assert_eq!(r.buffer_opt("b").unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_utf8_becomes_replacement_characters_as_in_java() {
+        let mut out = Vec::new();
+        Writer::new(&mut out).buffer(b"/a\xffb\xed\xa0\x80");
+        let s = Reader::new(&out).ustring("path").unwrap();
+        assert!(s.starts_with("/a\u{FFFD}b"), "{s:?}");
+        assert!(s.ends_with('\u{FFFD}'), "{s:?}");
     }
 
     #[test]

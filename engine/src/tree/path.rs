@@ -38,7 +38,10 @@ pub fn validate(path: &str, sequential: bool) -> Result<(), BadPath> {
             return Err(BadPath("relative paths not allowed"));
         }
         let u = c as u32;
-        if (0x1..=0x1f).contains(&u)
+        // Java validates the UTF-16 form: a character outside the BMP is a surrogate pair
+        // there, inside the refused range 0xd800..=0xf8ff.
+        if u > 0xffff
+            || (0x1..=0x1f).contains(&u)
             || (0x7f..=0x9f).contains(&u)
             || (0xd800..=0xf8ff).contains(&u)
             || (0xfff0..=0xffff).contains(&u)
@@ -88,11 +91,40 @@ mod tests {
 
     #[test]
     fn validate_matches_zookeeper_rules() {
-        for good in ["/", "/a", "/a/b", "/a.b", "/..a", "/a/.b", "/zookeeper"] {
+        for good in [
+            "/",
+            "/a",
+            "/a/b",
+            "/a.b",
+            "/..a",
+            "/a/.b",
+            "/zookeeper",
+            "/\u{A0}",
+            "/\u{D7FF}",
+            "/\u{F900}",
+            "/\u{FFEF}",
+            "/\u{4E2D}",
+        ] {
             assert_eq!(validate(good, false), Ok(()), "{good}");
         }
         for bad in [
-            "", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\0b", "/a\u{1}",
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a\0b",
+            "/a\u{1}",
+            "/\u{1F600}",
+            "/a/\u{10000}",
+            "/\u{10FFFF}",
+            "/\u{80}",
+            "/\u{E000}",
+            "/\u{FFFD}",
         ] {
             assert!(validate(bad, false).is_err(), "{bad:?}");
         }
