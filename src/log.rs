@@ -429,7 +429,7 @@ mod tests {
             cxid: zxid as i32,
             op: TxnOp::SetData {
                 path: format!("/k{zxid}"),
-                data: vec![b'v'; size].into(),
+                data: Some(vec![b'v'; size].into()),
                 version: 1,
             },
         }

@@ -305,7 +305,8 @@ pub fn spawn(shared: Arc<Shared>) -> flume::Sender<Job> {
 }
 
 /// `ringkeeper inspect snapshot FILE`: the header, every node in preorder with its Stat and data
-/// size (as ZooKeeper's SnapshotFormatter prints them), and the sessions, after checking every
+/// size (as ZooKeeper's SnapshotFormatter prints them, plus `data = null` for null data), and the
+/// sessions, after checking every
 /// checksum. Output is streamed, so a large snapshot can be piped through `head` (a reader that
 /// goes away ends the listing quietly).
 pub fn inspect(path: &Path, out: &mut dyn Write) -> Result<(), String> {
@@ -336,6 +337,10 @@ fn list_nodes(loaded: &Loaded, path: &Path, out: &mut dyn Write) -> io::Result<(
             s.czxid, s.ctime, s.mzxid, s.mtime, s.pzxid, s.cversion, s.version, s.aversion,
             node.ephemeral_owner, s.data_length, s.num_children
         )?;
+        if node.data.is_none() {
+            // ZooKeeper keeps null data apart from empty; Stat shows both as length 0.
+            writeln!(out, "  data = null")?;
+        }
         for child in node.children.iter().rev() {
             stack.push(ringkeeper_engine::tree::path::join(&p, child));
         }

@@ -27,7 +27,7 @@ fn apply(c: &mut Criterion) {
             for i in 0..10_000i64 {
                 let op = TxnOp::Create {
                     path: format!("/n{i}"),
-                    data: Bytes::from_static(&[1; 100]),
+                    data: Some(Bytes::from_static(&[1; 100])),
                     acl: acl.clone(),
                     ephemeral_owner: 0,
                     parent_cversion: i as i32 + 1,

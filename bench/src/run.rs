@@ -128,7 +128,7 @@ pub fn setup(args: &BenchArgs, layout: &Layout) -> Result<(), String> {
             let req = Request::Create(ringkeeper_engine::proto::CreateRequest {
                 opcode: ringkeeper_engine::proto::opcode::CREATE,
                 path: path.clone(),
-                data: value.clone(),
+                data: Some(value.clone()),
                 acl: ringkeeper_engine::proto::Acl::open_unsafe(),
                 flags: 0,
                 ttl: -1,

@@ -319,7 +319,7 @@ pub async fn watch_writer(
         board.sent.store(k, Relaxed);
         let write = Request::SetData {
             path: node.clone(),
-            data: k.to_string().into_bytes().into(),
+            data: Some(k.to_string().into_bytes().into()),
             version: -1,
         };
         let (err, _) = c.call(&write, &control).await?;

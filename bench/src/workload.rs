@@ -174,7 +174,7 @@ fn create(path: String, data: Bytes) -> Request {
     Request::Create(CreateRequest {
         opcode: op::CREATE,
         path,
-        data,
+        data: Some(data),
         acl: Acl::open_unsafe(),
         flags: 0,
         ttl: -1,
@@ -249,7 +249,7 @@ impl SessionGen {
         Request::Create(CreateRequest {
             opcode: op::CREATE,
             path: format!("{parent}/n-"),
-            data: self.value.clone(),
+            data: Some(self.value.clone()),
             acl: Acl::open_unsafe(),
             flags: 3,
             ttl: -1,
@@ -273,7 +273,7 @@ impl SessionGen {
             },
             OpKind::Set => Request::SetData {
                 path: self.random_key(),
-                data: self.value.clone(),
+                data: Some(self.value.clone()),
                 version: -1,
             },
             OpKind::Children => Request::GetChildren {

@@ -119,7 +119,7 @@ mod tests {
                 cxid: 1,
                 op: crate::txn::TxnOp::Create {
                     path: path.to_string(),
-                    data: bytes::Bytes::from_static(b"data"),
+                    data: Some(bytes::Bytes::from_static(b"data")),
                     acl: open.clone(),
                     ephemeral_owner: if *path == "/c" { 0x77 } else { 0 },
                     parent_cversion: 1,

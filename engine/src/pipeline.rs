@@ -380,7 +380,7 @@ mod tests {
         Request::Create(CreateRequest {
             opcode,
             path: path.into(),
-            data: Bytes::new(),
+            data: Some(Bytes::new()),
             acl: Acl::open_unsafe(),
             flags,
             ttl: -1,

@@ -313,7 +313,7 @@ mod tests {
         Request::Create(CreateRequest {
             opcode: op::CREATE,
             path: path.to_string(),
-            data: Bytes::from_static(b"d"),
+            data: Some(Bytes::from_static(b"d")),
             acl: Acl::open_unsafe(),
             flags,
             ttl: -1,
@@ -465,7 +465,7 @@ mod tests {
             &mut t,
             &Request::SetData {
                 path: "/p/c".into(),
-                data: Bytes::from_static(b"xyz"),
+                data: Some(Bytes::from_static(b"xyz")),
                 version: 0,
             },
             3,
@@ -513,7 +513,7 @@ mod tests {
         let req = Request::Create(CreateRequest {
             opcode: op::CREATE_TTL,
             path: "/t".into(),
-            data: Bytes::new(),
+            data: Some(Bytes::new()),
             acl: Acl::open_unsafe(),
             flags: 5,
             ttl: 100,

@@ -2,7 +2,7 @@
 //! `FinalRequestProcessor` for non-txn requests), registering watches in that core's table.
 
 use crate::proto::event;
-use crate::proto::{perms, ErrorCode, Id, MultiResult, Request, Response, SetWatches, Stat};
+use crate::proto::{perms, Data, ErrorCode, Id, MultiResult, Request, Response, SetWatches, Stat};
 use crate::tree::{acl, DataTree};
 use crate::watch::{ConnId, WatchTable, WatcherType};
 
@@ -144,7 +144,7 @@ fn get_data(
     path: &str,
     watch: bool,
     ctx: &ReadContext,
-) -> Result<(bytes::Bytes, Stat), ErrorCode> {
+) -> Result<(Data, Stat), ErrorCode> {
     valid(path)?;
     let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::READ, ctx.auth)?;
@@ -241,7 +241,7 @@ mod tests {
         let mut t = DataTree::new();
         let op = TxnOp::Create {
             path: path.into(),
-            data: bytes::Bytes::from_static(b"d"),
+            data: Some(bytes::Bytes::from_static(b"d")),
             acl: Arc::new(acl),
             ephemeral_owner: 0,
             parent_cversion: 1,

@@ -2,8 +2,7 @@
 //! (with its zxid, time, sequence suffix and ephemeral owner fixed); apply replays it on any tree
 //! with the same result. Failed writes become [`TxnOp::Error`] and still consume a zxid.
 
-use crate::proto::{Acl, ErrorCode};
-use bytes::Bytes;
+use crate::proto::{Acl, Data, ErrorCode};
 use std::sync::Arc;
 
 /// `ephemeralOwner` of a container node (ZooKeeper's `EphemeralType.CONTAINER`).
@@ -52,7 +51,8 @@ pub enum TxnOp {
     Create {
         /// The final path, sequence suffix included.
         path: String,
-        data: Bytes,
+        /// `None` is null data, kept apart from empty.
+        data: Data,
         acl: Arc<Vec<Acl>>,
         ephemeral_owner: i64,
         /// The parent's cversion after this create.
@@ -65,7 +65,7 @@ pub enum TxnOp {
     },
     SetData {
         path: String,
-        data: Bytes,
+        data: Data,
         version: i32,
     },
     SetAcl {

@@ -184,6 +184,14 @@ impl<'a, B: BufMut> Writer<'a, B> {
         self
     }
 
+    /// A buffer that may be null: `None` is written as length -1.
+    pub fn buffer_opt(&mut self, v: Option<&[u8]>) -> &mut Self {
+        match v {
+            Some(v) => self.buffer(v),
+            None => self.null(),
+        }
+    }
+
     pub fn null(&mut self) -> &mut Self {
         self.buf.put_i32(-1);
         self

@@ -7,6 +7,15 @@ use super::opcode as op;
 use super::ErrorCode;
 use bytes::{BufMut, Bytes};
 
+/// Znode data as ZooKeeper keeps it: `None` is null (a buffer of length -1 on the wire), which
+/// ZooKeeper stores and returns apart from empty data.
+pub type Data = Option<Bytes>;
+
+/// Bytes of data, as Stat's `dataLength` counts them (null counts 0).
+pub fn data_len(data: &Data) -> usize {
+    data.as_ref().map_or(0, |d| d.len())
+}
+
 /// A znode's metadata, in wire order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stat {
@@ -232,7 +241,7 @@ impl ReplyHeader {
 pub struct CreateRequest {
     pub opcode: i32,
     pub path: String,
-    pub data: Bytes,
+    pub data: Data,
     pub acl: Vec<Acl>,
     pub flags: i32,
     pub ttl: i64,
@@ -267,7 +276,7 @@ pub enum Request {
     },
     SetData {
         path: String,
-        data: Bytes,
+        data: Data,
         version: i32,
     },
     GetAcl {
@@ -337,7 +346,7 @@ impl Request {
         Ok(match opcode {
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
                 let path = r.ustring("path")?;
-                let data = r.buffer("data")?;
+                let data = r.buffer_opt("data")?;
                 let acl = decode_acls(r)?;
                 let flags = r.int("flags")?;
                 let ttl = if opcode == op::CREATE_TTL {
@@ -368,7 +377,7 @@ impl Request {
             },
             op::SET_DATA => Request::SetData {
                 path: r.ustring("path")?,
-                data: r.buffer("data")?,
+                data: r.buffer_opt("data")?,
                 version: r.int("version")?,
             },
             op::GET_ACL => Request::GetAcl {
@@ -526,7 +535,7 @@ impl Request {
         };
         match self {
             Request::Create(c) => {
-                w.ustring(&c.path).buffer(&c.data);
+                w.ustring(&c.path).buffer_opt(c.data.as_deref());
                 encode_acls(w, &c.acl);
                 w.int(c.flags);
                 if c.opcode == op::CREATE_TTL {
@@ -547,7 +556,7 @@ impl Request {
                 data,
                 version,
             } => {
-                w.ustring(path).buffer(data).int(*version);
+                w.ustring(path).buffer_opt(data.as_deref()).int(*version);
             }
             Request::GetAcl { path }
             | Request::Sync { path }
@@ -635,7 +644,7 @@ pub enum MultiResult {
     SetData(Stat),
     Check,
     GetData {
-        data: Bytes,
+        data: Data,
         stat: Stat,
     },
     GetChildren(Vec<String>),
@@ -672,7 +681,7 @@ pub enum Response {
     /// exists, setData, setACL.
     Stat(Stat),
     GetData {
-        data: Bytes,
+        data: Data,
         stat: Stat,
     },
     GetAcl {
@@ -708,7 +717,7 @@ impl Response {
             }
             Response::Stat(stat) => stat.encode(w),
             Response::GetData { data, stat } => {
-                w.buffer(data);
+                w.buffer_opt(data.as_deref());
                 stat.encode(w);
             }
             Response::GetAcl { acl, stat } => {
@@ -756,7 +765,7 @@ fn encode_multi<B: BufMut>(w: &mut Writer<B>, results: &[MultiResult]) {
             MultiResult::Delete | MultiResult::Check => {}
             MultiResult::SetData(stat) => stat.encode(w),
             MultiResult::GetData { data, stat } => {
-                w.buffer(data);
+                w.buffer_opt(data.as_deref());
                 stat.encode(w);
             }
             MultiResult::GetChildren(children) => {
@@ -842,14 +851,39 @@ mod tests {
     }
 
     #[test]
+    fn null_data_is_kept_apart_from_empty_in_both_directions() {
+        let mut body = Vec::new();
+        Writer::new(&mut body).ustring("/n").null().int(-1);
+        assert_eq!(
+            Request::decode(op::SET_DATA, &body).unwrap(),
+            Request::SetData {
+                path: "/n".into(),
+                data: None,
+                version: -1
+            }
+        );
+        let encode = |data: Data| {
+            let mut out = Vec::new();
+            Response::GetData {
+                data,
+                stat: Stat::default(),
+            }
+            .encode(&mut Writer::new(&mut out));
+            out
+        };
+        assert_eq!(encode(None)[..4], (-1i32).to_be_bytes());
+        assert_eq!(encode(Some(Bytes::new()))[..4], 0i32.to_be_bytes());
+    }
+
+    #[test]
     fn create_and_create_ttl_decode() {
         let body = encode_create(op::CREATE, "/a", None);
         let Request::Create(c) = Request::decode(op::CREATE, &body).unwrap() else {
             panic!()
         };
         assert_eq!(
-            (c.path.as_str(), &c.data[..], c.acl.len(), c.ttl),
-            ("/a", &b"v"[..], 1, -1)
+            (c.path.as_str(), c.data.as_deref(), c.acl.len(), c.ttl),
+            ("/a", Some(&b"v"[..]), 1, -1)
         );
         let body = encode_create(op::CREATE_TTL, "/t", Some(500));
         let Request::Create(c) = Request::decode(op::CREATE_TTL, &body).unwrap() else {
@@ -942,7 +976,7 @@ mod tests {
             Request::Create(CreateRequest {
                 opcode,
                 path: "/a".into(),
-                data: Bytes::from_static(b"d"),
+                data: (opcode != op::CREATE2).then(|| Bytes::from_static(b"d")),
                 acl: acl.clone(),
                 flags: 0,
                 ttl,
@@ -967,8 +1001,13 @@ mod tests {
             },
             Request::SetData {
                 path: "/a".into(),
-                data: Bytes::from_static(b"x"),
+                data: Some(Bytes::from_static(b"x")),
                 version: -1,
+            },
+            Request::SetData {
+                path: "/a".into(),
+                data: None,
+                version: 2,
             },
             Request::GetAcl { path: "/a".into() },
             Request::SetAcl {

@@ -23,7 +23,10 @@ use rkyv::rancor;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub const MAGIC: &[u8; 8] = b"RKSNAPv1";
+/// The magic of the format written now. Version 2 added null data (`SnapNode::data` is an
+/// `Option`); version 1 files are still read (their nodes all have data).
+pub const MAGIC: &[u8; 8] = b"RKSNAPv2";
+pub const MAGIC_V1: &[u8; 8] = b"RKSNAPv1";
 pub const HEADER_BYTES: usize = 64;
 /// Frames start at multiples of this, so archives are aligned for zero-copy access.
 pub const FRAME_ALIGN: usize = 16;
@@ -41,7 +44,8 @@ const KIND_META: u32 = 2;
 pub struct SnapNode {
     /// The last path component; empty for `/`.
     pub name: String,
-    pub data: Vec<u8>,
+    /// `None` is null data.
+    pub data: Option<Vec<u8>>,
     /// Index into the meta frame's ACL table.
     pub acl: u32,
     pub czxid: i64,
@@ -59,6 +63,86 @@ pub struct SnapNode {
 #[derive(rkyv::Archive, rkyv::Serialize, Debug)]
 pub struct NodeChunk {
     pub nodes: Vec<SnapNode>,
+}
+
+/// A node as format version 1 archived it: data could not be null.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug)]
+pub struct SnapNodeV1 {
+    pub name: String,
+    pub data: Vec<u8>,
+    pub acl: u32,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub num_children: u32,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, Debug)]
+pub struct NodeChunkV1 {
+    pub nodes: Vec<SnapNodeV1>,
+}
+
+/// One archived node's fields, whichever format version archived it.
+struct NodeFields<'a> {
+    name: &'a str,
+    data: Option<&'a [u8]>,
+    acl: u32,
+    czxid: i64,
+    mzxid: i64,
+    ctime: i64,
+    mtime: i64,
+    ephemeral_owner: i64,
+    pzxid: i64,
+    version: i32,
+    cversion: i32,
+    aversion: i32,
+    num_children: u32,
+}
+
+impl ArchivedSnapNode {
+    fn fields(&self) -> NodeFields<'_> {
+        NodeFields {
+            name: self.name.as_str(),
+            data: self.data.as_ref().map(|d| d.as_slice()),
+            acl: self.acl.to_native(),
+            czxid: self.czxid.to_native(),
+            mzxid: self.mzxid.to_native(),
+            ctime: self.ctime.to_native(),
+            mtime: self.mtime.to_native(),
+            ephemeral_owner: self.ephemeral_owner.to_native(),
+            pzxid: self.pzxid.to_native(),
+            version: self.version.to_native(),
+            cversion: self.cversion.to_native(),
+            aversion: self.aversion.to_native(),
+            num_children: self.num_children.to_native(),
+        }
+    }
+}
+
+impl ArchivedSnapNodeV1 {
+    fn fields(&self) -> NodeFields<'_> {
+        NodeFields {
+            name: self.name.as_str(),
+            data: Some(self.data.as_slice()),
+            acl: self.acl.to_native(),
+            czxid: self.czxid.to_native(),
+            mzxid: self.mzxid.to_native(),
+            ctime: self.ctime.to_native(),
+            mtime: self.mtime.to_native(),
+            ephemeral_owner: self.ephemeral_owner.to_native(),
+            pzxid: self.pzxid.to_native(),
+            version: self.version.to_native(),
+            cversion: self.cversion.to_native(),
+            aversion: self.aversion.to_native(),
+            num_children: self.num_children.to_native(),
+        }
+    }
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize, Debug)]
@@ -85,6 +169,8 @@ pub struct Meta {
 /// The fixed header at offset 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// Format version: 2 (written now) or 1.
+    pub version: u8,
     pub last_zxid: i64,
     pub node_count: u64,
     pub chunk_count: u32,
@@ -95,7 +181,10 @@ pub struct Header {
 impl Header {
     pub fn encode(&self) -> [u8; HEADER_BYTES] {
         let mut b = [0u8; HEADER_BYTES];
-        b[0..8].copy_from_slice(MAGIC);
+        b[0..8].copy_from_slice(match self.version {
+            1 => MAGIC_V1,
+            _ => MAGIC,
+        });
         b[8..16].copy_from_slice(&self.last_zxid.to_le_bytes());
         b[16..24].copy_from_slice(&self.node_count.to_le_bytes());
         b[24..28].copy_from_slice(&self.chunk_count.to_le_bytes());
@@ -113,15 +202,18 @@ impl Header {
                 format!("{} bytes, shorter than the header", b.len()),
             ));
         }
-        if &b[0..8] != MAGIC {
-            return Err(SnapError::at(0, "not a Ringkeeper snapshot (bad magic)"));
-        }
+        let version = match &b[0..8] {
+            m if m == MAGIC => 2,
+            m if m == MAGIC_V1 => 1,
+            _ => return Err(SnapError::at(0, "not a Ringkeeper snapshot (bad magic)")),
+        };
         let crc = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
         if crc != crc32c::crc32c(&b[..60]) {
             return Err(SnapError::at(0, "header checksum mismatch"));
         }
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
         Ok(Header {
+            version,
             last_zxid: u64_at(8) as i64,
             node_count: u64_at(16),
             chunk_count: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")),
@@ -237,7 +329,7 @@ impl<'t> Encoder<'t> {
                 } else {
                     path::name(&p).to_string()
                 },
-                data: node.data.to_vec(),
+                data: node.data.as_ref().map(|d| d.to_vec()),
                 acl: self.acl_index(&node.acl),
                 czxid: node.czxid,
                 mzxid: node.mzxid,
@@ -283,6 +375,7 @@ impl<'t> Encoder<'t> {
         let archive = rkyv::to_bytes::<rancor::Error>(&meta).expect("archiving the meta frame");
         let framed = frame(KIND_META, &archive);
         let header = Header {
+            version: 2,
             last_zxid: meta.last_zxid,
             node_count: self.node_count,
             chunk_count: self.chunk_count,
@@ -338,6 +431,7 @@ pub fn file_with_node_payload(node_count: u64, payload: &[u8]) -> Vec<u8> {
     );
     let meta_offset = (HEADER_BYTES + nodes.len()) as u64;
     let header = Header {
+        version: 2,
         last_zxid: 5,
         node_count,
         chunk_count: 1,
@@ -518,10 +612,19 @@ impl<'f> NodeReader<'f> {
                 format!("frame kind {kind}, expected nodes"),
             ));
         }
-        let chunk = access::<ArchivedNodeChunk>(&payload, offset)?;
-        let mut done = Vec::with_capacity(chunk.nodes.len());
-        for n in chunk.nodes.iter() {
-            self.node(n, offset, &mut done)?;
+        let mut done = Vec::new();
+        if self.header.version == 1 {
+            let chunk = access::<ArchivedNodeChunkV1>(&payload, offset)?;
+            done.reserve(chunk.nodes.len());
+            for n in chunk.nodes.iter() {
+                self.node(n.fields(), offset, &mut done)?;
+            }
+        } else {
+            let chunk = access::<ArchivedNodeChunk>(&payload, offset)?;
+            done.reserve(chunk.nodes.len());
+            for n in chunk.nodes.iter() {
+                self.node(n.fields(), offset, &mut done)?;
+            }
         }
         self.offset = next;
         self.frames_read += 1;
@@ -533,11 +636,11 @@ impl<'f> NodeReader<'f> {
 
     fn node(
         &mut self,
-        n: &ArchivedSnapNode,
+        n: NodeFields<'_>,
         offset: u64,
         done: &mut Vec<(Arc<str>, Arc<Node>)>,
     ) -> Result<(), SnapError> {
-        let name = n.name.as_str();
+        let name = n.name;
         let path: Arc<str> = match self.open.last_mut() {
             None if self.seen == 0 && name.is_empty() => Arc::from(ROOT),
             None => return Err(SnapError::at(offset, "node outside the tree")),
@@ -558,10 +661,8 @@ impl<'f> NodeReader<'f> {
                 Arc::from(self.path_buf.as_str())
             }
         };
-        let owner = n.ephemeral_owner.to_native();
-        if n.num_children.to_native() > 0
-            && matches!(NodeKind::of_owner(owner, true), NodeKind::Ephemeral(_))
-        {
+        let owner = n.ephemeral_owner;
+        if n.num_children > 0 && matches!(NodeKind::of_owner(owner, true), NodeKind::Ephemeral(_)) {
             return Err(SnapError::at(
                 offset,
                 format!("ephemeral {path} has children"),
@@ -569,26 +670,26 @@ impl<'f> NodeReader<'f> {
         }
         let acl = self
             .acls
-            .get(n.acl.to_native() as usize)
-            .ok_or_else(|| SnapError::at(offset, format!("{path}: no ACL {}", n.acl.to_native())))?
+            .get(n.acl as usize)
+            .ok_or_else(|| SnapError::at(offset, format!("{path}: no ACL {}", n.acl)))?
             .clone();
         self.open.push(Open {
             path,
             node: Node {
-                data: self.file.slice_ref(n.data.as_slice()),
+                data: n.data.map(|d| self.file.slice_ref(d)),
                 acl,
-                czxid: n.czxid.to_native(),
-                mzxid: n.mzxid.to_native(),
-                ctime: n.ctime.to_native(),
-                mtime: n.mtime.to_native(),
-                version: n.version.to_native(),
-                cversion: n.cversion.to_native(),
-                aversion: n.aversion.to_native(),
+                czxid: n.czxid,
+                mzxid: n.mzxid,
+                ctime: n.ctime,
+                mtime: n.mtime,
+                version: n.version,
+                cversion: n.cversion,
+                aversion: n.aversion,
                 ephemeral_owner: owner,
-                pzxid: n.pzxid.to_native(),
+                pzxid: n.pzxid,
                 children: Children::new(),
             },
-            children_left: n.num_children.to_native(),
+            children_left: n.num_children,
         });
         self.seen += 1;
         while self.open.last().is_some_and(|o| o.children_left == 0) {

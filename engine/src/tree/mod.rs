@@ -12,9 +12,8 @@
 pub mod acl;
 pub mod path;
 
-use crate::proto::{Acl, ErrorCode, Stat};
+use crate::proto::{data_len, Acl, Data, ErrorCode, Stat};
 use crate::txn::{NodeKind, Txn, TxnOp, CONTAINER_OWNER};
-use bytes::Bytes;
 use std::sync::Arc;
 
 pub type ChildSet = imbl::OrdSet<Arc<str>>;
@@ -79,7 +78,9 @@ type NodeMap = imbl::GenericHashMap<
 /// use the stored value.
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub data: Bytes,
+    /// `None` is null data (ZooKeeper keeps it apart from empty); `Option<Bytes>` is no larger
+    /// than `Bytes`.
+    pub data: Data,
     pub acl: Arc<Vec<Acl>>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -96,7 +97,7 @@ pub struct Node {
 impl Node {
     fn empty(acl: Arc<Vec<Acl>>) -> Node {
         Node {
-            data: Bytes::new(),
+            data: Some(bytes::Bytes::new()),
             acl,
             czxid: 0,
             mzxid: 0,
@@ -127,11 +128,16 @@ impl Node {
                 NodeKind::Ephemeral(owner) => owner,
                 _ => 0,
             },
-            data_length: self.data.len() as i32,
+            data_length: data_len(&self.data) as i32,
             num_children: self.children.len() as i32,
             pzxid: self.pzxid,
         }
     }
+}
+
+/// A node's share of `zk_approximate_data_size`: its path and data bytes.
+fn node_bytes(path: &str, node: &Node) -> u64 {
+    (path.len() + data_len(&node.data)) as u64
 }
 
 /// What kind of change a trigger reports.
@@ -182,6 +188,9 @@ pub struct DataTree {
     containers: ChildSet,
     ttls: ChildSet,
     last_zxid: i64,
+    /// Sum of path and data bytes over all nodes, kept as nodes change (ZooKeeper's
+    /// `nodeDataSize`), so `mntr` never walks the tree.
+    data_bytes: u64,
 }
 
 pub const ROOT: &str = "/";
@@ -218,6 +227,10 @@ impl DataTree {
             containers: ChildSet::new(),
             ttls: ChildSet::new(),
             last_zxid: 0,
+            data_bytes: [ROOT, ZOOKEEPER, QUOTA, CONFIG]
+                .iter()
+                .map(|p| p.len() as u64)
+                .sum(),
         }
     }
 
@@ -260,12 +273,14 @@ impl DataTree {
         self.ttls.iter()
     }
 
-    /// Total data bytes (for `mntr`'s zk_approximate_data_size).
+    /// Path and data bytes over all nodes (`mntr`'s zk_approximate_data_size), in O(1).
     pub fn approximate_data_size(&self) -> u64 {
-        self.nodes
-            .iter()
-            .map(|(p, n)| (p.len() + n.data.len()) as u64)
-            .sum()
+        self.data_bytes
+    }
+
+    /// The same sum, walked: what [`approximate_data_size`](Self::approximate_data_size) must equal.
+    fn walked_data_size(&self) -> u64 {
+        self.nodes.iter().map(|(p, n)| node_bytes(p, n)).sum()
     }
 
     /// Number of nodes below `path` (not counting it).
@@ -362,12 +377,14 @@ impl DataTree {
                 version,
             } => {
                 let node = self.node_mut(path);
+                let before = data_len(&node.data) as u64;
                 node.data = data.clone();
                 node.version = *version;
                 node.mzxid = txn.zxid;
                 node.mtime = txn.time_ms;
                 let stat = node.stat();
                 let acl = node.acl.clone();
+                self.data_bytes = self.data_bytes + data_len(data) as u64 - before;
                 triggers.push(Trigger {
                     kind: TriggerKind::DataChanged,
                     path: Arc::from(path.as_str()),
@@ -409,7 +426,7 @@ impl DataTree {
     fn create(
         &mut self,
         path: &str,
-        data: Bytes,
+        data: Data,
         acl: Arc<Vec<Acl>>,
         owner: i64,
         parent_cversion: i32,
@@ -446,6 +463,7 @@ impl DataTree {
         };
         let stat = node.stat();
         self.index(&key, owner);
+        self.data_bytes += node_bytes(&key, &node);
         self.nodes.insert(key.clone(), Arc::new(node));
         triggers.push(Trigger {
             kind: TriggerKind::Created,
@@ -489,6 +507,7 @@ impl DataTree {
             node.children.is_empty(),
             "apply: delete of non-empty {path}"
         );
+        self.data_bytes -= node_bytes(path, &node);
         let parent_path = path::parent(path);
         let parent = self.node_mut(parent_path);
         assert!(
@@ -562,6 +581,11 @@ impl DataTree {
                 NodeKind::Persistent => {}
             }
         }
+        assert_eq!(
+            self.data_bytes,
+            self.walked_data_size(),
+            "running data size"
+        );
         for (_, set) in self.ephemerals.iter() {
             assert!(!set.is_empty(), "empty ephemeral set kept");
             for p in set.iter() {
@@ -593,6 +617,7 @@ impl Restorer {
                 containers: ChildSet::new(),
                 ttls: ChildSet::new(),
                 last_zxid: 0,
+                data_bytes: 0,
             },
         }
     }
@@ -601,6 +626,7 @@ impl Restorer {
     pub fn insert(&mut self, path: Arc<str>, node: Arc<Node>) -> Result<(), Arc<str>> {
         let t = &mut self.tree;
         t.index(&path, node.ephemeral_owner);
+        t.data_bytes += node_bytes(&path, &node);
         match t.nodes.insert(path.clone(), node) {
             None => Ok(()),
             Some(_) => Err(path),

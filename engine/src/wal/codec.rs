@@ -41,7 +41,7 @@ fn encode_op(w: &mut Writer<Vec<u8>>, op: &TxnOp) {
             opcode,
         } => {
             tag(w, CREATE);
-            w.ustring(path).buffer(data);
+            w.ustring(path).buffer_opt(data.as_deref());
             encode_acls(w, acl);
             w.long(*ephemeral_owner).int(*parent_cversion).int(*opcode);
         }
@@ -55,7 +55,7 @@ fn encode_op(w: &mut Writer<Vec<u8>>, op: &TxnOp) {
             version,
         } => {
             tag(w, SET_DATA);
-            w.ustring(path).buffer(data).int(*version);
+            w.ustring(path).buffer_opt(data.as_deref()).int(*version);
         }
         TxnOp::SetAcl {
             path,
@@ -134,7 +134,7 @@ fn decode_op(r: &mut Reader, depth: u32) -> Result<TxnOp, DecodeError> {
         CLOSE_SESSION => TxnOp::CloseSession,
         CREATE => TxnOp::Create {
             path: r.ustring("path")?,
-            data: r.buffer("data")?,
+            data: r.buffer_opt("data")?,
             acl: decode_acl_list(r)?,
             ephemeral_owner: r.long("ephemeralOwner")?,
             parent_cversion: r.int("parentCVersion")?,
@@ -145,7 +145,7 @@ fn decode_op(r: &mut Reader, depth: u32) -> Result<TxnOp, DecodeError> {
         },
         SET_DATA => TxnOp::SetData {
             path: r.ustring("path")?,
-            data: r.buffer("data")?,
+            data: r.buffer_opt("data")?,
             version: r.int("version")?,
         },
         SET_ACL => TxnOp::SetAcl {

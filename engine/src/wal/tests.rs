@@ -12,7 +12,7 @@ fn sample_ops() -> Vec<TxnOp> {
     ]);
     let create = TxnOp::Create {
         path: "/a/n-0000000001".into(),
-        data: Bytes::from_static(b"hello"),
+        data: Some(Bytes::from_static(b"hello")),
         acl: acl.clone(),
         ephemeral_owner: 0x1000_0000_0000_0001,
         parent_cversion: 2,
@@ -25,7 +25,7 @@ fn sample_ops() -> Vec<TxnOp> {
         TxnOp::Delete { path: "/a".into() },
         TxnOp::SetData {
             path: "/a".into(),
-            data: Bytes::from(vec![7u8; 300]),
+            data: Some(Bytes::from(vec![7u8; 300])),
             version: 4,
         },
         TxnOp::SetAcl {
@@ -33,9 +33,27 @@ fn sample_ops() -> Vec<TxnOp> {
             acl,
             aversion: 1,
         },
+        TxnOp::SetData {
+            path: "/a".into(),
+            data: None,
+            version: 5,
+        },
+        TxnOp::SetData {
+            path: "/a".into(),
+            data: Some(Bytes::new()),
+            version: 6,
+        },
         TxnOp::Check { path: "/c".into() },
         TxnOp::Error(ErrorCode::NodeExists),
         TxnOp::Multi(vec![
+            TxnOp::Create {
+                path: "/a/null".into(),
+                data: None,
+                acl: Arc::new(Acl::open_unsafe()),
+                ephemeral_owner: 0,
+                parent_cversion: 3,
+                opcode: op::CREATE,
+            },
             create,
             TxnOp::Error(ErrorCode::Ok),
             TxnOp::Error(ErrorCode::RuntimeInconsistency),
