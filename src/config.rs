@@ -14,7 +14,8 @@ dataDir=./ringkeeper-data
 clientPort=2181
 clientPortAddress=127.0.0.1
 maxClientCnxns=60
-4lw.commands.whitelist=*
+# Words that reveal no data, paths or session ids; ZooKeeper's own default enables only srvr.
+4lw.commands.whitelist=ruok, srvr, mntr, conf, isro, dirs
 ";
 
 /// Every four-letter word this server knows.
@@ -53,6 +54,24 @@ pub struct Config {
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval`, in hours; 0 turns purging off.
     pub purge_interval_hours: u64,
+    /// `nio.sessionlessCnxnTimeout` (ZooKeeper's): a new connection must finish its handshake
+    /// (connect request, or a four-letter word and its answer) within this.
+    pub connect_timeout_ms: u64,
+    /// `ringkeeper.connectRequestMaxBytes`: largest connect request frame.
+    pub connect_request_bytes_max: usize,
+    /// `ringkeeper.clientOutputPauseBytes`: a connection reads no further request while it has
+    /// more than this unsent.
+    pub client_out_pause_bytes: usize,
+    /// `ringkeeper.clientOutputMaxBytes`: a connection with more than this unsent is closed.
+    pub client_out_bytes_max: usize,
+    /// `ringkeeper.clientWriteStallMs`: a connection whose output makes no progress for this
+    /// long is closed; 0 means its session timeout.
+    pub client_write_stall_ms: u64,
+    /// `ringkeeper.serverOutputBudgetBytes`: unsent bytes over all connections; past it, the
+    /// connection holding the most is closed.
+    pub server_out_budget_bytes: usize,
+    /// `admin.rateLimiterIntervalInMS` (ZooKeeper's): least time between two `snap` words.
+    pub snap_interval_ms: u64,
     /// Where this configuration came from (a path, or "embedded default").
     pub source: String,
 }
@@ -98,6 +117,13 @@ fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
     value
         .parse::<T>()
         .map_err(|_| err(key, format!("'{value}' is not a valid number")))
+}
+
+fn positive(key: &str, value: &str) -> Result<u64, ConfigError> {
+    match num::<u64>(key, value)? {
+        0 => Err(err(key, "must be positive")),
+        v => Ok(v),
+    }
 }
 
 fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -157,6 +183,13 @@ impl Config {
             snap_count: 100_000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
+            connect_timeout_ms: 10_000,
+            connect_request_bytes_max: 4096,
+            client_out_pause_bytes: 256 << 10,
+            client_out_bytes_max: 32 << 20,
+            client_write_stall_ms: 0,
+            server_out_budget_bytes: 256 << 20,
+            snap_interval_ms: 300_000,
             source: source.to_string(),
         };
         let mut data_log_dir = None;
@@ -237,6 +270,21 @@ impl Config {
                     }
                 }
                 "autopurge.purgeInterval" => c.purge_interval_hours = num(k, value)?,
+                "nio.sessionlessCnxnTimeout" => c.connect_timeout_ms = positive(k, value)?,
+                "ringkeeper.connectRequestMaxBytes" => {
+                    c.connect_request_bytes_max = positive(k, value)? as usize
+                }
+                "ringkeeper.clientOutputPauseBytes" => {
+                    c.client_out_pause_bytes = positive(k, value)? as usize
+                }
+                "ringkeeper.clientOutputMaxBytes" => {
+                    c.client_out_bytes_max = positive(k, value)? as usize
+                }
+                "ringkeeper.clientWriteStallMs" => c.client_write_stall_ms = num(k, value)?,
+                "ringkeeper.serverOutputBudgetBytes" => {
+                    c.server_out_budget_bytes = positive(k, value)? as usize
+                }
+                "admin.rateLimiterIntervalInMS" => c.snap_interval_ms = num(k, value)?,
                 "initLimit" | "syncLimit" => {
                     // Ensemble timing: checked now, used once ensembles exist.
                     num::<i64>(k, value)?;
@@ -281,6 +329,12 @@ impl Config {
         }
         if c.global_outstanding_limit == 0 {
             return Err(err("globalOutstandingLimit", "must be positive"));
+        }
+        if c.client_out_pause_bytes > c.client_out_bytes_max {
+            return Err(err(
+                "ringkeeper.clientOutputPauseBytes",
+                "must not be greater than ringkeeper.clientOutputMaxBytes",
+            ));
         }
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         Ok(c)
@@ -327,7 +381,15 @@ mod tests {
     fn embedded_default_serves_loopback_2181() {
         let c = Config::embedded_default();
         assert_eq!(c.client_addr().to_string(), "127.0.0.1:2181");
-        assert!(c.four_letter_allowed("mntr"));
+        for safe in ["ruok", "srvr", "mntr", "conf", "isro", "dirs"] {
+            assert!(c.four_letter_allowed(safe), "{safe}");
+        }
+        // Paths, session ids and client addresses, or disk writes on demand.
+        for revealing in [
+            "dump", "wchp", "wchc", "wchs", "cons", "stat", "envi", "snap", "crst",
+        ] {
+            assert!(!c.four_letter_allowed(revealing), "{revealing}");
+        }
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
             out
         }
         "dump" => {
-            let r = report(shared).await;
+            let r = report(shared, true).await;
             let mut out = format!(
                 "SessionTracker dump:\n{}ephemeral nodes dump:\n{}Connections dump:\n",
                 r.sessions, r.ephemerals
@@ -129,8 +129,16 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
             )
         }
         // Ringkeeper's own (ZooKeeper offers this as the admin server's `snapshot` command):
-        // takes a snapshot now and answers once it is on disk.
+        // takes a snapshot now and answers once it is on disk. One at a time (the pipeline
+        // answers "busy" while one is written), and rate limited as ZooKeeper limits its
+        // command, so the port cannot be used to fill the disk.
         "snap" => {
+            if let Err(wait_ms) = take_snap_turn(shared) {
+                return format!(
+                    "snap refused: at most one per admin.rateLimiterIntervalInMS ({} ms); try again in {wait_ms} ms\n",
+                    shared.cfg.snap_interval_ms
+                );
+            }
             let (tx, rx) = flume::bounded(1);
             if shared
                 .to_pipeline
@@ -146,6 +154,21 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
         }
         _ => format!("{word} is not executed because it is not in the whitelist.\n"),
     }
+}
+
+/// Claims the `snap` word's turn, or says how many ms until the next one.
+fn take_snap_turn(shared: &Shared) -> Result<(), u64> {
+    let interval = std::time::Duration::from_millis(shared.cfg.snap_interval_ms);
+    let mut last = shared.snap_word_last.lock().expect("snap word lock");
+    let now = std::time::Instant::now();
+    if let Some(at) = *last {
+        let since = now.duration_since(at);
+        if since < interval {
+            return Err((interval - since).as_millis() as u64);
+        }
+    }
+    *last = Some(now);
+    Ok(())
 }
 
 /// Bytes of the files directly in `dir` (0 if it does not exist).
@@ -213,11 +236,11 @@ async fn watches(shared: &Shared) -> Vec<(String, i64)> {
     all
 }
 
-async fn report(shared: &Shared) -> Report {
+async fn report(shared: &Shared, dump: bool) -> Report {
     let (tx, rx) = flume::bounded(1);
     if shared
         .to_pipeline
-        .send_async(PipeMsg::Report { reply: tx })
+        .send_async(PipeMsg::Report { dump, reply: tx })
         .await
         .is_err()
     {
@@ -337,7 +360,7 @@ fn fd_counts() -> (u64, u64) {
 }
 
 async fn mntr(shared: &Shared) -> String {
-    let r = report(shared).await;
+    let r = report(shared, false).await;
     let s = &shared.stats;
     let (min, avg, max) = s.latency();
     let (open_fds, max_fds) = fd_counts();
@@ -373,7 +396,12 @@ async fn mntr(shared: &Shared) -> String {
     line("local_sessions", "0".into());
     line("uptime", shared.started.elapsed().as_millis().to_string());
     line("max_latency", max.to_string());
-    // Ringkeeper's own: the group commit's fdatasyncs and the txns they made durable.
+    // Ringkeeper's own: connections its front-end limits closed, and the group commit's
+    // fdatasyncs and the txns they made durable.
+    line(
+        "rk_connections_closed_by_limits",
+        s.connections_closed_by_limits.load(Relaxed).to_string(),
+    );
     line("rk_log_fsync_count", s.log_syncs.load(Relaxed).to_string());
     line(
         "rk_log_synced_txns",

@@ -10,20 +10,27 @@
 //!   `apply_batches`), after the watches of everything in that version have fired. So a queued
 //!   read sees its session's earlier writes and none of its later ones, and a watch event always
 //!   precedes any later response on its connection.
+//! - A read whose answer takes a walk (getAllChildrenNumber below the root) reserves its place in
+//!   the connection's output and is counted a slice at a time by a task of its own, so no client
+//!   can stall the core; everything the connection is sent meanwhile waits behind that place.
+//!
+//! Socket IO and the per-connection limits live in `conn.rs`; this core adds the server-wide
+//! budget for unsent bytes (`enforce_budget`).
 
+use crate::conn::{self, OutLimits, Outbox, Refused, Ticket, READ_CHUNK};
 use crate::fourlw;
 use crate::pipeline_core::now_ms;
 use crate::server::{Batch, ConnInfo, Control, Entry, PipeMsg, Shared};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use ringkeeper_engine::pipeline::{ConnectOutcome, Origin};
 use ringkeeper_engine::proto::{
-    encode_notification, encode_reply, frame, opcode as op, perms, ConnectRequest, ConnectResponse,
+    encode_notification, encode_reply, opcode as op, perms, ConnectRequest, ConnectResponse,
     ErrorCode, Id, Reader, ReplyHeader, Request, Response,
 };
 use ringkeeper_engine::read::{self, ReadContext};
 use ringkeeper_engine::reply::write_reply;
-use ringkeeper_engine::tree::{acl, DataTree};
+use ringkeeper_engine::tree::{acl, DataTree, DescendantWalk};
 use ringkeeper_engine::txn::TxnOp;
 use ringkeeper_engine::watch::{ConnId, Fired, WatchTable};
 use std::cell::{Cell, RefCell};
@@ -33,18 +40,6 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Bytes queued for a connection that does not read before it is closed.
-const OUT_BYTES_MAX: usize = 64 << 20;
-/// Time a new connection has to send its connect request.
-const CONNECT_WAIT: Duration = Duration::from_secs(10);
-/// Bytes read from a socket at a time.
-const READ_CHUNK: usize = 16 << 10;
-
-enum Out {
-    Frame(Vec<u8>),
-    Close,
-}
 
 /// A request waiting behind its connection's in-flight write.
 enum Pending {
@@ -87,38 +82,48 @@ struct Conn {
     timeout_ms: i32,
     established_ms: i64,
     auth: Vec<Id>,
-    out: flume::Sender<Out>,
-    out_bytes: Rc<Cell<usize>>,
-    close_reader: flume::Sender<()>,
+    outbox: Rc<Outbox>,
     pending: VecDeque<Pending>,
-    closing: bool,
     stats: ConnStats,
 }
 
+/// What an abort for unread output says.
+const OUTPUT_FULL: &str = "its client left more than ringkeeper.clientOutputMaxBytes unread";
+/// What an abort for the server-wide budget says.
+const OVER_BUDGET: &str = "the server's unsent output passed ringkeeper.serverOutputBudgetBytes and this connection held the most of it";
+/// Most sessions' identities (addauth) one connection may hold: every write carries them, and
+/// ACL checks and `auth` ACL expansion take time in proportion to them.
+const AUTH_IDS_MAX: usize = 32;
+/// Nodes a getAllChildrenNumber walk counts between chances for other connections to run.
+const WALK_SLICE_NODES: usize = 2048;
+
 impl Conn {
+    /// Queues a frame. A client that leaves too much unread loses the connection, and what was
+    /// queued for it.
     fn send(&mut self, frame: Vec<u8>) {
-        if self.closing {
-            return;
+        match self.outbox.push(frame) {
+            Ok(()) => self.stats.sent += 1,
+            Err(Refused::Closed) => {}
+            Err(Refused::Full) => self.outbox.abort(Some(OUTPUT_FULL)),
         }
-        let queued = self.out_bytes.get() + frame.len();
-        if queued > OUT_BYTES_MAX {
-            tracing::warn!(peer = %self.peer, session = format_args!("0x{:x}", self.session_id), queued,
-                "client is not reading its replies; closing the connection");
-            self.close();
-            return;
+    }
+
+    /// Puts a reply computed in steps in the place it reserved.
+    fn fill(&mut self, ticket: Ticket, frame: Vec<u8>) {
+        match self.outbox.fill(ticket, frame) {
+            Ok(()) => self.stats.sent += 1,
+            Err(Refused::Closed) => {}
+            Err(Refused::Full) => self.outbox.abort(Some(OUTPUT_FULL)),
         }
-        self.out_bytes.set(queued);
-        self.stats.sent += 1;
-        let _ = self.out.try_send(Out::Frame(frame));
     }
 
     /// Flushes what is queued, then closes the socket.
     fn close(&mut self) {
-        if !self.closing {
-            self.closing = true;
-            let _ = self.out.try_send(Out::Close);
-            let _ = self.close_reader.try_send(());
-        }
+        self.outbox.close();
+    }
+
+    fn closing(&self) -> bool {
+        !self.outbox.is_open()
     }
 
     fn record(&mut self, opcode: i32, xid: i32, zxid: i64, started: Instant, shared: &Shared) {
@@ -178,6 +183,23 @@ struct FrontState {
     fired: Vec<Fired>,
     /// Connections whose reads wait for the next flush point of the committed stream.
     deferred: Vec<ConnId>,
+    /// Unsent bytes over all this core's connections, and this core's share of the server-wide
+    /// budget for them.
+    unsent: Rc<Cell<usize>>,
+    budget_bytes: usize,
+    /// getAllChildrenNumber walks to run (see `run_walks`).
+    walks: flume::Sender<Walk>,
+}
+
+/// A getAllChildrenNumber being counted in slices, over the tree version the read saw.
+struct Walk {
+    conn: ConnId,
+    ticket: Ticket,
+    xid: i32,
+    opcode: i32,
+    started: Instant,
+    version: DataTree,
+    walk: DescendantWalk,
 }
 
 /// Connection ids carry their front core in the top 16 bits.
@@ -195,6 +217,7 @@ pub async fn run(
     let Ok(first) = batches.recv_async().await else {
         return;
     };
+    let (walks, walks_rx) = flume::unbounded();
     let state = Rc::new(RefCell::new(FrontState {
         id,
         tree: first.version,
@@ -205,8 +228,12 @@ pub async fn run(
         next_conn: 1,
         fired: Vec::new(),
         deferred: Vec::new(),
+        unsent: Rc::new(Cell::new(0)),
+        budget_bytes: conn::front_budget_bytes(&shared.cfg, shared.controls.len()),
+        walks,
     }));
     glommio::spawn_local(apply_batches(state.clone(), shared.clone(), batches)).detach();
+    glommio::spawn_local(run_walks(state.clone(), shared.clone(), walks_rx)).detach();
     glommio::spawn_local(answer_controls(state.clone(), controls)).detach();
     glommio::spawn_local(flush_touches(state.clone(), shared.clone())).detach();
     let addr = shared.cfg.client_addr();
@@ -309,7 +336,70 @@ async fn apply_batches(
             }
         }
         flush(st, &shared, &batch.version);
+        enforce_budget(st);
     }
+}
+
+/// Closes connections, biggest queue first, while this core holds more unsent bytes than its
+/// share of `ringkeeper.serverOutputBudgetBytes`.
+fn enforce_budget(st: &mut FrontState) {
+    while st.unsent.get() > st.budget_bytes {
+        let queues = st.conns.iter().map(|(id, c)| (*id, c.outbox.unsent()));
+        let Some(victim) = conn::budget_victim(queues) else {
+            return;
+        };
+        st.conns[&victim].outbox.abort(Some(OVER_BUDGET));
+    }
+}
+
+/// Runs each getAllChildrenNumber walk in a task of its own.
+async fn run_walks(
+    state: Rc<RefCell<FrontState>>,
+    shared: Arc<Shared>,
+    walks: flume::Receiver<Walk>,
+) {
+    while let Ok(w) = walks.recv_async().await {
+        glommio::spawn_local(walk(state.clone(), shared.clone(), w)).detach();
+    }
+}
+
+/// Counts a slice of nodes at a time, letting the core serve its other work between slices,
+/// then puts the reply in the place the read reserved.
+async fn walk(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, mut w: Walk) {
+    let count = loop {
+        if let Some(n) = w.walk.step(&w.version, WALK_SLICE_NODES) {
+            break n;
+        }
+        // A timer, not a yield: it lets the executor poll its sockets before the next slice.
+        glommio::timer::sleep(Duration::from_micros(1)).await;
+        if state
+            .borrow()
+            .conns
+            .get(&w.conn)
+            .is_none_or(|c| c.closing())
+        {
+            return;
+        }
+    };
+    let mut guard = state.borrow_mut();
+    let st = &mut *guard;
+    let Some(conn) = st.conns.get_mut(&w.conn) else {
+        return;
+    };
+    let zxid = w.version.last_zxid();
+    let mut frame = Vec::with_capacity(24);
+    encode_reply(
+        &mut frame,
+        ReplyHeader {
+            xid: w.xid,
+            zxid,
+            err: ErrorCode::Ok,
+        },
+        &Response::Int(count),
+    );
+    conn.fill(w.ticket, frame);
+    conn.record(w.opcode, w.xid, zxid, w.started, &shared);
+    enforce_budget(st);
 }
 
 /// Marks a connection whose queue now starts with reads: they wait for the next flush point.
@@ -424,6 +514,7 @@ fn answer_read(
         tree,
         watches,
         conns,
+        walks,
         ..
     } = st;
     let Some(conn) = conns.get_mut(&conn_id) else {
@@ -468,6 +559,39 @@ fn answer_read(
                 &Response::Empty,
             );
         }
+        Request::GetAllChildrenNumber { path } => {
+            let ctx = read_context(conn_id, conn, shared);
+            match read::all_children_number(tree, path, &ctx) {
+                Err(err) => {
+                    encode_reply(&mut frame, ReplyHeader { xid, zxid, err }, &Response::Empty)
+                }
+                Ok(mut walk) => match walk.step(tree, WALK_SLICE_NODES) {
+                    // The root, and small subtrees, are answered at once.
+                    Some(n) => encode_reply(
+                        &mut frame,
+                        ReplyHeader {
+                            xid,
+                            zxid,
+                            err: ErrorCode::Ok,
+                        },
+                        &Response::Int(n),
+                    ),
+                    None => {
+                        let ticket = conn.outbox.reserve();
+                        let _ = walks.try_send(Walk {
+                            conn: conn_id,
+                            ticket,
+                            xid,
+                            opcode,
+                            started,
+                            version: tree.clone(),
+                            walk,
+                        });
+                        return;
+                    }
+                },
+            }
+        }
         Request::Unknown(_) | Request::Check { .. } => {
             encode_reply(
                 &mut frame,
@@ -485,11 +609,7 @@ fn answer_read(
             return;
         }
         _ => {
-            let ctx = ReadContext {
-                conn: conn_id,
-                session_id: conn.session_id,
-                auth: &conn.auth,
-            };
+            let ctx = read_context(conn_id, conn, shared);
             match read::read(tree, watches, req, &ctx) {
                 Ok(body) => encode_reply(
                     &mut frame,
@@ -510,8 +630,17 @@ fn answer_read(
     conn.record(opcode, xid, zxid, started, shared);
 }
 
+fn read_context<'c>(conn_id: ConnId, conn: &'c Conn, shared: &Shared) -> ReadContext<'c> {
+    ReadContext {
+        conn: conn_id,
+        session_id: conn.session_id,
+        auth: &conn.auth,
+        reply_bytes_max: read::reply_bytes_max(shared.cfg.jute_max_buffer),
+    }
+}
+
 /// addauth: digest adds `digest:user:hash` (and `super` when it matches superDigest); ip adds
-/// nothing new. Any other scheme fails.
+/// nothing new. Any other scheme fails, and so does an identity past [`AUTH_IDS_MAX`].
 fn add_auth(conn: &mut Conn, shared: &Shared, scheme: &str, auth: &[u8]) -> bool {
     match scheme {
         "digest" => {
@@ -519,13 +648,19 @@ fn add_auth(conn: &mut Conn, shared: &Shared, scheme: &str, auth: &[u8]) -> bool
                 return false;
             };
             let id = acl::digest_id(text);
-            if shared.cfg.super_digest.as_deref() == Some(id.as_str()) {
+            let is_super = shared.cfg.super_digest.as_deref() == Some(id.as_str());
+            let id = Id::new("digest", &id);
+            if conn.auth.contains(&id) {
+                return true;
+            }
+            if conn.auth.len() + 2 > AUTH_IDS_MAX {
+                tracing::warn!(peer = %conn.peer, max = AUTH_IDS_MAX, "too many identities on one connection; refusing addauth");
+                return false;
+            }
+            if is_super {
                 conn.auth.push(Id::new("super", ""));
             }
-            let id = Id::new("digest", &id);
-            if !conn.auth.contains(&id) {
-                conn.auth.push(id);
-            }
+            conn.auth.push(id);
             true
         }
         "ip" => true,
@@ -581,102 +716,92 @@ async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiv
     }
 }
 
-/// Reads until `buf` holds at least `n` bytes; false on EOF, error or close signal.
-async fn fill<R: futures_lite::AsyncRead + Unpin>(
+/// What a new connection opens with.
+enum Hello {
+    Word(String),
+    Connect(ConnectRequest),
+}
+
+/// Reads a connection's first four bytes, and the rest of its connect request unless they are
+/// a four-letter word. None (logged) when it sends something else, or goes away.
+async fn read_hello<R: futures_lite::AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut Vec<u8>,
     chunk: &mut [u8],
-    n: usize,
-    close: &flume::Receiver<()>,
-) -> bool {
-    while buf.len() < n {
-        let read = futures_lite::future::or(async { Some(rd.read(chunk).await) }, async {
-            let _ = close.recv_async().await;
-            None
-        })
-        .await;
-        match read {
-            Some(Ok(0)) | Some(Err(_)) | None => return false,
-            Some(Ok(k)) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-    true
-}
-
-struct IpSlot {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self.shared.ip_counts.lock().expect("ip count lock");
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
-fn take_ip_slot(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<IpSlot> {
-    let mut counts = shared.ip_counts.lock().expect("ip count lock");
-    let n = counts.entry(ip).or_insert(0);
-    let max = shared.cfg.max_client_cnxns;
-    if max > 0 && *n >= max {
+    shared: &Shared,
+    peer: &SocketAddr,
+) -> Option<Hello> {
+    // Nothing interrupts a handshake but its deadline: this sender stays alive, silent.
+    let (_never, never_rx) = flume::bounded::<()>(1);
+    if !conn::fill(rd, buf, chunk, 4, &never_rx, None).await {
         return None;
     }
-    *n += 1;
-    Some(IpSlot {
-        shared: shared.clone(),
-        ip,
+    let word = std::str::from_utf8(&buf[..4]).unwrap_or("");
+    if fourlw::is_word(word) {
+        return Some(Hello::Word(word.to_string()));
+    }
+    let max = shared.cfg.connect_request_bytes_max;
+    let frame = conn::read_frame(rd, buf, chunk, max, &never_rx, None, peer).await?;
+    match ConnectRequest::decode(&frame) {
+        Ok(req) => Some(Hello::Connect(req)),
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "malformed connect request; closing");
+            None
+        }
+    }
+}
+
+/// Answers a four-letter word; the answer must be taken within the connect timeout.
+async fn answer_word<W: futures_lite::AsyncWrite + Unpin>(
+    mut wr: W,
+    word: &str,
+    shared: &Shared,
+    peer: &SocketAddr,
+) {
+    let text = fourlw::answer(word, shared).await;
+    let limit = Duration::from_millis(shared.cfg.connect_timeout_ms);
+    let sent = conn::within(limit, async {
+        let _ = wr.write_all(text.as_bytes()).await;
+        let _ = wr.flush().await;
+        let _ = wr.close().await;
     })
+    .await;
+    if sent.is_none() {
+        conn::count_limit_close(shared);
+        tracing::info!(%peer, word, "four-letter word answer not taken within nio.sessionlessCnxnTimeout; closing");
+    }
 }
 
 async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let Some(_slot) = take_ip_slot(&shared, peer.ip()) else {
+    let Some(_slot) = conn::take_ip_slot(&shared, peer.ip()) else {
         shared.stats.connections_rejected.fetch_add(1, Relaxed);
         tracing::warn!(%peer, max = shared.cfg.max_client_cnxns, "too many connections from this address (maxClientCnxns); closing");
         return;
     };
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let (close_tx, close_rx) = flume::bounded::<()>(1);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     // One read buffer per connection, reused for every read (not allocated and zeroed per read).
     let mut chunk = vec![0u8; READ_CHUNK];
 
-    // The first four bytes are either a four-letter word or a connect frame's length.
-    let got = futures_lite::future::or(fill(&mut rd, &mut buf, &mut chunk, 4, &close_rx), async {
-        glommio::timer::sleep(CONNECT_WAIT).await;
-        false
-    })
+    // The whole handshake, not just its first bytes, has the connect timeout.
+    let limit = Duration::from_millis(shared.cfg.connect_timeout_ms);
+    let hello = conn::within(
+        limit,
+        read_hello(&mut rd, &mut buf, &mut chunk, &shared, &peer),
+    )
     .await;
-    if !got {
-        return;
-    }
-    let word = std::str::from_utf8(&buf[..4]).unwrap_or("").to_string();
-    if fourlw::is_word(&word) {
-        let text = fourlw::answer(&word, &shared).await;
-        let _ = wr.write_all(text.as_bytes()).await;
-        let _ = wr.flush().await;
-        let _ = wr.close().await;
-        return;
-    }
-    let max = shared.cfg.jute_max_buffer;
-    let connect_frame = match read_frame(&mut rd, &mut buf, &mut chunk, max, &close_rx, &peer).await
-    {
-        Some(f) => f,
-        None => return,
-    };
-    let req = match ConnectRequest::decode(&connect_frame) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::info!(%peer, error = %e, "malformed connect request; closing");
+    let req = match hello {
+        None => {
+            conn::count_limit_close(&shared);
+            tracing::info!(%peer, timeout_ms = shared.cfg.connect_timeout_ms,
+                "no complete connect request within nio.sessionlessCnxnTimeout; closing");
             return;
         }
+        Some(None) => return,
+        Some(Some(Hello::Word(word))) => return answer_word(wr, &word, &shared, &peer).await,
+        Some(Some(Hello::Connect(req))) => req,
     };
     let conn_id = {
         let mut st = state.borrow_mut();
@@ -712,8 +837,11 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         ConnectOutcome::Invalid => {
             let mut out = Vec::new();
             write_connect_response(&mut out, 0, 0, [0; 16], req.read_only.map(|_| false));
-            let _ = wr.write_all(&out).await;
-            let _ = wr.close().await;
+            conn::within(limit, async {
+                let _ = wr.write_all(&out).await;
+                let _ = wr.close().await;
+            })
+            .await;
             tracing::info!(%peer, session = format_args!("0x{:x}", req.session_id), "invalid or expired session; closing");
             return;
         }
@@ -723,8 +851,6 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
             passwd,
         } => (session_id, timeout_ms, passwd),
     };
-    let (out_tx, out_rx) = flume::unbounded::<Out>();
-    let out_bytes = Rc::new(Cell::new(0usize));
     let mut hello = Vec::new();
     write_connect_response(
         &mut hello,
@@ -733,8 +859,11 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         passwd,
         req.read_only.map(|_| false),
     );
-    let writer = glommio::spawn_local(write_loop(wr, out_rx, out_bytes.clone()));
-    let _ = out_tx.try_send(Out::Frame(hello));
+    let limits = OutLimits::new(&shared.cfg, timeout_ms);
+    let front_unsent = state.borrow().unsent.clone();
+    let (outbox, writer_rx, reader_rx) = Outbox::new(limits, front_unsent);
+    let _ = outbox.push(hello);
+    let writer = glommio::spawn_local(conn::write_loop(wr, outbox.clone(), writer_rx));
     {
         let mut st = state.borrow_mut();
         st.conns.insert(
@@ -745,11 +874,8 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
                 timeout_ms,
                 established_ms: now_ms(),
                 auth: vec![Id::new("ip", &peer.ip().to_string())],
-                out: out_tx,
-                out_bytes,
-                close_reader: close_tx,
+                outbox: outbox.clone(),
                 pending: VecDeque::new(),
-                closing: false,
                 stats: ConnStats::default(),
             },
         );
@@ -758,7 +884,19 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     shared.stats.alive_connections.fetch_add(1, Relaxed);
     tracing::debug!(%peer, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
 
-    while let Some(frame) = read_frame(&mut rd, &mut buf, &mut chunk, max, &close_rx, &peer).await {
+    let max = shared.cfg.jute_max_buffer;
+    // Backpressure: the next request is read only once the client has taken its replies.
+    while conn::wait_for_output_room(&outbox, &reader_rx).await {
+        let read = conn::read_frame(
+            &mut rd,
+            &mut buf,
+            &mut chunk,
+            max,
+            &reader_rx,
+            Some(&outbox),
+            &peer,
+        );
+        let Some(frame) = read.await else { break };
         if !on_request(&state, &shared, conn_id, session_id, &frame).await {
             break;
         }
@@ -783,6 +921,10 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     }
     shared.stats.alive_connections.fetch_sub(1, Relaxed);
     writer.await;
+    if let Some(reason) = outbox.abort_reason() {
+        conn::count_limit_close(&shared);
+        tracing::warn!(%peer, session = format_args!("0x{session_id:x}"), "closed the connection: {reason}");
+    }
 }
 
 fn write_connect_response(
@@ -803,40 +945,6 @@ fn write_connect_response(
     .encode(&mut body);
     out.extend_from_slice(&(body.len() as i32).to_be_bytes());
     out.extend_from_slice(&body);
-}
-
-/// Reads one frame; None when the connection ended or sent a bad length (logged).
-async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
-    rd: &mut R,
-    buf: &mut Vec<u8>,
-    chunk: &mut [u8],
-    frame_bytes_max: usize,
-    close: &flume::Receiver<()>,
-    peer: &SocketAddr,
-) -> Option<Vec<u8>> {
-    loop {
-        match frame::next_frame(buf, frame_bytes_max) {
-            Ok(Some((start, end))) => {
-                let payload = buf[start..end].to_vec();
-                buf.drain(..end);
-                return Some(payload);
-            }
-            Ok(None) => {
-                let need = if buf.len() < 4 {
-                    4
-                } else {
-                    4 + i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
-                };
-                if !fill(rd, buf, chunk, need, close).await {
-                    return None;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "bad frame; closing the connection");
-                return None;
-            }
-        }
-    }
 }
 
 /// Handles one request frame. False when the connection must close.
@@ -863,7 +971,7 @@ async fn on_request(
         let Some(conn) = st.conns.get_mut(&conn_id) else {
             return false;
         };
-        if conn.closing {
+        if conn.closing() {
             return false;
         }
         conn.stats.received += 1;
@@ -951,8 +1059,9 @@ async fn on_request(
         // Bound what one connection may have in flight.
         wait_for_room(state, shared, conn_id).await;
     }
-    let st = state.borrow();
-    st.conns.get(&conn_id).is_some_and(|c| !c.closing)
+    let mut st = state.borrow_mut();
+    enforce_budget(&mut st);
+    st.conns.get(&conn_id).is_some_and(|c| !c.closing())
 }
 
 /// Queues a write or sync; returns whether reads are waiting behind an earlier one (the pipeline
@@ -977,7 +1086,7 @@ async fn wait_for_room(state: &Rc<RefCell<FrontState>>, shared: &Shared, conn_id
             .borrow()
             .conns
             .get(&conn_id)
-            .is_some_and(|c| (global_full || c.pending.len() >= limit) && !c.closing);
+            .is_some_and(|c| (global_full || c.pending.len() >= limit) && !c.closing());
         if !full {
             return;
         }
@@ -1028,39 +1137,4 @@ fn queue_or_answer(
         .stats
         .watch_count
         .store(st.watches.count() as i64, Relaxed);
-}
-
-async fn write_loop<W: futures_lite::AsyncWrite + Unpin>(
-    mut wr: W,
-    rx: flume::Receiver<Out>,
-    out_bytes: Rc<Cell<usize>>,
-) {
-    let mut batch: Vec<u8> = Vec::with_capacity(64 << 10);
-    while let Ok(first) = rx.recv_async().await {
-        let mut close = false;
-        let mut push = |o: Out, batch: &mut Vec<u8>| match o {
-            Out::Frame(f) => batch.extend_from_slice(&f),
-            Out::Close => close = true,
-        };
-        push(first, &mut batch);
-        while batch.len() < (256 << 10) {
-            match rx.try_recv() {
-                Ok(o) => push(o, &mut batch),
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() {
-            let n = batch.len();
-            if wr.write_all(&batch).await.is_err() {
-                return;
-            }
-            out_bytes.set(out_bytes.get().saturating_sub(n));
-            batch.clear();
-        }
-        if close {
-            let _ = wr.flush().await;
-            let _ = wr.close().await;
-            return;
-        }
-    }
 }

@@ -3,6 +3,7 @@
 #![deny(unsafe_code)] // allowed only where a comment says why it is sound (snapshot.rs)
 
 mod config;
+mod conn;
 mod files;
 mod fourlw;
 mod front;

@@ -459,8 +459,8 @@ fn handle(pipeline: &mut Pipeline, snapper: &mut Snapper, msg: PipeMsg, round: &
             }));
         }
         PipeMsg::Touch { sessions } => pipeline.touch(&sessions, now),
-        PipeMsg::Report { reply } => {
-            let _ = reply.try_send(report(pipeline));
+        PipeMsg::Report { dump, reply } => {
+            let _ = reply.try_send(report(pipeline, dump));
         }
         PipeMsg::Snapshot { reply } => {
             snapper.take(pipeline, Some(reply));
@@ -504,22 +504,27 @@ async fn publish_version(
     }
 }
 
-fn report(pipeline: &Pipeline) -> Report {
+/// `mntr`'s figures cost no walk of the tree or the sessions; `dump`'s listings do.
+fn report(pipeline: &Pipeline, dump: bool) -> Report {
     let version = pipeline.version();
-    let counts = version.ephemeral_counts();
-    let mut ephemerals = format!("Sessions with Ephemerals ({}):\n", counts.len());
-    for (session, _) in &counts {
-        ephemerals.push_str(&format!("0x{session:x}:\n"));
-        for path in version.ephemerals_of(*session) {
-            ephemerals.push_str(&format!("\t{path}\n"));
-        }
-    }
-    Report {
-        sessions: dump_sessions(pipeline),
-        ephemerals,
-        ephemerals_count: counts.iter().map(|(_, n)| n).sum(),
+    let mut report = Report {
+        ephemerals_count: version.ephemeral_count(),
         approximate_data_size: version.approximate_data_size(),
+        ..Report::default()
+    };
+    if dump {
+        let counts = version.ephemeral_counts();
+        let mut ephemerals = format!("Sessions with Ephemerals ({}):\n", counts.len());
+        for (session, _) in &counts {
+            ephemerals.push_str(&format!("0x{session:x}:\n"));
+            for path in version.ephemerals_of(*session) {
+                ephemerals.push_str(&format!("\t{path}\n"));
+            }
+        }
+        report.ephemerals = ephemerals;
+        report.sessions = dump_sessions(pipeline);
     }
+    report
 }
 
 fn dump_sessions(pipeline: &Pipeline) -> String {

@@ -54,8 +54,10 @@ pub enum PipeMsg {
     Touch {
         sessions: Vec<i64>,
     },
-    /// Figures for `dump` and `mntr` that need the session table or a walk of the tree.
+    /// Figures for `mntr` from the session table and the tree; with `dump`, also the listings
+    /// `dump` prints (which take time in proportion to the sessions and ephemerals).
     Report {
+        dump: bool,
         reply: flume::Sender<Report>,
     },
     /// Take a snapshot now (the `snap` four-letter word); the reply says how it went.
@@ -152,6 +154,8 @@ pub struct Shared {
     pub controls: Vec<flume::Sender<Control>>,
     pub ip_counts: Mutex<HashMap<IpAddr, usize>>,
     pub started: Instant,
+    /// When the `snap` word last started a snapshot (it is rate limited).
+    pub snap_word_last: Mutex<Option<Instant>>,
 }
 
 /// Which executors to start, by core count.
@@ -213,6 +217,7 @@ pub fn run(
         controls: control_txs,
         ip_counts: Mutex::new(HashMap::new()),
         started: Instant::now(),
+        snap_word_last: Mutex::new(None),
     });
     let placement = |core: usize| {
         if pin {

@@ -15,6 +15,9 @@ pub struct ServerStats {
     pub alive_connections: AtomicI64,
     pub auth_failed: AtomicU64,
     pub connections_rejected: AtomicU64,
+    /// Connections closed by a limit of `conn.rs` (handshake time or size, unread output,
+    /// stalled output, the server-wide output budget).
+    pub connections_closed_by_limits: AtomicU64,
     pub watch_count: AtomicI64,
     // Published by the pipeline after each batch.
     pub last_zxid: AtomicI64,

@@ -3,7 +3,7 @@
 
 use crate::proto::event;
 use crate::proto::{perms, Data, ErrorCode, Id, MultiResult, Request, Response, SetWatches, Stat};
-use crate::tree::{acl, DataTree};
+use crate::tree::{acl, DataTree, DescendantWalk};
 use crate::watch::{ConnId, WatchTable, WatcherType};
 
 /// The caller of a read.
@@ -11,6 +11,49 @@ pub struct ReadContext<'a> {
     pub conn: ConnId,
     pub session_id: i64,
     pub auth: &'a [Id],
+    /// Largest reply body this read may produce (see [`reply_bytes_max`]).
+    pub reply_bytes_max: usize,
+}
+
+/// The error a read gets when its reply would be larger than any client accepts.
+pub const REPLY_TOO_LARGE: ErrorCode = ErrorCode::MarshallingError;
+
+/// Bytes of a Stat on the wire.
+const STAT_BYTES: usize = 68;
+/// Bytes of a multi response's per-op header (type, done, err).
+const MULTI_HEADER_BYTES: usize = 9;
+
+/// The largest reply body a read may produce: clients refuse a frame longer than
+/// `jute.maxbuffer`, so a larger reply is refused (with [`REPLY_TOO_LARGE`]) before it is built.
+/// The slack lets any single node's data through: a node holding as much data as a request can
+/// carry gets a reply a little longer than that (its header and Stat).
+pub fn reply_bytes_max(jute_max_buffer: usize) -> usize {
+    jute_max_buffer + 1024
+}
+
+/// Counts a reply's bytes down before it is built.
+struct ReplyBudget {
+    left: usize,
+}
+
+impl ReplyBudget {
+    fn new(bytes_max: usize) -> ReplyBudget {
+        ReplyBudget { left: bytes_max }
+    }
+
+    fn take(&mut self, bytes: usize) -> Result<(), ErrorCode> {
+        self.left = self.left.checked_sub(bytes).ok_or(REPLY_TOO_LARGE)?;
+        Ok(())
+    }
+
+    /// A list of strings: its length, then each string.
+    fn take_strings<'s>(&mut self, items: impl Iterator<Item = &'s str>) -> Result<(), ErrorCode> {
+        self.take(4)?;
+        for s in items {
+            self.take(4 + s.len())?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads do no full path validation in ZooKeeper (a malformed path is simply not found); only a
@@ -47,11 +90,14 @@ pub fn read(
             Ok(Response::GetData { data, stat })
         }
         Request::GetChildren { path, watch } => {
-            let (children, _) = get_children(tree, watches, path, *watch, ctx)?;
+            let mut budget = ReplyBudget::new(ctx.reply_bytes_max);
+            let (children, _) = get_children(tree, watches, path, *watch, ctx, &mut budget)?;
             Ok(Response::Children(children))
         }
         Request::GetChildren2 { path, watch } => {
-            let (children, stat) = get_children(tree, watches, path, *watch, ctx)?;
+            let mut budget = ReplyBudget::new(ctx.reply_bytes_max);
+            budget.take(STAT_BYTES)?;
+            let (children, stat) = get_children(tree, watches, path, *watch, ctx, &mut budget)?;
             Ok(Response::Children2 { children, stat })
         }
         Request::GetAcl { path } => {
@@ -72,22 +118,23 @@ pub fn read(
             })
         }
         Request::GetEphemerals { prefix } => {
-            let all = tree.ephemerals_of(ctx.session_id);
             let trimmed = prefix.trim();
-            let list = if trimmed.is_empty() || trimmed == "/" {
-                all
-            } else {
-                all.into_iter()
-                    .filter(|p| p.starts_with(prefix.as_str()))
-                    .collect()
+            let all = trimmed.is_empty() || trimmed == "/";
+            let mine = || {
+                tree.ephemerals_iter(ctx.session_id)
+                    .filter(|p| all || p.starts_with(prefix.as_str()))
             };
-            Ok(Response::Ephemerals(list))
+            ReplyBudget::new(ctx.reply_bytes_max).take_strings(mine().map(|p| &**p))?;
+            Ok(Response::Ephemerals(
+                mine().map(|p| p.to_string()).collect(),
+            ))
         }
         Request::GetAllChildrenNumber { path } => {
-            valid(path)?;
-            let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
-            acl::check(&node.acl, perms::READ, ctx.auth)?;
-            Ok(Response::Int(tree.descendant_count(path)))
+            let mut walk = all_children_number(tree, path, ctx)?;
+            let count = walk
+                .step(tree, usize::MAX)
+                .expect("an unbounded step finishes");
+            Ok(Response::Int(count))
         }
         Request::MultiRead(ops) => {
             if ops
@@ -96,6 +143,12 @@ pub fn read(
             {
                 return Err(ErrorCode::MarshallingError);
             }
+            // Sized first, with no side effects (watches), so a refused reply changes nothing.
+            let mut budget = ReplyBudget::new(ctx.reply_bytes_max);
+            for op in ops {
+                multi_read_bytes(tree, op, ctx, &mut budget)?;
+            }
+            budget.take(MULTI_HEADER_BYTES)?;
             Ok(Response::Multi(
                 ops.iter()
                     .map(|op| multi_read_one(tree, watches, op, ctx))
@@ -126,6 +179,42 @@ pub fn read(
         Request::WhoAmI => Ok(Response::WhoAmI(ctx.auth.iter().map(who_am_i).collect())),
         Request::Ping => Ok(Response::Empty),
         _ => Err(ErrorCode::Unimplemented),
+    }
+}
+
+/// getAllChildrenNumber's checks, then a walk that counts the nodes below `path` in steps (the
+/// front runs it a slice at a time, so a large subtree never stalls other clients).
+pub fn all_children_number(
+    tree: &DataTree,
+    path: &str,
+    ctx: &ReadContext,
+) -> Result<DescendantWalk, ErrorCode> {
+    valid(path)?;
+    let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
+    acl::check(&node.acl, perms::READ, ctx.auth)?;
+    Ok(DescendantWalk::new(tree, path))
+}
+
+/// Takes one multiRead result's bytes from `budget`, as the real pass would build it.
+fn multi_read_bytes(
+    tree: &DataTree,
+    op: &Request,
+    ctx: &ReadContext,
+    budget: &mut ReplyBudget,
+) -> Result<(), ErrorCode> {
+    budget.take(MULTI_HEADER_BYTES)?;
+    let (Request::GetData { path, .. } | Request::GetChildren { path, .. }) = op else {
+        return budget.take(4);
+    };
+    let readable = tree
+        .get(path)
+        .filter(|n| valid(path).is_ok() && acl::check(&n.acl, perms::READ, ctx.auth).is_ok());
+    match (op, readable) {
+        (_, None) => budget.take(4),
+        (Request::GetData { .. }, Some(n)) => {
+            budget.take(4 + crate::proto::data_len(&n.data) + STAT_BYTES)
+        }
+        (_, Some(n)) => budget.take_strings(n.children.iter().map(|c| &**c)),
     }
 }
 
@@ -160,10 +249,13 @@ fn get_children(
     path: &str,
     watch: bool,
     ctx: &ReadContext,
+    budget: &mut ReplyBudget,
 ) -> Result<(Vec<String>, Stat), ErrorCode> {
     valid(path)?;
     let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perms::READ, ctx.auth)?;
+    // Sized before the watch is set and the list is built.
+    budget.take_strings(node.children.iter().map(|c| &**c))?;
     if watch {
         watches.add_child(path, ctx.conn);
     }
@@ -183,7 +275,10 @@ fn multi_read_one(
         Request::GetData { path, watch } => get_data(tree, watches, path, *watch, ctx)
             .map(|(data, stat)| MultiResult::GetData { data, stat }),
         Request::GetChildren { path, watch } => {
-            get_children(tree, watches, path, *watch, ctx).map(|(c, _)| MultiResult::GetChildren(c))
+            // Sized as a whole by the caller.
+            let mut unlimited = ReplyBudget::new(usize::MAX);
+            get_children(tree, watches, path, *watch, ctx, &mut unlimited)
+                .map(|(c, _)| MultiResult::GetChildren(c))
         }
         _ => Err(ErrorCode::BadArguments),
     };
@@ -275,6 +370,7 @@ mod tests {
             conn: 1,
             session_id: 1,
             auth: &[],
+            reply_bytes_max: reply_bytes_max(0xfffff),
         };
         let Ok(Response::GetAcl { acl, .. }) =
             read(&t, &mut w, &Request::GetAcl { path: "/n".into() }, &anon)
@@ -287,6 +383,7 @@ mod tests {
             conn: 1,
             session_id: 1,
             auth: &owner_ids,
+            reply_bytes_max: reply_bytes_max(0xfffff),
         };
         let Ok(Response::GetAcl { acl, .. }) =
             read(&t, &mut w, &Request::GetAcl { path: "/n".into() }, &owner)
@@ -304,6 +401,7 @@ mod tests {
             conn: 3,
             session_id: 1,
             auth: &[],
+            reply_bytes_max: reply_bytes_max(0xfffff),
         };
         assert_eq!(
             read(
@@ -354,6 +452,7 @@ mod tests {
             conn: 3,
             session_id: 1,
             auth: &[],
+            reply_bytes_max: reply_bytes_max(0xfffff),
         };
         let req = Request::MultiRead(vec![
             Request::GetData {
@@ -374,6 +473,156 @@ mod tests {
         assert_eq!(
             read(&t, &mut w, &bad, &ctx),
             Err(ErrorCode::MarshallingError)
+        );
+    }
+
+    #[test]
+    fn a_reply_larger_than_jute_maxbuffer_is_refused_before_it_is_built() {
+        let mut t = tree_with("/big", Acl::open_unsafe());
+        let op = TxnOp::SetData {
+            path: "/big".into(),
+            data: Some(bytes::Bytes::from(vec![7u8; 600_000])),
+            version: 1,
+        };
+        t.apply(
+            &Txn {
+                zxid: 6,
+                time_ms: 2,
+                session_id: 1,
+                cxid: 1,
+                op,
+            },
+            &mut Vec::new(),
+        );
+        let mut w = WatchTable::new();
+        let ctx = ReadContext {
+            conn: 3,
+            session_id: 1,
+            auth: &[],
+            reply_bytes_max: reply_bytes_max(0xfffff),
+        };
+        let get = |watch| Request::GetData {
+            path: "/big".into(),
+            watch,
+        };
+        assert!(
+            read(&t, &mut w, &get(false), &ctx).is_ok(),
+            "one node's data fits"
+        );
+        let two = Request::MultiRead(vec![get(true), get(true)]);
+        assert_eq!(read(&t, &mut w, &two, &ctx), Err(REPLY_TOO_LARGE));
+        assert_eq!(w.count(), 0, "a refused multiRead sets no watch");
+        let one = Request::MultiRead(vec![get(true)]);
+        assert!(read(&t, &mut w, &one, &ctx).is_ok());
+        assert_eq!(w.count(), 1);
+    }
+
+    #[test]
+    fn a_children_list_larger_than_jute_maxbuffer_is_refused() {
+        let mut t = tree_with("/p", Acl::open_unsafe());
+        for i in 0..40 {
+            let op = TxnOp::Create {
+                path: format!("/p/{i:0>60}"),
+                data: None,
+                acl: Arc::new(Acl::open_unsafe()),
+                ephemeral_owner: 0,
+                parent_cversion: i + 1,
+                opcode: op::CREATE,
+            };
+            let txn = Txn {
+                zxid: 10 + i as i64,
+                time_ms: 1,
+                session_id: 1,
+                cxid: 0,
+                op,
+            };
+            t.apply(&txn, &mut Vec::new());
+        }
+        let mut w = WatchTable::new();
+        let ctx = |max| ReadContext {
+            conn: 3,
+            session_id: 1,
+            auth: &[],
+            reply_bytes_max: max,
+        };
+        let req = Request::GetChildren2 {
+            path: "/p".into(),
+            watch: true,
+        };
+        // 40 names of 60 bytes, 4 more each, the count, and the Stat.
+        let exact = 40 * 64 + 4 + STAT_BYTES;
+        assert!(read(&t, &mut w, &req, &ctx(exact)).is_ok());
+        assert_eq!(
+            read(&t, &mut w, &req, &ctx(exact - 1)),
+            Err(REPLY_TOO_LARGE)
+        );
+        assert_eq!(w.count(), 1, "only the answered read set its watch");
+    }
+
+    #[test]
+    fn get_all_children_number_counts_in_bounded_steps() {
+        let mut t = tree_with("/a", Acl::open_unsafe());
+        let mut zxid = 10;
+        let mut create = |t: &mut DataTree, path: &str| {
+            let parent = t.get(crate::tree::path::parent(path)).unwrap().cversion;
+            zxid += 1;
+            let op = TxnOp::Create {
+                path: path.into(),
+                data: None,
+                acl: Arc::new(Acl::open_unsafe()),
+                ephemeral_owner: 0,
+                parent_cversion: parent + 1,
+                opcode: op::CREATE,
+            };
+            t.apply(
+                &Txn {
+                    zxid,
+                    time_ms: 1,
+                    session_id: 1,
+                    cxid: 0,
+                    op,
+                },
+                &mut Vec::new(),
+            );
+        };
+        for i in 0..9 {
+            create(&mut t, &format!("/a/w{i}"));
+        }
+        for d in ["/a/w3/x", "/a/w3/x/y", "/a/w3/x/y/z", "/a/w3/x2", "/a/w8/q"] {
+            create(&mut t, d);
+        }
+        let ctx = ReadContext {
+            conn: 1,
+            session_id: 1,
+            auth: &[],
+            reply_bytes_max: reply_bytes_max(0xfffff),
+        };
+        let brute = |p: &str| {
+            t.nodes()
+                .filter(|(k, _)| k.starts_with(&format!("{p}/")))
+                .count() as i32
+        };
+        for path in ["/a", "/a/w3", "/a/w3/x", "/a/w0"] {
+            for slice in [1, 2, 3, 5, usize::MAX] {
+                let mut walk = all_children_number(&t, path, &ctx).unwrap();
+                let mut steps = 1;
+                let n = loop {
+                    if let Some(n) = walk.step(&t, slice) {
+                        break n;
+                    }
+                    steps += 1;
+                };
+                assert_eq!(n, brute(path), "{path} in slices of {slice}");
+                if slice == 1 {
+                    assert!(steps > n as usize, "{path}: one node per step");
+                }
+            }
+        }
+        let mut root = all_children_number(&t, "/", &ctx).unwrap();
+        assert_eq!(
+            root.step(&t, 0),
+            Some(t.node_count() as i32 - 1),
+            "root: no walk"
         );
     }
 }

@@ -15,12 +15,18 @@ pub struct Server {
     pub dir: PathBuf,
 }
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up), so a listener cannot
+/// collide with some client's ephemeral port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let port = rng.gen_range(20000..32000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -44,7 +50,7 @@ impl Server {
         let port = free_port();
         let dir = temp_dir("srv");
         let cfg = format!(
-            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\npreAllocSize=1024\n{extra}\n",
+            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\npreAllocSize=1024\nadmin.rateLimiterIntervalInMS=0\n{extra}\n",
             dir.display()
         );
         let cfg_path = dir.join("zoo.cfg");

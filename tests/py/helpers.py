@@ -12,6 +12,8 @@ from kazoo.protocol.serialization import int_struct, long_struct, read_string, s
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE
 
+from servers import free_port
+
 
 def wait_until(pred, timeout=5.0, interval=0.02):
     """Poll `pred` until it is truthy or `timeout` seconds pass; returns the last value."""
@@ -54,7 +56,7 @@ class PausableProxy:
         self.upstream = ("127.0.0.1", upstream_port)
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(("127.0.0.1", free_port()))
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.running = threading.Event()

@@ -1,6 +1,7 @@
 """Start Ringkeeper or Java ZooKeeper on a free loopback port for tests, and stop them by pid."""
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -13,9 +14,18 @@ JAVA_ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/shar
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range (32768 and up), so a listener
+    cannot collide with some client's ephemeral port."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port in 20000..32000")
 
 
 def four_letter(port, word, timeout=5.0):
@@ -38,7 +48,8 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix=f"rk-py-{kind}-")
         cfg = (
             f"tickTime=200\ndataDir={self.dir}/data\nclientPort={self.port}\n"
-            f"clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\npreAllocSize=1024\n{extra_cfg}\n"
+            f"clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\nadmin.enableServer=false\npreAllocSize=1024\n"
+            f"admin.rateLimiterIntervalInMS=0\n{extra_cfg}\n"
         )
         self.cfg_path = os.path.join(self.dir, "zoo.cfg")
         with open(self.cfg_path, "w") as f:

@@ -79,44 +79,64 @@ fn ip_matches(pattern: &str, client: &str) -> bool {
     }
 }
 
-/// Turns a client's ACL into the stored one (ZooKeeper's `fixupACL`): drops duplicates, expands
-/// `auth` into the session's authenticated identities, and rejects anything invalid.
+/// Largest ACL, in encoded bytes, that [`fixup`] stores. The `auth` scheme multiplies entries by
+/// the session's identities, so a request-sized ACL could otherwise expand to tens of megabytes
+/// per node (a txn no ZooKeeper peer could even read back).
+pub const ACL_BYTES_MAX: usize = 1 << 20;
+
+/// Encoded bytes of one entry: perms, then scheme and id as strings.
+fn entry_bytes(perms_scheme_id: (&str, &str)) -> usize {
+    4 + 4 + perms_scheme_id.0.len() + 4 + perms_scheme_id.1.len()
+}
+
+/// Turns a client's ACL into the stored one (ZooKeeper's `fixupACL`): drops duplicates (the
+/// first of each stays), expands each `auth` entry into the session's authenticated identities
+/// (duplicates that expansion makes are kept, as ZooKeeper keeps them), and rejects anything
+/// invalid, or an ACL that would expand past [`ACL_BYTES_MAX`]. Linear in the ACL's length
+/// times the session's identities, which are few (see the front's cap).
 pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
-    if acl.is_empty() {
+    let mut seen = std::collections::HashSet::with_capacity(acl.len());
+    let unique: Vec<&Acl> = acl.iter().filter(|a| seen.insert(*a)).collect();
+    if unique.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
-    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
-    let push = |a: Acl, out: &mut Vec<Acl>| {
-        if !out.contains(&a) {
-            out.push(a);
-        }
-    };
-    for a in acl {
+    let authenticated: Vec<&Id> = auth
+        .iter()
+        .filter(|id| is_authenticated_scheme(&id.scheme))
+        .collect();
+    let mut bytes = 0usize;
+    for a in &unique {
+        bytes += match a.id.scheme.as_str() {
+            "auth" => authenticated
+                .iter()
+                .map(|id| entry_bytes((&id.scheme, &id.id)))
+                .sum(),
+            _ => entry_bytes((&a.id.scheme, &a.id.id)),
+        };
+    }
+    if bytes > ACL_BYTES_MAX {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(unique.len());
+    for a in unique {
         match a.id.scheme.as_str() {
-            "world" if a.id.id == "anyone" => push(a.clone(), &mut out),
+            "world" if a.id.id == "anyone" => out.push(a.clone()),
             "auth" => {
-                let mut any = false;
-                for id in auth.iter().filter(|id| is_authenticated_scheme(&id.scheme)) {
-                    any = true;
-                    push(
-                        Acl {
-                            perms: a.perms,
-                            id: id.clone(),
-                        },
-                        &mut out,
-                    );
-                }
-                if !any {
+                if authenticated.is_empty() {
                     return Err(ErrorCode::InvalidAcl);
                 }
+                out.extend(authenticated.iter().map(|id| Acl {
+                    perms: a.perms,
+                    id: (*id).clone(),
+                }));
             }
             "digest"
                 if a.id.id.split(':').filter(|s| !s.is_empty()).count() == 2
                     && a.id.id.matches(':').count() == 1 =>
             {
-                push(a.clone(), &mut out)
+                out.push(a.clone())
             }
-            "ip" if ip_pattern_valid(&a.id.id) => push(a.clone(), &mut out),
+            "ip" if ip_pattern_valid(&a.id.id) => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -199,6 +219,54 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn fixup_dedups_its_input_like_zookeeper_and_keeps_what_expansion_repeats() {
+        let user = Id::new("digest", &digest_id("u:p"));
+        let auth = [Id::new("ip", "127.0.0.1"), user.clone()];
+        let explicit = Acl {
+            perms: 31,
+            id: user.clone(),
+        };
+        let out = fixup(
+            &[
+                Acl::new(1, "world", "anyone"),
+                explicit.clone(),
+                Acl::new(31, "auth", ""),
+                Acl::new(1, "world", "anyone"),
+                explicit.clone(),
+            ],
+            &auth,
+        )
+        .unwrap();
+        // removeDuplicates runs on the request's list; the auth expansion may repeat an entry.
+        assert_eq!(
+            out,
+            vec![Acl::new(1, "world", "anyone"), explicit.clone(), explicit]
+        );
+    }
+
+    #[test]
+    fn fixup_refuses_an_acl_that_expands_past_the_limit() {
+        let many: Vec<Id> = (0..32)
+            .map(|i| Id::new("digest", &digest_id(&format!("user{i}:p"))))
+            .collect();
+        let entries = |n: usize| -> Vec<Acl> {
+            (0..n)
+                .map(|i| Acl::new(31, "auth", &format!("x{i}")))
+                .collect()
+        };
+        assert!(fixup(&entries(10), &many).is_ok());
+        assert_eq!(
+            fixup(&entries(2_000), &many),
+            Err(ErrorCode::InvalidAcl),
+            "2,000 entries times 32 identities is over a megabyte"
+        );
+        let distinct: Vec<Acl> = (0..20_000)
+            .map(|i| Acl::new(31, "digest", &format!("u{i}:h")))
+            .collect();
+        assert_eq!(fixup(&distinct, &[]).unwrap().len(), 20_000);
     }
 
     #[test]

@@ -42,6 +42,15 @@ impl Children {
         self.0.iter().flat_map(|s| s.iter())
     }
 
+    /// Names after `after` (all of them for None), in order.
+    pub fn iter_after<'a>(&'a self, after: Option<&'a str>) -> impl Iterator<Item = &'a Arc<str>> {
+        use std::ops::Bound;
+        let lower: Bound<&str> = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.0
+            .iter()
+            .flat_map(move |s| s.range::<_, str>((lower, Bound::Unbounded)))
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.0.as_ref().is_some_and(|s| s.contains(name))
     }
@@ -246,12 +255,25 @@ impl DataTree {
         self.nodes.len()
     }
 
+    /// Paths of `session`'s ephemerals, sorted, without copying them.
+    pub fn ephemerals_iter(&self, session: i64) -> impl Iterator<Item = &Arc<str>> {
+        self.ephemerals
+            .get(&session)
+            .into_iter()
+            .flat_map(|s| s.iter())
+    }
+
     /// Paths of `session`'s ephemerals, sorted.
     pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
         self.ephemerals
             .get(&session)
             .map(|s| s.iter().map(|p| p.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    /// How many ephemerals there are, in time proportional to the sessions owning some.
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|set| set.len()).sum()
     }
 
     /// Every session owning ephemerals, with how many.
@@ -283,21 +305,15 @@ impl DataTree {
         self.nodes.iter().map(|(p, n)| node_bytes(p, n)).sum()
     }
 
-    /// Number of nodes below `path` (not counting it).
+    /// Number of nodes below `path` (not counting it), walked in one go. See [`DescendantWalk`]
+    /// for a walk in bounded steps.
     pub fn descendant_count(&self, path: &str) -> i32 {
-        let Some(node) = self.get(path) else { return 0 };
-        let mut count = 0;
-        let mut stack: Vec<(String, Arc<Node>)> = vec![(path.to_string(), node.clone())];
-        while let Some((p, n)) = stack.pop() {
-            for child in n.children.iter() {
-                count += 1;
-                let cp = path::join(&p, child);
-                if let Some(cn) = self.get(&cp) {
-                    stack.push((cp, cn.clone()));
-                }
+        let mut walk = DescendantWalk::new(self, path);
+        loop {
+            if let Some(n) = walk.step(self, usize::MAX) {
+                return n;
             }
         }
-        count
     }
 
     /// Applies a decided txn. Panics if the txn does not fit the tree: prep guarantees it does,
@@ -592,6 +608,69 @@ impl DataTree {
                 assert!(self.get(p).is_some(), "indexed ephemeral {p} missing");
             }
         }
+    }
+}
+
+/// Counts the nodes below a path (getAllChildrenNumber) a bounded number at a time, so a caller
+/// serving other work can stop between steps. Every step must be given the same tree version.
+/// The root is answered from the node count at once (as ZooKeeper does), with no walk.
+#[derive(Debug)]
+pub struct DescendantWalk {
+    /// Nodes whose children are still to be counted: path, node, and the last child counted
+    /// when a step stopped in the middle of its children.
+    stack: Vec<(String, Arc<Node>, Option<Arc<str>>)>,
+    count: usize,
+}
+
+impl DescendantWalk {
+    pub fn new(tree: &DataTree, path: &str) -> DescendantWalk {
+        if path == ROOT {
+            return DescendantWalk {
+                stack: Vec::new(),
+                count: tree.node_count() - 1,
+            };
+        }
+        DescendantWalk {
+            stack: tree
+                .get(path)
+                .map(|n| (path.to_string(), n.clone(), None))
+                .into_iter()
+                .collect(),
+            count: 0,
+        }
+    }
+
+    /// Visits up to `nodes_max` more nodes; the count once every node below the path is counted.
+    pub fn step(&mut self, tree: &DataTree, nodes_max: usize) -> Option<i32> {
+        let mut visited = 0;
+        while let Some((p, n, after)) = self.stack.pop() {
+            let mut last = None;
+            for child in n.children.iter_after(after.as_deref()) {
+                if visited == nodes_max {
+                    break;
+                }
+                self.count += 1;
+                visited += 1;
+                last = Some(child.clone());
+                let cp = path::join(&p, child);
+                let cn = tree
+                    .get(&cp)
+                    .unwrap_or_else(|| panic!("{p} lists missing child {child}"));
+                if !cn.children.is_empty() {
+                    self.stack.push((cp, cn.clone(), None));
+                }
+            }
+            if visited == nodes_max {
+                // Resume this node after its last counted child, if any are left. (The order
+                // nodes are visited in does not matter for a count.)
+                let resume = last.or(after);
+                if n.children.iter_after(resume.as_deref()).next().is_some() {
+                    self.stack.push((p, n, resume));
+                }
+                return None;
+            }
+        }
+        Some(i32::try_from(self.count).unwrap_or(i32::MAX))
     }
 }
 
