@@ -424,6 +424,23 @@ pub async fn wait_for_output_room(outbox: &Outbox, room: &flume::Receiver<()>) -
     outbox.is_open()
 }
 
+/// A connection's socket descriptor, kept to reset the connection when a limit aborts it. Valid
+/// while the connection's stream is alive (the caller holds it).
+pub struct SocketFd(pub std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for SocketFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+
+/// Makes the coming close of an aborted connection a reset (SO_LINGER 0). A plain close would
+/// queue its FIN behind the unsent bytes of a client that does not read, so that client would
+/// never learn of it, and the kernel would keep those bytes until it gave up retransmitting.
+pub fn reset_on_close(fd: &SocketFd) {
+    let _ = socket2::SockRef::from(fd).set_linger(Some(Duration::ZERO));
+}
+
 /// Runs `fut` with a deadline; None when the deadline passed first.
 pub async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
     futures_lite::future::or(async { Some(fut.await) }, async {

@@ -780,6 +780,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         return;
     };
     let _ = stream.set_nodelay(true);
+    let fd = conn::SocketFd(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let (mut rd, mut wr) = futures_lite::io::split(stream);
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     // One read buffer per connection, reused for every read (not allocated and zeroed per read).
@@ -922,6 +923,8 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     shared.stats.alive_connections.fetch_sub(1, Relaxed);
     writer.await;
     if let Some(reason) = outbox.abort_reason() {
+        // `rd` still holds the stream, so the descriptor is open.
+        conn::reset_on_close(&fd);
         conn::count_limit_close(&shared);
         tracing::warn!(%peer, session = format_args!("0x{session_id:x}"), "closed the connection: {reason}");
     }

@@ -34,7 +34,9 @@ cargo bench -p ringkeeper-bench --no-run --quiet
 log "Rust unit and integration tests"
 cargo test --workspace --quiet
 
-log "Python tests: kazoo, recipes, zkCli.sh, differential against Java ZooKeeper"
+log "Python tests: kazoo, recipes, zkCli.sh, differential against Java ZooKeeper, hostile clients"
 cargo build --quiet
+# The hostile-client tests (test_hostile.py) bound latency and memory on the release build.
+cargo build --release --quiet
 cd tests/py
 python3 -m pytest -q -p no:cacheprovider

@@ -16,8 +16,8 @@ def server_factory():
     """Start servers with extra zoo.cfg lines: server_factory("minSessionTimeout=400")."""
     started = []
 
-    def make(extra="", kind="ringkeeper"):
-        s = Server(kind, extra)
+    def make(extra="", kind="ringkeeper", binary=None):
+        s = Server(kind, extra, binary)
         started.append(s)
         return s
 

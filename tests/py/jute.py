@@ -35,7 +35,8 @@ class W:
         return self
 
     def str(self, v):
-        return self.buf(v.encode())
+        # surrogatepass: a lone surrogate goes out as the bytes Java decodes as malformed.
+        return self.buf(v.encode("utf-8", "surrogatepass"))
 
     def acls(self, acls):
         self.int(len(acls))
@@ -73,7 +74,7 @@ class R:
 
     def str(self):
         v = self.buf()
-        return None if v is None else v.decode()
+        return None if v is None else v.decode("utf-8", "surrogatepass")
 
     def stat(self):
         f = [self.long(), self.long(), self.long(), self.long(), self.int(), self.int(), self.int(),

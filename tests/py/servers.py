@@ -10,6 +10,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RINGKEEPER = os.environ.get("RINGKEEPER_BIN", os.path.join(ROOT, "target", "debug", "ringkeeper"))
+# The hostile-client tests bound latency and memory, which only a release build can promise.
+RINGKEEPER_RELEASE = os.environ.get("RINGKEEPER_RELEASE_BIN",
+                                    os.path.join(ROOT, "target", "release", "ringkeeper"))
 JAVA_ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 
 
@@ -42,9 +45,9 @@ def four_letter(port, word, timeout=5.0):
 class Server:
     """A running server; `kind` is "ringkeeper" or "zookeeper"."""
 
-    def __init__(self, kind, extra_cfg=""):
+    def __init__(self, kind, extra_cfg="", binary=None, port=None):
         self.kind = kind
-        self.port = free_port()
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix=f"rk-py-{kind}-")
         cfg = (
             f"tickTime=200\ndataDir={self.dir}/data\nclientPort={self.port}\n"
@@ -56,7 +59,7 @@ class Server:
             f.write(cfg)
         self.log = open(os.path.join(self.dir, "server.log"), "w")
         if kind == "ringkeeper":
-            cmd = [RINGKEEPER, "serve", "--config", self.cfg_path, "--no-pin"]
+            cmd = [binary or RINGKEEPER, "serve", "--config", self.cfg_path, "--no-pin"]
         elif kind == "zookeeper":
             cmd = ["java", "-Xmx512m", "-cp", JAVA_ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.dir}",
                    "org.apache.zookeeper.server.ZooKeeperServerMain", self.cfg_path]
@@ -65,6 +68,10 @@ class Server:
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
         self._wait_ready()
+
+    @property
+    def pid(self):
+        return self.proc.pid
 
     def kill9_and_restart(self):
         """SIGKILL (no shutdown path runs), then start again on the same dataDir and port."""
