@@ -237,9 +237,18 @@ impl Outbox {
     }
 
     /// Takes queued frames into `batch`, up to [`WRITE_BATCH_BYTES_MAX`] (at least one frame),
-    /// stopping at a reserved place.
-    fn take_batch(&self, batch: &mut Vec<u8>) {
+    /// stopping at a reserved place. A frame that big on its own is handed over whole instead
+    /// (returned), not copied.
+    fn take_batch(&self, batch: &mut Vec<u8>) -> Option<Vec<u8>> {
         let mut frames = self.frames.borrow_mut();
+        if batch.is_empty()
+            && matches!(frames.front(), Some(Slot::Frame(f)) if f.len() >= WRITE_BATCH_BYTES_MAX)
+        {
+            let Some(Slot::Frame(f)) = frames.pop_front() else {
+                unreachable!("checked")
+            };
+            return Some(f);
+        }
         while let Some(Slot::Frame(f)) = frames.front() {
             if !batch.is_empty() && batch.len() + f.len() > WRITE_BATCH_BYTES_MAX {
                 break;
@@ -249,6 +258,7 @@ impl Outbox {
             };
             batch.extend_from_slice(&f);
         }
+        None
     }
 
     /// True when nothing is queued or reserved.
@@ -308,22 +318,21 @@ async fn write_all_of<W: futures_lite::AsyncWrite + Unpin>(
             _ => {}
         }
         batch.clear();
-        outbox.take_batch(&mut batch);
-        if batch.is_empty() {
+        let whole = outbox.take_batch(&mut batch);
+        let out: &[u8] = whole.as_deref().unwrap_or(&batch);
+        if out.is_empty() {
             if wake.recv_async().await.is_err() {
                 return WriterEnd::Failed;
             }
             continue;
         }
         let mut written = 0;
-        while written < batch.len() {
-            let step = futures_lite::future::or(
-                async { Some(wr.write(&batch[written..]).await) },
-                async {
+        while written < out.len() {
+            let step =
+                futures_lite::future::or(async { Some(wr.write(&out[written..]).await) }, async {
                     glommio::timer::sleep(outbox.limits.write_stall).await;
                     None
-                },
-            );
+                });
             // An abort wakes the writer; any other wake-up is a frame queued meanwhile.
             let aborted = async {
                 while outbox.state.get() != OutState::Aborted {
@@ -528,7 +537,7 @@ mod tests {
         assert_eq!(o.push(vec![0; 20]), Err(Refused::Full));
         assert_eq!((o.unsent(), front.get()), (16, 16));
         let mut batch = Vec::new();
-        o.take_batch(&mut batch);
+        assert_eq!(o.take_batch(&mut batch), None);
         assert_eq!(batch.len(), 16, "frames are coalesced");
         o.release(16);
         assert!(!o.paused());
@@ -567,6 +576,29 @@ mod tests {
         assert!(o.paused(), "too many replies being computed");
         o.fill(reserved[0], vec![0]).unwrap();
         assert!(!o.paused());
+    }
+
+    #[test]
+    fn a_frame_as_big_as_a_batch_is_handed_over_not_copied() {
+        let limits = OutLimits {
+            pause_bytes: 1 << 20,
+            out_bytes_max: 8 << 20,
+            write_stall: Duration::from_secs(1),
+        };
+        let (o, _w, _r) = Outbox::new(limits, Rc::new(Cell::new(0)));
+        o.push(vec![1; 3]).unwrap();
+        o.push(vec![2; WRITE_BATCH_BYTES_MAX]).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(o.take_batch(&mut batch), None);
+        assert_eq!(
+            batch,
+            [1, 1, 1],
+            "the big frame does not fit behind the small one"
+        );
+        batch.clear();
+        let whole = o.take_batch(&mut batch).expect("handed over");
+        assert_eq!(whole.len(), WRITE_BATCH_BYTES_MAX);
+        assert!(batch.is_empty());
     }
 
     #[test]

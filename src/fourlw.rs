@@ -222,6 +222,18 @@ async fn conns(shared: &Shared) -> Vec<ConnInfo> {
     all
 }
 
+/// Bytes queued for clients over all fronts, not yet written.
+async fn unsent_bytes(shared: &Shared) -> usize {
+    let mut total = 0;
+    for front in &shared.controls {
+        let (tx, rx) = flume::bounded(1);
+        if front.send_async(Control::UnsentBytes(tx)).await.is_ok() {
+            total += rx.recv_async().await.unwrap_or(0);
+        }
+    }
+    total
+}
+
 async fn watches(shared: &Shared) -> Vec<(String, i64)> {
     let mut all = Vec::new();
     for front in &shared.controls {
@@ -402,6 +414,7 @@ async fn mntr(shared: &Shared) -> String {
         "rk_connections_closed_by_limits",
         s.connections_closed_by_limits.load(Relaxed).to_string(),
     );
+    line("rk_unsent_bytes", unsent_bytes(shared).await.to_string());
     line("rk_log_fsync_count", s.log_syncs.load(Relaxed).to_string());
     line(
         "rk_log_synced_txns",

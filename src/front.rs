@@ -94,6 +94,8 @@ const OVER_BUDGET: &str = "the server's unsent output passed ringkeeper.serverOu
 /// Most sessions' identities (addauth) one connection may hold: every write carries them, and
 /// ACL checks and `auth` ACL expansion take time in proportion to them.
 const AUTH_IDS_MAX: usize = 32;
+/// Bytes read at a time before the handshake is done (a connect request is 45 bytes).
+const HANDSHAKE_CHUNK: usize = 1024;
 /// Nodes a getAllChildrenNumber walk counts between chances for other connections to run.
 const WALK_SLICE_NODES: usize = 2048;
 
@@ -322,6 +324,17 @@ async fn apply_batches(
                         )
                     {
                         defer_reads(st, origin.conn);
+                    }
+                }
+                Entry::ConnectReply {
+                    conn,
+                    reply,
+                    outcome,
+                } => {
+                    // The connection may be gone already; then nobody needs the answer. The
+                    // connection task runs after this batch, flush included, is applied.
+                    if front_of(*conn) == st.id {
+                        let _ = reply.try_send(outcome.clone());
                     }
                 }
                 Entry::Resumed { session_id, conn } => {
@@ -653,7 +666,7 @@ fn add_auth(conn: &mut Conn, shared: &Shared, scheme: &str, auth: &[u8]) -> bool
             if conn.auth.contains(&id) {
                 return true;
             }
-            if conn.auth.len() + 2 > AUTH_IDS_MAX {
+            if conn.auth.len() + 1 + usize::from(is_super) > AUTH_IDS_MAX {
                 tracing::warn!(peer = %conn.peer, max = AUTH_IDS_MAX, "too many identities on one connection; refusing addauth");
                 return false;
             }
@@ -705,6 +718,9 @@ async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiv
                     })
                     .collect();
                 let _ = reply.try_send(pairs);
+            }
+            Control::UnsentBytes(reply) => {
+                let _ = reply.try_send(st.unsent.get());
             }
             Control::ResetConnStats(reply) => {
                 for conn in st.conns.values_mut() {
@@ -782,9 +798,10 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     let _ = stream.set_nodelay(true);
     let fd = conn::SocketFd(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    // One read buffer per connection, reused for every read (not allocated and zeroed per read).
-    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut buf: Vec<u8> = Vec::new();
+    // One read buffer per connection, reused for every read (not allocated and zeroed per read);
+    // small until the handshake is done, so connections that never finish it cost little.
+    let mut chunk = vec![0u8; HANDSHAKE_CHUNK];
 
     // The whole handshake, not just its first bytes, has the connect timeout.
     let limit = Duration::from_millis(shared.cfg.connect_timeout_ms);
@@ -885,6 +902,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     shared.stats.alive_connections.fetch_add(1, Relaxed);
     tracing::debug!(%peer, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
 
+    chunk.resize(READ_CHUNK, 0);
     let max = shared.cfg.jute_max_buffer;
     // Backpressure: the next request is read only once the client has taken its replies.
     while conn::wait_for_output_room(&outbox, &reader_rx).await {

@@ -61,7 +61,7 @@ enum Wake {
 #[allow(clippy::large_enum_variant)]
 enum Held {
     Publish(Entry),
-    ConnectReply(flume::Sender<ConnectOutcome>, ConnectOutcome),
+    ConnectReply(ConnId, flume::Sender<ConnectOutcome>, ConnectOutcome),
 }
 
 /// Most txns waiting for the log while a write is in flight. Past it, the pipeline stops taking
@@ -366,9 +366,12 @@ pub async fn run(
         while held.front().is_some_and(|(gate, _)| *gate <= synced_zxid) {
             match held.pop_front().expect("checked").1 {
                 Held::Publish(entry) => release.push(entry),
-                Held::ConnectReply(reply, outcome) => {
-                    // The connection may be gone already; then nobody needs the answer.
-                    let _ = reply.try_send(outcome);
+                Held::ConnectReply(conn, reply, outcome) => {
+                    release.push(Entry::ConnectReply {
+                        conn,
+                        reply,
+                        outcome,
+                    });
                 }
             }
         }
@@ -429,7 +432,7 @@ fn handle(pipeline: &mut Pipeline, snapper: &mut Snapper, msg: PipeMsg, round: &
                         .push(Held::Publish(Entry::Resumed { session_id, conn }));
                 }
             }
-            round.fresh.push(Held::ConnectReply(reply, outcome));
+            round.fresh.push(Held::ConnectReply(conn, reply, outcome));
         }
         PipeMsg::Write {
             origin,

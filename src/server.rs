@@ -102,6 +102,14 @@ pub enum Entry {
         zxid: i64,
         version_before: Option<DataTree>,
     },
+    /// The answer to `conn`'s connect request, in the stream so that its front has applied
+    /// everything before it (the session's creation included) by the time the client can send a
+    /// request on the new session.
+    ConnectReply {
+        conn: ConnId,
+        reply: flume::Sender<ConnectOutcome>,
+        outcome: ConnectOutcome,
+    },
     /// A session was resumed on `conn`: any other connection of it must close.
     Resumed {
         session_id: i64,
@@ -144,6 +152,8 @@ pub enum Control {
     /// Data-table watches as (path, session id) pairs.
     Watches(flume::Sender<Vec<(String, i64)>>),
     ResetConnStats(flume::Sender<()>),
+    /// Bytes queued for this front's clients and not yet written.
+    UnsentBytes(flume::Sender<usize>),
 }
 
 /// What every core shares.

@@ -299,6 +299,20 @@ def port_taken(port):
     return False
 
 
+def test_a_connection_holds_at_most_32_identities(server):
+    c = jute.Conn(server.port)
+    # The connection's ip identity, then 31 digests.
+    for i in range(31):
+        _, (err, _, _) = c.call(jute.AUTH, bytes(W().int(0).str("digest").buf(f"user{i}:pw".encode()).b), xid=-4)
+        assert err == 0, i
+    _, (err, _, _) = c.call(jute.WHO_AM_I, b"")
+    assert err == 0
+    _, (err, _, _) = c.call(jute.AUTH, bytes(W().int(0).str("digest").buf(b"one-too-many:pw").b), xid=-4)
+    assert err == -115, "AUTHFAILED"
+    assert attacks.closed_by_peer(c.s, 5.0)
+    c.close()
+
+
 def test_snap_runs_at_most_once_per_interval(release):
     srv = release("admin.rateLimiterIntervalInMS=60000")
     answers = attacks.snap_flood(srv.port, 5)

@@ -643,23 +643,31 @@ impl DescendantWalk {
     /// Visits up to `nodes_max` more nodes; the count once every node below the path is counted.
     pub fn step(&mut self, tree: &DataTree, nodes_max: usize) -> Option<i32> {
         let mut visited = 0;
+        // Each child's path is built in one reused buffer; only nodes with children keep theirs.
+        let mut child_path = String::new();
         while let Some((p, n, after)) = self.stack.pop() {
             let mut last = None;
+            child_path.clear();
+            child_path.push_str(if p == ROOT { "" } else { &p });
+            child_path.push('/');
+            let base = child_path.len();
             for child in n.children.iter_after(after.as_deref()) {
                 if visited == nodes_max {
                     break;
                 }
                 self.count += 1;
                 visited += 1;
-                last = Some(child.clone());
-                let cp = path::join(&p, child);
+                last = Some(child);
+                child_path.truncate(base);
+                child_path.push_str(child);
                 let cn = tree
-                    .get(&cp)
+                    .get(&child_path)
                     .unwrap_or_else(|| panic!("{p} lists missing child {child}"));
                 if !cn.children.is_empty() {
-                    self.stack.push((cp, cn.clone(), None));
+                    self.stack.push((child_path.clone(), cn.clone(), None));
                 }
             }
+            let last = last.cloned();
             if visited == nodes_max {
                 // Resume this node after its last counted child, if any are left. (The order
                 // nodes are visited in does not matter for a count.)
