@@ -14,7 +14,7 @@
 //!   the most of them. Such a close drops the queued output at once.
 
 use crate::config::Config;
-use crate::server::Shared;
+use crate::stats::ServerStats;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use ringkeeper_engine::proto::frame;
 use std::cell::{Cell, RefCell};
@@ -459,15 +459,31 @@ pub async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T
     .await
 }
 
+/// Connections per client address, across all fronts, against `maxClientCnxns` (0: no limit).
+#[derive(Debug, Default)]
+pub struct IpCounts {
+    counts: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    max: usize,
+}
+
+impl IpCounts {
+    pub fn new(max: usize) -> IpCounts {
+        IpCounts {
+            counts: Default::default(),
+            max,
+        }
+    }
+}
+
 /// A connection's place in its client address's `maxClientCnxns` count, given back on drop.
 pub struct IpSlot {
-    shared: Arc<Shared>,
+    counts: Arc<IpCounts>,
     ip: std::net::IpAddr,
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut counts = self.shared.ip_counts.lock().expect("ip count lock");
+        let mut counts = self.counts.counts.lock().expect("ip count lock");
         if let Some(n) = counts.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -478,16 +494,15 @@ impl Drop for IpSlot {
 }
 
 /// Takes a slot for `ip`, or None when it already has `maxClientCnxns` connections.
-pub fn take_ip_slot(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<IpSlot> {
-    let mut counts = shared.ip_counts.lock().expect("ip count lock");
+pub fn take_ip_slot(ip_counts: &Arc<IpCounts>, ip: std::net::IpAddr) -> Option<IpSlot> {
+    let mut counts = ip_counts.counts.lock().expect("ip count lock");
     let n = counts.entry(ip).or_insert(0);
-    let max = shared.cfg.max_client_cnxns;
-    if max > 0 && *n >= max {
+    if ip_counts.max > 0 && *n >= ip_counts.max {
         return None;
     }
     *n += 1;
     Some(IpSlot {
-        shared: shared.clone(),
+        counts: ip_counts.clone(),
         ip,
     })
 }
@@ -507,11 +522,8 @@ pub fn budget_victim<K: Copy>(unsent: impl Iterator<Item = (K, usize)>) -> Optio
 }
 
 /// Counts a connection closed by one of these limits.
-pub fn count_limit_close(shared: &Shared) {
-    shared
-        .stats
-        .connections_closed_by_limits
-        .fetch_add(1, Relaxed);
+pub fn count_limit_close(stats: &ServerStats) {
+    stats.connections_closed_by_limits.fetch_add(1, Relaxed);
 }
 
 #[cfg(test)]

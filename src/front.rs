@@ -783,14 +783,14 @@ async fn answer_word<W: futures_lite::AsyncWrite + Unpin>(
     })
     .await;
     if sent.is_none() {
-        conn::count_limit_close(shared);
+        conn::count_limit_close(&shared.stats);
         tracing::info!(%peer, word, "four-letter word answer not taken within nio.sessionlessCnxnTimeout; closing");
     }
 }
 
 async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let Some(_slot) = conn::take_ip_slot(&shared, peer.ip()) else {
+    let Some(_slot) = conn::take_ip_slot(&shared.ip_counts, peer.ip()) else {
         shared.stats.connections_rejected.fetch_add(1, Relaxed);
         tracing::warn!(%peer, max = shared.cfg.max_client_cnxns, "too many connections from this address (maxClientCnxns); closing");
         return;
@@ -812,7 +812,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     .await;
     let req = match hello {
         None => {
-            conn::count_limit_close(&shared);
+            conn::count_limit_close(&shared.stats);
             tracing::info!(%peer, timeout_ms = shared.cfg.connect_timeout_ms,
                 "no complete connect request within nio.sessionlessCnxnTimeout; closing");
             return;
@@ -943,7 +943,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     if let Some(reason) = outbox.abort_reason() {
         // `rd` still holds the stream, so the descriptor is open.
         conn::reset_on_close(&fd);
-        conn::count_limit_close(&shared);
+        conn::count_limit_close(&shared.stats);
         tracing::warn!(%peer, session = format_args!("0x{session_id:x}"), "closed the connection: {reason}");
     }
 }

@@ -15,6 +15,7 @@
 //! - any front -> each front: [`Control`] queries for the four-letter words.
 
 use crate::config::Config;
+use crate::conn::IpCounts;
 use crate::stats::ServerStats;
 use crate::{front, pipeline_core};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -22,8 +23,6 @@ use ringkeeper_engine::pipeline::{Committed, ConnectOutcome, Origin};
 use ringkeeper_engine::proto::{ConnectRequest, Id, Request};
 use ringkeeper_engine::tree::DataTree;
 use ringkeeper_engine::watch::ConnId;
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -162,7 +161,7 @@ pub struct Shared {
     pub stats: ServerStats,
     pub to_pipeline: flume::Sender<PipeMsg>,
     pub controls: Vec<flume::Sender<Control>>,
-    pub ip_counts: Mutex<HashMap<IpAddr, usize>>,
+    pub ip_counts: Arc<IpCounts>,
     pub started: Instant,
     /// When the `snap` word last started a snapshot (it is rate limited).
     pub snap_word_last: Mutex<Option<Instant>>,
@@ -220,12 +219,13 @@ pub fn run(
         control_txs.push(ctx);
         control_rxs.push(crx);
     }
+    let ip_counts = Arc::new(IpCounts::new(cfg.max_client_cnxns));
     let shared = Arc::new(Shared {
         cfg,
         stats: ServerStats::new(),
         to_pipeline,
         controls: control_txs,
-        ip_counts: Mutex::new(HashMap::new()),
+        ip_counts,
         started: Instant::now(),
         snap_word_last: Mutex::new(None),
     });
