@@ -13,13 +13,15 @@ Probes:
                 reply would be K MB)
   never-read    C sessions that each pipeline R getData of that node and never read; held H s
   acl           a create with E distinct digest ACL entries under a missing parent; time to answer
+  acl-read      a node whose ACL has E digest entries matching nobody (READ for anyone last), read
+                G times, pipelined, by a session with 31 identities
   count         T znodes under one parent, then Q pipelined getAllChildrenNumber("/") and of that
                 parent; time until all are answered
 
 Usage: perf/attack.py [--servers ringkeeper,zookeeper] [--half-open 400] [--multiread-ops 400]
                       [--never-read-conns 8] [--never-read-requests 100] [--hold-s 5]
-                      [--acl-entries 20000] [--count-znodes 100000] [--count-requests 20]
-                      [--probes half-open,multiread,never-read,acl,count]
+                      [--acl-entries 20000] [--acl-reads 500] [--count-znodes 100000]
+                      [--count-requests 20] [--probes half-open,multiread,never-read,acl,acl-read,count]
 Writes perf/results/<UTC time>-attack/results.json and results.md.
 """
 
@@ -93,6 +95,14 @@ def probe_acl(srv, a):
     return rep
 
 
+def probe_acl_read(srv, a):
+    mon = attacks.Monitor(srv.pid, srv.port)
+    ms = attacks.acl_check_stall(srv.port, min(a.acl_entries, 30_000), a.acl_reads)
+    rep = mon.stop()
+    rep["result"] = f"{a.acl_reads} reads answered in {ms:.0f} ms"
+    return rep
+
+
 def probe_count(srv, a):
     attacks.fill_tree(srv.port, "/attack-tree", a.count_znodes)
     mon = attacks.Monitor(srv.pid, srv.port)
@@ -105,7 +115,7 @@ def probe_count(srv, a):
 
 
 PROBES = {"half-open": probe_half_open, "multiread": probe_multiread, "never-read": probe_never_read,
-          "acl": probe_acl, "count": probe_count}
+          "acl": probe_acl, "acl-read": probe_acl_read, "count": probe_count}
 
 
 def main():
@@ -119,6 +129,7 @@ def main():
     p.add_argument("--never-read-requests", type=int, default=100)
     p.add_argument("--hold-s", type=float, default=5.0)
     p.add_argument("--acl-entries", type=int, default=20_000)
+    p.add_argument("--acl-reads", type=int, default=500)
     p.add_argument("--count-znodes", type=int, default=100_000)
     p.add_argument("--count-requests", type=int, default=20)
     a = p.parse_args()

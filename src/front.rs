@@ -94,6 +94,10 @@ const OVER_BUDGET: &str = "the server's unsent output passed ringkeeper.serverOu
 /// Most sessions' identities (addauth) one connection may hold: every write carries them, and
 /// ACL checks and `auth` ACL expansion take time in proportion to them.
 const AUTH_IDS_MAX: usize = 32;
+/// Longest a front core runs before it polls its sockets again (its executors' preemption
+/// timer): a connection yields after each request once this has passed, so a client pipelining
+/// costly requests cannot keep the others waiting longer than about one request.
+pub const SLICE: Duration = Duration::from_millis(2);
 /// Bytes read at a time before the handshake is done (a connect request is 45 bytes).
 const HANDSHAKE_CHUNK: usize = 1024;
 /// Nodes a getAllChildrenNumber walk counts between chances for other connections to run.
@@ -919,6 +923,9 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         if !on_request(&state, &shared, conn_id, session_id, &frame).await {
             break;
         }
+        // Requests already in `buf` need no await: without this, one connection's pipelined
+        // requests would run back to back while every other connection waits.
+        glommio::yield_if_needed().await;
     }
 
     // Teardown: forget the connection and its watches; the session lives until it times out.

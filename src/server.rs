@@ -246,6 +246,7 @@ pub fn run(
         handles.push(
             LocalExecutorBuilder::new(placement(0))
                 .name("rk-core0")
+                .preempt_timer(front::SLICE)
                 .spawn(move || async move {
                     let pipe_tq = glommio::executor().create_task_queue(
                         glommio::Shares::Static(1000),
@@ -296,6 +297,7 @@ pub fn run(
             handles.push(
                 LocalExecutorBuilder::new(placement(core))
                     .name(&format!("rk-front{i}"))
+                    .preempt_timer(front::SLICE)
                     .spawn(move || front::run(i, s, batch_rx, control_rx, listener))
                     .map_err(spawn_err)?,
             );

@@ -255,6 +255,29 @@ def acl_stall(port, entries, parent="/no/such/parent"):
     return err, ms
 
 
+def acl_check_stall(port, entries, requests, identities=31):
+    """A node whose ACL has `entries` digest entries that match nobody and READ for anyone last,
+    read `requests` times, pipelined, by a session with `identities` digest identities: every
+    read checks the whole ACL. Returns ms until all were answered."""
+    acl = [(31, "digest", f"u{i}:h") for i in range(entries)] + [(1, "world", "anyone")]
+    c = jute.Conn(port, timeout_ms=30000)
+    c.s.settimeout(120)
+    _, (err, _, _) = c.call(jute.CREATE, bytes(W().str("/wide-acl").buf(b"v").acls(acl).int(0).b))
+    assert err in (0, -110), err
+    for i in range(identities):
+        c.call(jute.AUTH, bytes(W().int(0).str("digest").buf(f"x{i}:pw".encode()).b), xid=-4)
+    payload = b"".join(_request(i + 1, jute.GET_DATA, bytes(W().str("/wide-acl").bool(False).b))
+                       for i in range(requests))
+    start = time.monotonic()
+    c.s.sendall(payload)
+    for _ in range(requests):
+        _, _, err, _ = read_reply(c.s)
+        assert err == 0, err
+    ms = (time.monotonic() - start) * 1000
+    c.close()
+    return ms
+
+
 def count_stall(port, path, requests):
     """`requests` pipelined getAllChildrenNumber(path). Returns (counts, ms until all answered)."""
     c = jute.Conn(port, timeout_ms=30000)

@@ -255,6 +255,14 @@ def test_a_huge_acl_under_a_missing_parent_is_answered_at_once(release):
     assert_innocent_unharmed(report)
 
 
+def test_reads_of_a_node_with_a_huge_acl_do_not_stall_other_clients(release):
+    srv = release()
+    mon = attacks.Monitor(srv.pid, srv.port)
+    attacks.acl_check_stall(srv.port, 30_000, 500)
+    report = mon.stop()
+    assert_innocent_unharmed(report)
+
+
 def test_get_all_children_number_never_stalls_the_core(release):
     srv = release()
     attacks.fill_tree(srv.port, "/t", 100_000)
