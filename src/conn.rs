@@ -29,6 +29,8 @@ use std::time::Duration;
 pub const READ_CHUNK: usize = 16 << 10;
 /// Most bytes the writer hands the socket in one write (frames are coalesced up to this).
 const WRITE_BATCH_BYTES_MAX: usize = 256 << 10;
+/// What an abort for unread output says.
+pub const OUTPUT_FULL: &str = "its client left more than ringkeeper.clientOutputMaxBytes unread";
 /// Replies a connection may have being computed in steps before it stops reading requests.
 const RESERVED_MAX: usize = 4;
 /// A front closes the connection holding the most unsent bytes only if it holds at least this
@@ -143,6 +145,10 @@ impl Outbox {
         self.abort_reason.get()
     }
 
+    pub fn is_aborted(&self) -> bool {
+        self.state.get() == OutState::Aborted
+    }
+
     pub fn is_open(&self) -> bool {
         self.state.get() == OutState::Open
     }
@@ -155,12 +161,14 @@ impl Outbox {
     }
 
     /// Queues a frame for sending.
+    /// Queues a frame for sending. Past `out_bytes_max` the connection is aborted instead.
     pub fn push(&self, frame: Vec<u8>) -> Result<(), Refused> {
         if !self.is_open() {
             return Err(Refused::Closed);
         }
         let unsent = self.unsent.get() + frame.len();
         if unsent > self.limits.out_bytes_max {
+            self.abort(Some(OUTPUT_FULL));
             return Err(Refused::Full);
         }
         self.unsent.set(unsent);
@@ -181,22 +189,26 @@ impl Outbox {
     }
 
     /// Puts `frame` in its reserved place; the frames behind it may go out now.
+    /// Works while the outbox is closing too (what was asked before a close is answered), not
+    /// after an abort. Past `out_bytes_max` the connection is aborted instead.
     pub fn fill(&self, ticket: Ticket, frame: Vec<u8>) -> Result<(), Refused> {
-        let mut frames = self.frames.borrow_mut();
-        let Some(slot) = frames
-            .iter_mut()
-            .find(|s| matches!(s, Slot::Reserved(t) if *t == ticket))
-        else {
+        let at = self
+            .frames
+            .borrow()
+            .iter()
+            .position(|s| matches!(s, Slot::Reserved(t) if *t == ticket));
+        let Some(at) = at else {
             return Err(Refused::Closed); // an abort dropped it
         };
-        self.reserved.set(self.reserved.get() - 1);
         let unsent = self.unsent.get() + frame.len();
         if unsent > self.limits.out_bytes_max {
+            self.abort(Some(OUTPUT_FULL));
             return Err(Refused::Full);
         }
+        self.reserved.set(self.reserved.get() - 1);
         self.unsent.set(unsent);
         self.front_unsent.set(self.front_unsent.get() + frame.len());
-        *slot = Slot::Frame(frame);
+        self.frames.borrow_mut()[at] = Slot::Frame(frame);
         let _ = self.wake_writer.try_send(());
         let _ = self.wake_reader.try_send(());
         Ok(())
@@ -215,9 +227,9 @@ impl Outbox {
     /// the socket failed).
     pub fn abort(&self, reason: Option<&'static str>) {
         if self.state.get() != OutState::Aborted {
+            self.release(self.unsent.get());
             self.state.set(OutState::Aborted);
             self.abort_reason.set(reason);
-            self.release(self.unsent.get());
             self.frames.borrow_mut().clear();
             self.reserved.set(0);
             let _ = self.wake_writer.try_send(());
@@ -225,8 +237,12 @@ impl Outbox {
         }
     }
 
-    /// `n` bytes left the queue (written, or dropped by an abort).
+    /// `n` bytes left the queue (written, or dropped by an abort). After an abort nothing is
+    /// counted any more: the abort released everything, the write in flight included.
     fn release(&self, n: usize) {
+        if self.state.get() == OutState::Aborted {
+            return;
+        }
         let before = self.unsent.get();
         self.unsent.set(before - n);
         self.front_unsent.set(self.front_unsent.get() - n);
@@ -347,6 +363,11 @@ async fn write_all_of<W: futures_lite::AsyncWrite + Unpin>(
                     return WriterEnd::Aborted;
                 }
                 Some(Ok(0)) | Some(Err(_)) => return WriterEnd::Failed,
+                // An abort meanwhile already let go of this batch (a write can still complete
+                // after it): stop here.
+                Some(Ok(_)) if outbox.state.get() == OutState::Aborted => {
+                    return WriterEnd::Aborted;
+                }
                 Some(Ok(n)) => {
                     written += n;
                     outbox.release(n);
@@ -546,8 +567,6 @@ mod tests {
         assert!(!o.paused(), "8 bytes is within the pause bound");
         o.push(vec![0; 8]).unwrap();
         assert!(o.paused(), "16 bytes is past it");
-        assert_eq!(o.push(vec![0; 20]), Err(Refused::Full));
-        assert_eq!((o.unsent(), front.get()), (16, 16));
         let mut batch = Vec::new();
         assert_eq!(o.take_batch(&mut batch), None);
         assert_eq!(batch.len(), 16, "frames are coalesced");
@@ -561,8 +580,40 @@ mod tests {
             (0, 0),
             "an abort drops the queue"
         );
+        o.release(5); // the write in flight completing after the abort counts nothing
+        assert_eq!((o.unsent(), front.get()), (0, 0));
         assert_eq!(o.push(vec![0; 1]), Err(Refused::Closed));
         assert_eq!(o.abort_reason(), Some("test"));
+    }
+
+    #[test]
+    fn passing_the_hard_bound_aborts() {
+        let front = Rc::new(Cell::new(0));
+        let (o, _w, _r) = Outbox::new(limits(), front.clone());
+        o.push(vec![0; 16]).unwrap();
+        assert_eq!(o.push(vec![0; 20]), Err(Refused::Full));
+        assert_eq!(o.abort_reason(), Some(OUTPUT_FULL));
+        assert_eq!((o.unsent(), front.get()), (0, 0));
+        let (o, _w, _r) = Outbox::new(limits(), front.clone());
+        let t = o.reserve();
+        o.push(vec![0; 16]).unwrap();
+        assert_eq!(o.fill(t, vec![0; 20]), Err(Refused::Full));
+        assert!(!o.is_open());
+        assert_eq!((o.unsent(), front.get(), o.reserved.get()), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_closing_outbox_still_takes_the_replies_it_reserved_for() {
+        let (o, _w, _r) = Outbox::new(limits(), Rc::new(Cell::new(0)));
+        let t = o.reserve();
+        o.push(vec![9]).unwrap();
+        o.close();
+        assert!(!o.is_empty());
+        o.fill(t, vec![8]).unwrap();
+        let mut batch = Vec::new();
+        o.take_batch(&mut batch);
+        assert_eq!(batch, [8, 9]);
+        assert!(o.is_empty());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! Socket IO and the per-connection limits live in `conn.rs`; this core adds the server-wide
 //! budget for unsent bytes (`enforce_budget`).
 
-use crate::conn::{self, OutLimits, Outbox, Refused, Ticket, READ_CHUNK};
+use crate::conn::{self, OutLimits, Outbox, Ticket, READ_CHUNK};
 use crate::fourlw;
 use crate::pipeline_core::now_ms;
 use crate::server::{Batch, ConnInfo, Control, Entry, PipeMsg, Shared};
@@ -87,8 +87,6 @@ struct Conn {
     stats: ConnStats,
 }
 
-/// What an abort for unread output says.
-const OUTPUT_FULL: &str = "its client left more than ringkeeper.clientOutputMaxBytes unread";
 /// What an abort for the server-wide budget says.
 const OVER_BUDGET: &str = "the server's unsent output passed ringkeeper.serverOutputBudgetBytes and this connection held the most of it";
 /// Most sessions' identities (addauth) one connection may hold: every write carries them, and
@@ -107,19 +105,8 @@ impl Conn {
     /// Queues a frame. A client that leaves too much unread loses the connection, and what was
     /// queued for it.
     fn send(&mut self, frame: Vec<u8>) {
-        match self.outbox.push(frame) {
-            Ok(()) => self.stats.sent += 1,
-            Err(Refused::Closed) => {}
-            Err(Refused::Full) => self.outbox.abort(Some(OUTPUT_FULL)),
-        }
-    }
-
-    /// Puts a reply computed in steps in the place it reserved.
-    fn fill(&mut self, ticket: Ticket, frame: Vec<u8>) {
-        match self.outbox.fill(ticket, frame) {
-            Ok(()) => self.stats.sent += 1,
-            Err(Refused::Closed) => {}
-            Err(Refused::Full) => self.outbox.abort(Some(OUTPUT_FULL)),
+        if self.outbox.push(frame).is_ok() {
+            self.stats.sent += 1;
         }
     }
 
@@ -195,11 +182,22 @@ struct FrontState {
     budget_bytes: usize,
     /// getAllChildrenNumber walks to run (see `run_walks`).
     walks: flume::Sender<Walk>,
+    /// Connections whose connect was answered but which their task has not registered yet. Later
+    /// batches can be applied in between; a close of their session then marks them here.
+    connecting: HashMap<ConnId, Connecting>,
+}
+
+struct Connecting {
+    session_id: i64,
+    closed: bool,
 }
 
 /// A getAllChildrenNumber being counted in slices, over the tree version the read saw.
 struct Walk {
     conn: ConnId,
+    /// The connection's output: the reply is owed even if the connection closes meanwhile (its
+    /// close waits for it), not if it is aborted.
+    outbox: Rc<Outbox>,
     ticket: Ticket,
     xid: i32,
     opcode: i32,
@@ -237,6 +235,7 @@ pub async fn run(
         unsent: Rc::new(Cell::new(0)),
         budget_bytes: conn::front_budget_bytes(&shared.cfg, shared.controls.len()),
         walks,
+        connecting: HashMap::new(),
     }));
     glommio::spawn_local(apply_batches(state.clone(), shared.clone(), batches)).detach();
     glommio::spawn_local(run_walks(state.clone(), shared.clone(), walks_rx)).detach();
@@ -300,10 +299,16 @@ async fn apply_batches(
                         }
                     }
                     if matches!(c.txn.op, TxnOp::CloseSession) {
-                        // An expired (or closed) session loses its connection.
+                        // An expired (or closed) session loses its connection, also one whose
+                        // task has its connect answer but has not registered it yet.
                         if let Some(conn_id) = st.by_session.remove(&c.txn.session_id) {
                             if let Some(conn) = st.conns.get_mut(&conn_id) {
                                 conn.close();
+                            }
+                        }
+                        for pending in st.connecting.values_mut() {
+                            if pending.session_id == c.txn.session_id {
+                                pending.closed = true;
                             }
                         }
                     }
@@ -338,6 +343,13 @@ async fn apply_batches(
                     // The connection may be gone already; then nobody needs the answer. The
                     // connection task runs after this batch, flush included, is applied.
                     if front_of(*conn) == st.id {
+                        if let ConnectOutcome::Accepted { session_id, .. } = outcome {
+                            let pending = Connecting {
+                                session_id: *session_id,
+                                closed: false,
+                            };
+                            st.connecting.insert(*conn, pending);
+                        }
                         let _ = reply.try_send(outcome.clone());
                     }
                 }
@@ -346,6 +358,11 @@ async fn apply_batches(
                     for (id, other) in st.conns.iter_mut() {
                         if other.session_id == *session_id && id != conn {
                             other.close();
+                        }
+                    }
+                    for (id, pending) in st.connecting.iter_mut() {
+                        if pending.session_id == *session_id && id != conn {
+                            pending.closed = true;
                         }
                     }
                 }
@@ -389,19 +406,9 @@ async fn walk(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, mut w: Walk) 
         }
         // A timer, not a yield: it lets the executor poll its sockets before the next slice.
         glommio::timer::sleep(Duration::from_micros(1)).await;
-        if state
-            .borrow()
-            .conns
-            .get(&w.conn)
-            .is_none_or(|c| c.closing())
-        {
+        if w.outbox.is_aborted() {
             return;
         }
-    };
-    let mut guard = state.borrow_mut();
-    let st = &mut *guard;
-    let Some(conn) = st.conns.get_mut(&w.conn) else {
-        return;
     };
     let zxid = w.version.last_zxid();
     let mut frame = Vec::with_capacity(24);
@@ -414,8 +421,13 @@ async fn walk(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, mut w: Walk) 
         },
         &Response::Int(count),
     );
-    conn.fill(w.ticket, frame);
-    conn.record(w.opcode, w.xid, zxid, w.started, &shared);
+    let filled = w.outbox.fill(w.ticket, frame).is_ok();
+    let mut guard = state.borrow_mut();
+    let st = &mut *guard;
+    if let Some(conn) = st.conns.get_mut(&w.conn).filter(|_| filled) {
+        conn.stats.sent += 1;
+        conn.record(w.opcode, w.xid, zxid, w.started, &shared);
+    }
     enforce_budget(st);
 }
 
@@ -597,6 +609,7 @@ fn answer_read(
                         let ticket = conn.outbox.reserve();
                         let _ = walks.try_send(Walk {
                             conn: conn_id,
+                            outbox: conn.outbox.clone(),
                             ticket,
                             xid,
                             opcode,
@@ -652,7 +665,7 @@ fn read_context<'c>(conn_id: ConnId, conn: &'c Conn, shared: &Shared) -> ReadCon
         conn: conn_id,
         session_id: conn.session_id,
         auth: &conn.auth,
-        reply_bytes_max: read::reply_bytes_max(shared.cfg.jute_max_buffer),
+        jute_max_buffer: shared.cfg.jute_max_buffer,
     }
 }
 
@@ -847,6 +860,11 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     let Ok(outcome) = reply_rx.recv_async().await else {
         return;
     };
+    let closed_meanwhile = state
+        .borrow_mut()
+        .connecting
+        .remove(&conn_id)
+        .is_some_and(|c| c.closed);
     let (session_id, timeout_ms, passwd) = match outcome {
         ConnectOutcome::Refused {
             client_zxid,
@@ -903,6 +921,10 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         );
         st.by_session.insert(session_id, conn_id);
     }
+    if closed_meanwhile {
+        // The session was closed, or resumed elsewhere, after this connect was answered.
+        outbox.close();
+    }
     shared.stats.alive_connections.fetch_add(1, Relaxed);
     tracing::debug!(%peer, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
 
@@ -919,7 +941,14 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
             Some(&outbox),
             &peer,
         );
-        let Some(frame) = read.await else { break };
+        let Some(frame) = read.await else {
+            // The client closed its end, or sent a bad frame: as ZooKeeper does, drop what it
+            // was still owed. (With the output closing or aborted, the server ended it.)
+            if outbox.is_open() {
+                outbox.abort(None);
+            }
+            break;
+        };
         if !on_request(&state, &shared, conn_id, session_id, &frame).await {
             break;
         }

@@ -11,8 +11,9 @@ pub struct ReadContext<'a> {
     pub conn: ConnId,
     pub session_id: i64,
     pub auth: &'a [Id],
-    /// Largest reply body this read may produce (see [`reply_bytes_max`]).
-    pub reply_bytes_max: usize,
+    /// `jute.maxbuffer`: how long a frame clients accept (see [`list_bytes_max`] and
+    /// [`multi_read_bytes_max`]).
+    pub jute_max_buffer: usize,
 }
 
 /// The error a read gets when its reply would be larger than any client accepts.
@@ -23,11 +24,21 @@ const STAT_BYTES: usize = 68;
 /// Bytes of a multi response's per-op header (type, done, err).
 const MULTI_HEADER_BYTES: usize = 9;
 
-/// The largest reply body a read may produce: clients refuse a frame longer than
-/// `jute.maxbuffer`, so a larger reply is refused (with [`REPLY_TOO_LARGE`]) before it is built.
-/// The slack lets any single node's data through: a node holding as much data as a request can
-/// carry gets a reply a little longer than that (its header and Stat).
-pub fn reply_bytes_max(jute_max_buffer: usize) -> usize {
+/// Bytes of a reply header (xid, zxid, err).
+const REPLY_HEADER_BYTES: usize = 16;
+
+/// The largest body of a reply listing names (getChildren, getChildren2, getEphemerals): clients
+/// refuse a frame of `jute.maxbuffer` bytes or more, so a longer list is refused (with
+/// [`REPLY_TOO_LARGE`]) before it is built.
+pub fn list_bytes_max(jute_max_buffer: usize) -> usize {
+    jute_max_buffer.saturating_sub(REPLY_HEADER_BYTES + 1)
+}
+
+/// The largest body of a multiRead reply. It has slack over [`list_bytes_max`] so that any one
+/// node's data goes through, as a getData of it does: a node holding as much data as a request
+/// can carry gets a reply a little longer than that request (its header and Stat), which no
+/// amount of pipelining turns into more.
+pub fn multi_read_bytes_max(jute_max_buffer: usize) -> usize {
     jute_max_buffer + 1024
 }
 
@@ -90,12 +101,12 @@ pub fn read(
             Ok(Response::GetData { data, stat })
         }
         Request::GetChildren { path, watch } => {
-            let mut budget = ReplyBudget::new(ctx.reply_bytes_max);
+            let mut budget = ReplyBudget::new(list_bytes_max(ctx.jute_max_buffer));
             let (children, _) = get_children(tree, watches, path, *watch, ctx, &mut budget)?;
             Ok(Response::Children(children))
         }
         Request::GetChildren2 { path, watch } => {
-            let mut budget = ReplyBudget::new(ctx.reply_bytes_max);
+            let mut budget = ReplyBudget::new(list_bytes_max(ctx.jute_max_buffer));
             budget.take(STAT_BYTES)?;
             let (children, stat) = get_children(tree, watches, path, *watch, ctx, &mut budget)?;
             Ok(Response::Children2 { children, stat })
@@ -124,7 +135,8 @@ pub fn read(
                 tree.ephemerals_iter(ctx.session_id)
                     .filter(|p| all || p.starts_with(prefix.as_str()))
             };
-            ReplyBudget::new(ctx.reply_bytes_max).take_strings(mine().map(|p| &**p))?;
+            ReplyBudget::new(list_bytes_max(ctx.jute_max_buffer))
+                .take_strings(mine().map(|p| &**p))?;
             Ok(Response::Ephemerals(
                 mine().map(|p| p.to_string()).collect(),
             ))
@@ -144,7 +156,7 @@ pub fn read(
                 return Err(ErrorCode::MarshallingError);
             }
             // Sized first, with no side effects (watches), so a refused reply changes nothing.
-            let mut budget = ReplyBudget::new(ctx.reply_bytes_max);
+            let mut budget = ReplyBudget::new(multi_read_bytes_max(ctx.jute_max_buffer));
             for op in ops {
                 multi_read_bytes(tree, op, ctx, &mut budget)?;
             }
@@ -370,7 +382,7 @@ mod tests {
             conn: 1,
             session_id: 1,
             auth: &[],
-            reply_bytes_max: reply_bytes_max(0xfffff),
+            jute_max_buffer: 0xfffff,
         };
         let Ok(Response::GetAcl { acl, .. }) =
             read(&t, &mut w, &Request::GetAcl { path: "/n".into() }, &anon)
@@ -383,7 +395,7 @@ mod tests {
             conn: 1,
             session_id: 1,
             auth: &owner_ids,
-            reply_bytes_max: reply_bytes_max(0xfffff),
+            jute_max_buffer: 0xfffff,
         };
         let Ok(Response::GetAcl { acl, .. }) =
             read(&t, &mut w, &Request::GetAcl { path: "/n".into() }, &owner)
@@ -401,7 +413,7 @@ mod tests {
             conn: 3,
             session_id: 1,
             auth: &[],
-            reply_bytes_max: reply_bytes_max(0xfffff),
+            jute_max_buffer: 0xfffff,
         };
         assert_eq!(
             read(
@@ -452,7 +464,7 @@ mod tests {
             conn: 3,
             session_id: 1,
             auth: &[],
-            reply_bytes_max: reply_bytes_max(0xfffff),
+            jute_max_buffer: 0xfffff,
         };
         let req = Request::MultiRead(vec![
             Request::GetData {
@@ -499,7 +511,7 @@ mod tests {
             conn: 3,
             session_id: 1,
             auth: &[],
-            reply_bytes_max: reply_bytes_max(0xfffff),
+            jute_max_buffer: 0xfffff,
         };
         let get = |watch| Request::GetData {
             path: "/big".into(),
@@ -539,11 +551,12 @@ mod tests {
             t.apply(&txn, &mut Vec::new());
         }
         let mut w = WatchTable::new();
-        let ctx = |max| ReadContext {
+        let ctx = |max: usize| ReadContext {
             conn: 3,
             session_id: 1,
             auth: &[],
-            reply_bytes_max: max,
+            // The frame (a 16-byte header and the body) must be shorter than jute.maxbuffer.
+            jute_max_buffer: max + 17,
         };
         let req = Request::GetChildren2 {
             path: "/p".into(),
@@ -595,7 +608,7 @@ mod tests {
             conn: 1,
             session_id: 1,
             auth: &[],
-            reply_bytes_max: reply_bytes_max(0xfffff),
+            jute_max_buffer: 0xfffff,
         };
         let brute = |p: &str| {
             t.nodes()

@@ -277,6 +277,36 @@ def test_get_all_children_number_never_stalls_the_core(release):
     assert_innocent_unharmed(report)
 
 
+def test_a_count_still_being_walked_keeps_its_place_and_lets_its_connection_close(release):
+    srv = release("maxClientCnxns=3")
+    attacks.fill_tree(srv.port, "/t", 20_000)
+    gacn = attacks._request(1, jute.GET_ALL_CHILDREN, bytes(W().str("/t").b))
+    c = jute.Conn(srv.port)
+    c.s.sendall(gacn + attacks._request(2, jute.CLOSE_SESSION, b""))
+    first, second = attacks.read_reply(c.s), attacks.read_reply(c.s)
+    assert (first[0], first[2], struct.unpack(">i", first[3])[0]) == (1, 0, 20_000)
+    assert (second[0], second[2]) == (2, 0), "closeSession answered after the count"
+    assert attacks.closed_by_peer(c.s, 5.0)
+    c.close()
+    # Clients that go away with counts being walked give their connection slots back.
+    for _ in range(6):
+        gone = jute.Conn(srv.port)
+        gone.s.sendall(gacn * 3)
+        gone.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fresh = [jute.Conn(srv.port) for _ in range(3)]
+            break
+        except (ConnectionError, OSError):
+            assert time.monotonic() < deadline, "connection slots never given back"
+            time.sleep(0.2)
+    for f in fresh:
+        _, (err, _, _) = f.call(jute.EXISTS, bytes(W().str("/t").bool(False).b))
+        assert err == 0
+        f.close()
+
+
 def test_the_embedded_default_enables_only_words_that_reveal_no_data(tmp_path):
     if attacks.ruok_ms(2181, timeout=0.5) is not None or port_taken(2181):
         pytest.skip("something already listens on 127.0.0.1:2181")
