@@ -95,7 +95,8 @@ fn entry_bytes(perms_scheme_id: (&str, &str)) -> usize {
 /// invalid, or an ACL that would expand past [`ACL_BYTES_MAX`]. Linear in the ACL's length
 /// times the session's identities, which are few (see the front's cap).
 pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
-    let mut seen = std::collections::HashSet::with_capacity(acl.len());
+    let mut seen =
+        std::collections::HashSet::with_capacity_and_hasher(acl.len(), ahash::RandomState::new());
     let unique: Vec<&Acl> = acl.iter().filter(|a| seen.insert(*a)).collect();
     if unique.is_empty() {
         return Err(ErrorCode::InvalidAcl);
