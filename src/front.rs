@@ -95,7 +95,7 @@ const AUTH_IDS_MAX: usize = 32;
 /// Longest a front core runs before it polls its sockets again (its executors' preemption
 /// timer): a connection yields after each request once this has passed, so a client pipelining
 /// costly requests cannot keep the others waiting longer than about one request.
-pub const SLICE: Duration = Duration::from_millis(2);
+pub const SLICE: Duration = Duration::from_millis(5);
 /// Bytes read at a time before the handshake is done (a connect request is 45 bytes).
 const HANDSHAKE_CHUNK: usize = 1024;
 /// Nodes a getAllChildrenNumber walk counts between chances for other connections to run.
