@@ -24,6 +24,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "ringkeeper")
+sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
+from servers import free_port  # noqa: E402  (below 32768, like the tests' ports)
 ZK_CP = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 
 
@@ -42,21 +44,6 @@ def ensure_tools():
     except ImportError:
         sh(sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "matplotlib")
     sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
-
-
-def free_port():
-    """A free loopback port below the kernel's ephemeral range (32768 and up), so a listener
-    cannot collide with a client's ephemeral port."""
-    import random
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port in 20000..32000")
 
 
 def four_letter(port, word):

@@ -344,6 +344,29 @@ mod tests {
     use crate::txn::{Txn, TxnOp};
     use std::sync::Arc;
 
+    fn apply(t: &mut DataTree, zxid: i64, op: TxnOp) {
+        let txn = Txn {
+            zxid,
+            time_ms: 1,
+            session_id: 1,
+            cxid: 0,
+            op,
+        };
+        t.apply(&txn, &mut Vec::new());
+    }
+
+    fn create_op(t: &DataTree, path: &str) -> TxnOp {
+        let parent = t.get(crate::tree::path::parent(path)).unwrap().cversion;
+        TxnOp::Create {
+            path: path.into(),
+            data: None,
+            acl: Arc::new(Acl::open_unsafe()),
+            ephemeral_owner: 0,
+            parent_cversion: parent + 1,
+            opcode: op::CREATE,
+        }
+    }
+
     fn tree_with(path: &str, acl: Vec<Acl>) -> DataTree {
         let mut t = DataTree::new();
         let op = TxnOp::Create {
@@ -496,16 +519,7 @@ mod tests {
             data: Some(bytes::Bytes::from(vec![7u8; 600_000])),
             version: 1,
         };
-        t.apply(
-            &Txn {
-                zxid: 6,
-                time_ms: 2,
-                session_id: 1,
-                cxid: 1,
-                op,
-            },
-            &mut Vec::new(),
-        );
+        apply(&mut t, 6, op);
         let mut w = WatchTable::new();
         let ctx = ReadContext {
             conn: 3,
@@ -533,22 +547,8 @@ mod tests {
     fn a_children_list_larger_than_jute_maxbuffer_is_refused() {
         let mut t = tree_with("/p", Acl::open_unsafe());
         for i in 0..40 {
-            let op = TxnOp::Create {
-                path: format!("/p/{i:0>60}"),
-                data: None,
-                acl: Arc::new(Acl::open_unsafe()),
-                ephemeral_owner: 0,
-                parent_cversion: i + 1,
-                opcode: op::CREATE,
-            };
-            let txn = Txn {
-                zxid: 10 + i as i64,
-                time_ms: 1,
-                session_id: 1,
-                cxid: 0,
-                op,
-            };
-            t.apply(&txn, &mut Vec::new());
+            let op = create_op(&t, &format!("/p/{i:0>60}"));
+            apply(&mut t, 10 + i, op);
         }
         let mut w = WatchTable::new();
         let ctx = |max: usize| ReadContext {
@@ -577,26 +577,9 @@ mod tests {
         let mut t = tree_with("/a", Acl::open_unsafe());
         let mut zxid = 10;
         let mut create = |t: &mut DataTree, path: &str| {
-            let parent = t.get(crate::tree::path::parent(path)).unwrap().cversion;
             zxid += 1;
-            let op = TxnOp::Create {
-                path: path.into(),
-                data: None,
-                acl: Arc::new(Acl::open_unsafe()),
-                ephemeral_owner: 0,
-                parent_cversion: parent + 1,
-                opcode: op::CREATE,
-            };
-            t.apply(
-                &Txn {
-                    zxid,
-                    time_ms: 1,
-                    session_id: 1,
-                    cxid: 0,
-                    op,
-                },
-                &mut Vec::new(),
-            );
+            let op = create_op(t, path);
+            apply(t, zxid, op);
         };
         for i in 0..9 {
             create(&mut t, &format!("/a/w{i}"));

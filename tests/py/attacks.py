@@ -15,6 +15,7 @@ import time
 
 import jute
 from jute import W
+from servers import four_letter
 
 OPEN = [(31, "world", "anyone")]
 
@@ -35,17 +36,10 @@ def ruok_ms(port, timeout=5.0):
     """Milliseconds for `ruok` on a new connection, or None when it failed."""
     start = time.monotonic()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"ruok")
-            got = b""
-            while True:
-                chunk = s.recv(16)
-                if not chunk:
-                    break
-                got += chunk
+        got = four_letter(port, "ruok", timeout=timeout)
     except OSError:
         return None
-    return (time.monotonic() - start) * 1000 if got == b"imok" else None
+    return (time.monotonic() - start) * 1000 if got == "imok" else None
 
 
 def percentile(values, p):
@@ -296,15 +290,4 @@ def count_stall(port, path, requests):
 
 def snap_flood(port, count):
     """Asks `snap` `count` times in a row. Returns the answers."""
-    answers = []
-    for _ in range(count):
-        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-            s.sendall(b"snap")
-            out = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                out += chunk
-        answers.append(out.decode(errors="replace"))
-    return answers
+    return [four_letter(port, "snap", timeout=60) for _ in range(count)]

@@ -1,5 +1,6 @@
 import pytest
 
+from helpers import Clients
 from servers import Server
 
 
@@ -24,3 +25,11 @@ def server_factory():
     yield make
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def clients():
+    """Makes started KazooClients (clients(hosts)) and stops them at teardown."""
+    c = Clients()
+    yield c
+    c.close_all()

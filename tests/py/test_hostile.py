@@ -22,20 +22,12 @@ from kazoo.exceptions import BadArgumentsError
 
 import attacks
 import jute
-from helpers import Clients
 from jute import W
 from servers import RINGKEEPER, RINGKEEPER_RELEASE, Server, four_letter, free_port, java_zookeeper_available
 
 RSS_GROWTH_MAX_MIB = 160
 INNOCENT_MS_MAX = 100
 ONE_MIB_NODE = 1_000_000  # fits in jute.maxbuffer (1 MiB - 1) with its request header
-
-
-@pytest.fixture
-def clients():
-    c = Clients()
-    yield c
-    c.close_all()
 
 
 @pytest.fixture

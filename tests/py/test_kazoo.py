@@ -34,7 +34,6 @@ from kazoo.security import (
 )
 
 from helpers import (
-    Clients,
     PausableProxy,
     add_watch_wire,
     create_container,
@@ -46,13 +45,6 @@ from helpers import (
 JUTE_MAX_BUFFER = 0xFFFFF  # default jute.maxbuffer: 1 MiB - 1
 # Wire-level event types (kazoo's Watch.type): 1 created, 2 deleted, 3 data changed, 4 children changed.
 CREATED, DELETED, CHANGED, CHILD = 1, 2, 3, 4
-
-
-@pytest.fixture
-def clients():
-    c = Clients()
-    yield c
-    c.close_all()
 
 
 @pytest.fixture

@@ -12,16 +12,9 @@ from kazoo.recipe.election import Election
 from kazoo.recipe.lock import Lock, Semaphore
 from kazoo.recipe.queue import LockingQueue, Queue
 
-from helpers import Clients, wait_until
+from helpers import wait_until
 
 WORKER_DEADLINE = 30.0  # seconds any worker group may take before the test fails
-
-
-@pytest.fixture
-def clients():
-    c = Clients()
-    yield c
-    c.close_all()
 
 
 def run_workers(target, count, *args):
