@@ -182,6 +182,8 @@ struct FrontState {
     budget_bytes: usize,
     /// getAllChildrenNumber walks to run (see `run_walks`).
     walks: flume::Sender<Walk>,
+    /// Connection tasks waiting for the answer to their connect request.
+    connect_waiters: HashMap<ConnId, flume::Sender<ConnectOutcome>>,
     /// Connections whose connect was answered but which their task has not registered yet. Later
     /// batches can be applied in between; a close of their session then marks them here.
     connecting: HashMap<ConnId, Connecting>,
@@ -235,6 +237,7 @@ pub async fn run(
         unsent: Rc::new(Cell::new(0)),
         budget_bytes: conn::front_budget_bytes(&shared.cfg, shared.controls.len()),
         walks,
+        connect_waiters: HashMap::new(),
         connecting: HashMap::new(),
     }));
     glommio::spawn_local(apply_batches(state.clone(), shared.clone(), batches)).detach();
@@ -335,14 +338,9 @@ async fn apply_batches(
                         defer_reads(st, origin.conn);
                     }
                 }
-                Entry::ConnectReply {
-                    conn,
-                    reply,
-                    outcome,
-                } => {
-                    // The connection may be gone already; then nobody needs the answer. The
-                    // connection task runs after this batch, flush included, is applied.
-                    if front_of(*conn) == st.id {
+                Entry::ConnectReply { conn, outcome } => {
+                    // The connection task runs after this batch, flush included, is applied.
+                    if let Some(reply) = st.connect_waiters.remove(conn) {
                         if let ConnectOutcome::Accepted { session_id, .. } = outcome {
                             let pending = Connecting {
                                 session_id: *session_id,
@@ -838,19 +836,19 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         Some(Some(Hello::Word(word))) => return answer_word(wr, &word, &shared, &peer).await,
         Some(Some(Hello::Connect(req))) => req,
     };
+    let (reply_tx, reply_rx) = flume::bounded(1);
     let conn_id = {
         let mut st = state.borrow_mut();
         let id = ((st.id as u64) << 48) | st.next_conn;
         st.next_conn += 1;
+        st.connect_waiters.insert(id, reply_tx);
         id
     };
-    let (reply_tx, reply_rx) = flume::bounded(1);
     if shared
         .to_pipeline
         .send_async(PipeMsg::Connect {
             conn: conn_id,
             req: req.clone(),
-            reply: reply_tx,
         })
         .await
         .is_err()

@@ -1,22 +1,19 @@
-//! The pipeline core: drains front messages in arrival order, runs them through the engine's
-//! [`Pipeline`], and publishes each batch of committed entries with the tree version after it.
-//!
-//! Prep applies a write to the pipeline's newest tree at once (later writes are checked against
-//! it), but nothing leaves this core before the write is durable: every txn goes to the log task
-//! (group commit, one fdatasync per batch), and the committed entries, connect replies and sync
-//! answers behind it are held until the log reports their zxid synced.
+//! The pipeline core: drains front messages in arrival order into the engine's [`Node`] and
+//! carries out what it decides: log writes (to the log task), batches published to every front,
+//! snapshot jobs (to the snapshot thread). The rules (the durability gate, group commit, flush
+//! points, when to snapshot) are the node's, tested in `engine/src/node/tests.rs`; this loop only
+//! waits for messages, log completions and ticks, and feeds them in.
 
 use crate::log::{log_dir, LogWriter};
-use crate::server::{Batch, Entry, PipeMsg, Report, Shared, Start};
+use crate::server::{Batch, PipeMsg, Report, Shared, Start};
 use crate::snapshot;
-use ringkeeper_engine::pipeline::{ConnectOutcome, Pipeline, PipelineConfig};
+use ringkeeper_engine::node::{Entry, Input, Node, NodeConfig, Output};
+use ringkeeper_engine::pipeline::{Pipeline, PipelineConfig};
 use ringkeeper_engine::prep::PrepConfig;
 use ringkeeper_engine::session::SessionConfig;
-use ringkeeper_engine::snap::SnapSession;
 use ringkeeper_engine::tree::DataTree;
 use ringkeeper_engine::txn::Txn;
-use ringkeeper_engine::watch::ConnId;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,14 +51,6 @@ enum Wake {
     Synced(i64),
     Closed,
     Tick,
-}
-
-/// Something waiting for the log: released once every txn up to `gate` is durable. Nearly
-/// every item is a commit, so the variants are not boxed to even out their sizes.
-#[allow(clippy::large_enum_variant)]
-enum Held {
-    Publish(Entry),
-    ConnectReply(ConnId, flume::Sender<ConnectOutcome>, ConnectOutcome),
 }
 
 /// Most txns waiting for the log while a write is in flight. Past it, the pipeline stops taking
@@ -106,71 +95,54 @@ async fn log_task(
     }
 }
 
-/// When to snapshot: after about `snapCount` txns, randomized as ZooKeeper's
-/// `SyncRequestProcessor` does (more than snapCount/2 plus a roll below snapCount/2), so servers
-/// started together do not all snapshot at once.
-struct Snapper {
-    tx: flume::Sender<snapshot::Job>,
-    txns_since: u64,
-    threshold: u64,
-    shared: Arc<Shared>,
+/// Where the node's outputs go.
+struct Effects<'a> {
+    shared: &'a Shared,
+    fronts: &'a [flume::Sender<Batch>],
+    log: flume::Sender<Vec<Txn>>,
+    snapshots: flume::Sender<snapshot::Job>,
+    /// `snap` words waiting for their snapshot, by the token the node was given.
+    snap_askers: HashMap<u64, flume::Sender<String>>,
+    next_token: u64,
 }
 
-impl Snapper {
-    fn new(tx: flume::Sender<snapshot::Job>, shared: Arc<Shared>) -> Snapper {
-        let mut s = Snapper {
-            tx,
-            txns_since: 0,
-            threshold: 0,
-            shared,
-        };
-        s.roll();
-        s
-    }
-
-    fn roll(&mut self) {
-        let half = self.shared.cfg.snap_count / 2;
-        self.threshold = half + rand::random::<u64>() % half.max(1);
-        self.txns_since = 0;
-    }
-
-    /// Counts txns sent to the log; snapshots when the count passes the threshold.
-    fn logged(&mut self, txns: usize, pipeline: &Pipeline) {
-        self.txns_since += txns as u64;
-        if self.txns_since > self.threshold {
-            if !self.take(pipeline, None) {
-                tracing::warn!(
+impl Effects<'_> {
+    /// Carries out the node's outputs, in order. False once the log task is gone.
+    async fn run(&mut self, outputs: Vec<Output>, pipeline: &Pipeline) -> bool {
+        for out in outputs {
+            match out {
+                Output::AppendLog(txns) => {
+                    if self.log.send(txns).is_err() {
+                        return false;
+                    }
+                }
+                Output::Publish { entries, version } => {
+                    publish_version(self.fronts, entries, version, pipeline, self.shared).await;
+                }
+                Output::WriteSnapshot {
+                    tree,
+                    sessions,
+                    token,
+                } => {
+                    let job = snapshot::Job {
+                        tree,
+                        sessions,
+                        reply: token.and_then(|t| self.snap_askers.remove(&t)),
+                    };
+                    self.snapshots
+                        .try_send(job)
+                        .expect("the snapshot queue has room while no snapshot is being written");
+                }
+                Output::SnapshotSkipped => tracing::warn!(
                     "too busy to snapshot: the previous one is still being written; skipping"
-                );
+                ),
+                Output::SnapshotBusy { token } => {
+                    if let Some(asker) = self.snap_askers.remove(&token) {
+                        let _ = asker.try_send("busy: a snapshot is being written\n".to_string());
+                    }
+                }
             }
-            self.roll();
         }
-    }
-
-    /// Hands the newest tree and the sessions (both at the pipeline's last zxid) to the snapshot
-    /// thread; false if one is still being written.
-    fn take(&mut self, pipeline: &Pipeline, reply: Option<flume::Sender<String>>) -> bool {
-        if self.shared.stats.snapshot_busy.swap(true, SeqCst) {
-            if let Some(reply) = reply {
-                let _ = reply.try_send("busy: a snapshot is being written\n".to_string());
-            }
-            return false;
-        }
-        let job = snapshot::Job {
-            tree: pipeline.version(),
-            sessions: pipeline
-                .sessions()
-                .iter()
-                .map(|s| SnapSession {
-                    id: s.id,
-                    timeout_ms: s.timeout_ms,
-                })
-                .collect(),
-            reply,
-        };
-        self.tx
-            .try_send(job)
-            .expect("the snapshot queue has room while no snapshot is busy");
         true
     }
 }
@@ -199,7 +171,6 @@ pub async fn run(
         .stats
         .log_synced_zxid
         .store(pipeline.last_zxid(), SeqCst);
-    let mut snapper = Snapper::new(snap_tx, shared.clone());
     let dir = log_dir(&shared.cfg.data_log_dir);
     let resumed = match &log_tail {
         Some(seg) => LogWriter::resume(&dir, seg, shared.cfg.force_sync).await,
@@ -243,27 +214,29 @@ pub async fn run(
         .expect("log task queue")
         .detach();
 
-    let tick = Duration::from_millis((shared.cfg.tick_ms as u64 / 4).clamp(5, 500));
-    // The initial version, so fronts can serve before the first write.
-    publish(&fronts, Vec::new(), &pipeline, &shared).await;
-    // A long log tail was replayed: snapshot it in the background (ZooKeeper snapshots on every
-    // startup, before serving), so the next restart does not replay it again.
-    if replayed as u64 > shared.cfg.snap_count / 2 {
-        snapper.take(&pipeline, None);
+    let node_cfg = NodeConfig {
+        snap_count: shared.cfg.snap_count,
+        pending_txns_max: PENDING_TXNS_MAX,
+    };
+    // The seed rolls the snapshot thresholds, so servers started together do not snapshot at once.
+    let mut node = Node::new(pipeline, node_cfg, rand::random());
+    let mut effects = Effects {
+        shared: &shared,
+        fronts: &fronts,
+        log: log_tx,
+        snapshots: snap_tx,
+        snap_askers: HashMap::new(),
+        next_token: 0,
+    };
+    let started = node.start(replayed);
+    if !effects.run(started, node.pipeline()).await {
+        return;
     }
-    let mut synced_zxid = pipeline.last_zxid();
-    let mut durable_version = pipeline.version();
-    let mut held: VecDeque<(i64, Held)> = VecDeque::new();
-    // Txns wait here while a log write is in flight, then go down together as the next one.
-    let mut pending_txns: Vec<Txn> = Vec::new();
-    let mut log_busy = false;
-    // Since the last flush point: something fronts must flush for, and who wrote or synced.
-    let mut unflushed = false;
-    let mut span_conns: HashSet<ConnId> = HashSet::new();
+    let tick = Duration::from_millis((shared.cfg.tick_ms as u64 / 4).clamp(5, 500));
     let mut next_tick = std::time::Instant::now() + tick;
     loop {
         let wait = next_tick.saturating_duration_since(std::time::Instant::now());
-        let accepting = pending_txns.len() < PENDING_TXNS_MAX;
+        let accepting = node.accepting();
         let wake = futures_lite::future::or(
             futures_lite::future::or(
                 async {
@@ -287,24 +260,15 @@ pub async fn run(
         )
         .await;
         let now = now_ms();
-        let logged_before = pipeline.last_zxid();
-        let mut fresh: Vec<Held> = Vec::new();
-        let mut round = Round {
-            fresh: &mut fresh,
-            conns: &mut span_conns,
-            now,
-        };
+        let mut outputs = Vec::new();
         match wake {
             Wake::Closed => return,
-            Wake::Synced(z) => {
-                synced_zxid = synced_zxid.max(z);
-                log_busy = false;
-            }
+            Wake::Synced(z) => node.log_synced(z),
             Wake::Msg(msg) => {
-                handle(&mut pipeline, &mut snapper, msg, &mut round);
+                outputs.extend(handle(&mut node, &mut effects, msg, now));
                 for _ in 1..BATCH_MSGS_MAX {
                     match rx.try_recv() {
-                        Ok(msg) => handle(&mut pipeline, &mut snapper, msg, &mut round),
+                        Ok(msg) => outputs.extend(handle(&mut node, &mut effects, msg, now)),
                         Err(_) => break,
                     }
                 }
@@ -312,172 +276,67 @@ pub async fn run(
             Wake::Tick => {}
         }
         while let Ok(z) = synced_rx.try_recv() {
-            synced_zxid = synced_zxid.max(z);
-            log_busy = false;
+            node.log_synced(z);
         }
         if std::time::Instant::now() >= next_tick {
             next_tick = std::time::Instant::now() + tick;
-            fresh.extend(
-                pipeline
-                    .tick(now)
-                    .into_iter()
-                    .map(|c| Held::Publish(Entry::Commit(c))),
-            );
+            node.tick(now);
         }
         if cfg!(debug_assertions) {
-            pipeline.check_invariants();
+            node.check_invariants();
         }
-        // Hold everything until its zxid is durable.
-        let mut gate = logged_before;
-        for item in fresh {
-            match &item {
-                Held::Publish(Entry::Commit(c)) => {
-                    gate = c.txn.zxid;
-                    pending_txns.push(c.txn.clone());
-                    unflushed = true;
-                }
-                Held::Publish(Entry::SyncDone { .. }) => unflushed = true,
-                _ => {}
-            }
-            held.push_back((gate, item));
-        }
-        // With the log idle, the waiting txns become the next log write (group commit: while
-        // one write and its fdatasync are in flight, the next gathers here), and the tree after
-        // them becomes a flush point. One version per log write, not per commit: taking a
-        // version is O(1), but every later change then copies the map paths it touches.
-        if unflushed && !log_busy {
-            held.push_back((
-                pipeline.last_zxid(),
-                Held::Publish(Entry::Flush(pipeline.version())),
-            ));
-            unflushed = false;
-            span_conns.clear();
-            if !pending_txns.is_empty() {
-                let txns = std::mem::take(&mut pending_txns);
-                let n = txns.len();
-                if log_tx.send(txns).is_err() {
-                    return;
-                }
-                log_busy = true;
-                snapper.logged(n, &pipeline);
-            }
-        }
-        let mut release = Vec::new();
-        while held.front().is_some_and(|(gate, _)| *gate <= synced_zxid) {
-            match held.pop_front().expect("checked").1 {
-                Held::Publish(entry) => release.push(entry),
-                Held::ConnectReply(conn, reply, outcome) => {
-                    release.push(Entry::ConnectReply {
-                        conn,
-                        reply,
-                        outcome,
-                    });
-                }
-            }
-        }
-        if !release.is_empty() {
-            // The version at the last released flush point; with none released, the one
-            // published before. Never `pipeline.version()`: that one holds txns the log has not
-            // synced. Each log write ends with a flush point, so a released commit always comes
-            // with it.
-            let last_commit = release.iter().rposition(|e| matches!(e, Entry::Commit(_)));
-            let last_flush = release.iter().rposition(|e| matches!(e, Entry::Flush(_)));
-            assert!(
-                last_commit <= last_flush,
-                "a released commit without its flush point"
-            );
-            if let Some(Entry::Flush(v)) = last_flush.map(|i| &release[i]) {
-                durable_version = v.clone();
-            }
-            let version = durable_version.clone();
-            publish_version(&fronts, release, version, &pipeline, &shared).await;
+        outputs.extend(node.end_round());
+        if !effects.run(outputs, node.pipeline()).await {
+            return;
         }
     }
 }
 
-/// What one round of the pipeline loop gathers: the entries it holds for the log, and (since the
-/// last flush point) the connections that wrote or synced.
-struct Round<'a> {
-    fresh: &'a mut Vec<Held>,
-    conns: &'a mut HashSet<ConnId>,
-    now: i64,
-}
-
-impl Round<'_> {
-    /// The version just before this write or sync, if its connection already wrote since the
-    /// last flush point and has reads waiting behind that: those reads must not see this one.
-    fn version_before(
-        &mut self,
-        pipeline: &Pipeline,
-        conn: ConnId,
-        reads_waiting: bool,
-    ) -> Option<DataTree> {
-        let repeat = !self.conns.insert(conn);
-        (repeat && reads_waiting).then(|| pipeline.version())
-    }
-}
-
-fn handle(pipeline: &mut Pipeline, snapper: &mut Snapper, msg: PipeMsg, round: &mut Round) {
-    let now = round.now;
-    match msg {
-        PipeMsg::Connect { conn, req, reply } => {
-            let (outcome, committed) = pipeline.connect(&req, now);
-            if let Some(c) = committed {
-                round.fresh.push(Held::Publish(Entry::Commit(c)));
-            }
-            if let ConnectOutcome::Accepted { session_id, .. } = outcome {
-                if req.session_id != 0 {
-                    round
-                        .fresh
-                        .push(Held::Publish(Entry::Resumed { session_id, conn }));
-                }
-            }
-            round.fresh.push(Held::ConnectReply(conn, reply, outcome));
-        }
+/// Feeds one front message to the node; answers the queries that need no decision.
+fn handle(node: &mut Node, effects: &mut Effects, msg: PipeMsg, now: i64) -> Vec<Output> {
+    let input = match msg {
+        PipeMsg::Connect { conn, req } => Input::Connect { conn, req },
         PipeMsg::Write {
             origin,
             session_id,
             req,
             auth,
             reads_waiting,
-        } => {
-            let before = round.version_before(pipeline, origin.conn, reads_waiting);
-            let mut c = pipeline.write(origin, session_id, &req, &auth, now);
-            c.version_before = before;
-            round.fresh.push(Held::Publish(Entry::Commit(c)));
-        }
+        } => Input::Write {
+            origin,
+            session_id,
+            req,
+            auth,
+            reads_waiting,
+        },
         PipeMsg::Sync {
             origin,
             session_id,
             path,
             reads_waiting,
-        } => {
-            let version_before = round.version_before(pipeline, origin.conn, reads_waiting);
-            pipeline.touch(&[session_id], now);
-            round.fresh.push(Held::Publish(Entry::SyncDone {
-                origin,
-                path,
-                zxid: pipeline.last_zxid(),
-                version_before,
-            }));
-        }
-        PipeMsg::Touch { sessions } => pipeline.touch(&sessions, now),
+        } => Input::Sync {
+            origin,
+            session_id,
+            path,
+            reads_waiting,
+        },
+        PipeMsg::Touch { sessions } => Input::Touch { sessions },
         PipeMsg::Report { dump, reply } => {
-            let _ = reply.try_send(report(pipeline, dump));
+            let _ = reply.try_send(report(node.pipeline(), dump));
+            return Vec::new();
         }
         PipeMsg::Snapshot { reply } => {
-            snapper.take(pipeline, Some(reply));
+            let token = effects.next_token;
+            effects.next_token += 1;
+            effects.snap_askers.insert(token, reply);
+            Input::SnapshotAsked { token }
         }
-    }
-}
-
-async fn publish(
-    fronts: &[flume::Sender<Batch>],
-    entries: Vec<Entry>,
-    pipeline: &Pipeline,
-    shared: &Shared,
-) {
-    publish_version(fronts, entries, pipeline.version(), pipeline, shared).await;
+        PipeMsg::SnapshotWritten => {
+            node.snapshot_written();
+            return Vec::new();
+        }
+    };
+    node.handle(input, now)
 }
 
 /// Publishes released entries with the tree version after the last of them (never a version that

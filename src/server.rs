@@ -19,7 +19,8 @@ use crate::conn::IpCounts;
 use crate::stats::ServerStats;
 use crate::{front, pipeline_core};
 use glommio::{LocalExecutorBuilder, Placement};
-use ringkeeper_engine::pipeline::{Committed, ConnectOutcome, Origin};
+pub use ringkeeper_engine::node::Entry;
+use ringkeeper_engine::pipeline::Origin;
 use ringkeeper_engine::proto::{ConnectRequest, Id, Request};
 use ringkeeper_engine::tree::DataTree;
 use ringkeeper_engine::watch::ConnId;
@@ -31,10 +32,10 @@ pub const BATCH_QUEUE_MAX: usize = 1024;
 
 /// A message from a front core to the pipeline core.
 pub enum PipeMsg {
+    /// Answered in the committed stream (`Entry::ConnectReply`), to the front that owns `conn`.
     Connect {
         conn: ConnId,
         req: ConnectRequest,
-        reply: flume::Sender<ConnectOutcome>,
     },
     /// `reads_waiting`: the connection has reads queued behind an earlier write or sync.
     Write {
@@ -63,6 +64,8 @@ pub enum PipeMsg {
     Snapshot {
         reply: flume::Sender<String>,
     },
+    /// The snapshot thread finished the job it was given (written or failed).
+    SnapshotWritten,
 }
 
 /// What startup recovery hands the pipeline.
@@ -85,38 +88,6 @@ pub struct Report {
     pub ephemerals: String,
     pub ephemerals_count: usize,
     pub approximate_data_size: u64,
-}
-
-/// One entry of the committed stream. Nearly every entry is a commit, so the variants are not
-/// boxed to even out their sizes.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum Entry {
-    Commit(Committed),
-    /// A sync, answered once everything before it is applied. `version_before` as in
-    /// [`Committed`].
-    SyncDone {
-        origin: Origin,
-        path: String,
-        zxid: i64,
-        version_before: Option<DataTree>,
-    },
-    /// The answer to `conn`'s connect request, in the stream so that its front has applied
-    /// everything before it (the session's creation included) by the time the client can send a
-    /// request on the new session.
-    ConnectReply {
-        conn: ConnId,
-        reply: flume::Sender<ConnectOutcome>,
-        outcome: ConnectOutcome,
-    },
-    /// A session was resumed on `conn`: any other connection of it must close.
-    Resumed {
-        session_id: i64,
-        conn: ConnId,
-    },
-    /// A flush point (one per log write): the tree after the entries before it. Fronts move to
-    /// it and answer the reads that waited behind those writes and syncs.
-    Flush(DataTree),
 }
 
 /// What the pipeline publishes to every front core.

@@ -12,7 +12,7 @@
 //! whichever core has them instead of owning one.
 
 use crate::log::{self, sync_dir};
-use crate::server::Shared;
+use crate::server::{PipeMsg, Shared};
 use bytes::Bytes;
 use ringkeeper_engine::snap::{self, Encoder, Loaded, SnapSession};
 use ringkeeper_engine::tree::{DataTree, Restorer};
@@ -294,9 +294,12 @@ pub fn spawn(shared: Arc<Shared>) -> flume::Sender<Job> {
                         format!("snapshot failed: {e}\n")
                     }
                 };
-                stats.snapshot_busy.store(false, SeqCst);
                 if let Some(reply) = job.reply {
                     let _ = reply.send(answer);
+                }
+                // The node asks for the next snapshot only after this.
+                if shared.to_pipeline.send(PipeMsg::SnapshotWritten).is_err() {
+                    return;
                 }
             }
         })

@@ -1,7 +1,7 @@
 //! Server-wide counters shared by every core (atomics, relaxed: they feed `srvr`/`mntr`, not
 //! decisions).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub struct ServerStats {
@@ -34,8 +34,6 @@ pub struct ServerStats {
     pub snapshot_last_zxid: AtomicI64,
     pub snapshot_last_ms: AtomicU64,
     pub snapshot_last_bytes: AtomicU64,
-    /// A snapshot job is queued or being written.
-    pub snapshot_busy: AtomicBool,
 }
 
 impl ServerStats {

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod node;
 pub mod pipeline;
 pub mod prep;
 pub mod proto;
