@@ -17,10 +17,10 @@
 //! Socket IO and the per-connection limits live in `conn.rs`; this core adds the server-wide
 //! budget for unsent bytes (`enforce_budget`).
 
+use crate::clock::now_ms;
 use crate::conn::{self, OutLimits, Outbox, Ticket, READ_CHUNK};
 use crate::fourlw;
-use crate::pipeline_core::now_ms;
-use crate::server::{Batch, ConnInfo, Control, Entry, PipeMsg, Shared};
+use crate::shared::{Batch, ConnInfo, Control, Entry, PipeMsg, Shared};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use ringkeeper_engine::pipeline::{ConnectOutcome, Origin};

@@ -2,6 +2,7 @@
 
 #![deny(unsafe_code)] // allowed only where a comment says why it is sound (snapshot.rs)
 
+mod clock;
 mod config;
 mod conn;
 mod files;
@@ -11,6 +12,7 @@ mod log;
 mod net;
 mod pipeline_core;
 mod server;
+mod shared;
 mod snapshot;
 mod stats;
 
@@ -104,7 +106,7 @@ fn session_secret(data_dir: &std::path::Path) -> Result<u64, String> {
 }
 
 /// Startup recovery: the newest valid snapshot, then the log after it.
-fn recover(cfg: &config::Config, secret: u64) -> Result<server::Start, String> {
+fn recover(cfg: &config::Config, secret: u64) -> Result<shared::Start, String> {
     let started = std::time::Instant::now();
     let snapshot = snapshot::load_newest(&snapshot::snap_dir(&cfg.data_dir))?;
     let after = snapshot.as_ref().map_or(0, |(_, s)| s.last_zxid);
@@ -121,7 +123,7 @@ fn recover(cfg: &config::Config, secret: u64) -> Result<server::Start, String> {
         ms = started.elapsed().as_millis() as u64,
         "transaction log read"
     );
-    Ok(server::Start {
+    Ok(shared::Start {
         secret,
         snapshot: snapshot.map(|(_, s)| s),
         txns: log.txns,

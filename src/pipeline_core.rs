@@ -4,8 +4,9 @@
 //! points, when to snapshot) are the node's, tested in `engine/src/node/tests.rs`; this loop only
 //! waits for messages, log completions and ticks, and feeds them in.
 
+use crate::clock::now_ms;
 use crate::log::{log_dir, LogWriter};
-use crate::server::{Batch, PipeMsg, Report, Shared, Start};
+use crate::shared::{Batch, PipeMsg, Report, Shared, Start};
 use crate::snapshot;
 use ringkeeper_engine::node::{Entry, Input, Node, NodeConfig, Output};
 use ringkeeper_engine::pipeline::{Pipeline, PipelineConfig};
@@ -20,13 +21,6 @@ use std::time::Duration;
 
 /// Most messages folded into one published batch.
 const BATCH_MSGS_MAX: usize = 1024;
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn pipeline_config(shared: &Shared) -> PipelineConfig {
     let cfg = &shared.cfg;
@@ -403,7 +397,7 @@ fn dump_sessions(pipeline: &Pipeline) -> String {
         out.push_str(&format!(
             "{} expire at {}:\n",
             ids.len(),
-            crate::fourlw::format_time_ms(deadline)
+            crate::clock::format_time_ms(deadline)
         ));
         for id in ids {
             out.push_str(&format!("\t0x{id:x}\n"));

@@ -1,142 +1,27 @@
 //! The core map: which glommio executor runs which role, and the channels between them.
 //!
-//! Roles (DESIGN.md section 1): the **pipeline** core owns the engine's [`Pipeline`] (sessions,
-//! prep, apply); **front** cores own client connections, serve reads from their own tree version
+//! Roles (DESIGN.md section 1): the **pipeline** core owns the engine's `Node` (sessions, prep,
+//! apply, and when things are durable); **front** cores own client connections, serve reads from their own tree version
 //! and keep their own watch tables. With two or more cores the pipeline gets the last core and the
 //! fronts the others, each executor pinned; with one core both roles run on one executor, each
 //! in its own task queue. Cores talk only through bounded channels:
 //!
-//! - front -> pipeline: [`PipeMsg`] (connects, writes, syncs, touches, queries), one channel
+//! - front -> pipeline: `PipeMsg` (in `shared.rs`, with the other messages) (connects, writes, syncs, touches, queries), one channel
 //!   shared by all fronts, bounded by `PIPE_QUEUE_MAX`; a full channel makes connection tasks
 //!   wait, which stops them reading from their sockets.
-//! - pipeline -> each front: [`Batch`] (committed entries in zxid order plus the tree version
+//! - pipeline -> each front: `Batch` (committed entries in zxid order plus the tree version
 //!   after them), bounded by `BATCH_QUEUE_MAX`; each front drains it in a task that never sends
 //!   to the pipeline, so the two directions cannot deadlock.
-//! - any front -> each front: [`Control`] queries for the four-letter words.
+//! - any front -> each front: `Control` queries for the four-letter words.
 
 use crate::config::Config;
 use crate::conn::IpCounts;
+use crate::shared::{Batch, Control, PipeMsg, Shared, Start, BATCH_QUEUE_MAX, PIPE_QUEUE_MAX};
 use crate::stats::ServerStats;
 use crate::{front, pipeline_core};
 use glommio::{LocalExecutorBuilder, Placement};
-pub use ringkeeper_engine::node::Entry;
-use ringkeeper_engine::pipeline::Origin;
-use ringkeeper_engine::proto::{ConnectRequest, Id, Request};
-use ringkeeper_engine::tree::DataTree;
-use ringkeeper_engine::watch::ConnId;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-pub const PIPE_QUEUE_MAX: usize = 4096;
-pub const BATCH_QUEUE_MAX: usize = 1024;
-
-/// A message from a front core to the pipeline core.
-pub enum PipeMsg {
-    /// Answered in the committed stream (`Entry::ConnectReply`), to the front that owns `conn`.
-    Connect {
-        conn: ConnId,
-        req: ConnectRequest,
-    },
-    /// `reads_waiting`: the connection has reads queued behind an earlier write or sync.
-    Write {
-        origin: Origin,
-        session_id: i64,
-        req: Request,
-        auth: Vec<Id>,
-        reads_waiting: bool,
-    },
-    Sync {
-        origin: Origin,
-        session_id: i64,
-        path: String,
-        reads_waiting: bool,
-    },
-    Touch {
-        sessions: Vec<i64>,
-    },
-    /// Figures for `mntr` from the session table and the tree; with `dump`, also the listings
-    /// `dump` prints (which take time in proportion to the sessions and ephemerals).
-    Report {
-        dump: bool,
-        reply: flume::Sender<Report>,
-    },
-    /// Take a snapshot now (the `snap` four-letter word); the reply says how it went.
-    Snapshot {
-        reply: flume::Sender<String>,
-    },
-    /// The snapshot thread finished the job it was given (written or failed).
-    SnapshotWritten,
-}
-
-/// What startup recovery hands the pipeline.
-pub struct Start {
-    /// Keys session passwords (persisted in dataDir, so sessions survive a restart).
-    pub secret: u64,
-    pub snapshot: Option<ringkeeper_engine::snap::Loaded>,
-    /// The logged txns after the snapshot.
-    pub txns: Vec<ringkeeper_engine::txn::Txn>,
-    /// The newest log segment, to append to.
-    pub log_tail: Option<crate::log::TailSegment>,
-}
-
-/// What the pipeline reports for `dump` and `mntr`.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// "Session Sets (..)/(..):" and the sessions by deadline.
-    pub sessions: String,
-    /// "Sessions with Ephemerals (n):" and their paths.
-    pub ephemerals: String,
-    pub ephemerals_count: usize,
-    pub approximate_data_size: u64,
-}
-
-/// What the pipeline publishes to every front core.
-pub struct Batch {
-    pub entries: Arc<Vec<Entry>>,
-    pub version: DataTree,
-}
-
-/// One connection as `cons`/`stat` report it.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub peer: String,
-    pub queued: usize,
-    pub received: u64,
-    pub sent: u64,
-    pub session_id: i64,
-    pub last_op: &'static str,
-    pub established_ms: i64,
-    pub timeout_ms: i32,
-    pub last_cxid: i32,
-    pub last_zxid: i64,
-    pub last_response_ms: i64,
-    pub last_latency_ms: u64,
-    pub min_latency_ms: u64,
-    pub avg_latency_ms: u64,
-    pub max_latency_ms: u64,
-}
-
-/// A four-letter-word query to a front core.
-pub enum Control {
-    Conns(flume::Sender<Vec<ConnInfo>>),
-    /// Data-table watches as (path, session id) pairs.
-    Watches(flume::Sender<Vec<(String, i64)>>),
-    ResetConnStats(flume::Sender<()>),
-    /// Bytes queued for this front's clients and not yet written.
-    UnsentBytes(flume::Sender<usize>),
-}
-
-/// What every core shares.
-pub struct Shared {
-    pub cfg: Config,
-    pub stats: ServerStats,
-    pub to_pipeline: flume::Sender<PipeMsg>,
-    pub controls: Vec<flume::Sender<Control>>,
-    pub ip_counts: Arc<IpCounts>,
-    pub started: Instant,
-    /// When the `snap` word last started a snapshot (it is rate limited).
-    pub snap_word_last: Mutex<Option<Instant>>,
-}
 
 /// Which executors to start, by core count.
 pub struct CoreMap {

@@ -12,7 +12,7 @@
 //! whichever core has them instead of owning one.
 
 use crate::log::{self, sync_dir};
-use crate::server::{PipeMsg, Shared};
+use crate::shared::{PipeMsg, Shared};
 use bytes::Bytes;
 use ringkeeper_engine::snap::{self, Encoder, Loaded, SnapSession};
 use ringkeeper_engine::tree::{DataTree, Restorer};

@@ -1,0 +1,125 @@
+//! What the cores share and the messages they send each other (see `server.rs` for who runs
+//! where). Every runtime module that talks to another core names these types from here, so none
+//! of them needs the module that starts the cores.
+
+use crate::config::Config;
+use crate::conn::IpCounts;
+use crate::stats::ServerStats;
+pub use ringkeeper_engine::node::Entry;
+use ringkeeper_engine::pipeline::Origin;
+use ringkeeper_engine::proto::{ConnectRequest, Id, Request};
+use ringkeeper_engine::tree::DataTree;
+use ringkeeper_engine::watch::ConnId;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub const PIPE_QUEUE_MAX: usize = 4096;
+pub const BATCH_QUEUE_MAX: usize = 1024;
+
+/// A message from a front core to the pipeline core.
+pub enum PipeMsg {
+    /// Answered in the committed stream (`Entry::ConnectReply`), to the front that owns `conn`.
+    Connect {
+        conn: ConnId,
+        req: ConnectRequest,
+    },
+    /// `reads_waiting`: the connection has reads queued behind an earlier write or sync.
+    Write {
+        origin: Origin,
+        session_id: i64,
+        req: Request,
+        auth: Vec<Id>,
+        reads_waiting: bool,
+    },
+    Sync {
+        origin: Origin,
+        session_id: i64,
+        path: String,
+        reads_waiting: bool,
+    },
+    Touch {
+        sessions: Vec<i64>,
+    },
+    /// Figures for `mntr` from the session table and the tree; with `dump`, also the listings
+    /// `dump` prints (which take time in proportion to the sessions and ephemerals).
+    Report {
+        dump: bool,
+        reply: flume::Sender<Report>,
+    },
+    /// Take a snapshot now (the `snap` four-letter word); the reply says how it went.
+    Snapshot {
+        reply: flume::Sender<String>,
+    },
+    /// The snapshot thread finished the job it was given (written or failed).
+    SnapshotWritten,
+}
+
+/// What startup recovery hands the pipeline.
+pub struct Start {
+    /// Keys session passwords (persisted in dataDir, so sessions survive a restart).
+    pub secret: u64,
+    pub snapshot: Option<ringkeeper_engine::snap::Loaded>,
+    /// The logged txns after the snapshot.
+    pub txns: Vec<ringkeeper_engine::txn::Txn>,
+    /// The newest log segment, to append to.
+    pub log_tail: Option<crate::log::TailSegment>,
+}
+
+/// What the pipeline reports for `dump` and `mntr`.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// "Session Sets (..)/(..):" and the sessions by deadline.
+    pub sessions: String,
+    /// "Sessions with Ephemerals (n):" and their paths.
+    pub ephemerals: String,
+    pub ephemerals_count: usize,
+    pub approximate_data_size: u64,
+}
+
+/// What the pipeline publishes to every front core.
+pub struct Batch {
+    pub entries: Arc<Vec<Entry>>,
+    pub version: DataTree,
+}
+
+/// One connection as `cons`/`stat` report it.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: String,
+    pub queued: usize,
+    pub received: u64,
+    pub sent: u64,
+    pub session_id: i64,
+    pub last_op: &'static str,
+    pub established_ms: i64,
+    pub timeout_ms: i32,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+    pub last_latency_ms: u64,
+    pub min_latency_ms: u64,
+    pub avg_latency_ms: u64,
+    pub max_latency_ms: u64,
+}
+
+/// A four-letter-word query to a front core.
+pub enum Control {
+    Conns(flume::Sender<Vec<ConnInfo>>),
+    /// Data-table watches as (path, session id) pairs.
+    Watches(flume::Sender<Vec<(String, i64)>>),
+    ResetConnStats(flume::Sender<()>),
+    /// Bytes queued for this front's clients and not yet written.
+    UnsentBytes(flume::Sender<usize>),
+}
+
+/// What every core shares.
+pub struct Shared {
+    pub cfg: Config,
+    pub stats: ServerStats,
+    pub to_pipeline: flume::Sender<PipeMsg>,
+    pub controls: Vec<flume::Sender<Control>>,
+    pub ip_counts: Arc<IpCounts>,
+    pub started: Instant,
+    /// When the `snap` word last started a snapshot (it is rate limited).
+    pub snap_word_last: Mutex<Option<Instant>>,
+}
