@@ -24,6 +24,9 @@ python3 -c 'import kazoo, pytest' 2>/dev/null || {
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore kazoo pytest
 }
 
+log "quorum codec golden bytes still match Java ZooKeeper's own classes"
+engine/src/quorum/golden/gen.sh --check
+
 log "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

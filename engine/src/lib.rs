@@ -7,6 +7,7 @@ pub mod node;
 pub mod pipeline;
 pub mod prep;
 pub mod proto;
+pub mod quorum;
 pub mod read;
 pub mod reply;
 pub mod session;

@@ -13,7 +13,6 @@ pub enum DecodeError {
     Truncated { field: &'static str },
     /// A length prefix was negative (other than null) or larger than what remains.
     BadLength { field: &'static str, len: i32 },
-    /// A string was not UTF-8.
     /// A value outside its domain (e.g. an unknown watch mode).
     BadValue { field: &'static str, value: i64 },
 }
