@@ -16,6 +16,7 @@ pub mod tree;
 pub mod txn;
 pub mod wal;
 pub mod watch;
+pub mod zab;
 
 #[doc(hidden)]
 pub mod fuzzing;
