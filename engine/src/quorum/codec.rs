@@ -263,7 +263,12 @@ impl Notification {
             _ => (r.long("peerEpoch")?, r.int("version")?),
         };
         let config = if version > 1 {
-            Some(r.buffer("config")?)
+            // ZooKeeper refuses a negative length here, null included.
+            let config = r.buffer_opt("config")?.ok_or(DecodeError::BadLength {
+                field: "config",
+                len: -1,
+            })?;
+            Some(config)
         } else {
             None
         };

@@ -88,8 +88,8 @@ pub struct Election {
     proposal: Vote,
     /// ZooKeeper's `logicalclock`: the election epoch.
     election_epoch: i64,
-    /// Votes of this election epoch, by sender (LOOKING or not).
-    votes: BTreeMap<i64, Vote>,
+    /// Votes of this election epoch, by sender, with the sender's state.
+    votes: BTreeMap<i64, (Vote, i32)>,
     /// Votes of servers already out of an election (FOLLOWING or LEADING), by sender, with
     /// their state and election epoch.
     settled: BTreeMap<i64, (Vote, i32, i64)>,
@@ -139,7 +139,7 @@ impl Election {
             cfg,
         };
         if e.cfg.is_voter(e.cfg.my_id) {
-            e.votes.insert(e.cfg.my_id, own);
+            e.votes.insert(e.cfg.my_id, (own, state::LOOKING));
         }
         let mut out = e.broadcast();
         out.push(Output::WakeAt(e.resend_at));
@@ -169,69 +169,66 @@ impl Election {
             peer_epoch: n.peer_epoch,
         };
         let mut out = Vec::new();
+        if !self.cfg.is_voter(from) {
+            // A non-voter (an observer) is answered at once with this server's vote as it stood
+            // when the election began (ZooKeeper's current vote); it counts for nothing and
+            // touches no timer.
+            if self.cfg.is_voter(self.cfg.my_id) {
+                let mut note = self.notification(state::LOOKING);
+                note.leader = self.own.leader;
+                note.zxid = self.own.zxid;
+                note.peer_epoch = self.own.peer_epoch;
+                out.push(Output::Send { to: from, note });
+            }
+            return out;
+        }
+        if !(state::LOOKING..=state::OBSERVING).contains(&n.state) {
+            return out; // a state ZooKeeper does not know: dropped, as it drops it
+        }
+        if n.state == state::LOOKING && n.election_epoch < self.election_epoch {
+            // A voter behind: told this election's epoch and proposal at once.
+            out.push(Output::Send {
+                to: from,
+                note: self.notification(state::LOOKING),
+            });
+        }
         // Something was heard: the resend timer starts again, at the same interval.
         self.resend_at = now_ms + self.resend_every_ms;
-        if self.finalize_at.is_some() && !vote.beats(&self.proposal) {
-            // During the finalize wait ZooKeeper drops what is not better, and waits again.
-            self.finalize_at = Some(now_ms + self.cfg.finalize_wait_ms);
-            return vec![Output::WakeAt(now_ms + self.cfg.finalize_wait_ms)];
-        }
-        if n.state == state::LOOKING {
-            if !self.cfg.is_voter(from) {
-                // An observer (or any non-voter) asks: it gets this server's current vote at
-                // once, as ZooKeeper answers; its own vote counts for nothing.
-                if self.cfg.is_voter(self.cfg.my_id) {
-                    out.push(Output::Send {
-                        to: from,
-                        note: self.notification(state::LOOKING),
-                    });
-                }
-                return out;
-            }
-            if n.election_epoch > self.election_epoch {
-                self.election_epoch = n.election_epoch;
-                self.votes.clear();
-                if self.cfg.is_voter(self.cfg.my_id) {
-                    self.votes.insert(self.cfg.my_id, self.own);
-                }
-                self.finalize_at = None;
-                self.proposal = if vote.beats(&self.own) {
-                    vote
-                } else {
-                    self.own
-                };
-                out.extend(self.broadcast());
-            } else if n.election_epoch < self.election_epoch {
-                return out;
-            } else if vote.beats(&self.proposal) {
-                self.proposal = vote;
-                self.finalize_at = None;
-                out.extend(self.broadcast());
-            }
-            self.votes.insert(from, vote);
-            if self.cfg.is_voter(self.cfg.my_id) {
-                self.votes.insert(self.cfg.my_id, self.proposal);
-            }
-            if self.finalize_at.is_none() && self.quorum_for(&self.votes, &self.proposal) {
+        if self.finalize_at.is_some() {
+            if vote.beats(&self.proposal) {
+                self.finalize_at = None; // a better vote ends the wait
+            } else {
+                // During the finalize wait ZooKeeper drops what is not better, and waits again.
                 let at = now_ms + self.cfg.finalize_wait_ms;
                 self.finalize_at = Some(at);
                 out.push(Output::WakeAt(at));
+                return out;
             }
-        } else if n.state == state::OBSERVING {
-            // An observer's view counts for nothing, as in ZooKeeper.
+        }
+        if n.state == state::OBSERVING || !self.cfg.is_voter(vote.leader) {
+            return out; // an observer's view, or a vote for a server that cannot lead
+        }
+        if n.state == state::LOOKING {
+            self.looking(from, vote, n.election_epoch, now_ms, &mut out);
         } else {
             self.settled.insert(from, (vote, n.state, n.election_epoch));
             if n.election_epoch == self.election_epoch {
-                self.votes.insert(from, vote);
-                if self.quorum_for(&self.votes, &vote) && self.leader_is_up(&vote, n.election_epoch)
+                self.votes.insert(from, (vote, n.state));
+                if self.quorum_for(&self.votes, &vote, n.state)
+                    && self.leader_is_up(&self.votes, &vote, n.election_epoch)
                 {
                     self.decide(vote, n.election_epoch);
                 }
             }
             if self.decided.is_none() {
-                let settled: BTreeMap<i64, Vote> =
-                    self.settled.iter().map(|(k, (v, _, _))| (*k, *v)).collect();
-                if self.quorum_for(&settled, &vote) && self.leader_is_up(&vote, n.election_epoch) {
+                let settled: BTreeMap<i64, (Vote, i32)> = self
+                    .settled
+                    .iter()
+                    .map(|(k, (v, st, _))| (*k, (*v, *st)))
+                    .collect();
+                if self.quorum_for(&settled, &vote, n.state)
+                    && self.leader_is_up(&settled, &vote, n.election_epoch)
+                {
                     self.election_epoch = n.election_epoch;
                     self.decide(vote, n.election_epoch);
                 }
@@ -239,6 +236,45 @@ impl Election {
             out.extend(self.decided.clone());
         }
         out
+    }
+
+    /// A LOOKING vote from a voter.
+    fn looking(
+        &mut self,
+        from: i64,
+        vote: Vote,
+        election_epoch: i64,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) {
+        if election_epoch > self.election_epoch {
+            self.election_epoch = election_epoch;
+            self.votes.clear();
+            self.finalize_at = None;
+            self.proposal = if vote.beats(&self.own) {
+                vote
+            } else {
+                self.own
+            };
+            out.extend(self.broadcast());
+        } else if election_epoch < self.election_epoch {
+            return;
+        } else if vote.beats(&self.proposal) {
+            self.proposal = vote;
+            out.extend(self.broadcast());
+        }
+        self.votes.insert(from, (vote, state::LOOKING));
+        if self.cfg.is_voter(self.cfg.my_id) {
+            self.votes
+                .insert(self.cfg.my_id, (self.proposal, state::LOOKING));
+        }
+        if self.finalize_at.is_none()
+            && self.quorum_for(&self.votes, &self.proposal, state::LOOKING)
+        {
+            let at = now_ms + self.cfg.finalize_wait_ms;
+            self.finalize_at = Some(at);
+            out.push(Output::WakeAt(at));
+        }
     }
 
     /// Time passes: the finalize wait ends (a decision) or the vote is sent again.
@@ -266,24 +302,29 @@ impl Election {
         out
     }
 
-    /// True when a quorum of voters holds `vote` in `votes`.
-    fn quorum_for(&self, votes: &BTreeMap<i64, Vote>, vote: &Vote) -> bool {
+    /// True when a quorum of voters holds `vote` in `votes` (each with its sender's state).
+    fn quorum_for(&self, votes: &BTreeMap<i64, (Vote, i32)>, vote: &Vote, st: i32) -> bool {
         let agreeing = votes
             .iter()
-            .filter(|(id, v)| self.cfg.is_voter(**id) && *v == vote)
+            .filter(|(id, (v, s))| self.cfg.is_voter(**id) && same_vote(v, *s, vote, st))
             .count();
         agreeing >= self.cfg.quorum()
     }
 
-    /// ZooKeeper's `checkLeader`: another leader must itself say it is LEADING; this server may
-    /// only decide for itself in its own election epoch.
-    fn leader_is_up(&self, vote: &Vote, election_epoch: i64) -> bool {
+    /// ZooKeeper's `checkLeader`: another leader must itself say, in `votes`, that it is
+    /// LEADING; this server may only decide for itself in its own election epoch.
+    fn leader_is_up(
+        &self,
+        votes: &BTreeMap<i64, (Vote, i32)>,
+        vote: &Vote,
+        election_epoch: i64,
+    ) -> bool {
         if vote.leader == self.cfg.my_id {
             return election_epoch == self.election_epoch;
         }
-        self.settled
+        votes
             .get(&vote.leader)
-            .is_some_and(|(_, st, _)| *st == state::LEADING)
+            .is_some_and(|(_, st)| *st == state::LEADING)
     }
 
     fn decide(&mut self, vote: Vote, election_epoch: i64) {
@@ -338,8 +379,21 @@ impl Election {
         }
         if let Some(at) = self.finalize_at {
             assert!(at > 0);
-            assert!(self.quorum_for(&self.votes, &self.proposal) || self.decided.is_some());
+            assert!(
+                self.quorum_for(&self.votes, &self.proposal, state::LOOKING)
+                    || self.decided.is_some()
+            );
         }
+    }
+}
+
+/// ZooKeeper's `Vote.equals` for counting: with a LOOKING side the whole vote must match; between
+/// servers out of the election, the leader and its epoch (their zxids may have moved on).
+fn same_vote(a: &Vote, a_state: i32, b: &Vote, b_state: i32) -> bool {
+    if a_state == state::LOOKING || b_state == state::LOOKING {
+        a == b
+    } else {
+        a.leader == b.leader && a.peer_epoch == b.peer_epoch
     }
 }
 

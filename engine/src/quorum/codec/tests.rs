@@ -225,6 +225,8 @@ fn notifications_match_java_in_the_current_and_the_40_byte_form() {
         Notification::decode(&bad).is_err(),
         "config longer than the message"
     );
+    bad[40..44].copy_from_slice(&(-1i32).to_be_bytes());
+    assert!(Notification::decode(&bad).is_err(), "a null config");
 }
 
 #[test]

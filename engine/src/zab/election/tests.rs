@@ -117,15 +117,88 @@ fn a_later_election_epoch_resets_the_votes() {
         "1 and 3 for 1 in epoch 4"
     );
     let out = e.receive(2, &looking(2, 3, 1, 1), 7);
-    assert!(sends(&out).is_empty(), "epoch 1 is over");
+    assert_eq!(
+        sends(&out),
+        vec![(2, 1)],
+        "epoch 1 is over: 2 is told of epoch 4 at once"
+    );
+    assert!(matches!(&out[0], Output::Send { note, .. } if note.election_epoch == 4));
+    assert_eq!(e.proposal().leader, 1);
+}
+
+#[test]
+fn a_better_vote_from_a_settled_server_ends_the_finalize_wait() {
+    let (mut e, _) = Election::start(cfg(1, &[1, 2, 3]), 5, 1, 0, 0);
+    assert!(e
+        .receive(2, &looking(1, 5, 1, 1), 10)
+        .contains(&Output::WakeAt(210)));
+    // 3 already follows 3 (a better vote) in this election: the wait is off, no decision at
+    // the old deadline.
+    let better = Vote {
+        leader: 3,
+        zxid: 9,
+        peer_epoch: 1,
+    };
+    let cfgb = Bytes::from_static(b"version=0");
+    e.receive(3, &answer_looking(state::FOLLOWING, better, 1, &cfgb), 50);
+    assert!(e
+        .tick(210)
+        .iter()
+        .all(|o| !matches!(o, Output::Decided { .. })));
+}
+
+#[test]
+fn a_leader_counts_only_once_it_says_leading_and_followers_zxids_may_differ() {
+    let (mut e, _) = Election::start(cfg(3, &[1, 2, 3, 4, 5]), 1, 1, 6, 0);
+    let cfgb = Bytes::from_static(b"version=0");
+    let v = |zxid| Vote {
+        leader: 1,
+        zxid,
+        peer_epoch: 2,
+    };
+    // Followers of 1 report different zxids: between settled servers only leader and epoch count.
+    assert!(e
+        .receive(2, &answer_looking(state::FOLLOWING, v(7), 7, &cfgb), 1)
+        .is_empty());
+    assert!(e
+        .receive(4, &answer_looking(state::FOLLOWING, v(8), 7, &cfgb), 2)
+        .is_empty());
+    // 1 itself still looking: no decision without its LEADING.
+    let out = e.receive(1, &looking(1, 8, 2, 7), 3);
+    assert!(out.iter().all(|o| !matches!(o, Output::Decided { .. })));
+    let out = e.receive(1, &answer_looking(state::LEADING, v(9), 7, &cfgb), 4);
+    assert!(matches!(
+        out[..],
+        [Output::Decided {
+            state: state::FOLLOWING,
+            election_epoch: 7,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn votes_for_non_voters_and_unknown_states_are_dropped() {
+    let (mut e, _) = Election::start(cfg(1, &[1, 2, 3]), 5, 1, 0, 0);
+    assert!(
+        e.receive(2, &looking(9, 99, 9, 1), 1).is_empty(),
+        "9 cannot lead"
+    );
+    assert_eq!(e.proposal().leader, 1);
+    let mut odd = looking(3, 99, 9, 1);
+    odd.state = 7;
+    assert!(e.receive(2, &odd, 2).is_empty());
+    assert_eq!(e.proposal().leader, 1);
 }
 
 #[test]
 fn a_voter_answers_an_observer_at_once_and_does_not_count_it() {
     let (mut e, _) = Election::start(cfg(1, &[1, 2, 3]), 5, 1, 0, 0);
+    e.receive(3, &looking(3, 5, 1, 1), 4); // the proposal moves to 3 ...
     let out = e.receive(9, &looking(i64::MIN, i64::MIN, i64::MIN, 1), 5);
+    // ... but an observer is told the vote this server started with, as ZooKeeper's current vote.
     assert_eq!(sends(&out), vec![(9, 1)]);
-    assert_eq!(e.proposal().leader, 1);
+    assert_eq!(e.proposal().leader, 3);
 }
 
 #[test]
@@ -216,6 +289,8 @@ struct Server {
     zxid: i64,
     /// Counts this server's elections, so a wake-up meant for an earlier one is ignored.
     generation: u64,
+    /// The election epoch it last took part in before the simulation.
+    last_election_epoch: i64,
     election: Option<Election>,
     settled: Option<(i32, Vote, i64)>,
     alive: bool,
@@ -340,7 +415,10 @@ impl Sim {
             }
         }
         match ev {
-            Event::Start { id } => self.elect(id, 0),
+            Event::Start { id } => {
+                let last = self.servers[&id].last_election_epoch;
+                self.elect(id, last)
+            }
             Event::Wake { id, generation } => {
                 let s = self.servers.get_mut(&id).expect("server");
                 if s.generation != generation {
@@ -418,6 +496,7 @@ fn simulate(
                 id: *id,
                 zxid,
                 generation: 0,
+                last_election_epoch: 0,
                 election: None,
                 settled: None,
                 alive: false,
@@ -433,6 +512,10 @@ fn simulate(
     for id in starting {
         let at = sim.rng.gen_range(0..500);
         sim.push(at, Event::Start { id });
+    }
+    // Servers come with the election epochs of their past: some behind, some ahead.
+    for s in sim.servers.values_mut() {
+        s.last_election_epoch = sim.rng.gen_range(0..4);
     }
     let mut steps = 0;
     while sim.now < 600_000 && steps < 500_000 && sim.step() {
