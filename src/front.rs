@@ -20,7 +20,7 @@
 use crate::clock::now_ms;
 use crate::conn::{self, OutLimits, Outbox, Ticket, READ_CHUNK};
 use crate::fourlw;
-use crate::shared::{Batch, ConnInfo, Control, Entry, PipeMsg, Shared};
+use crate::shared::{Batch, ConnInfo, Control, Entry, Input, PipeMsg, Shared};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use ringkeeper_engine::pipeline::{ConnectOutcome, Origin};
@@ -705,7 +705,7 @@ async fn flush_touches(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>) {
         if !sessions.is_empty()
             && shared
                 .to_pipeline
-                .send_async(PipeMsg::Touch { sessions })
+                .send_async(PipeMsg::Node(Input::Touch { sessions }))
                 .await
                 .is_err()
         {
@@ -846,10 +846,10 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     };
     if shared
         .to_pipeline
-        .send_async(PipeMsg::Connect {
+        .send_async(PipeMsg::Node(Input::Connect {
             conn: conn_id,
             req: req.clone(),
-        })
+        }))
         .await
         .is_err()
     {
@@ -1083,23 +1083,23 @@ async fn on_request(
             }
             Request::Sync { path } => {
                 let reads_waiting = push_write(conn, shared, xid, started);
-                Some(PipeMsg::Sync {
+                Some(PipeMsg::Node(Input::Sync {
                     origin,
                     session_id,
                     path,
                     reads_waiting,
-                })
+                }))
             }
             req if req.is_write() => {
                 let reads_waiting = push_write(conn, shared, xid, started);
                 let auth = conn.auth.clone();
-                Some(PipeMsg::Write {
+                Some(PipeMsg::Node(Input::Write {
                     origin,
                     session_id,
                     req,
                     auth,
                     reads_waiting,
-                })
+                }))
             }
             req => {
                 queue_or_answer(st, shared, conn_id, xid, opcode, Ok(req), started);

@@ -289,32 +289,7 @@ pub async fn run(
 /// Feeds one front message to the node; answers the queries that need no decision.
 fn handle(node: &mut Node, effects: &mut Effects, msg: PipeMsg, now: i64) -> Vec<Output> {
     let input = match msg {
-        PipeMsg::Connect { conn, req } => Input::Connect { conn, req },
-        PipeMsg::Write {
-            origin,
-            session_id,
-            req,
-            auth,
-            reads_waiting,
-        } => Input::Write {
-            origin,
-            session_id,
-            req,
-            auth,
-            reads_waiting,
-        },
-        PipeMsg::Sync {
-            origin,
-            session_id,
-            path,
-            reads_waiting,
-        } => Input::Sync {
-            origin,
-            session_id,
-            path,
-            reads_waiting,
-        },
-        PipeMsg::Touch { sessions } => Input::Touch { sessions },
+        PipeMsg::Node(input) => input,
         PipeMsg::Report { dump, reply } => {
             let _ = reply.try_send(report(node.pipeline(), dump));
             return Vec::new();

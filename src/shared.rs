@@ -5,11 +5,8 @@
 use crate::config::Config;
 use crate::conn::IpCounts;
 use crate::stats::ServerStats;
-pub use ringkeeper_engine::node::Entry;
-use ringkeeper_engine::pipeline::Origin;
-use ringkeeper_engine::proto::{ConnectRequest, Id, Request};
+pub use ringkeeper_engine::node::{Entry, Input};
 use ringkeeper_engine::tree::DataTree;
-use ringkeeper_engine::watch::ConnId;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -18,28 +15,9 @@ pub const BATCH_QUEUE_MAX: usize = 1024;
 
 /// A message from a front core to the pipeline core.
 pub enum PipeMsg {
-    /// Answered in the committed stream (`Entry::ConnectReply`), to the front that owns `conn`.
-    Connect {
-        conn: ConnId,
-        req: ConnectRequest,
-    },
-    /// `reads_waiting`: the connection has reads queued behind an earlier write or sync.
-    Write {
-        origin: Origin,
-        session_id: i64,
-        req: Request,
-        auth: Vec<Id>,
-        reads_waiting: bool,
-    },
-    Sync {
-        origin: Origin,
-        session_id: i64,
-        path: String,
-        reads_waiting: bool,
-    },
-    Touch {
-        sessions: Vec<i64>,
-    },
+    /// A request for the node: a connect (answered in the committed stream, to the front that
+    /// owns the connection), a write, a sync or touches.
+    Node(Input),
     /// Figures for `mntr` from the session table and the tree; with `dump`, also the listings
     /// `dump` prints (which take time in proportion to the sessions and ephemerals).
     Report {
@@ -47,9 +25,7 @@ pub enum PipeMsg {
         reply: flume::Sender<Report>,
     },
     /// Take a snapshot now (the `snap` four-letter word); the reply says how it went.
-    Snapshot {
-        reply: flume::Sender<String>,
-    },
+    Snapshot { reply: flume::Sender<String> },
     /// The snapshot thread finished the job it was given (written or failed).
     SnapshotWritten,
 }

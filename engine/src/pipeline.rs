@@ -341,6 +341,25 @@ impl Pipeline {
     }
 }
 
+/// A small configuration for the engine's tests: 100 ms ticks, timeouts of 200 ms to 2 s, TTL
+/// nodes allowed, containers checked every 100 ms.
+#[cfg(test)]
+pub(crate) fn test_config() -> PipelineConfig {
+    PipelineConfig {
+        prep: PrepConfig {
+            extended_types: true,
+        },
+        session: SessionConfig {
+            tick_ms: 100,
+            min_timeout_ms: 200,
+            max_timeout_ms: 2000,
+            server_id: 1,
+        },
+        container_check_ms: 100,
+        container_never_used_ms: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,20 +367,7 @@ mod tests {
     use bytes::Bytes;
 
     fn pipeline() -> Pipeline {
-        let cfg = PipelineConfig {
-            prep: PrepConfig {
-                extended_types: true,
-            },
-            session: SessionConfig {
-                tick_ms: 100,
-                min_timeout_ms: 200,
-                max_timeout_ms: 2000,
-                server_id: 1,
-            },
-            container_check_ms: 100,
-            container_never_used_ms: 0,
-        };
-        Pipeline::new(cfg, 10_000, 99)
+        Pipeline::new(test_config(), 10_000, 99)
     }
 
     fn connect(p: &mut Pipeline, session_id: i64, passwd: [u8; 16], now: i64) -> ConnectOutcome {

@@ -1,30 +1,14 @@
 //! The node's rules, shown by feeding inputs and asserting the outputs.
 
 use super::*;
-use crate::pipeline::PipelineConfig;
-use crate::prep::PrepConfig;
 use crate::proto::{opcode as op, Acl, CreateRequest};
-use crate::session::SessionConfig;
 use bytes::Bytes;
 
 const NOW: i64 = 10_000;
 
 fn node(snap_count: u64, pending_txns_max: usize) -> Node {
-    let cfg = PipelineConfig {
-        prep: PrepConfig {
-            extended_types: true,
-        },
-        session: SessionConfig {
-            tick_ms: 100,
-            min_timeout_ms: 200,
-            max_timeout_ms: 2000,
-            server_id: 1,
-        },
-        container_check_ms: 100,
-        container_never_used_ms: 0,
-    };
     let n = Node::new(
-        Pipeline::new(cfg, NOW, 99),
+        Pipeline::new(crate::pipeline::test_config(), NOW, 99),
         NodeConfig {
             snap_count,
             pending_txns_max,
