@@ -182,16 +182,28 @@ struct FrontState {
     budget_bytes: usize,
     /// getAllChildrenNumber walks to run (see `run_walks`).
     walks: flume::Sender<Walk>,
-    /// Connection tasks waiting for the answer to their connect request.
-    connect_waiters: HashMap<ConnId, flume::Sender<ConnectOutcome>>,
-    /// Connections whose connect was answered but which their task has not registered yet. Later
-    /// batches can be applied in between; a close of their session then marks them here.
-    connecting: HashMap<ConnId, Connecting>,
+    /// Connections whose task has sent a connect request and not registered the connection.
+    connects: HashMap<ConnId, Connect>,
 }
 
-struct Connecting {
-    session_id: i64,
-    closed: bool,
+/// A connect between its request and its connection's registration.
+enum Connect {
+    /// The task waits for the answer.
+    Waiting(flume::Sender<ConnectOutcome>),
+    /// Accepted, and not registered yet. Later batches can be applied in between; a close or a
+    /// resumption elsewhere of the session then marks it `closed`.
+    Answered { session_id: i64, closed: bool },
+}
+
+impl Connect {
+    /// Marks an answered connect of `session_id` closed.
+    fn close_session(&mut self, session: i64) {
+        if let Connect::Answered { session_id, closed } = self {
+            if *session_id == session {
+                *closed = true;
+            }
+        }
+    }
 }
 
 /// A getAllChildrenNumber being counted in slices, over the tree version the read saw.
@@ -237,8 +249,7 @@ pub async fn run(
         unsent: Rc::new(Cell::new(0)),
         budget_bytes: conn::front_budget_bytes(&shared.cfg, shared.controls.len()),
         walks,
-        connect_waiters: HashMap::new(),
-        connecting: HashMap::new(),
+        connects: HashMap::new(),
     }));
     glommio::spawn_local(apply_batches(state.clone(), shared.clone(), batches)).detach();
     glommio::spawn_local(run_walks(state.clone(), shared.clone(), walks_rx)).detach();
@@ -309,10 +320,8 @@ async fn apply_batches(
                                 conn.close();
                             }
                         }
-                        for pending in st.connecting.values_mut() {
-                            if pending.session_id == c.txn.session_id {
-                                pending.closed = true;
-                            }
+                        for pending in st.connects.values_mut() {
+                            pending.close_session(c.txn.session_id);
                         }
                     }
                 }
@@ -340,13 +349,13 @@ async fn apply_batches(
                 }
                 Entry::ConnectReply { conn, outcome } => {
                     // The connection task runs after this batch, flush included, is applied.
-                    if let Some(reply) = st.connect_waiters.remove(conn) {
+                    if let Some(Connect::Waiting(reply)) = st.connects.remove(conn) {
                         if let ConnectOutcome::Accepted { session_id, .. } = outcome {
-                            let pending = Connecting {
+                            let answered = Connect::Answered {
                                 session_id: *session_id,
                                 closed: false,
                             };
-                            st.connecting.insert(*conn, pending);
+                            st.connects.insert(*conn, answered);
                         }
                         let _ = reply.try_send(outcome.clone());
                     }
@@ -358,9 +367,9 @@ async fn apply_batches(
                             other.close();
                         }
                     }
-                    for (id, pending) in st.connecting.iter_mut() {
-                        if pending.session_id == *session_id && id != conn {
-                            pending.closed = true;
+                    for (id, pending) in st.connects.iter_mut() {
+                        if id != conn {
+                            pending.close_session(*session_id);
                         }
                     }
                 }
@@ -841,7 +850,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
         let mut st = state.borrow_mut();
         let id = ((st.id as u64) << 48) | st.next_conn;
         st.next_conn += 1;
-        st.connect_waiters.insert(id, reply_tx);
+        st.connects.insert(id, Connect::Waiting(reply_tx));
         id
     };
     if shared
@@ -858,11 +867,10 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
     let Ok(outcome) = reply_rx.recv_async().await else {
         return;
     };
-    let closed_meanwhile = state
-        .borrow_mut()
-        .connecting
-        .remove(&conn_id)
-        .is_some_and(|c| c.closed);
+    let closed_meanwhile = matches!(
+        state.borrow_mut().connects.remove(&conn_id),
+        Some(Connect::Answered { closed: true, .. })
+    );
     let (session_id, timeout_ms, passwd) = match outcome {
         ConnectOutcome::Refused {
             client_zxid,

@@ -226,10 +226,6 @@ impl Node {
         &self.pipeline
     }
 
-    pub fn synced_zxid(&self) -> i64 {
-        self.synced_zxid
-    }
-
     /// False while `pending_txns_max` txns wait for a log write: the runtime stops taking
     /// requests (its fronts then stop reading their connections) until the write completes.
     pub fn accepting(&self) -> bool {

@@ -77,6 +77,17 @@ impl<'a> Reader<'a> {
         Ok(self.take(1, field)?[0])
     }
 
+    /// Checks that the record used every byte: trailing bytes are an error naming `field`.
+    pub fn expect_end(&self, field: &'static str) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(DecodeError::BadLength {
+                field,
+                len: i32::try_from(n).unwrap_or(i32::MAX),
+            }),
+        }
+    }
+
     pub fn boolean(&mut self, field: &'static str) -> Result<bool, DecodeError> {
         Ok(self.take(1, field)?[0] != 0)
     }

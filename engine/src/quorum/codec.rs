@@ -99,12 +99,7 @@ impl QuorumPacket {
                 Some(ids)
             }
         };
-        if r.remaining() != 0 {
-            return Err(DecodeError::BadLength {
-                field: "trailing",
-                len: r.remaining() as i32,
-            });
-        }
+        r.expect_end("packet")?;
         Ok(QuorumPacket {
             kind,
             zxid,
@@ -303,12 +298,6 @@ pub enum ElectionOpening {
 }
 
 impl ElectionOpening {
-    pub fn sid(&self) -> i64 {
-        match self {
-            ElectionOpening::Old { sid } | ElectionOpening::Current { sid, .. } => *sid,
-        }
-    }
-
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer::new(out);
         match self {

@@ -305,17 +305,6 @@ impl DataTree {
         self.nodes.iter().map(|(p, n)| node_bytes(p, n)).sum()
     }
 
-    /// Number of nodes below `path` (not counting it), walked in one go. See [`DescendantWalk`]
-    /// for a walk in bounded steps.
-    pub fn descendant_count(&self, path: &str) -> i32 {
-        let mut walk = DescendantWalk::new(self, path);
-        loop {
-            if let Some(n) = walk.step(self, usize::MAX) {
-                return n;
-            }
-        }
-    }
-
     /// Applies a decided txn. Panics if the txn does not fit the tree: prep guarantees it does,
     /// so a misfit is a bug, not bad input.
     pub fn apply(&mut self, txn: &Txn, triggers: &mut Vec<Trigger>) -> Outcome {

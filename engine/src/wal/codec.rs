@@ -96,12 +96,7 @@ pub fn decode_txn(zxid: i64, payload: &[u8]) -> Result<Txn, DecodeError> {
     let session_id = r.long("sessionId")?;
     let cxid = r.int("cxid")?;
     let op = decode_op(&mut r, 0)?;
-    if r.remaining() != 0 {
-        return Err(DecodeError::BadLength {
-            field: "txn",
-            len: r.remaining() as i32,
-        });
-    }
+    r.expect_end("txn")?;
     Ok(Txn {
         zxid,
         time_ms,

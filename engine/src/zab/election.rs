@@ -146,10 +146,6 @@ impl Election {
         (e, out)
     }
 
-    pub fn decided(&self) -> Option<&Output> {
-        self.decided.as_ref()
-    }
-
     pub fn election_epoch(&self) -> i64 {
         self.election_epoch
     }
