@@ -3,6 +3,7 @@
 //! broadcast are still to come (issue 9).
 
 pub mod election;
+pub mod peer;
 
 /// The epoch part of a zxid (its high 32 bits).
 pub fn epoch_of(zxid: i64) -> i64 {

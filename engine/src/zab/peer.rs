@@ -1,0 +1,1264 @@
+//! One member of an ensemble as a state machine: leader election ([`Election`]), then ZAB's
+//! discovery, sync and broadcast, as a leader or as a learner (follower or observer). It does no
+//! IO and reads no clock: the runtime (or the simulator) feeds it messages, log completions and
+//! the time, and carries out the [`Output`]s in order.
+//!
+//! It works on txns and zxids only. Whoever owns it keeps the znode tree: it preps client writes
+//! against its newest tree and hands the txns to [`Peer::propose`] (on the leader), applies the
+//! txns of [`Output::Apply`], and rebuilds or replaces the tree on [`Output::Truncate`] and
+//! [`Output::Install`]. Invariant the owner keeps: its tree is at [`Peer::applied`].
+//!
+//! The protocol, as ZooKeeper 3.5+ runs it (`Leader`, `LearnerHandler`, `Learner`):
+//! - **Discovery.** A learner opens a connection to the leader it elected and sends its accepted
+//!   epoch (FOLLOWERINFO, OBSERVERINFO). Once a quorum of voters (the leader included) has, the
+//!   leader takes one more than the highest accepted epoch it heard as the new epoch, records it
+//!   as accepted, and sends it (LEADERINFO). A learner accepts a newer epoch (and records it), or
+//!   acknowledges one it had already accepted, or gives up on a leader whose epoch is older than
+//!   one it accepted. Its answer (ACKEPOCH) carries its current epoch and last zxid; a leader
+//!   that hears of a voter more recent than itself gives up. On a quorum of answers the leader
+//!   makes the new epoch current.
+//! - **Sync.** Each learner is brought to the leader's history: DIFF (the txns it lacks, each a
+//!   PROPOSAL and a COMMIT), TRUNC (it has txns past the end of the leader's log: it drops
+//!   them), or SNAP (too far behind, or its extra txns are in an older epoch than what follows
+//!   in the leader's log: a whole snapshot). Then NEWLEADER. The learner makes everything durable,
+//!   only then records the new epoch as current, and acknowledges. A quorum of acknowledgements
+//!   (the leader's own log durable included) establishes the leader; every acknowledged learner
+//!   gets UPTODATE and starts serving.
+//! - **Broadcast.** The leader gives each write the next zxid, sends it (PROPOSAL) to the synced
+//!   followers while writing it to its own log, and counts acknowledgements: its own log
+//!   completion and each follower's ACK (sent once the follower's log has the txn). A txn is
+//!   committed once a quorum of voters has it durable and every txn before it is committed; then
+//!   COMMIT goes to followers and INFORM (with the txn) to observers.
+//! - **Liveness.** The leader pings its learners every half tick; a learner that hears nothing
+//!   for `sync_limit` ticks (`init_limit` while syncing) gives up on the leader, and a leader that
+//!   has not heard from a quorum for `sync_limit` ticks steps down. Each gives up by electing
+//!   again.
+//! - **Leaving a role.** Like ZooKeeper's `fastForwardDataBase`, a server that stops leading or
+//!   following applies everything in its log (its tree then matches its log, which is what it
+//!   votes with); the next sync truncates whatever the new leader does not have.
+//!
+//! The connections are reliable and in order until they close, as TCP is; a peer never relies on
+//! a message arriving, only on the order of those that do. Each learner connection has an id the
+//! learner picks; messages on a connection the receiver does not know are dropped (or, for a
+//! learner's opening, answered by closing it).
+//!
+//! Invariants ([`Peer::check_invariants`]): history holds consecutive zxids of this server's log,
+//! `applied <= last_logged`, `synced <= last_logged`; a leader's `committed` is `applied`.
+
+use crate::proto::{Id, Request};
+use crate::quorum::{state, Notification};
+use crate::txn::Txn;
+use crate::zab::election::{answer_looking, Election, ElectionConfig, Output as ElectionOut, Vote};
+use crate::zab::{epoch_of, make_zxid};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub my_id: i64,
+    /// The voting members, sorted.
+    pub voters: Vec<i64>,
+    /// The observers, sorted.
+    pub observers: Vec<i64>,
+    /// `tickTime`.
+    pub tick_ms: i64,
+    /// `initLimit`, in ticks: how long discovery and sync may take.
+    pub init_limit: i64,
+    /// `syncLimit`, in ticks: how long a leader and a learner may go unheard.
+    pub sync_limit: i64,
+    /// How many recent txns a leader keeps for DIFF (ZooKeeper's `commitLogCount`, 500); a
+    /// learner further behind gets SNAP.
+    pub diff_window: usize,
+    /// Election: `finalizeWait` and `maxNotificationInterval`.
+    pub finalize_wait_ms: i64,
+    pub max_notification_interval_ms: i64,
+    /// The configuration text sent with votes.
+    pub config: Bytes,
+    /// Where this run's count of opened connections starts, so that a restarted server's
+    /// connection ids differ from its earlier run's (the runtime passes, say, the boot time).
+    pub first_conn: u64,
+}
+
+impl PeerConfig {
+    fn is_voter(&self, id: i64) -> bool {
+        self.voters.binary_search(&id).is_ok()
+    }
+
+    fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    fn has_quorum(&self, ids: impl Iterator<Item = i64>) -> bool {
+        ids.filter(|id| self.is_voter(*id)).count() >= self.quorum()
+    }
+}
+
+/// What a server has on disk when it starts.
+#[derive(Debug, Clone, Default)]
+pub struct Persisted {
+    /// The `acceptedEpoch` file.
+    pub accepted_epoch: i64,
+    /// The `currentEpoch` file.
+    pub current_epoch: i64,
+    /// The zxid of the last txn in the log (or of the snapshot, if the log is empty past it).
+    pub last_zxid: i64,
+    /// The newest txns of the log, oldest first, ending at `last_zxid` (up to `diff_window` of
+    /// them; fewer is fine, more are dropped).
+    pub recent: Vec<Txn>,
+}
+
+/// A client write a learner hands to the leader (REQUEST).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    pub session_id: i64,
+    pub cxid: i32,
+    pub req: Request,
+    pub auth: Vec<Id>,
+}
+
+/// A whole-state image sent with SNAP. The owner builds it from its tree at the zxid of
+/// [`Output::SendSnap`] and installs it on [`Output::Install`].
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub tree: crate::tree::DataTree,
+}
+
+/// Messages on the quorum port (ZooKeeper's packet types; `quorum::packet` has their numbers).
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// FOLLOWERINFO or OBSERVERINFO: the zxid field is `make_zxid(accepted_epoch, 0)`.
+    LearnerInfo {
+        accepted_epoch: i64,
+        observer: bool,
+    },
+    LeaderInfo {
+        new_epoch: i64,
+    },
+    /// `current_epoch` is -1 when the new epoch was not new to the learner.
+    AckEpoch {
+        current_epoch: i64,
+        last_zxid: i64,
+    },
+    Diff {
+        zxid: i64,
+    },
+    Trunc {
+        zxid: i64,
+    },
+    Snap {
+        zxid: i64,
+        image: Image,
+    },
+    Proposal(Txn),
+    Commit {
+        zxid: i64,
+    },
+    Inform(Txn),
+    NewLeader {
+        zxid: i64,
+    },
+    Ack {
+        zxid: i64,
+    },
+    UpToDate,
+    Ping,
+    Request(Forward),
+}
+
+/// What this server is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Looking,
+    /// Leading `epoch` (once a quorum acknowledged it, and it is current); `established` once a
+    /// quorum acknowledged NEWLEADER.
+    Leading {
+        epoch: Option<i64>,
+        established: bool,
+    },
+    /// Following (or observing) `leader`; `serving` once UPTODATE came.
+    Following {
+        leader: i64,
+        observer: bool,
+        serving: bool,
+    },
+}
+
+/// What the runtime must do, in order.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// An election notification, on the election port.
+    Vote {
+        to: i64,
+        note: Notification,
+    },
+    /// A message on quorum connection `conn` with `to`.
+    Send {
+        to: i64,
+        conn: u64,
+        msg: Msg,
+    },
+    /// Close quorum connection `conn` with `to`.
+    Close {
+        to: i64,
+        conn: u64,
+    },
+    /// Send `Msg::Snap` with an [`Image`] of the tree at `zxid` (the owner's tree is at it now).
+    SendSnap {
+        to: i64,
+        conn: u64,
+        zxid: i64,
+    },
+    /// Call [`Peer::tick`] at this time.
+    WakeAt(i64),
+    /// Write the `acceptedEpoch` (or `currentEpoch`) file durably before anything that follows.
+    SaveAcceptedEpoch(i64),
+    SaveCurrentEpoch(i64),
+    /// Append these txns to the log; report [`Peer::log_synced`] with the last zxid once they
+    /// are durable. Writes complete in order.
+    Append(Vec<Txn>),
+    /// Drop every logged txn after this zxid (durably), and rebuild the tree from the disk at it.
+    Truncate(i64),
+    /// Replace the tree with this image, and make it durable (a snapshot, the log emptied past
+    /// it) before anything that follows.
+    Install {
+        zxid: i64,
+        image: Image,
+    },
+    /// Apply these txns to the tree, in order. While serving they are committed, and their
+    /// clients may be answered; after `Role(Looking)` (a server leaving its role applies what its
+    /// log holds) or while syncing, they answer nobody.
+    Apply(Vec<Txn>),
+    /// A learner's forwarded client write (on the leader): prep it and [`Peer::propose`] it.
+    Forwarded {
+        from: i64,
+        fwd: Forward,
+    },
+    /// The role changed (for logs, for serving clients or not).
+    Role(Role),
+}
+
+/// A learner as the leader sees it (ZooKeeper's `LearnerHandler`).
+#[derive(Debug)]
+struct Handler {
+    conn: u64,
+    observer: bool,
+    /// Its last zxid, from ACKEPOCH.
+    last_zxid: Option<i64>,
+    /// Sync was sent: it gets proposals and commits from now on.
+    forwarding: bool,
+    newleader_acked: bool,
+    up_to_date: bool,
+    /// The highest proposal it has acknowledged.
+    acked: i64,
+    last_heard: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum LeaderPhase {
+    /// Waiting for a quorum of learners' accepted epochs.
+    Discovery,
+    /// Waiting for a quorum of ACKEPOCH.
+    EpochAck,
+    /// Waiting for a quorum of NEWLEADER acknowledgements.
+    NewLeaderAck,
+    Broadcast,
+}
+
+#[derive(Debug)]
+struct Leader {
+    phase: LeaderPhase,
+    epoch: i64,
+    /// Discovery and sync must be done by then.
+    deadline: i64,
+    handlers: BTreeMap<i64, Handler>,
+    /// Voters whose accepted epochs were heard (this server included).
+    connecting: BTreeSet<i64>,
+    epoch_acks: BTreeSet<i64>,
+    newleader_acks: BTreeSet<i64>,
+    next_ping: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LearnerPhase {
+    /// LearnerInfo sent; waiting for LEADERINFO (or the connection to be refused).
+    Info,
+    /// ACKEPOCH sent; syncing until UPTODATE.
+    Syncing,
+    Serving,
+}
+
+#[derive(Debug)]
+struct Learner {
+    leader: i64,
+    observer: bool,
+    conn: u64,
+    phase: LearnerPhase,
+    new_epoch: i64,
+    /// NEWLEADER came with this zxid and is not acknowledged yet.
+    newleader: Option<i64>,
+    newleader_acked: bool,
+    /// The highest proposal acknowledged.
+    acked: i64,
+    last_heard: i64,
+    /// Until then, a refused connection is tried again.
+    give_up_at: i64,
+    /// Open a new connection at this time (after one was refused).
+    retry_at: Option<i64>,
+}
+
+#[derive(Debug)]
+enum State {
+    Looking(Election),
+    Leading(Leader),
+    Following(Learner),
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    cfg: PeerConfig,
+    accepted_epoch: i64,
+    current_epoch: i64,
+    last_election_epoch: i64,
+    /// The vote this server settled on, to answer LOOKING servers with.
+    settled: Option<(i32, Vote, i64)>,
+    /// The newest txns of the log, oldest first: zxids after `history_base`, consecutive in
+    /// this server's log, up to `last_logged`.
+    history: VecDeque<Txn>,
+    history_base: i64,
+    last_logged: i64,
+    synced: i64,
+    /// The last txn the owner's tree has (a leader's commit point).
+    applied: i64,
+    /// Connections opened by this server (as a learner), counted.
+    conns_opened: u64,
+    state: State,
+}
+
+impl Peer {
+    /// Starts a server from what is on its disk (its tree holds everything its log does): it
+    /// begins with an election.
+    pub fn start(cfg: PeerConfig, disk: Persisted, now: i64) -> (Peer, Vec<Output>) {
+        assert!(cfg.voters.windows(2).all(|w| w[0] < w[1]), "voters sorted");
+        let mut history: VecDeque<Txn> = disk.recent.into();
+        while history.len() > cfg.diff_window {
+            history.pop_front();
+        }
+        if let Some(last) = history.back() {
+            assert_eq!(
+                last.zxid, disk.last_zxid,
+                "recent txns end at the last zxid"
+            );
+        }
+        let history_base = history.front().map_or(disk.last_zxid, |t| t.zxid - 1);
+        let (election, eo) = Election::start(
+            election_config(&cfg),
+            disk.last_zxid,
+            disk.current_epoch,
+            0,
+            now,
+        );
+        let mut p = Peer {
+            accepted_epoch: disk.accepted_epoch,
+            current_epoch: disk.current_epoch,
+            last_election_epoch: 0,
+            settled: None,
+            history,
+            history_base,
+            last_logged: disk.last_zxid,
+            synced: disk.last_zxid,
+            applied: disk.last_zxid,
+            conns_opened: cfg.first_conn,
+            state: State::Looking(election),
+            cfg,
+        };
+        let mut out = vec![Output::Role(Role::Looking)];
+        p.election_outputs(eo, now, &mut out);
+        (p, out)
+    }
+
+    pub fn role(&self) -> Role {
+        match &self.state {
+            State::Looking(_) => Role::Looking,
+            State::Leading(l) => Role::Leading {
+                epoch: (l.phase >= LeaderPhase::NewLeaderAck).then_some(l.epoch),
+                established: l.phase == LeaderPhase::Broadcast,
+            },
+            State::Following(l) => Role::Following {
+                leader: l.leader,
+                observer: l.observer,
+                serving: l.phase == LearnerPhase::Serving,
+            },
+        }
+    }
+
+    /// Serving clients: an established leader or an up-to-date learner.
+    pub fn serving(&self) -> bool {
+        matches!(
+            self.role(),
+            Role::Leading {
+                established: true,
+                ..
+            } | Role::Following { serving: true, .. }
+        )
+    }
+
+    pub fn applied(&self) -> i64 {
+        self.applied
+    }
+
+    pub fn last_logged(&self) -> i64 {
+        self.last_logged
+    }
+
+    pub fn current_epoch(&self) -> i64 {
+        self.current_epoch
+    }
+
+    pub fn accepted_epoch(&self) -> i64 {
+        self.accepted_epoch
+    }
+
+    /// The zxid the next proposal must have (an established leader only).
+    pub fn next_zxid(&self) -> Option<i64> {
+        match &self.state {
+            State::Leading(l) if l.phase == LeaderPhase::Broadcast => {
+                Some(if epoch_of(self.last_logged) == l.epoch {
+                    self.last_logged + 1
+                } else {
+                    make_zxid(l.epoch, 1)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    // ----- inputs -----
+
+    /// An election notification from `from`.
+    pub fn vote_received(&mut self, from: i64, note: &Notification, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        match &mut self.state {
+            State::Looking(e) => {
+                let eo = e.receive(from, note, now);
+                self.election_outputs(eo, now, &mut out);
+            }
+            _ => {
+                if note.state == state::LOOKING {
+                    if let Some((st, vote, epoch)) = self.settled {
+                        let a = answer_looking(st, vote, epoch, &self.cfg.config);
+                        out.push(Output::Vote { to: from, note: a });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A message on quorum connection `conn` from `from`.
+    pub fn message(&mut self, from: i64, conn: u64, msg: Msg, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Msg::LearnerInfo {
+            accepted_epoch,
+            observer,
+        } = msg
+        {
+            if matches!(self.state, State::Leading(_)) {
+                self.learner_info(from, conn, accepted_epoch, observer, now, &mut out);
+            } else {
+                out.push(Output::Close { to: from, conn });
+            }
+            return out;
+        }
+        match &self.state {
+            State::Leading(l) if l.handlers.get(&from).is_some_and(|h| h.conn == conn) => {
+                self.leader_message(from, msg, now, &mut out)
+            }
+            State::Following(l) if l.leader == from && l.conn == conn => {
+                self.learner_message(msg, now, &mut out)
+            }
+            _ => {}
+        }
+        self.after(now, &mut out);
+        out
+    }
+
+    /// Quorum connection `conn` with `from` closed.
+    pub fn closed(&mut self, from: i64, conn: u64, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        match &mut self.state {
+            State::Leading(l) if l.handlers.get(&from).is_some_and(|h| h.conn == conn) => {
+                l.handlers.remove(&from);
+            }
+            State::Following(l) if l.leader == from && l.conn == conn => {
+                if l.phase == LearnerPhase::Info && now < l.give_up_at {
+                    // Refused (the leader is not leading yet): try again a tick later.
+                    l.retry_at = Some(now + self.cfg.tick_ms);
+                    out.push(Output::WakeAt(now + self.cfg.tick_ms));
+                } else {
+                    self.look(now, &mut out);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// The log write ending at `zxid` is durable.
+    pub fn log_synced(&mut self, zxid: i64, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        // Writes complete in order and a truncation only removes txns of older epochs than
+        // those logged after it, so the highest reported zxid is a sound bound.
+        self.synced = self.synced.max(zxid.min(self.last_logged));
+        self.after(now, &mut out);
+        out
+    }
+
+    /// Time passes.
+    pub fn tick(&mut self, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        match &mut self.state {
+            State::Looking(e) => {
+                let eo = e.tick(now);
+                self.election_outputs(eo, now, &mut out);
+            }
+            State::Leading(l) => {
+                if l.phase < LeaderPhase::Broadcast {
+                    if now >= l.deadline {
+                        self.look(now, &mut out);
+                        return out;
+                    }
+                } else {
+                    // Step down without a quorum heard from within the sync limit.
+                    let limit = self.cfg.sync_limit * self.cfg.tick_ms;
+                    let heard = std::iter::once(self.cfg.my_id).chain(
+                        l.handlers
+                            .iter()
+                            .filter(|(_, h)| h.forwarding && now - h.last_heard <= limit)
+                            .map(|(id, _)| *id),
+                    );
+                    if !self.cfg.has_quorum(heard) {
+                        self.look(now, &mut out);
+                        return out;
+                    }
+                }
+                if now >= l.next_ping {
+                    l.next_ping = now + self.cfg.tick_ms / 2;
+                    for (id, h) in &l.handlers {
+                        out.push(Output::Send {
+                            to: *id,
+                            conn: h.conn,
+                            msg: Msg::Ping,
+                        });
+                    }
+                }
+                out.push(Output::WakeAt(l.next_ping));
+            }
+            State::Following(l) => {
+                let limit = if l.phase == LearnerPhase::Serving {
+                    self.cfg.sync_limit
+                } else {
+                    self.cfg.init_limit
+                } * self.cfg.tick_ms;
+                if l.retry_at.is_some_and(|at| now >= at) {
+                    if now >= l.give_up_at {
+                        self.look(now, &mut out);
+                        return out;
+                    }
+                    l.retry_at = None;
+                    self.conns_opened += 1;
+                    l.conn = conn_id(self.cfg.my_id, self.conns_opened);
+                    l.last_heard = now;
+                    out.push(Output::Send {
+                        to: l.leader,
+                        conn: l.conn,
+                        msg: Msg::LearnerInfo {
+                            accepted_epoch: self.accepted_epoch,
+                            observer: l.observer,
+                        },
+                    });
+                } else if l.retry_at.is_none() && now - l.last_heard > limit {
+                    self.look(now, &mut out);
+                    return out;
+                }
+                out.push(Output::WakeAt(now + self.cfg.tick_ms / 2));
+            }
+        }
+        out
+    }
+
+    /// Proposes a txn (an established leader only; its zxid is [`Peer::next_zxid`]).
+    pub fn propose(&mut self, txn: Txn, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        assert_eq!(Some(txn.zxid), self.next_zxid(), "propose in order");
+        let State::Leading(l) = &self.state else {
+            unreachable!()
+        };
+        for (id, h) in &l.handlers {
+            if h.forwarding && !h.observer {
+                out.push(Output::Send {
+                    to: *id,
+                    conn: h.conn,
+                    msg: Msg::Proposal(txn.clone()),
+                });
+            }
+        }
+        self.log(txn, &mut out);
+        self.after(now, &mut out);
+        out
+    }
+
+    /// Sends a client write to the leader (a serving learner only; else `None`).
+    pub fn forward(&mut self, fwd: Forward) -> Option<Vec<Output>> {
+        match &self.state {
+            State::Following(l) if l.phase == LearnerPhase::Serving => Some(vec![Output::Send {
+                to: l.leader,
+                conn: l.conn,
+                msg: Msg::Request(fwd),
+            }]),
+            _ => None,
+        }
+    }
+
+    // ----- election -----
+
+    fn election_outputs(&mut self, eo: Vec<ElectionOut>, now: i64, out: &mut Vec<Output>) {
+        for o in eo {
+            match o {
+                ElectionOut::Send { to, note } => out.push(Output::Vote { to, note }),
+                ElectionOut::WakeAt(at) => out.push(Output::WakeAt(at)),
+                ElectionOut::Decided {
+                    state: st,
+                    vote,
+                    election_epoch,
+                } => {
+                    self.last_election_epoch = election_epoch;
+                    self.settled = Some((st, vote, election_epoch));
+                    if st == state::LEADING {
+                        self.lead(now, out);
+                    } else {
+                        self.follow(vote.leader, st == state::OBSERVING, now, out);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Gives up the current role (closing its connections), applies what the log holds past
+    /// the tree, and elects.
+    fn look(&mut self, now: i64, out: &mut Vec<Output>) {
+        match &self.state {
+            State::Leading(l) => {
+                for (id, h) in &l.handlers {
+                    out.push(Output::Close {
+                        to: *id,
+                        conn: h.conn,
+                    });
+                }
+            }
+            State::Following(l) => out.push(Output::Close {
+                to: l.leader,
+                conn: l.conn,
+            }),
+            State::Looking(_) => return,
+        }
+        // The role change goes first: the txns applied below were never committed by a
+        // quorum, and no client may be answered from them.
+        out.push(Output::Role(Role::Looking));
+        self.fast_forward(out);
+        self.settled = None;
+        let (e, eo) = Election::start(
+            election_config(&self.cfg),
+            self.last_logged,
+            self.current_epoch,
+            self.last_election_epoch,
+            now,
+        );
+        self.state = State::Looking(e);
+        self.election_outputs(eo, now, out);
+    }
+
+    /// Applies the logged txns past `applied`.
+    fn fast_forward(&mut self, out: &mut Vec<Output>) {
+        let txns: Vec<Txn> = self
+            .history
+            .iter()
+            .filter(|t| t.zxid > self.applied)
+            .cloned()
+            .collect();
+        if !txns.is_empty() {
+            self.applied = self.last_logged;
+            out.push(Output::Apply(txns));
+        }
+    }
+
+    // ----- leader -----
+
+    fn lead(&mut self, now: i64, out: &mut Vec<Output>) {
+        debug_assert_eq!(self.applied, self.last_logged);
+        let mut connecting = BTreeSet::new();
+        connecting.insert(self.cfg.my_id);
+        self.state = State::Leading(Leader {
+            phase: LeaderPhase::Discovery,
+            epoch: self.accepted_epoch + 1,
+            deadline: now + self.cfg.init_limit * self.cfg.tick_ms,
+            handlers: BTreeMap::new(),
+            connecting,
+            epoch_acks: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            next_ping: now + self.cfg.tick_ms / 2,
+        });
+        out.push(Output::Role(self.role()));
+        out.push(Output::WakeAt(now + self.cfg.tick_ms / 2));
+        self.after(now, out);
+    }
+
+    fn learner_info(
+        &mut self,
+        from: i64,
+        conn: u64,
+        accepted_epoch: i64,
+        observer: bool,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let State::Leading(l) = &mut self.state else {
+            unreachable!()
+        };
+        if let Some(old) = l.handlers.remove(&from) {
+            out.push(Output::Close {
+                to: from,
+                conn: old.conn,
+            });
+        }
+        let observer = observer || !self.cfg.is_voter(from);
+        l.handlers.insert(
+            from,
+            Handler {
+                conn,
+                observer,
+                last_zxid: None,
+                forwarding: false,
+                newleader_acked: false,
+                up_to_date: false,
+                acked: 0,
+                last_heard: now,
+            },
+        );
+        if l.phase == LeaderPhase::Discovery {
+            if accepted_epoch >= l.epoch {
+                l.epoch = accepted_epoch + 1;
+            }
+            if !observer {
+                l.connecting.insert(from);
+            }
+        } else {
+            out.push(Output::Send {
+                to: from,
+                conn,
+                msg: Msg::LeaderInfo { new_epoch: l.epoch },
+            });
+        }
+        self.after(now, out);
+    }
+
+    fn leader_message(&mut self, from: i64, msg: Msg, now: i64, out: &mut Vec<Output>) {
+        let my_summary = (self.current_epoch, self.last_logged);
+        let State::Leading(l) = &mut self.state else {
+            unreachable!()
+        };
+        let h = l.handlers.get_mut(&from).expect("handler");
+        h.last_heard = now;
+        match msg {
+            Msg::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
+                if h.last_zxid.is_some() || l.phase == LeaderPhase::Discovery {
+                    return;
+                }
+                h.last_zxid = Some(last_zxid);
+                if current_epoch != -1 && !h.observer {
+                    if (current_epoch, last_zxid) > my_summary {
+                        // A voter is more recent than this leader: it must not lead.
+                        self.look(now, out);
+                        return;
+                    }
+                    l.epoch_acks.insert(from);
+                }
+                if l.phase >= LeaderPhase::NewLeaderAck {
+                    self.sync_learner(from, out);
+                }
+            }
+            Msg::Ack { zxid } => {
+                if zxid & 0xffff_ffff == 0 {
+                    if zxid == make_zxid(l.epoch, 0) && h.forwarding && !h.newleader_acked {
+                        h.newleader_acked = true;
+                        if !h.observer {
+                            l.newleader_acks.insert(from);
+                        }
+                        if l.phase == LeaderPhase::Broadcast {
+                            h.up_to_date = true;
+                            out.push(Output::Send {
+                                to: from,
+                                conn: h.conn,
+                                msg: Msg::UpToDate,
+                            });
+                        }
+                    }
+                } else if h.forwarding && !h.observer {
+                    h.acked = h.acked.max(zxid);
+                    self.try_commit(out);
+                }
+            }
+            Msg::Request(fwd) => {
+                if l.phase == LeaderPhase::Broadcast {
+                    out.push(Output::Forwarded { from, fwd });
+                }
+            }
+            Msg::Ping => {}
+            _ => {
+                // Anything else from a learner is a protocol error: drop that learner.
+                let conn = h.conn;
+                l.handlers.remove(&from);
+                out.push(Output::Close { to: from, conn });
+            }
+        }
+    }
+
+    /// Sends learner `id` what it needs to reach this leader's history (ZooKeeper's
+    /// `syncFollower` and `startForwarding`), then NEWLEADER.
+    fn sync_learner(&mut self, id: i64, out: &mut Vec<Output>) {
+        let committed = self.applied;
+        let State::Leading(l) = &mut self.state else {
+            unreachable!()
+        };
+        let h = l.handlers.get_mut(&id).expect("handler");
+        let peer_last = h.last_zxid.expect("acked epoch");
+        let conn = h.conn;
+        // The committed txns this leader can send as a diff.
+        let window = self.history.iter().take_while(|t| t.zxid <= committed);
+        let max_log = window.clone().last().map_or(committed, |t| t.zxid);
+        let mut packets = Vec::new();
+        if peer_last == committed {
+            packets.push(Msg::Diff { zxid: peer_last });
+        } else if peer_last > max_log {
+            packets.push(Msg::Trunc { zxid: max_log });
+        } else if peer_last >= self.history_base {
+            // Walk the window: DIFF where the learner's last zxid is in it, TRUNC where it is
+            // not but the next txn is in the same epoch; across an epoch boundary, SNAP.
+            let mut prev = self.history_base;
+            let mut op_sent = peer_last == self.history_base;
+            if op_sent {
+                packets.push(Msg::Diff { zxid: committed });
+            }
+            for t in window {
+                if t.zxid < peer_last {
+                    prev = t.zxid;
+                    continue;
+                }
+                if !op_sent {
+                    if t.zxid == peer_last {
+                        packets.push(Msg::Diff { zxid: committed });
+                        op_sent = true;
+                        continue;
+                    }
+                    if epoch_of(t.zxid) != epoch_of(peer_last) {
+                        break;
+                    }
+                    packets.push(Msg::Trunc { zxid: prev });
+                    op_sent = true;
+                }
+                packets.push(Msg::Proposal(t.clone()));
+                packets.push(Msg::Commit { zxid: t.zxid });
+            }
+            if !op_sent {
+                packets.clear();
+            }
+        }
+        let send = |out: &mut Vec<Output>, msg| out.push(Output::Send { to: id, conn, msg });
+        if packets.is_empty() {
+            out.push(Output::SendSnap {
+                to: id,
+                conn,
+                zxid: committed,
+            });
+        }
+        for m in packets {
+            send(out, m);
+        }
+        // Outstanding proposals (ZooKeeper's `startForwarding`), for followers.
+        if !h.observer {
+            for t in self.history.iter().filter(|t| t.zxid > committed) {
+                send(out, Msg::Proposal(t.clone()));
+            }
+        }
+        h.forwarding = true;
+        send(
+            out,
+            Msg::NewLeader {
+                zxid: make_zxid(l.epoch, 0),
+            },
+        );
+    }
+
+    /// Commits, in zxid order, every outstanding txn a quorum of voters has durable.
+    fn try_commit(&mut self, out: &mut Vec<Output>) {
+        let State::Leading(l) = &self.state else {
+            return;
+        };
+        if l.phase != LeaderPhase::Broadcast {
+            return;
+        }
+        let mut txns = Vec::new();
+        let start = self.history.partition_point(|t| t.zxid <= self.applied);
+        for t in self.history.range(start..) {
+            let z = t.zxid;
+            let durable = std::iter::once(self.cfg.my_id)
+                .filter(|_| self.synced >= z)
+                .chain(
+                    l.handlers
+                        .iter()
+                        .filter(|(_, h)| h.forwarding && !h.observer && h.acked >= z)
+                        .map(|(id, _)| *id),
+                );
+            if !self.cfg.has_quorum(durable) {
+                break;
+            }
+            txns.push(t.clone());
+        }
+        if let Some(last) = txns.last() {
+            self.applied = last.zxid;
+            for t in &txns {
+                for (id, h) in l.handlers.iter().filter(|(_, h)| h.forwarding) {
+                    let msg = if h.observer {
+                        Msg::Inform(t.clone())
+                    } else {
+                        Msg::Commit { zxid: t.zxid }
+                    };
+                    out.push(Output::Send {
+                        to: *id,
+                        conn: h.conn,
+                        msg,
+                    });
+                }
+            }
+            out.push(Output::Apply(txns));
+        }
+    }
+
+    /// Moves a leader through its phases once their conditions hold.
+    fn leader_progress(&mut self, now: i64, out: &mut Vec<Output>) {
+        let synced_all = self.synced >= self.last_logged;
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        if l.phase == LeaderPhase::Discovery && self.cfg.has_quorum(l.connecting.iter().copied()) {
+            l.phase = LeaderPhase::EpochAck;
+            self.accepted_epoch = l.epoch;
+            out.push(Output::SaveAcceptedEpoch(l.epoch));
+            l.epoch_acks.insert(self.cfg.my_id);
+            for (id, h) in &l.handlers {
+                out.push(Output::Send {
+                    to: *id,
+                    conn: h.conn,
+                    msg: Msg::LeaderInfo { new_epoch: l.epoch },
+                });
+            }
+        }
+        if l.phase == LeaderPhase::EpochAck
+            && synced_all
+            && self.cfg.has_quorum(l.epoch_acks.iter().copied())
+        {
+            l.phase = LeaderPhase::NewLeaderAck;
+            self.current_epoch = l.epoch;
+            out.push(Output::SaveCurrentEpoch(l.epoch));
+            out.push(Output::Role(Role::Leading {
+                epoch: Some(l.epoch),
+                established: false,
+            }));
+            l.newleader_acks.insert(self.cfg.my_id);
+            let ready: Vec<i64> = l
+                .handlers
+                .iter()
+                .filter(|(_, h)| h.last_zxid.is_some())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ready {
+                self.sync_learner(id, out);
+            }
+        }
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        if l.phase == LeaderPhase::NewLeaderAck
+            && synced_all
+            && self.cfg.has_quorum(l.newleader_acks.iter().copied())
+        {
+            l.phase = LeaderPhase::Broadcast;
+            for (id, h) in l.handlers.iter_mut() {
+                if h.newleader_acked {
+                    h.up_to_date = true;
+                    out.push(Output::Send {
+                        to: *id,
+                        conn: h.conn,
+                        msg: Msg::UpToDate,
+                    });
+                }
+                // Heard from at the start of broadcast: the sync limit runs from here.
+                h.last_heard = h.last_heard.max(now);
+            }
+            out.push(Output::Role(self.role()));
+        }
+        self.try_commit(out);
+    }
+
+    // ----- learner -----
+
+    fn follow(&mut self, leader: i64, observer: bool, now: i64, out: &mut Vec<Output>) {
+        debug_assert_eq!(self.applied, self.last_logged);
+        self.conns_opened += 1;
+        let conn = conn_id(self.cfg.my_id, self.conns_opened);
+        self.state = State::Following(Learner {
+            leader,
+            observer,
+            conn,
+            phase: LearnerPhase::Info,
+            new_epoch: 0,
+            newleader: None,
+            newleader_acked: false,
+            acked: 0,
+            last_heard: now,
+            give_up_at: now + self.cfg.init_limit * self.cfg.tick_ms,
+            retry_at: None,
+        });
+        out.push(Output::Role(self.role()));
+        out.push(Output::Send {
+            to: leader,
+            conn,
+            msg: Msg::LearnerInfo {
+                accepted_epoch: self.accepted_epoch,
+                observer,
+            },
+        });
+        out.push(Output::WakeAt(now + self.cfg.tick_ms / 2));
+    }
+
+    fn learner_message(&mut self, msg: Msg, now: i64, out: &mut Vec<Output>) {
+        let State::Following(l) = &mut self.state else {
+            unreachable!()
+        };
+        l.last_heard = now;
+        let (to, conn) = (l.leader, l.conn);
+        match msg {
+            Msg::LeaderInfo { new_epoch } if l.phase == LearnerPhase::Info => {
+                let current_epoch = if new_epoch > self.accepted_epoch {
+                    self.accepted_epoch = new_epoch;
+                    out.push(Output::SaveAcceptedEpoch(new_epoch));
+                    self.current_epoch
+                } else if new_epoch == self.accepted_epoch {
+                    -1
+                } else {
+                    // A leader of an older epoch than one this server accepted.
+                    self.look(now, out);
+                    return;
+                };
+                l.new_epoch = new_epoch;
+                l.phase = LearnerPhase::Syncing;
+                out.push(Output::Send {
+                    to,
+                    conn,
+                    msg: Msg::AckEpoch {
+                        current_epoch,
+                        last_zxid: self.last_logged,
+                    },
+                });
+            }
+            Msg::Diff { .. } if l.phase == LearnerPhase::Syncing => {}
+            Msg::Trunc { zxid } if l.phase == LearnerPhase::Syncing => {
+                while self.history.back().is_some_and(|t| t.zxid > zxid) {
+                    self.history.pop_back();
+                }
+                // The disk keeps more of the log than memory does.
+                self.history_base = self.history_base.min(zxid);
+                self.last_logged = zxid;
+                self.synced = self.synced.min(zxid);
+                self.applied = zxid;
+                out.push(Output::Truncate(zxid));
+            }
+            Msg::Snap { zxid, image } if l.phase == LearnerPhase::Syncing => {
+                self.history.clear();
+                self.history_base = zxid;
+                self.last_logged = zxid;
+                self.synced = zxid;
+                self.applied = zxid;
+                out.push(Output::Install { zxid, image });
+            }
+            Msg::Proposal(txn) if l.phase != LearnerPhase::Info => {
+                if txn.zxid > self.last_logged {
+                    self.log(txn, out);
+                }
+            }
+            Msg::Commit { zxid } if l.phase != LearnerPhase::Info => {
+                if !self.commit_through(zxid, out) {
+                    self.look(now, out);
+                }
+            }
+            Msg::Inform(txn) if l.phase != LearnerPhase::Info && l.observer => {
+                let z = txn.zxid;
+                if z > self.last_logged {
+                    self.log(txn, out);
+                }
+                if !self.commit_through(z, out) {
+                    self.look(now, out);
+                }
+            }
+            Msg::NewLeader { zxid } if l.phase == LearnerPhase::Syncing => {
+                if epoch_of(zxid) != l.new_epoch {
+                    self.look(now, out);
+                    return;
+                }
+                l.newleader = Some(zxid);
+            }
+            Msg::UpToDate if l.phase == LearnerPhase::Syncing && l.newleader_acked => {
+                l.phase = LearnerPhase::Serving;
+                out.push(Output::Send {
+                    to,
+                    conn,
+                    msg: Msg::Ack {
+                        zxid: make_zxid(l.new_epoch, 0),
+                    },
+                });
+                out.push(Output::Role(self.role()));
+            }
+            Msg::Ping => out.push(Output::Send {
+                to,
+                conn,
+                msg: Msg::Ping,
+            }),
+            _ => {
+                // Out of place: a protocol error; elect again.
+                self.look(now, out);
+            }
+        }
+    }
+
+    /// Applies the logged txns through `zxid`; false if the log does not have it.
+    fn commit_through(&mut self, zxid: i64, out: &mut Vec<Output>) -> bool {
+        if zxid <= self.applied {
+            return true;
+        }
+        let Ok(end) = self.history.binary_search_by_key(&zxid, |t| t.zxid) else {
+            return false;
+        };
+        let start = self.history.partition_point(|t| t.zxid <= self.applied);
+        let txns: Vec<Txn> = self.history.range(start..=end).cloned().collect();
+        self.applied = zxid;
+        out.push(Output::Apply(txns));
+        true
+    }
+
+    /// A learner acknowledges what it can: NEWLEADER once its log is durable (recording the new
+    /// epoch first), then each durable proposal of the new epoch.
+    fn learner_progress(&mut self, out: &mut Vec<Output>) {
+        let State::Following(l) = &mut self.state else {
+            return;
+        };
+        if let Some(z) = l.newleader {
+            if self.synced >= self.last_logged {
+                l.newleader = None;
+                l.newleader_acked = true;
+                if self.current_epoch < l.new_epoch {
+                    self.current_epoch = l.new_epoch;
+                    out.push(Output::SaveCurrentEpoch(l.new_epoch));
+                }
+                out.push(Output::Send {
+                    to: l.leader,
+                    conn: l.conn,
+                    msg: Msg::Ack { zxid: z },
+                });
+            }
+        }
+        if l.newleader_acked && !l.observer {
+            let start = self.history.partition_point(|t| t.zxid <= l.acked);
+            for t in self.history.range(start..) {
+                let z = t.zxid;
+                if z > self.synced {
+                    break;
+                }
+                l.acked = z;
+                if epoch_of(z) == l.new_epoch {
+                    out.push(Output::Send {
+                        to: l.leader,
+                        conn: l.conn,
+                        msg: Msg::Ack { zxid: z },
+                    });
+                }
+            }
+        }
+    }
+
+    // ----- shared -----
+
+    /// Logs a txn: into the history (trimmed to the window) and to the disk.
+    fn log(&mut self, txn: Txn, out: &mut Vec<Output>) {
+        assert!(txn.zxid > self.last_logged, "log in order");
+        self.last_logged = txn.zxid;
+        self.history.push_back(txn.clone());
+        while self.history.len() > self.cfg.diff_window
+            && self.history.front().is_some_and(|t| t.zxid <= self.applied)
+        {
+            let t = self.history.pop_front().expect("front");
+            self.history_base = t.zxid;
+        }
+        out.push(Output::Append(vec![txn]));
+    }
+
+    /// Re-checks what may have become possible after an input.
+    fn after(&mut self, now: i64, out: &mut Vec<Output>) {
+        match self.state {
+            State::Leading(_) => self.leader_progress(now, out),
+            State::Following(_) => self.learner_progress(out),
+            State::Looking(_) => {}
+        }
+    }
+
+    pub fn check_invariants(&self) {
+        assert!(self.history_base <= self.applied && self.applied <= self.last_logged);
+        assert!(self.synced <= self.last_logged);
+        let mut prev = self.history_base;
+        for t in &self.history {
+            assert!(t.zxid > prev, "history in order");
+            prev = t.zxid;
+        }
+        assert_eq!(
+            prev, self.last_logged,
+            "history ends at the last logged zxid"
+        );
+        if let State::Leading(l) = &self.state {
+            assert!(l.epoch > self.current_epoch || l.phase >= LeaderPhase::NewLeaderAck);
+            if l.phase >= LeaderPhase::NewLeaderAck {
+                assert_eq!(self.current_epoch, l.epoch);
+            }
+        }
+        assert!(self.current_epoch <= self.accepted_epoch);
+    }
+}
+
+fn election_config(cfg: &PeerConfig) -> ElectionConfig {
+    ElectionConfig {
+        my_id: cfg.my_id,
+        voters: cfg.voters.clone(),
+        finalize_wait_ms: cfg.finalize_wait_ms,
+        max_notification_interval_ms: cfg.max_notification_interval_ms,
+        config: cfg.config.clone(),
+    }
+}
+
+/// A learner's connection id: its server id and a count, so ids never repeat.
+fn conn_id(my_id: i64, n: u64) -> u64 {
+    ((my_id as u64) << 48) | (n & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests;

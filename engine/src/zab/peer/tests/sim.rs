@@ -1,0 +1,1149 @@
+//! A seeded, deterministic simulator of whole ensembles running the real [`Peer`], the real prep
+//! and the real [`DataTree`], with a simulated clock, network, disks and clients.
+//!
+//! - **Network.** Election messages may be dropped, duplicated, delayed and reordered. Quorum
+//!   connections are in order and reliable until they break (as TCP is): a break either
+//!   resets them (both ends hear of it) or, across a partition, swallows everything after it
+//!   (neither end hears; their timeouts must notice). Partitions split the servers in two or
+//!   cut single directions, and heal.
+//! - **Disks.** Appends become durable after a delay, in order. A crash loses what was not
+//!   durable, or keeps a torn prefix of it; a failed fdatasync crashes the server. The epoch
+//!   files and snapshots are written durably at once.
+//! - **Clients.** Each sends one write at a time (create, setData, delete on a few keys, with
+//!   and without versions) to a random server, and gives up after a timeout or when that server
+//!   stops serving: the write then has an unknown outcome.
+//!
+//! Checked after every step: at most one leader per epoch; a txn committed (by a leader's
+//! quorum, or in an established leader's history) is the same txn at that zxid everywhere;
+//! replicas at the same zxid have the same tree digest; every write a client saw answered is in
+//! the history of every leader established later. At the end: the servers, healed, elect a
+//! leader and converge, and each key's history of writes is linearizable (Wing and Gong's
+//! search, with unknown outcomes free to take effect or not).
+//!
+//! `ZAB_SEEDS=n` runs seeds 0..n (CI runs a small number), `ZAB_SEED=s` one seed, and
+//! `ZAB_TRACE=1` prints each event of it.
+
+use super::*;
+use crate::prep::{self, PrepConfig, PrepContext};
+use crate::proto::{ErrorCode, Request};
+use crate::tree::DataTree;
+use crate::txn::TxnOp;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+const KEYS: usize = 3;
+const CLIENT_TIMEOUT_MS: i64 = 3_000;
+
+fn txn_hash(t: &Txn) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in format!("{t:?}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[derive(Default)]
+struct Disk {
+    accepted: i64,
+    current: i64,
+    /// The last snapshot: its zxid, tree, and the txns in it (zxid to hash, for the checks).
+    snap: Option<(i64, DataTree, BTreeMap<i64, u64>)>,
+    log: Vec<Txn>,
+    synced_len: usize,
+    /// Writes in flight: the log's length after each, and its last zxid.
+    writes: VecDeque<(usize, i64)>,
+}
+
+impl Disk {
+    fn base(&self) -> (DataTree, BTreeMap<i64, u64>) {
+        match &self.snap {
+            Some((_, t, m)) => (t.clone(), m.clone()),
+            None => (DataTree::new(), BTreeMap::new()),
+        }
+    }
+
+    /// The tree from the snapshot and the log through `through`.
+    fn rebuild(&self, through: i64) -> (DataTree, BTreeMap<i64, u64>) {
+        let (mut tree, mut map) = self.base();
+        for t in self.log.iter().filter(|t| t.zxid <= through) {
+            tree.apply(t, &mut Vec::new());
+            map.insert(t.zxid, txn_hash(t));
+        }
+        (tree, map)
+    }
+
+    fn last_zxid(&self) -> i64 {
+        self.log
+            .last()
+            .map(|t| t.zxid)
+            .or(self.snap.as_ref().map(|s| s.0))
+            .unwrap_or(0)
+    }
+
+    fn persisted(&self, window: usize) -> Persisted {
+        let start = self.log.len().saturating_sub(window);
+        Persisted {
+            accepted_epoch: self.accepted,
+            current_epoch: self.current,
+            last_zxid: self.last_zxid(),
+            recent: self.log[start..].to_vec(),
+        }
+    }
+
+    fn truncate(&mut self, zxid: i64) {
+        assert!(
+            self.snap.as_ref().is_none_or(|s| s.0 <= zxid),
+            "truncation below the snapshot"
+        );
+        self.log.retain(|t| t.zxid <= zxid);
+        let len = self.log.len();
+        self.synced_len = self.synced_len.min(len);
+        for w in &mut self.writes {
+            w.0 = w.0.min(len);
+        }
+    }
+
+    /// Loses what was not durable; a torn write may leave a prefix of it (a failed fdatasync
+    /// leaves nothing to trust).
+    fn crash(&mut self, rng: &mut SmallRng, may_tear: bool) {
+        let unsynced = self.log.len() - self.synced_len;
+        let keep = if may_tear && unsynced > 0 && rng.gen_bool(0.3) {
+            self.synced_len + rng.gen_range(0..=unsynced)
+        } else {
+            self.synced_len
+        };
+        self.log.truncate(keep);
+        self.synced_len = keep;
+        self.writes.clear();
+    }
+}
+
+struct Server {
+    peer: Option<Peer>,
+    generation: u64,
+    disk: Disk,
+    tree: DataTree,
+    /// The leader's tree with its proposals applied, for prep.
+    newest: Option<DataTree>,
+    /// The txns the tree holds, zxid to hash.
+    applied: BTreeMap<i64, u64>,
+    /// Client writes this server will answer: (session, cxid) to the op's index.
+    waiting: BTreeMap<(i64, i32), usize>,
+    disk_free_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Create,
+    Set(i32),
+    Delete(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Res {
+    Ok(i32),
+    Err(ErrorCode),
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    key: usize,
+    kind: OpKind,
+    invoke: i64,
+    /// When and how it completed; `None` if its outcome is unknown.
+    done: Option<(i64, Res)>,
+    /// The client gave up on it.
+    abandoned: bool,
+}
+
+struct Client {
+    session: i64,
+    cxid: i32,
+    /// The op in flight, if any.
+    current: Option<usize>,
+    versions: [i32; KEYS],
+}
+
+#[derive(Debug)]
+enum Event {
+    Vote {
+        from: i64,
+        to: i64,
+        note: Notification,
+    },
+    Msg {
+        from: i64,
+        to: i64,
+        conn: u64,
+        msg: Box<Msg>,
+    },
+    Closed {
+        from: i64,
+        to: i64,
+        conn: u64,
+    },
+    Wake {
+        id: i64,
+        generation: u64,
+    },
+    DiskDone {
+        id: i64,
+        generation: u64,
+    },
+    Issue {
+        client: usize,
+    },
+    Arrive {
+        op: usize,
+        server: i64,
+    },
+    GiveUp {
+        op: usize,
+    },
+    Crash {
+        id: i64,
+        fsync_failed: bool,
+    },
+    Restart {
+        id: i64,
+    },
+    Partition,
+    Heal,
+}
+
+struct ConnState {
+    /// The two servers it joins.
+    ends: (i64, i64),
+    /// Swallows everything from now on.
+    broken: bool,
+    /// The last delivery time in each direction (towards the lower id, towards the higher).
+    last_at: [i64; 2],
+}
+
+pub(super) struct Sim {
+    seed: u64,
+    rng: SmallRng,
+    now: i64,
+    seq: u64,
+    queue: BTreeMap<(i64, u64), Event>,
+    cfg: PeerConfig,
+    servers: BTreeMap<i64, Server>,
+    conns: BTreeMap<u64, ConnState>,
+    blocked: BTreeSet<(i64, i64)>,
+    clients: Vec<Client>,
+    ops: Vec<Op>,
+    /// Snapshots sent, by zxid: the txns in them.
+    snap_maps: BTreeMap<i64, BTreeMap<i64, u64>>,
+    // Faults, per run.
+    vote_drop: f64,
+    conn_reset: f64,
+    faults: bool,
+    issue_until: i64,
+    // What the checkers keep.
+    leader_of_epoch: BTreeMap<i64, i64>,
+    committed: BTreeMap<i64, u64>,
+    digests: BTreeMap<i64, u64>,
+    acked: BTreeMap<i64, u64>,
+    pub(super) stats: Stats,
+    trace: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct Stats {
+    pub established: u64,
+    pub committed: usize,
+    pub answered: u64,
+    pub unknown: u64,
+    pub crashes: u64,
+    pub snaps: u64,
+    pub truncs: u64,
+}
+
+impl Sim {
+    pub(super) fn new(seed: u64, voters: usize, observers: usize) -> Sim {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let voter_ids: Vec<i64> = (1..=voters as i64).collect();
+        let observer_ids: Vec<i64> = (10..10 + observers as i64).collect();
+        let cfg = PeerConfig {
+            my_id: 0,
+            voters: voter_ids.clone(),
+            observers: observer_ids.clone(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            // Small, so that SNAP happens.
+            diff_window: rng.gen_range(5..40),
+            finalize_wait_ms: 200,
+            max_notification_interval_ms: 1_000,
+            config: Bytes::new(),
+            first_conn: 0,
+        };
+        let mut servers = BTreeMap::new();
+        for id in voter_ids.iter().chain(&observer_ids) {
+            servers.insert(
+                *id,
+                Server {
+                    peer: None,
+                    generation: 0,
+                    disk: Disk::default(),
+                    tree: DataTree::new(),
+                    newest: None,
+                    applied: BTreeMap::new(),
+                    waiting: BTreeMap::new(),
+                    disk_free_at: 0,
+                },
+            );
+        }
+        let clients = (0..3)
+            .map(|c| Client {
+                session: 0x100 + c,
+                cxid: 0,
+                current: None,
+                versions: [0; KEYS],
+            })
+            .collect();
+        let faults = rng.gen_bool(0.85);
+        let vote_drop = if rng.gen_bool(0.5) {
+            0.0
+        } else {
+            rng.gen_range(0.0..0.3)
+        };
+        let conn_reset = if rng.gen_bool(0.5) {
+            0.0
+        } else {
+            rng.gen_range(0.0..0.002)
+        };
+        Sim {
+            seed,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            cfg,
+            servers,
+            conns: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            clients,
+            ops: Vec::new(),
+            snap_maps: BTreeMap::new(),
+            vote_drop,
+            conn_reset,
+            faults,
+            issue_until: 0,
+            leader_of_epoch: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            stats: Stats::default(),
+            trace: std::env::var("ZAB_TRACE").is_ok(),
+        }
+    }
+
+    fn push(&mut self, at: i64, ev: Event) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    fn fail(&self, what: String) -> ! {
+        panic!(
+            "seed {} at {} ms: {what}\nreplay: ZAB_SEED={} ZAB_TRACE=1 cargo test -p ringkeeper-engine zab_sim -- --nocapture",
+            self.seed, self.now, self.seed
+        );
+    }
+
+    // ----- servers -----
+
+    fn start(&mut self, id: i64) {
+        let now = self.now;
+        let mut cfg = self.cfg.clone();
+        cfg.my_id = id;
+        cfg.first_conn = (self.servers[&id].generation + 1) << 20;
+        let window = cfg.diff_window;
+        let s = self.servers.get_mut(&id).expect("server");
+        let persisted = s.disk.persisted(window);
+        let (tree, applied) = s.disk.rebuild(i64::MAX);
+        s.tree = tree;
+        s.applied = applied;
+        s.newest = None;
+        s.generation += 1;
+        let (peer, out) = Peer::start(cfg, persisted, now);
+        s.peer = Some(peer);
+        self.check_tree(id);
+        self.run(id, out);
+    }
+
+    fn crash(&mut self, id: i64, fsync_failed: bool) {
+        let s = self.servers.get_mut(&id).expect("server");
+        if s.peer.is_none() {
+            return;
+        }
+        s.peer = None;
+        s.generation += 1;
+        s.newest = None;
+        s.disk.crash(&mut self.rng, !fsync_failed);
+        let waiting = std::mem::take(&mut s.waiting);
+        self.stats.crashes += 1;
+        for op in waiting.into_values() {
+            self.abandon(op);
+        }
+        // Its connections die: the other ends hear of it (a process's sockets are closed) or,
+        // half the time, not (a machine that stopped).
+        let reset = self.rng.gen_bool(0.5);
+        let ids: Vec<(u64, i64)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.broken)
+            .filter_map(|(conn, c)| {
+                let (a, b) = c.ends;
+                if a == id || b == id {
+                    Some((*conn, if a == id { b } else { a }))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (conn, other) in ids {
+            self.conns.get_mut(&conn).expect("conn").broken = true;
+            if reset {
+                let at = self.now + self.rng.gen_range(1..20);
+                self.push(
+                    at,
+                    Event::Closed {
+                        from: id,
+                        to: other,
+                        conn,
+                    },
+                );
+            }
+        }
+    }
+
+    fn run(&mut self, id: i64, out: Vec<Output>) {
+        for o in out {
+            if self.servers[&id].peer.is_none() {
+                return;
+            }
+            match o {
+                Output::Vote { to, note } => self.send_vote(id, to, note),
+                Output::Send { to, conn, msg } => self.send(id, to, conn, msg),
+                Output::Close { to, conn } => self.close(id, to, conn),
+                Output::SendSnap { to, conn, zxid } => {
+                    let s = &self.servers[&id];
+                    assert_eq!(s.tree.last_zxid(), zxid, "snapshot at the tree's zxid");
+                    self.snap_maps.insert(zxid, s.applied.clone());
+                    self.stats.snaps += 1;
+                    let image = Image {
+                        tree: s.tree.clone(),
+                    };
+                    self.send(id, to, conn, Msg::Snap { zxid, image });
+                }
+                Output::WakeAt(at) => {
+                    let generation = self.servers[&id].generation;
+                    self.push(at.max(self.now), Event::Wake { id, generation });
+                }
+                Output::SaveAcceptedEpoch(e) => {
+                    let d = &mut self.servers.get_mut(&id).expect("server").disk;
+                    assert!(e >= d.accepted, "accepted epoch goes back");
+                    d.accepted = e;
+                }
+                Output::SaveCurrentEpoch(e) => {
+                    let d = &mut self.servers.get_mut(&id).expect("server").disk;
+                    assert!(e >= d.current && e <= d.accepted, "current epoch");
+                    d.current = e;
+                }
+                Output::Append(txns) => {
+                    let now = self.now;
+                    let delay = self.rng.gen_range(1..6);
+                    let s = self.servers.get_mut(&id).expect("server");
+                    let last = txns.last().expect("txns").zxid;
+                    s.disk.log.extend(txns);
+                    s.disk.writes.push_back((s.disk.log.len(), last));
+                    s.disk_free_at = s.disk_free_at.max(now) + delay;
+                    let (at, generation) = (s.disk_free_at, s.generation);
+                    self.push(at, Event::DiskDone { id, generation });
+                }
+                Output::Truncate(zxid) => {
+                    self.stats.truncs += 1;
+                    let s = self.servers.get_mut(&id).expect("server");
+                    s.disk.truncate(zxid);
+                    let (tree, applied) = s.disk.rebuild(zxid);
+                    s.tree = tree;
+                    s.applied = applied;
+                    self.check_tree(id);
+                }
+                Output::Install { zxid, image } => {
+                    let map = self.snap_maps[&zxid].clone();
+                    let s = self.servers.get_mut(&id).expect("server");
+                    s.disk.snap = Some((zxid, image.tree.clone(), map.clone()));
+                    s.disk.log.clear();
+                    s.disk.synced_len = 0;
+                    for w in &mut s.disk.writes {
+                        w.0 = 0;
+                    }
+                    s.tree = image.tree;
+                    s.applied = map;
+                    self.check_tree(id);
+                }
+                Output::Apply(txns) => self.apply(id, txns),
+                Output::Forwarded { fwd, .. } => self.lead_write(id, fwd),
+                Output::Role(role) => self.role(id, role),
+            }
+        }
+    }
+
+    fn apply(&mut self, id: i64, txns: Vec<Txn>) {
+        let leader = matches!(
+            self.servers[&id].peer.as_ref().map(Peer::role),
+            Some(Role::Leading {
+                established: true,
+                ..
+            })
+        );
+        for t in txns {
+            let h = txn_hash(&t);
+            let s = self.servers.get_mut(&id).expect("server");
+            s.tree.apply(&t, &mut Vec::new());
+            s.applied.insert(t.zxid, h);
+            if leader {
+                self.stats.committed += 1;
+                if let Some(old) = self.committed.insert(t.zxid, h) {
+                    if old != h {
+                        self.fail(format!(
+                            "leader {id} committed a second txn at {:#x}",
+                            t.zxid
+                        ));
+                    }
+                }
+            } else if self.committed.get(&t.zxid).is_some_and(|c| *c != h) {
+                self.fail(format!(
+                    "{id} applied a txn at {:#x} other than the committed one",
+                    t.zxid
+                ));
+            }
+            let s = self.servers.get_mut(&id).expect("server");
+            if let Some(op) = s.waiting.remove(&(t.session_id, t.cxid)) {
+                let res = match &t.op {
+                    TxnOp::Error(code) => Res::Err(*code),
+                    TxnOp::SetData { version, .. } => Res::Ok(*version),
+                    _ => Res::Ok(0),
+                };
+                self.answer(op, res, t.zxid, h);
+            }
+        }
+        self.check_tree(id);
+    }
+
+    /// Records the digest of `id`'s tree at its zxid; another replica's at the same zxid must
+    /// match.
+    fn check_tree(&mut self, id: i64) {
+        let s = &self.servers[&id];
+        let z = s.tree.last_zxid();
+        if let Some(p) = &s.peer {
+            if p.applied() != z {
+                self.fail(format!(
+                    "{id}: tree at {z:#x}, peer applied {:#x}",
+                    p.applied()
+                ));
+            }
+        }
+        let d = s.tree.digest();
+        if let Some(old) = self.digests.insert(z, d) {
+            if old != d {
+                self.fail(format!(
+                    "{id}: tree digest at {z:#x} differs from another replica's"
+                ));
+            }
+        }
+    }
+
+    fn role(&mut self, id: i64, role: Role) {
+        if self.trace {
+            eprintln!("{} {id} {role:?}", self.now);
+        }
+        if let Role::Leading {
+            epoch: Some(e),
+            established,
+        } = role
+        {
+            if let Some(other) = self.leader_of_epoch.insert(e, id) {
+                if other != id {
+                    self.fail(format!("two leaders in epoch {e}: {other} and {id}"));
+                }
+            }
+            if established {
+                self.stats.established += 1;
+                let s = self.servers.get_mut(&id).expect("server");
+                s.newest = Some(s.tree.clone());
+                let applied = s.applied.clone();
+                for (z, h) in &applied {
+                    if let Some(old) = self.committed.insert(*z, *h) {
+                        if old != *h {
+                            self.fail(format!(
+                                "leader {id} of epoch {e} has another txn at {z:#x}"
+                            ));
+                        }
+                    }
+                }
+                for (z, h) in &self.acked {
+                    if applied.get(z) != Some(h) {
+                        self.fail(format!(
+                            "leader {id} of epoch {e} lacks acknowledged write {z:#x}"
+                        ));
+                    }
+                }
+            }
+        }
+        let serving = self.servers[&id].peer.as_ref().is_some_and(Peer::serving);
+        if !serving {
+            let s = self.servers.get_mut(&id).expect("server");
+            s.newest = None;
+            let waiting = std::mem::take(&mut s.waiting);
+            for op in waiting.into_values() {
+                self.abandon(op);
+            }
+        }
+    }
+
+    // ----- network -----
+
+    fn send_vote(&mut self, from: i64, to: i64, note: Notification) {
+        if self.blocked.contains(&(from, to)) || self.rng.gen_bool(self.vote_drop) {
+            return;
+        }
+        let copies = if self.rng.gen_bool(0.05) { 2 } else { 1 };
+        for _ in 0..copies {
+            let at = self.now + self.rng.gen_range(1..30);
+            self.push(
+                at,
+                Event::Vote {
+                    from,
+                    to,
+                    note: note.clone(),
+                },
+            );
+        }
+    }
+
+    fn send(&mut self, from: i64, to: i64, conn: u64, msg: Msg) {
+        let now = self.now;
+        let c = self.conns.entry(conn).or_insert(ConnState {
+            ends: (from, to),
+            broken: false,
+            last_at: [0; 2],
+        });
+        if c.broken {
+            return;
+        }
+        if self.blocked.contains(&(from, to)) {
+            // A partition: the connection swallows this and all that follows.
+            c.broken = true;
+            return;
+        }
+        if self.rng.gen_bool(self.conn_reset) {
+            c.broken = true;
+            for (a, b) in [(from, to), (to, from)] {
+                let at = now + self.rng.gen_range(1..20);
+                self.push(
+                    at,
+                    Event::Closed {
+                        from: a,
+                        to: b,
+                        conn,
+                    },
+                );
+            }
+            return;
+        }
+        let dir = usize::from(to > from);
+        let at = (now + self.rng.gen_range(1..15)).max(c.last_at[dir]);
+        c.last_at[dir] = at;
+        self.push(
+            at,
+            Event::Msg {
+                from,
+                to,
+                conn,
+                msg: Box::new(msg),
+            },
+        );
+    }
+
+    fn close(&mut self, from: i64, to: i64, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.broken {
+            return;
+        }
+        c.broken = true;
+        let at = self.now + self.rng.gen_range(1..10);
+        self.push(at, Event::Closed { from, to, conn });
+    }
+
+    // ----- clients -----
+
+    fn issue(&mut self, client: usize) {
+        let now = self.now;
+        if now >= self.issue_until || self.clients[client].current.is_some() {
+            return;
+        }
+        let key = self.rng.gen_range(0..KEYS);
+        let version = match self.rng.gen_range(0..3) {
+            0 => -1,
+            1 => self.clients[client].versions[key],
+            _ => self.rng.gen_range(0..4),
+        };
+        let kind = match self.rng.gen_range(0..4) {
+            0 => OpKind::Create,
+            1 => OpKind::Delete(version),
+            _ => OpKind::Set(version),
+        };
+        let op = self.ops.len();
+        self.ops.push(Op {
+            key,
+            kind,
+            invoke: now,
+            done: None,
+            abandoned: false,
+        });
+        self.clients[client].current = Some(op);
+        let ids: Vec<i64> = self.servers.keys().copied().collect();
+        let server = ids[self.rng.gen_range(0..ids.len())];
+        let at = now + self.rng.gen_range(1..5);
+        self.push(at, Event::Arrive { op, server });
+        self.push(now + CLIENT_TIMEOUT_MS, Event::GiveUp { op });
+    }
+
+    fn client_of(&self, op: usize) -> usize {
+        self.clients
+            .iter()
+            .position(|c| c.current == Some(op))
+            .expect("client")
+    }
+
+    fn arrive(&mut self, op: usize, server: i64) {
+        if self.ops[op].abandoned {
+            return;
+        }
+        let c = self.client_of(op);
+        let s = &self.servers[&server];
+        let Some(peer) = s.peer.as_ref().filter(|p| p.serving()) else {
+            // Not serving: refused, with no effect. Not part of the history.
+            self.ops[op].done = Some((self.now, Res::Err(ErrorCode::ConnectionLoss)));
+            self.finish(c);
+            return;
+        };
+        let leader = matches!(peer.role(), Role::Leading { .. });
+        self.clients[c].cxid += 1;
+        let o = &self.ops[op];
+        let path = format!("/k{}", o.key);
+        let data = Some(Bytes::from(format!("{op}")));
+        let req = match o.kind {
+            OpKind::Create => Request::Create(crate::proto::CreateRequest {
+                path,
+                data,
+                acl: crate::proto::Acl::open_unsafe(),
+                flags: 0,
+                ttl: -1,
+                opcode: crate::proto::opcode::CREATE,
+            }),
+            OpKind::Set(version) => Request::SetData {
+                path,
+                data,
+                version,
+            },
+            OpKind::Delete(version) => Request::Delete { path, version },
+        };
+        let fwd = Forward {
+            session_id: self.clients[c].session,
+            cxid: self.clients[c].cxid,
+            req,
+            auth: Vec::new(),
+        };
+        let s = self.servers.get_mut(&server).expect("server");
+        s.waiting.insert((fwd.session_id, fwd.cxid), op);
+        if leader {
+            self.lead_write(server, fwd);
+        } else {
+            let out = s
+                .peer
+                .as_mut()
+                .expect("peer")
+                .forward(fwd)
+                .expect("serving");
+            self.run(server, out);
+        }
+    }
+
+    /// The leader preps a write against its newest tree and proposes it.
+    fn lead_write(&mut self, id: i64, fwd: Forward) {
+        let now = self.now;
+        let s = self.servers.get_mut(&id).expect("server");
+        let (Some(peer), Some(newest)) = (s.peer.as_mut(), s.newest.as_mut()) else {
+            return;
+        };
+        let Some(zxid) = peer.next_zxid() else {
+            return;
+        };
+        let ctx = PrepContext {
+            session_id: fwd.session_id,
+            auth: &fwd.auth,
+            zxid,
+            time_ms: now,
+        };
+        let op = prep::prep(
+            newest,
+            &fwd.req,
+            &ctx,
+            &PrepConfig {
+                extended_types: false,
+            },
+        );
+        let txn = Txn {
+            zxid,
+            time_ms: now,
+            session_id: fwd.session_id,
+            cxid: fwd.cxid,
+            op,
+        };
+        newest.apply(&txn, &mut Vec::new());
+        let out = peer.propose(txn, now);
+        peer.check_invariants();
+        self.run(id, out);
+    }
+
+    fn answer(&mut self, op: usize, res: Res, zxid: i64, hash: u64) {
+        if self.ops[op].abandoned || self.ops[op].done.is_some() {
+            return;
+        }
+        self.ops[op].done = Some((self.now, res));
+        self.acked.insert(zxid, hash);
+        self.stats.answered += 1;
+        if let (OpKind::Set(_), Res::Ok(v)) = (self.ops[op].kind, res) {
+            let key = self.ops[op].key;
+            let c = self.client_of(op);
+            self.clients[c].versions[key] = v;
+        }
+        let c = self.client_of(op);
+        self.finish(c);
+    }
+
+    fn abandon(&mut self, op: usize) {
+        if self.ops[op].abandoned || self.ops[op].done.is_some() {
+            return;
+        }
+        self.ops[op].abandoned = true;
+        self.stats.unknown += 1;
+        let c = self.client_of(op);
+        self.finish(c);
+    }
+
+    fn finish(&mut self, c: usize) {
+        self.clients[c].current = None;
+        let at = self.now + self.rng.gen_range(1..100);
+        self.push(at, Event::Issue { client: c });
+    }
+
+    // ----- faults -----
+
+    fn plan_faults(&mut self, until: i64) {
+        let ids: Vec<i64> = self.servers.keys().copied().collect();
+        let mut t = 500;
+        while t < until {
+            t += self.rng.gen_range(300..3_000);
+            match self.rng.gen_range(0..10) {
+                0..=3 => {
+                    let id = ids[self.rng.gen_range(0..ids.len())];
+                    let fsync_failed = self.rng.gen_bool(0.2);
+                    self.push(t, Event::Crash { id, fsync_failed });
+                    let back = t + self.rng.gen_range(100..4_000);
+                    self.push(back, Event::Restart { id });
+                }
+                4..=6 => {
+                    self.push(t, Event::Partition);
+                    let heal = t + self.rng.gen_range(200..4_000);
+                    self.push(heal, Event::Heal);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn partition(&mut self) {
+        let ids: Vec<i64> = self.servers.keys().copied().collect();
+        if self.rng.gen_bool(0.6) {
+            // Two sides, cut both ways.
+            let side: BTreeSet<i64> = ids
+                .iter()
+                .copied()
+                .filter(|_| self.rng.gen_bool(0.5))
+                .collect();
+            for a in &ids {
+                for b in &ids {
+                    if side.contains(a) != side.contains(b) {
+                        self.blocked.insert((*a, *b));
+                    }
+                }
+            }
+        } else {
+            // Some single directions.
+            for _ in 0..self.rng.gen_range(1..4) {
+                let a = ids[self.rng.gen_range(0..ids.len())];
+                let b = ids[self.rng.gen_range(0..ids.len())];
+                if a != b {
+                    self.blocked.insert((a, b));
+                }
+            }
+        }
+    }
+
+    // ----- the loop -----
+
+    fn step(&mut self) -> bool {
+        let Some(((at, _), ev)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.now = at;
+        let now = at;
+        if self.trace && !matches!(ev, Event::Wake { .. } | Event::DiskDone { .. }) {
+            eprintln!("{now} {ev:?}");
+        }
+        match ev {
+            Event::Vote { from, to, note } => {
+                if let Some(p) = self.servers.get_mut(&to).and_then(|s| s.peer.as_mut()) {
+                    let out = p.vote_received(from, &note, now);
+                    self.run(to, out);
+                }
+            }
+            Event::Msg {
+                from,
+                to,
+                conn,
+                msg,
+            } => {
+                if self.conns.get(&conn).is_some_and(|c| c.broken) {
+                    return true;
+                }
+                if let Some(p) = self.servers.get_mut(&to).and_then(|s| s.peer.as_mut()) {
+                    let out = p.message(from, conn, *msg, now);
+                    self.run(to, out);
+                }
+            }
+            Event::Closed { from, to, conn } => {
+                if let Some(p) = self.servers.get_mut(&to).and_then(|s| s.peer.as_mut()) {
+                    let out = p.closed(from, conn, now);
+                    self.run(to, out);
+                }
+            }
+            Event::Wake { id, generation } => {
+                let s = self.servers.get_mut(&id).expect("server");
+                if s.generation == generation {
+                    if let Some(p) = s.peer.as_mut() {
+                        let out = p.tick(now);
+                        self.run(id, out);
+                    }
+                }
+            }
+            Event::DiskDone { id, generation } => {
+                let s = self.servers.get_mut(&id).expect("server");
+                if s.generation != generation {
+                    return true;
+                }
+                let (len, last) = s.disk.writes.pop_front().expect("write");
+                s.disk.synced_len = s.disk.synced_len.max(len.min(s.disk.log.len()));
+                if let Some(p) = s.peer.as_mut() {
+                    let out = p.log_synced(last, now);
+                    self.run(id, out);
+                }
+            }
+            Event::Issue { client } => self.issue(client),
+            Event::Arrive { op, server } => self.arrive(op, server),
+            Event::GiveUp { op } => {
+                if self.ops[op].done.is_none() && !self.ops[op].abandoned {
+                    // Forget it wherever it waits.
+                    for s in self.servers.values_mut() {
+                        s.waiting.retain(|_, o| *o != op);
+                    }
+                    self.abandon(op);
+                }
+            }
+            Event::Crash { id, fsync_failed } => self.crash(id, fsync_failed),
+            Event::Restart { id } => {
+                if self.servers[&id].peer.is_none() {
+                    self.start(id);
+                }
+            }
+            Event::Partition => self.partition(),
+            Event::Heal => self.blocked.clear(),
+        }
+        for s in self.servers.values() {
+            if let Some(p) = &s.peer {
+                p.check_invariants();
+            }
+        }
+        true
+    }
+
+    fn run_until(&mut self, end: i64) {
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((at, _), _)| *at <= end)
+        {
+            self.step();
+        }
+        self.now = end;
+    }
+
+    /// One whole run: start everyone, faults and client load for `fault_ms`, then heal, restart
+    /// everyone, and let it settle. Returns what happened.
+    pub(super) fn simulate(&mut self, fault_ms: i64) -> Stats {
+        let ids: Vec<i64> = self.servers.keys().copied().collect();
+        for id in &ids {
+            let at = self.rng.gen_range(0..300);
+            self.push(at, Event::Restart { id: *id });
+        }
+        if self.faults {
+            self.plan_faults(fault_ms);
+        }
+        self.issue_until = fault_ms + 4_000;
+        for c in 0..self.clients.len() {
+            let at = self.rng.gen_range(200..800);
+            self.push(at, Event::Issue { client: c });
+        }
+        self.run_until(fault_ms);
+        // Heal: no more faults, everyone back.
+        self.queue
+            .retain(|_, ev| !matches!(ev, Event::Crash { .. } | Event::Partition));
+        self.blocked.clear();
+        self.conn_reset = 0.0;
+        self.vote_drop = 0.0;
+        for id in &ids {
+            if self.servers[id].peer.is_none() {
+                self.start(*id);
+            }
+        }
+        self.run_until(fault_ms + 12_000);
+        self.check_converged();
+        self.check_linearizable();
+        self.stats.clone()
+    }
+
+    /// After healing: one established leader, everyone serving it with the same tree.
+    fn check_converged(&self) {
+        let mut leaders = Vec::new();
+        let mut zxids = BTreeSet::new();
+        for (id, s) in &self.servers {
+            let p = s.peer.as_ref().expect("restarted");
+            if !p.serving() {
+                self.fail(format!("{id} is not serving after healing: {:?}", p.role()));
+            }
+            if let Role::Leading { .. } = p.role() {
+                leaders.push(*id);
+            }
+            zxids.insert((s.tree.last_zxid(), s.tree.digest()));
+        }
+        if leaders.len() != 1 {
+            self.fail(format!("leaders after healing: {leaders:?}"));
+        }
+        if zxids.len() != 1 {
+            self.fail(format!("replicas differ after healing: {zxids:x?}"));
+        }
+    }
+
+    fn check_linearizable(&self) {
+        for key in 0..KEYS {
+            let ops: Vec<&Op> = self
+                .ops
+                .iter()
+                .filter(|o| o.key == key)
+                .filter(|o| !matches!(o.done, Some((_, Res::Err(ErrorCode::ConnectionLoss)))))
+                .collect();
+            if let Err(why) = linearizable(&ops) {
+                self.fail(format!("key /k{key} not linearizable: {why}"));
+            }
+        }
+    }
+}
+
+/// A key's state in the model: its version, if it exists.
+type Model = Option<i32>;
+
+fn step_model(m: Model, kind: OpKind) -> (Model, Res) {
+    match (kind, m) {
+        (OpKind::Create, Some(_)) => (m, Res::Err(ErrorCode::NodeExists)),
+        (OpKind::Create, None) => (Some(0), Res::Ok(0)),
+        (OpKind::Set(_) | OpKind::Delete(_), None) => (m, Res::Err(ErrorCode::NoNode)),
+        (OpKind::Set(v), Some(cur)) if v != -1 && v != cur => (m, Res::Err(ErrorCode::BadVersion)),
+        (OpKind::Set(_), Some(cur)) => (Some(cur + 1), Res::Ok(cur + 1)),
+        (OpKind::Delete(v), Some(cur)) if v != -1 && v != cur => {
+            (m, Res::Err(ErrorCode::BadVersion))
+        }
+        (OpKind::Delete(_), Some(_)) => (None, Res::Ok(0)),
+    }
+}
+
+/// Wing and Gong's search for a linearization: repeatedly pick an op that no other pending op
+/// finished before (in real time), whose result the model agrees with; ops with unknown
+/// outcomes may take effect at any point after they began, or never. Memoized on (ops done,
+/// model state).
+fn linearizable(ops: &[&Op]) -> Result<(), String> {
+    let n = ops.len();
+    let end = |o: &Op| o.done.map_or(i64::MAX, |(t, _)| t);
+    let mut seen: HashSet<(Vec<u64>, Model)> = HashSet::new();
+    let words = n.div_ceil(64).max(1);
+    fn rec(
+        ops: &[&Op],
+        end: &dyn Fn(&Op) -> i64,
+        done: &mut Vec<u64>,
+        model: Model,
+        seen: &mut HashSet<(Vec<u64>, Model)>,
+    ) -> bool {
+        // Every op with a known outcome linearized: the rest may never have happened.
+        let open_known = ops
+            .iter()
+            .enumerate()
+            .any(|(i, o)| o.done.is_some() && done[i / 64] & (1 << (i % 64)) == 0);
+        if !open_known {
+            return true;
+        }
+        if !seen.insert((done.clone(), model)) {
+            return false;
+        }
+        // An op can go next only if it began before every open op's end.
+        let horizon = ops
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| done[i / 64] & (1 << (i % 64)) == 0)
+            .map(|(_, o)| end(o))
+            .min()
+            .unwrap_or(i64::MAX);
+        for (i, o) in ops.iter().enumerate() {
+            if done[i / 64] & (1 << (i % 64)) != 0 || o.invoke > horizon {
+                continue;
+            }
+            let (next, res) = step_model(model, o.kind);
+            if o.done.is_some_and(|(_, r)| r != res) {
+                continue;
+            }
+            done[i / 64] |= 1 << (i % 64);
+            if rec(ops, end, done, next, seen) {
+                return true;
+            }
+            done[i / 64] &= !(1 << (i % 64));
+        }
+        false
+    }
+    let mut done = vec![0u64; words];
+    if rec(ops, &end, &mut done, None, &mut seen) {
+        Ok(())
+    } else {
+        let summary: Vec<String> = ops
+            .iter()
+            .map(|o| format!("{:?}@{}..{:?}", o.kind, o.invoke, o.done))
+            .collect();
+        Err(summary.join(", "))
+    }
+}
