@@ -778,7 +778,9 @@ impl Peer {
                     return;
                 }
                 h.last_zxid = Some(last_zxid);
-                if current_epoch != -1 && !h.observer {
+                // Checked only until the epoch is acknowledged, as ZooKeeper's `waitForEpochAck`
+                // does; a learner joining later with txns this leader lacks is truncated.
+                if current_epoch != -1 && !h.observer && l.phase == LeaderPhase::EpochAck {
                     if (current_epoch, last_zxid) > my_summary {
                         // A voter is more recent than this leader: it must not lead.
                         self.look(now, out);

@@ -239,6 +239,10 @@ pub(super) struct Sim {
     // Faults, per run.
     vote_drop: f64,
     conn_reset: f64,
+    /// Disk latency: the usual range, and how often a write takes `slow_ms` instead.
+    disk_ms: (i64, i64),
+    slow_rate: f64,
+    slow_ms: (i64, i64),
     faults: bool,
     issue_until: i64,
     // What the checkers keep.
@@ -315,8 +319,16 @@ impl Sim {
         } else {
             rng.gen_range(0.0..0.002)
         };
+        let (disk_ms, slow_rate) = match rng.gen_range(0..3) {
+            0 => ((1, 6), 0.0),
+            1 => ((5, 60), 0.0),
+            _ => ((1, 6), 0.05),
+        };
         Sim {
             seed,
+            disk_ms,
+            slow_rate,
+            slow_ms: (50, 400),
             rng,
             now: 0,
             seq: 0,
@@ -455,7 +467,12 @@ impl Sim {
                 }
                 Output::Append(txns) => {
                     let now = self.now;
-                    let delay = self.rng.gen_range(1..6);
+                    let (lo, hi) = if self.rng.gen_bool(self.slow_rate) {
+                        self.slow_ms
+                    } else {
+                        self.disk_ms
+                    };
+                    let delay = self.rng.gen_range(lo..hi);
                     let s = self.servers.get_mut(&id).expect("server");
                     let last = txns.last().expect("txns").zxid;
                     s.disk.log.extend(txns);
@@ -853,7 +870,30 @@ impl Sim {
         let mut t = 500;
         while t < until {
             t += self.rng.gen_range(300..3_000);
-            match self.rng.gen_range(0..10) {
+            match self.rng.gen_range(0..12) {
+                10 | 11 => {
+                    // Power loss: a majority, or everyone, at once.
+                    let n = if self.rng.gen_bool(0.5) {
+                        ids.len()
+                    } else {
+                        self.cfg.voters.len() / 2 + 1
+                    };
+                    let mut down = ids.clone();
+                    while down.len() > n {
+                        down.remove(self.rng.gen_range(0..down.len()));
+                    }
+                    for id in down {
+                        self.push(
+                            t,
+                            Event::Crash {
+                                id,
+                                fsync_failed: false,
+                            },
+                        );
+                        let back = t + self.rng.gen_range(100..3_000);
+                        self.push(back, Event::Restart { id });
+                    }
+                }
                 0..=3 => {
                     let id = ids[self.rng.gen_range(0..ids.len())];
                     let fsync_failed = self.rng.gen_bool(0.2);
