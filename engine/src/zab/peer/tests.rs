@@ -1,6 +1,376 @@
+//! The ensemble member: exact outputs for scripted exchanges (how a learner is synced, the order
+//! in which a learner makes things durable and acknowledges), and whole ensembles run by the
+//! seeded simulator in `sim.rs`. A failing seed is printed and replays exactly with `ZAB_SEED`.
+
 use super::*;
+use crate::proto::ErrorCode;
+use crate::quorum::NOTIFICATION_VERSION;
+use crate::txn::TxnOp;
 
 mod sim;
+
+fn cfg(my_id: i64) -> PeerConfig {
+    PeerConfig {
+        my_id,
+        voters: vec![1, 2, 3],
+        observers: vec![],
+        tick_ms: 100,
+        init_limit: 10,
+        sync_limit: 5,
+        diff_window: 500,
+        finalize_wait_ms: 200,
+        max_notification_interval_ms: 60_000,
+        config: Bytes::new(),
+        first_conn: 0,
+    }
+}
+
+fn txn(zxid: i64) -> Txn {
+    Txn {
+        zxid,
+        time_ms: 0,
+        session_id: 1,
+        cxid: 0,
+        op: TxnOp::Error(ErrorCode::Ok),
+    }
+}
+
+fn z(epoch: i64, counter: i64) -> i64 {
+    make_zxid(epoch, counter)
+}
+
+/// Server 1 with these txns in its log, in epoch `epoch`, elected by server 2's vote and past
+/// discovery with server 2 as its learner on connection 7 (LEADERINFO sent).
+fn leader(log: &[i64], epoch: i64) -> Peer {
+    let last = log.last().copied().unwrap_or(0);
+    let disk = Persisted {
+        accepted_epoch: epoch,
+        current_epoch: epoch,
+        last_zxid: last,
+        recent: log.iter().map(|z| txn(*z)).collect(),
+    };
+    let (mut p, _) = Peer::start(cfg(1), disk, 0);
+    let vote = Notification {
+        state: state::LOOKING,
+        leader: 1,
+        zxid: last,
+        election_epoch: 1,
+        peer_epoch: epoch,
+        version: NOTIFICATION_VERSION,
+        config: Some(Bytes::new()),
+    };
+    p.vote_received(2, &vote, 10);
+    p.tick(300);
+    assert!(matches!(p.role(), Role::Leading { .. }), "{:?}", p.role());
+    let out = p.message(
+        2,
+        7,
+        Msg::LearnerInfo {
+            accepted_epoch: epoch,
+            observer: false,
+        },
+        310,
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send { msg: Msg::LeaderInfo { new_epoch }, .. } if *new_epoch == epoch + 1
+    )));
+    p
+}
+
+/// What the leader sends learner 2 to sync it, when its last zxid is `peer_last`, as short
+/// names (the new epoch's NEWLEADER ends each).
+fn sync_of(log: &[i64], peer_last: i64) -> Vec<String> {
+    sync_of_late(log, peer_last, false)
+}
+
+/// As [`sync_of`]; with `late`, learner 3 acknowledges the epoch first, so learner 2's answer
+/// comes after the epoch is settled.
+fn sync_of_late(log: &[i64], peer_last: i64, late: bool) -> Vec<String> {
+    let mut p = leader(log, 1);
+    if late {
+        let info = Msg::LearnerInfo {
+            accepted_epoch: 1,
+            observer: false,
+        };
+        p.message(3, 8, info, 311);
+        let last_zxid = log.last().copied().unwrap_or(0);
+        p.message(
+            3,
+            8,
+            Msg::AckEpoch {
+                current_epoch: 1,
+                last_zxid,
+            },
+            312,
+        );
+    }
+    let out = p.message(
+        2,
+        7,
+        Msg::AckEpoch {
+            current_epoch: 1,
+            last_zxid: peer_last,
+        },
+        320,
+    );
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { to: 2, msg, .. } => Some(match msg {
+                Msg::Diff { zxid } => format!("DIFF {zxid:#x}"),
+                Msg::Trunc { zxid } => format!("TRUNC {zxid:#x}"),
+                Msg::Proposal(t) => format!("PROPOSAL {:#x}", t.zxid),
+                Msg::Commit { zxid } => format!("COMMIT {zxid:#x}"),
+                Msg::NewLeader { zxid } => format!("NEWLEADER {zxid:#x}"),
+                other => format!("{other:?}"),
+            }),
+            Output::SendSnap { to: 2, zxid, .. } => Some(format!("SNAP {zxid:#x}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_learner_level_with_the_leader_gets_an_empty_diff() {
+    let log = [z(1, 1), z(1, 2), z(1, 3)];
+    assert_eq!(
+        sync_of(&log, z(1, 3)),
+        ["DIFF 0x100000003", "NEWLEADER 0x200000000"]
+    );
+}
+
+#[test]
+fn a_learner_behind_within_the_window_gets_the_txns_it_lacks() {
+    let log = [z(1, 1), z(1, 2), z(1, 3)];
+    assert_eq!(
+        sync_of(&log, z(1, 1)),
+        [
+            "DIFF 0x100000003",
+            "PROPOSAL 0x100000002",
+            "COMMIT 0x100000002",
+            "PROPOSAL 0x100000003",
+            "COMMIT 0x100000003",
+            "NEWLEADER 0x200000000"
+        ]
+    );
+}
+
+#[test]
+fn a_voter_ahead_of_the_leader_during_the_epoch_handshake_makes_it_elect_again() {
+    let log = [z(1, 1), z(1, 2)];
+    let mut p = leader(&log, 1);
+    let out = p.message(
+        2,
+        7,
+        Msg::AckEpoch {
+            current_epoch: 1,
+            last_zxid: z(1, 4),
+        },
+        320,
+    );
+    assert_eq!(p.role(), Role::Looking);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Close { to: 2, conn: 7 })));
+}
+
+#[test]
+fn a_learner_past_the_end_of_the_leaders_log_is_truncated() {
+    // It joined after the epoch was settled, so it is synced, not refused.
+    let log = [z(1, 1), z(1, 2)];
+    assert_eq!(
+        sync_of_late(&log, z(1, 4), true),
+        ["TRUNC 0x100000002", "NEWLEADER 0x200000000"]
+    );
+}
+
+#[test]
+fn a_learner_with_a_txn_the_leader_lacks_is_truncated_within_an_epoch() {
+    let log = [z(1, 1), z(1, 2), z(1, 4)];
+    assert_eq!(
+        sync_of(&log, z(1, 3)),
+        [
+            "TRUNC 0x100000002",
+            "PROPOSAL 0x100000004",
+            "COMMIT 0x100000004",
+            "NEWLEADER 0x200000000"
+        ]
+    );
+}
+
+#[test]
+fn a_learner_whose_extra_txns_are_in_an_older_epoch_gets_a_snapshot() {
+    // Truncating would cross from epoch 1 into epoch 2: ZooKeeper sends a snapshot instead.
+    let log = [z(1, 1), z(1, 2), z(2, 1)];
+    assert_eq!(
+        sync_of(&log, z(1, 3)),
+        ["SNAP 0x200000001", "NEWLEADER 0x200000000"]
+    );
+}
+
+#[test]
+fn a_learner_behind_the_window_gets_a_snapshot() {
+    let log: Vec<i64> = (10..20).map(|c| z(1, c)).collect();
+    assert_eq!(
+        sync_of(&log, z(1, 5)),
+        ["SNAP 0x100000013", "NEWLEADER 0x200000000"]
+    );
+}
+
+#[test]
+fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_recorded() {
+    let disk = Persisted {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        last_zxid: z(1, 1),
+        recent: vec![txn(z(1, 1))],
+    };
+    let (mut p, _) = Peer::start(cfg(2), disk, 0);
+    let leading = Notification {
+        state: state::LEADING,
+        leader: 1,
+        zxid: z(1, 2),
+        election_epoch: 1,
+        peer_epoch: 1,
+        version: NOTIFICATION_VERSION,
+        config: Some(Bytes::new()),
+    };
+    let following = Notification {
+        state: state::FOLLOWING,
+        ..leading.clone()
+    };
+    p.vote_received(1, &leading, 10);
+    let out = p.vote_received(3, &following, 11);
+    let conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                to: 1,
+                conn,
+                msg: Msg::LearnerInfo { .. },
+            } => Some(*conn),
+            _ => None,
+        })
+        .expect("learner info sent");
+    let out = p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, 20);
+    assert!(matches!(out[0], Output::SaveAcceptedEpoch(2)));
+    for (i, msg) in [
+        Msg::Diff { zxid: z(1, 2) },
+        Msg::Proposal(txn(z(1, 2))),
+        Msg::Commit { zxid: z(1, 2) },
+        Msg::NewLeader { zxid: z(2, 0) },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = p.message(1, conn, msg, 30 + i as i64);
+        assert!(
+            !out.iter().any(|o| matches!(
+                o,
+                Output::SaveCurrentEpoch(_)
+                    | Output::Send {
+                        msg: Msg::Ack { .. },
+                        ..
+                    }
+            )),
+            "nothing acknowledged before the log is durable: {out:?}"
+        );
+    }
+    assert_eq!(p.current_epoch(), 1);
+    let out = p.log_synced(z(1, 2), 40);
+    let kinds: Vec<String> = out
+        .iter()
+        .map(|o| match o {
+            Output::SaveCurrentEpoch(e) => format!("current epoch {e}"),
+            Output::Send {
+                msg: Msg::Ack { zxid },
+                ..
+            } => format!("ACK {zxid:#x}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["current epoch 2", "ACK 0x200000000"]);
+    // UPTODATE: serving, and the extra ACK ZooKeeper's learners send.
+    let out = p.message(1, conn, Msg::UpToDate, 50);
+    assert!(p.serving());
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send { msg: Msg::Ack { zxid }, .. } if *zxid == z(2, 0))));
+    // A proposal of the new epoch is acknowledged once durable, not before.
+    let out = p.message(1, conn, Msg::Proposal(txn(z(2, 1))), 60);
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: Msg::Ack { .. },
+            ..
+        }
+    )));
+    let out = p.log_synced(z(2, 1), 61);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send { msg: Msg::Ack { zxid }, .. } if *zxid == z(2, 1))));
+}
+
+#[test]
+fn a_leader_commits_only_on_a_quorum_of_durable_copies_and_in_order() {
+    let mut p = leader(&[z(1, 1)], 1);
+    p.message(
+        2,
+        7,
+        Msg::AckEpoch {
+            current_epoch: 1,
+            last_zxid: z(1, 1),
+        },
+        320,
+    );
+    let out = p.message(2, 7, Msg::Ack { zxid: z(2, 0) }, 330);
+    assert!(p.serving(), "{:?}", p.role());
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            to: 2,
+            msg: Msg::UpToDate,
+            ..
+        }
+    )));
+    let applies = |out: &[Output]| -> Vec<i64> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Apply(t) => Some(t.iter().map(|t| t.zxid)),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    assert_eq!(p.next_zxid(), Some(z(2, 1)));
+    let out = p.propose(txn(z(2, 1)), 340);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            to: 2,
+            msg: Msg::Proposal(_),
+            ..
+        }
+    )));
+    p.propose(txn(z(2, 2)), 341);
+    // The follower's ACK alone is not a quorum of durable copies: the leader's log is not synced.
+    assert!(applies(&p.message(2, 7, Msg::Ack { zxid: z(2, 2) }, 342)).is_empty());
+    // The leader's own write completing makes two of three for both, committed in order.
+    let out = p.log_synced(z(2, 2), 343);
+    assert_eq!(applies(&out), [z(2, 1), z(2, 2)]);
+    let commits: Vec<i64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to: 2,
+                msg: Msg::Commit { zxid },
+                ..
+            } => Some(*zxid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commits, [z(2, 1), z(2, 2)]);
+}
 
 fn seeds(default: u64) -> std::ops::Range<u64> {
     if let Ok(s) = std::env::var("ZAB_SEED") {

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Shows the ZAB simulator's checkers can fail: breaks one rule of engine/src/zab/peer.rs at a
+time, runs the simulator, and reports which seed caught it. The file is restored afterwards
+(also on Ctrl-C). Not part of CI: it rebuilds the engine once per mutant.
+
+Usage: tests/zab_mutants.py [SEEDS]   (default 300 per test)
+"""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PEER = ROOT / "engine/src/zab/peer.rs"
+
+# name: (what the rule protects, text to find, replacement)
+MUTANTS = {
+    "commit-without-quorum": (
+        "a txn is committed only once a quorum has it durable",
+        "            if !self.cfg.has_quorum(durable) {",
+        "            if durable.count() == 0 {",
+    ),
+    "ack-newleader-before-durable": (
+        "a learner acknowledges NEWLEADER (and records the epoch) only with its log durable",
+        "        if let Some(z) = l.newleader {\n            if self.synced >= self.last_logged {",
+        "        if let Some(z) = l.newleader {\n            if true {",
+    ),
+    "ack-proposal-before-durable": (
+        "a follower acknowledges a proposal only once it is durable",
+        "                if z > self.synced {\n                    break;\n                }",
+        "",
+    ),
+    "establish-without-newleader-quorum": (
+        "a leader serves only after a quorum acknowledged NEWLEADER",
+        "            && self.cfg.has_quorum(l.newleader_acks.iter().copied())",
+        "            && true",
+    ),
+    # Defence in depth: fast leader election already elects a leader at least as recent as a
+    # quorum, so the simulator is not expected to catch this one.
+    "ignore-follower-ahead": (
+        "a leader gives up when a voter is more recent (expected to survive)",
+        "                    if (current_epoch, last_zxid) > my_summary {",
+        "                    if false && (current_epoch, last_zxid) > my_summary {",
+    ),
+}
+
+
+def main():
+    seeds = sys.argv[1] if len(sys.argv) > 1 else "300"
+    original = PEER.read_text()
+    results = []
+    try:
+        for name, (rule, old, new) in MUTANTS.items():
+            assert old in original, f"{name}: the text to mutate is gone; update this script"
+            PEER.write_text(original.replace(old, new, 1))
+            env = dict(os.environ, ZAB_SEEDS=seeds)
+            run = subprocess.run(
+                ["cargo", "test", "-q", "-p", "ringkeeper-engine", "--release", "zab_sim", "--", "--nocapture"],
+                cwd=ROOT, env=env, capture_output=True, text=True,
+            )
+            caught = re.search(r"^seed \d+ at \d+ ms: .*$", run.stdout + run.stderr, re.M)
+            results.append((name, rule, caught.group(0) if caught else None))
+            print(f"{name}: {'CAUGHT ' + caught.group(0) if caught else 'survived'}", flush=True)
+    finally:
+        PEER.write_text(original)
+    survivors = [r for r in results if r[2] is None and r[0] != "ignore-follower-ahead"]
+    sys.exit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
