@@ -100,6 +100,7 @@ fn prep_multi(
         cxid: 0,
         op: TxnOp::Check {
             path: String::new(),
+            version: -1,
         },
     };
     let mut triggers: Vec<Trigger> = Vec::new();
@@ -173,8 +174,11 @@ fn prep_single(tree: &DataTree, req: &Request, ctx: &PrepContext, cfg: &PrepConf
             valid(path)?;
             let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&node.acl, perms::READ, ctx.auth)?;
-            next_version(node.version, *version)?;
-            Ok(TxnOp::Check { path: path.clone() })
+            let version = next_version(node.version, *version)?;
+            Ok(TxnOp::Check {
+                path: path.clone(),
+                version,
+            })
         }
         _ => Err(ErrorCode::BadArguments),
     }

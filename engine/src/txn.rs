@@ -73,9 +73,11 @@ pub enum TxnOp {
         acl: Arc<Vec<Acl>>,
         aversion: i32,
     },
-    /// A version check inside a multi: changes nothing.
+    /// A version check inside a multi: changes nothing. `version` is the node's version plus
+    /// one, as ZooKeeper's `CheckVersionTxn` carries it (-1 in logs written before it was kept).
     Check {
         path: String,
+        version: i32,
     },
     Error(ErrorCode),
     Multi(Vec<TxnOp>),

@@ -9,5 +9,6 @@
 //!   addresses), then carries length-prefixed [`Notification`]s.
 
 mod codec;
+pub mod txn;
 
 pub use codec::*;

@@ -14,6 +14,8 @@ const SET_ACL: u8 = 6;
 const CHECK: u8 = 7;
 const ERROR: u8 = 8;
 const MULTI: u8 = 9;
+/// A check with its version (format 2 logs before it wrote `CHECK`, with the path only).
+const CHECK_VERSION: u8 = 10;
 
 /// Most ops a logged multi may hold (a bound for decoding, far above any real multi).
 const MULTI_OPS_MAX: i32 = 1 << 20;
@@ -67,9 +69,9 @@ fn encode_op(w: &mut Writer<Vec<u8>>, op: &TxnOp) {
             encode_acls(w, acl);
             w.int(*aversion);
         }
-        TxnOp::Check { path } => {
-            tag(w, CHECK);
-            w.ustring(path);
+        TxnOp::Check { path, version } => {
+            tag(w, CHECK_VERSION);
+            w.ustring(path).int(*version);
         }
         TxnOp::Error(code) => {
             tag(w, ERROR);
@@ -150,6 +152,11 @@ fn decode_op(r: &mut Reader, depth: u32) -> Result<TxnOp, DecodeError> {
         },
         CHECK => TxnOp::Check {
             path: r.ustring("path")?,
+            version: -1,
+        },
+        CHECK_VERSION => TxnOp::Check {
+            path: r.ustring("path")?,
+            version: r.int("version")?,
         },
         ERROR => {
             let code = r.int("err")?;

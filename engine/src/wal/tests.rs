@@ -43,7 +43,10 @@ fn sample_ops() -> Vec<TxnOp> {
             data: Some(Bytes::new()),
             version: 6,
         },
-        TxnOp::Check { path: "/c".into() },
+        TxnOp::Check {
+            path: "/c".into(),
+            version: 4,
+        },
         TxnOp::Error(ErrorCode::NodeExists),
         TxnOp::Multi(vec![
             TxnOp::Create {
@@ -354,4 +357,26 @@ fn simulated_crashes_and_failed_syncs_lose_only_unacknowledged_txns() {
             "seed {seed} round {round}"
         );
     }
+}
+
+#[test]
+fn a_check_written_before_its_version_was_kept_still_reads() {
+    // Tag 7 (a check with its path only), as format 2 logs wrote it before tag 10.
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&5i64.to_be_bytes()); // time
+    payload.extend_from_slice(&9i64.to_be_bytes()); // session
+    payload.extend_from_slice(&1i32.to_be_bytes()); // cxid
+    payload.push(9); // multi
+    payload.extend_from_slice(&1i32.to_be_bytes());
+    payload.push(7);
+    payload.extend_from_slice(&2i32.to_be_bytes());
+    payload.extend_from_slice(b"/c");
+    let t = codec::decode_txn(3, &payload).expect("old check");
+    assert_eq!(
+        t.op,
+        TxnOp::Multi(vec![TxnOp::Check {
+            path: "/c".into(),
+            version: -1
+        }])
+    );
 }

@@ -14,7 +14,23 @@ import java.util.Arrays;
 import java.util.List;
 import org.apache.jute.BinaryOutputArchive;
 import org.apache.jute.Record;
+import org.apache.zookeeper.ZooDefs.OpCode;
+import org.apache.zookeeper.data.ACL;
 import org.apache.zookeeper.data.Id;
+import org.apache.zookeeper.txn.CheckVersionTxn;
+import org.apache.zookeeper.txn.CloseSessionTxn;
+import org.apache.zookeeper.txn.CreateContainerTxn;
+import org.apache.zookeeper.txn.CreateSessionTxn;
+import org.apache.zookeeper.txn.CreateTTLTxn;
+import org.apache.zookeeper.txn.CreateTxn;
+import org.apache.zookeeper.txn.DeleteTxn;
+import org.apache.zookeeper.txn.ErrorTxn;
+import org.apache.zookeeper.txn.MultiTxn;
+import org.apache.zookeeper.txn.SetACLTxn;
+import org.apache.zookeeper.txn.SetDataTxn;
+import org.apache.zookeeper.txn.Txn;
+import org.apache.zookeeper.txn.TxnDigest;
+import org.apache.zookeeper.txn.TxnHeader;
 
 public class GenGolden {
     private static String hex(byte[] b) {
@@ -73,5 +89,64 @@ public class GenGolden {
         dout.write(addr);
         dout.flush();
         emit("election_opening_v2", opening.toByteArray());
+
+        txns();
+    }
+
+    // A txn as a PROPOSAL carries it and a log entry holds it (Request.serializeTxn): header,
+    // record, optional digest.
+    private static byte[] txn(long session, int cxid, long zxid, int type, Record body, Record digest) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        BinaryOutputArchive a = BinaryOutputArchive.getArchive(out);
+        new TxnHeader(session, cxid, zxid, 1700000000123L, type).serialize(a, "hdr");
+        if (body != null) {
+            body.serialize(a, "txn");
+        }
+        if (digest != null) {
+            digest.serialize(a, "digest");
+        }
+        return out.toByteArray();
+    }
+
+    private static byte[] body(Record r) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        r.serialize(BinaryOutputArchive.getArchive(out), "txn");
+        return out.toByteArray();
+    }
+
+    private static byte[] utf8(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static void txns() throws Exception {
+        long s = 0x100000abcL;
+        long z = 0x300000007L;
+        List<ACL> open = Arrays.asList(new ACL(31, new Id("world", "anyone")));
+        List<ACL> digest = Arrays.asList(new ACL(1, new Id("digest", "u:hash=")), new ACL(31, new Id("ip", "10.0.0.1")));
+        emit("txn_create_session", txn(s, 0, z, OpCode.createSession, new CreateSessionTxn(30000), null));
+        emit("txn_close_session", txn(s, 9, z, OpCode.closeSession, new CloseSessionTxn(new ArrayList<>()), null));
+        emit("txn_close_session_paths", txn(s, 9, z, OpCode.closeSession, new CloseSessionTxn(Arrays.asList("/e1", "/e2")), null));
+        emit("txn_close_session_pre36", txn(s, 9, z, OpCode.closeSession, null, null));
+        emit("txn_create_ephemeral", txn(s, 1, z, OpCode.create, new CreateTxn("/e", utf8("hi"), open, true, 3), null));
+        emit("txn_create2_null_data", txn(s, 2, z, OpCode.create2, new CreateTxn("/p", null, digest, false, 1), null));
+        emit("txn_create_container", txn(s, 3, z, OpCode.createContainer, new CreateContainerTxn("/c", new byte[0], open, 2), null));
+        emit("txn_create_ttl", txn(s, 4, z, OpCode.createTTL, new CreateTTLTxn("/t", utf8("x"), open, 4, 5000L), null));
+        emit("txn_delete", txn(s, 5, z, OpCode.delete, new DeleteTxn("/p"), null));
+        emit("txn_delete_container", txn(0, 0, z, OpCode.deleteContainer, new DeleteTxn("/c"), null));
+        emit("txn_set_data", txn(s, 6, z, OpCode.setData, new SetDataTxn("/p", utf8("v2"), 3), null));
+        emit("txn_set_acl", txn(s, 7, z, OpCode.setACL, new SetACLTxn("/p", digest, 2), null));
+        emit("txn_error", txn(s, 8, z, OpCode.error, new ErrorTxn(-101), null));
+        List<Txn> ops = Arrays.asList(
+            new Txn(OpCode.create, body(new CreateTxn("/m", utf8("a"), open, true, 1))),
+            new Txn(OpCode.check, body(new CheckVersionTxn("/p", 4))),
+            new Txn(OpCode.setData, body(new SetDataTxn("/p", utf8("b"), 4))),
+            new Txn(OpCode.delete, body(new DeleteTxn("/m"))));
+        emit("txn_multi", txn(s, 10, z, OpCode.multi, new MultiTxn(ops), null));
+        List<Txn> failed = Arrays.asList(
+            new Txn(OpCode.error, body(new ErrorTxn(0))),
+            new Txn(OpCode.error, body(new ErrorTxn(-101))),
+            new Txn(OpCode.error, body(new ErrorTxn(-2))));
+        emit("txn_multi_failed", txn(s, 11, z, OpCode.multi, new MultiTxn(failed), null));
+        emit("txn_set_data_digest", txn(s, 6, z, OpCode.setData, new SetDataTxn("/p", utf8("v2"), 3), new TxnDigest(2, 0x1234L)));
     }
 }
