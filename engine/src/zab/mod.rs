@@ -4,6 +4,7 @@
 
 pub mod election;
 pub mod peer;
+pub mod wire;
 
 /// The epoch part of a zxid (its high 32 bits).
 pub fn epoch_of(zxid: i64) -> i64 {

@@ -387,7 +387,7 @@ fn seeds(default: u64) -> std::ops::Range<u64> {
 #[test]
 fn zab_sim_three_voters() {
     let mut total = sim::Stats::default();
-    for seed in seeds(40) {
+    for seed in seeds(100) {
         let st = sim::Sim::new(seed, 3, 0).simulate(20_000);
         total.established += st.established;
         total.committed += st.committed;
@@ -403,7 +403,7 @@ fn zab_sim_three_voters() {
 #[test]
 fn zab_sim_five_voters_and_observers() {
     let mut total = sim::Stats::default();
-    for seed in seeds(20) {
+    for seed in seeds(40) {
         // Seeds differ from the three-voter test's so the two runs do not share schedules.
         let observers = (seed % 3) as usize;
         let st = sim::Sim::new(seed ^ 0x5eed_0005, 5, observers).simulate(20_000);

@@ -1,0 +1,163 @@
+//! Peer messages ([`Msg`]) on ZooKeeper's quorum wire format ([`QuorumPacket`]), filled as Java
+//! ZooKeeper's `Leader`, `LearnerHandler` and `Learner` fill them:
+//!
+//! | message | type | zxid | data |
+//! |---|---|---|---|
+//! | LearnerInfo | FOLLOWERINFO or OBSERVERINFO | accepted epoch, counter 0 | `LearnerInfo` record |
+//! | LeaderInfo | LEADERINFO | new epoch, counter 0 | protocol version, 4 bytes |
+//! | AckEpoch | ACKEPOCH | last zxid | current epoch (or -1), 4 bytes |
+//! | Diff, Trunc, Commit, Ack | DIFF, TRUNC, COMMIT, ACK | the zxid | none |
+//! | Snap | SNAP | the snapshot's zxid | none: the snapshot follows on the stream |
+//! | Proposal, Inform | PROPOSAL, INFORM | the txn's zxid | the txn (`quorum::txn`) |
+//! | NewLeader | NEWLEADER | new epoch, counter 0 | the configuration text |
+//! | UpToDate | UPTODATE | -1 | none |
+//! | Ping | PING | 0 | empty (a learner's carries its session touches, none yet) |
+//!
+//! Not mapped yet: REQUEST (a forwarded client request, which needs the client request
+//! encoders) and the snapshot stream after SNAP; [`encode`] and [`decode`] refuse them.
+
+use crate::proto::DecodeError;
+use crate::quorum::{packet, txn as zktxn, LearnerInfo, QuorumPacket, LEARNER_PROTOCOL_VERSION};
+use crate::zab::peer::Msg;
+use crate::zab::{epoch_of, make_zxid};
+use bytes::Bytes;
+
+/// Who is sending, for the fields only the wire carries.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub my_id: i64,
+    /// The configuration's version (LearnerInfo) and text (NEWLEADER).
+    pub config_version: i64,
+    pub config: Bytes,
+}
+
+/// A message this mapping does not carry yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported(pub &'static str);
+
+pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
+    let four = |v: i32| Some(Bytes::copy_from_slice(&v.to_be_bytes()));
+    let txn_bytes = |t: &crate::txn::Txn| {
+        let mut out = Vec::new();
+        zktxn::encode(&mut out, t);
+        Some(Bytes::from(out))
+    };
+    Ok(match msg {
+        Msg::LearnerInfo {
+            accepted_epoch,
+            observer,
+        } => {
+            let mut data = Vec::new();
+            LearnerInfo {
+                server_id: from.my_id,
+                protocol_version: LEARNER_PROTOCOL_VERSION,
+                config_version: from.config_version,
+            }
+            .encode(&mut data);
+            let kind = if *observer {
+                packet::OBSERVERINFO
+            } else {
+                packet::FOLLOWERINFO
+            };
+            QuorumPacket::new(kind, make_zxid(*accepted_epoch, 0), Some(data.into()))
+        }
+        Msg::LeaderInfo { new_epoch } => QuorumPacket::new(
+            packet::LEADERINFO,
+            make_zxid(*new_epoch, 0),
+            four(LEARNER_PROTOCOL_VERSION),
+        ),
+        Msg::AckEpoch {
+            current_epoch,
+            last_zxid,
+        } => QuorumPacket::new(packet::ACKEPOCH, *last_zxid, four(*current_epoch as i32)),
+        Msg::Diff { zxid } => QuorumPacket::new(packet::DIFF, *zxid, None),
+        Msg::Trunc { zxid } => QuorumPacket::new(packet::TRUNC, *zxid, None),
+        Msg::Snap { zxid, .. } => QuorumPacket::new(packet::SNAP, *zxid, None),
+        Msg::Proposal(t) => QuorumPacket::new(packet::PROPOSAL, t.zxid, txn_bytes(t)),
+        Msg::Commit { zxid } => QuorumPacket::new(packet::COMMIT, *zxid, None),
+        Msg::Inform(t) => QuorumPacket::new(packet::INFORM, t.zxid, txn_bytes(t)),
+        Msg::NewLeader { zxid } => {
+            QuorumPacket::new(packet::NEWLEADER, *zxid, Some(from.config.clone()))
+        }
+        Msg::Ack { zxid } => QuorumPacket::new(packet::ACK, *zxid, None),
+        Msg::UpToDate => QuorumPacket::new(packet::UPTODATE, -1, None),
+        Msg::Ping => QuorumPacket::new(packet::PING, 0, Some(Bytes::new())),
+        Msg::Request(_) => return Err(Unsupported("REQUEST")),
+    })
+}
+
+/// A decoded packet: the message, and for FOLLOWERINFO/OBSERVERINFO the learner's id.
+#[derive(Debug)]
+pub struct Decoded {
+    pub msg: Msg,
+    pub learner_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    Decode(DecodeError),
+    Unsupported(&'static str),
+    /// A packet whose data a field needs is missing it or has the wrong length.
+    BadData {
+        kind: i32,
+    },
+}
+
+impl From<DecodeError> for WireError {
+    fn from(e: DecodeError) -> Self {
+        WireError::Decode(e)
+    }
+}
+
+pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
+    let bad = || WireError::BadData { kind: p.kind };
+    let int4 = || -> Result<i32, WireError> {
+        let d = p.data.as_deref().ok_or_else(bad)?;
+        let b: [u8; 4] = d.try_into().map_err(|_| bad())?;
+        Ok(i32::from_be_bytes(b))
+    };
+    let txn = || -> Result<crate::txn::Txn, WireError> {
+        let t = zktxn::decode(p.data.as_deref().ok_or_else(bad)?)?;
+        if t.zxid != p.zxid {
+            return Err(bad());
+        }
+        Ok(t)
+    };
+    let mut learner_id = None;
+    let msg = match p.kind {
+        packet::FOLLOWERINFO | packet::OBSERVERINFO => {
+            let info = LearnerInfo::decode(p.data.as_deref().ok_or_else(bad)?)?;
+            learner_id = Some(info.server_id);
+            Msg::LearnerInfo {
+                accepted_epoch: epoch_of(p.zxid),
+                observer: p.kind == packet::OBSERVERINFO,
+            }
+        }
+        packet::LEADERINFO => {
+            int4()?;
+            Msg::LeaderInfo {
+                new_epoch: epoch_of(p.zxid),
+            }
+        }
+        packet::ACKEPOCH => Msg::AckEpoch {
+            current_epoch: i64::from(int4()?),
+            last_zxid: p.zxid,
+        },
+        packet::DIFF => Msg::Diff { zxid: p.zxid },
+        packet::TRUNC => Msg::Trunc { zxid: p.zxid },
+        packet::PROPOSAL => Msg::Proposal(txn()?),
+        packet::COMMIT => Msg::Commit { zxid: p.zxid },
+        packet::INFORM => Msg::Inform(txn()?),
+        packet::NEWLEADER => Msg::NewLeader { zxid: p.zxid },
+        packet::ACK => Msg::Ack { zxid: p.zxid },
+        packet::UPTODATE => Msg::UpToDate,
+        packet::PING => Msg::Ping,
+        packet::SNAP => return Err(WireError::Unsupported("SNAP's snapshot stream")),
+        packet::REQUEST => return Err(WireError::Unsupported("REQUEST")),
+        _ => return Err(bad()),
+    };
+    Ok(Decoded { msg, learner_id })
+}
+
+#[cfg(test)]
+mod tests;
