@@ -163,6 +163,10 @@ pub enum Msg {
     UpToDate,
     Ping,
     Request(Forward),
+    /// A learner's client asked for `sync` (a REQUEST of type sync on ZooKeeper's wire).
+    SyncRequest,
+    /// The leader's answer to the oldest sync request a learner has outstanding.
+    Sync,
 }
 
 /// What this server is doing.
@@ -235,6 +239,10 @@ pub enum Output {
     },
     /// The role changed (for logs, for serving clients or not).
     Role(Role),
+    /// The oldest outstanding [`Peer::sync`] is done: the tree has every txn the leader had
+    /// proposed when the sync reached it. Syncs finish in the order they were asked; a role
+    /// change drops those outstanding (their clients are disconnected).
+    SyncDone,
 }
 
 /// A learner as the leader sees it (ZooKeeper's `LearnerHandler`).
@@ -276,6 +284,9 @@ struct Leader {
     epoch_acks: BTreeSet<i64>,
     newleader_acks: BTreeSet<i64>,
     next_ping: i64,
+    /// Syncs waiting for the commit of the last txn proposed when they came: that zxid, and
+    /// the learner (with its connection) that asked, or `None` for this server's own.
+    syncs: VecDeque<(i64, Option<(i64, u64)>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -607,6 +618,29 @@ impl Peer {
         out
     }
 
+    /// A client's `sync` on this server (serving only; else `None`): [`Output::SyncDone`] comes
+    /// once this server has what the leader had proposed when the sync reached it.
+    pub fn sync(&mut self) -> Option<Vec<Output>> {
+        let last = self.last_logged;
+        let applied = self.applied;
+        match &mut self.state {
+            State::Following(l) if l.phase == LearnerPhase::Serving => Some(vec![Output::Send {
+                to: l.leader,
+                conn: l.conn,
+                msg: Msg::SyncRequest,
+            }]),
+            State::Leading(l) if l.phase == LeaderPhase::Broadcast => {
+                if applied >= last {
+                    Some(vec![Output::SyncDone])
+                } else {
+                    l.syncs.push_back((last, None));
+                    Some(Vec::new())
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Sends a client write to the leader (a serving learner only; else `None`).
     pub fn forward(&mut self, fwd: Forward) -> Option<Vec<Output>> {
         match &self.state {
@@ -707,6 +741,7 @@ impl Peer {
             epoch_acks: BTreeSet::new(),
             newleader_acks: BTreeSet::new(),
             next_ping: now + self.cfg.tick_ms / 2,
+            syncs: VecDeque::new(),
         });
         out.push(Output::Role(self.role()));
         out.push(Output::WakeAt(now + self.cfg.tick_ms / 2));
@@ -816,6 +851,19 @@ impl Peer {
             Msg::Request(fwd) => {
                 if l.phase == LeaderPhase::Broadcast {
                     out.push(Output::Forwarded { from, fwd });
+                }
+            }
+            Msg::SyncRequest => {
+                if l.phase == LeaderPhase::Broadcast {
+                    if self.applied >= self.last_logged {
+                        out.push(Output::Send {
+                            to: from,
+                            conn: h.conn,
+                            msg: Msg::Sync,
+                        });
+                    } else {
+                        l.syncs.push_back((self.last_logged, Some((from, h.conn))));
+                    }
                 }
             }
             Msg::Ping => {}
@@ -947,6 +995,24 @@ impl Peer {
             }
             out.push(Output::Apply(txns));
         }
+        // Syncs whose txns are now all committed (after the COMMITs, on the same connections).
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        while l.syncs.front().is_some_and(|(z, _)| *z <= self.applied) {
+            match l.syncs.pop_front().expect("front").1 {
+                None => out.push(Output::SyncDone),
+                Some((to, conn)) => {
+                    if l.handlers.get(&to).is_some_and(|h| h.conn == conn) {
+                        out.push(Output::Send {
+                            to,
+                            conn,
+                            msg: Msg::Sync,
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Moves a leader through its phases once their conditions hold.
@@ -998,6 +1064,7 @@ impl Peer {
             && self.cfg.has_quorum(l.newleader_acks.iter().copied())
         {
             l.phase = LeaderPhase::Broadcast;
+            let epoch = l.epoch;
             for (id, h) in l.handlers.iter_mut() {
                 if h.newleader_acked {
                     h.up_to_date = true;
@@ -1010,6 +1077,7 @@ impl Peer {
                 // Heard from at the start of broadcast: the sync limit runs from here.
                 h.last_heard = h.last_heard.max(now);
             }
+            self.update_election_vote(epoch);
             out.push(Output::Role(self.role()));
         }
         self.try_commit(out);
@@ -1124,6 +1192,10 @@ impl Peer {
             }
             Msg::UpToDate if l.phase == LearnerPhase::Syncing && l.newleader_acked => {
                 l.phase = LearnerPhase::Serving;
+                // ZooKeeper's `updateElectionVote` (see the method), on fields disjoint from `l`.
+                if let Some((_, vote, _)) = &mut self.settled {
+                    vote.peer_epoch = l.new_epoch;
+                }
                 out.push(Output::Send {
                     to,
                     conn,
@@ -1138,6 +1210,7 @@ impl Peer {
                 conn,
                 msg: Msg::Ping,
             }),
+            Msg::Sync if l.phase == LearnerPhase::Serving => out.push(Output::SyncDone),
             _ => {
                 // Out of place: a protocol error; elect again.
                 self.look(now, out);
@@ -1201,6 +1274,16 @@ impl Peer {
     }
 
     // ----- shared -----
+
+    /// ZooKeeper's `updateElectionVote` (ZOOKEEPER-1732): once serving in an epoch, answer
+    /// LOOKING servers with it as the leader's epoch. Servers that joined at different times
+    /// would otherwise answer with different epochs, and a server starting later could never
+    /// count a quorum of them agreeing.
+    fn update_election_vote(&mut self, epoch: i64) {
+        if let Some((_, vote, _)) = &mut self.settled {
+            vote.peer_epoch = epoch;
+        }
+    }
 
     /// Logs a txn: into the history (trimmed to the window) and to the disk.
     fn log(&mut self, txn: Txn, out: &mut Vec<Output>) {

@@ -12,8 +12,9 @@
 //! | NewLeader | NEWLEADER | new epoch, counter 0 | the configuration text |
 //! | UpToDate | UPTODATE | -1 | none |
 //! | Ping | PING | 0 | empty (a learner's carries its session touches, none yet) |
+//! | Sync | SYNC | 0 | none |
 //!
-//! Not mapped yet: REQUEST (a forwarded client request, which needs the client request
+//! Not mapped yet: REQUEST (a forwarded client request or sync, which needs the client request
 //! encoders) and the snapshot stream after SNAP; [`encode`] and [`decode`] refuse them.
 
 use crate::proto::DecodeError;
@@ -82,7 +83,8 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
         Msg::Ack { zxid } => QuorumPacket::new(packet::ACK, *zxid, None),
         Msg::UpToDate => QuorumPacket::new(packet::UPTODATE, -1, None),
         Msg::Ping => QuorumPacket::new(packet::PING, 0, Some(Bytes::new())),
-        Msg::Request(_) => return Err(Unsupported("REQUEST")),
+        Msg::Sync => QuorumPacket::new(packet::SYNC, 0, None),
+        Msg::Request(_) | Msg::SyncRequest => return Err(Unsupported("REQUEST")),
     })
 }
 
@@ -152,6 +154,7 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
         packet::ACK => Msg::Ack { zxid: p.zxid },
         packet::UPTODATE => Msg::UpToDate,
         packet::PING => Msg::Ping,
+        packet::SYNC => Msg::Sync,
         packet::SNAP => return Err(WireError::Unsupported("SNAP's snapshot stream")),
         packet::REQUEST => return Err(WireError::Unsupported("REQUEST")),
         _ => return Err(bad()),

@@ -144,6 +144,7 @@ fn every_message_survives_encode_and_decode() {
         Msg::Ack { zxid: 9 },
         Msg::UpToDate,
         Msg::Ping,
+        Msg::Sync,
     ];
     for m in msgs {
         let mut bytes = Vec::new();

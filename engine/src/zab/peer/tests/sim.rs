@@ -131,6 +131,8 @@ struct Server {
     applied: BTreeMap<i64, u64>,
     /// Client writes this server will answer: (session, cxid) to the op's index.
     waiting: BTreeMap<(i64, i32), usize>,
+    /// Synced reads waiting for their sync, in order.
+    syncs: VecDeque<usize>,
     disk_free_at: i64,
 }
 
@@ -139,6 +141,10 @@ enum OpKind {
     Create,
     Set(i32),
     Delete(i32),
+    /// getData's version (or NoNode), after a `sync` when `synced`.
+    Read {
+        synced: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +162,8 @@ struct Op {
     done: Option<(i64, Res)>,
     /// The client gave up on it.
     abandoned: bool,
+    /// A read: the zxid of the tree it was served from, and that server's epoch.
+    served: Option<(i64, i64)>,
 }
 
 struct Client {
@@ -164,6 +172,8 @@ struct Client {
     /// The op in flight, if any.
     current: Option<usize>,
     versions: [i32; KEYS],
+    /// The newest zxid it has seen (ZooKeeper's `lastZxidSeen`).
+    last_seen: i64,
 }
 
 #[derive(Debug)]
@@ -250,6 +260,10 @@ pub(super) struct Sim {
     committed: BTreeMap<i64, u64>,
     digests: BTreeMap<i64, u64>,
     acked: BTreeMap<i64, u64>,
+    /// Every txn any server logged, by zxid (one leader per epoch makes them agree).
+    txns: BTreeMap<i64, Txn>,
+    /// Writes answered: when, and their zxid.
+    answered_writes: Vec<(i64, i64)>,
     pub(super) stats: Stats,
     trace: bool,
 }
@@ -263,11 +277,15 @@ pub(super) struct Stats {
     pub crashes: u64,
     pub snaps: u64,
     pub truncs: u64,
+    pub reads: u64,
+    pub synced_reads: u64,
 }
 
 impl Sim {
     pub(super) fn new(seed: u64, voters: usize, observers: usize) -> Sim {
-        let mut rng = SmallRng::seed_from_u64(seed);
+        // The ensemble's shape is mixed in, so the 3- and 5-voter runs of one seed differ.
+        let mut rng =
+            SmallRng::seed_from_u64(seed ^ ((voters as u64) << 40) ^ ((observers as u64) << 48));
         let voter_ids: Vec<i64> = (1..=voters as i64).collect();
         let observer_ids: Vec<i64> = (10..10 + observers as i64).collect();
         let cfg = PeerConfig {
@@ -296,6 +314,7 @@ impl Sim {
                     newest: None,
                     applied: BTreeMap::new(),
                     waiting: BTreeMap::new(),
+                    syncs: VecDeque::new(),
                     disk_free_at: 0,
                 },
             );
@@ -306,6 +325,7 @@ impl Sim {
                 cxid: 0,
                 current: None,
                 versions: [0; KEYS],
+                last_seen: 0,
             })
             .collect();
         let faults = rng.gen_bool(0.85);
@@ -348,6 +368,8 @@ impl Sim {
             committed: BTreeMap::new(),
             digests: BTreeMap::new(),
             acked: BTreeMap::new(),
+            txns: BTreeMap::new(),
+            answered_writes: Vec::new(),
             stats: Stats::default(),
             trace: std::env::var("ZAB_TRACE").is_ok(),
         }
@@ -396,8 +418,9 @@ impl Sim {
         s.newest = None;
         s.disk.crash(&mut self.rng, !fsync_failed);
         let waiting = std::mem::take(&mut s.waiting);
+        let syncs = std::mem::take(&mut s.syncs);
         self.stats.crashes += 1;
-        for op in waiting.into_values() {
+        for op in waiting.into_values().chain(syncs) {
             self.abandon(op);
         }
         // Its connections die: the other ends hear of it (a process's sockets are closed) or,
@@ -475,6 +498,9 @@ impl Sim {
                     let delay = self.rng.gen_range(lo..hi);
                     let s = self.servers.get_mut(&id).expect("server");
                     let last = txns.last().expect("txns").zxid;
+                    for t in &txns {
+                        self.txns.entry(t.zxid).or_insert_with(|| t.clone());
+                    }
                     s.disk.log.extend(txns);
                     s.disk.writes.push_back((s.disk.log.len(), last));
                     s.disk_free_at = s.disk_free_at.max(now) + delay;
@@ -506,6 +532,11 @@ impl Sim {
                 Output::Apply(txns) => self.apply(id, txns),
                 Output::Forwarded { fwd, .. } => self.lead_write(id, fwd),
                 Output::Role(role) => self.role(id, role),
+                Output::SyncDone => {
+                    let s = self.servers.get_mut(&id).expect("server");
+                    let op = s.syncs.pop_front().expect("a sync was asked for");
+                    self.serve_read(op, id);
+                }
             }
         }
     }
@@ -617,7 +648,8 @@ impl Sim {
             let s = self.servers.get_mut(&id).expect("server");
             s.newest = None;
             let waiting = std::mem::take(&mut s.waiting);
-            for op in waiting.into_values() {
+            let syncs = std::mem::take(&mut s.syncs);
+            for op in waiting.into_values().chain(syncs) {
                 self.abandon(op);
             }
         }
@@ -712,10 +744,11 @@ impl Sim {
             1 => self.clients[client].versions[key],
             _ => self.rng.gen_range(0..4),
         };
-        let kind = match self.rng.gen_range(0..4) {
+        let kind = match self.rng.gen_range(0..6) {
             0 => OpKind::Create,
             1 => OpKind::Delete(version),
-            _ => OpKind::Set(version),
+            2 | 3 => OpKind::Set(version),
+            n => OpKind::Read { synced: n == 5 },
         };
         let op = self.ops.len();
         self.ops.push(Op {
@@ -724,6 +757,7 @@ impl Sim {
             invoke: now,
             done: None,
             abandoned: false,
+            served: None,
         });
         self.clients[client].current = Some(op);
         let ids: Vec<i64> = self.servers.keys().copied().collect();
@@ -752,6 +786,24 @@ impl Sim {
             self.finish(c);
             return;
         };
+        if peer.applied() < self.clients[c].last_seen {
+            // The client has seen newer state than this server has: ZooKeeper refuses the
+            // connection. No effect; not part of the history.
+            self.ops[op].done = Some((self.now, Res::Err(ErrorCode::ConnectionLoss)));
+            self.finish(c);
+            return;
+        }
+        if let OpKind::Read { synced } = self.ops[op].kind {
+            if !synced {
+                self.serve_read(op, server);
+                return;
+            }
+            let s = self.servers.get_mut(&server).expect("server");
+            s.syncs.push_back(op);
+            let out = s.peer.as_mut().expect("peer").sync().expect("serving");
+            self.run(server, out);
+            return;
+        }
         let leader = matches!(peer.role(), Role::Leading { .. });
         self.clients[c].cxid += 1;
         let o = &self.ops[op];
@@ -772,6 +824,7 @@ impl Sim {
                 version,
             },
             OpKind::Delete(version) => Request::Delete { path, version },
+            OpKind::Read { .. } => unreachable!("reads are served locally"),
         };
         let fwd = Forward {
             session_id: self.clients[c].session,
@@ -831,12 +884,36 @@ impl Sim {
         self.run(id, out);
     }
 
+    /// Answers a read from `server`'s tree as it is now.
+    fn serve_read(&mut self, op: usize, server: i64) {
+        if self.ops[op].abandoned || self.ops[op].done.is_some() {
+            return;
+        }
+        let s = &self.servers[&server];
+        let z = s.tree.last_zxid();
+        let epoch = s.peer.as_ref().map_or(-1, Peer::current_epoch);
+        let res = match s.tree.get(&format!("/k{}", self.ops[op].key)) {
+            Some(n) => Res::Ok(n.version),
+            None => Res::Err(ErrorCode::NoNode),
+        };
+        self.ops[op].done = Some((self.now, res));
+        self.ops[op].served = Some((z, epoch));
+        self.stats.reads += 1;
+        if matches!(self.ops[op].kind, OpKind::Read { synced: true }) {
+            self.stats.synced_reads += 1;
+        }
+        let c = self.client_of(op);
+        self.clients[c].last_seen = self.clients[c].last_seen.max(z);
+        self.finish(c);
+    }
+
     fn answer(&mut self, op: usize, res: Res, zxid: i64, hash: u64) {
         if self.ops[op].abandoned || self.ops[op].done.is_some() {
             return;
         }
         self.ops[op].done = Some((self.now, res));
         self.acked.insert(zxid, hash);
+        self.answered_writes.push((self.now, zxid));
         self.stats.answered += 1;
         if let (OpKind::Set(_), Res::Ok(v)) = (self.ops[op].kind, res) {
             let key = self.ops[op].key;
@@ -844,6 +921,7 @@ impl Sim {
             self.clients[c].versions[key] = v;
         }
         let c = self.client_of(op);
+        self.clients[c].last_seen = self.clients[c].last_seen.max(zxid);
         self.finish(c);
     }
 
@@ -1005,6 +1083,8 @@ impl Sim {
                     // Forget it wherever it waits.
                     for s in self.servers.values_mut() {
                         s.waiting.retain(|_, o| *o != op);
+                        // A synced read keeps its place (syncs finish in order); its answer
+                        // is dropped because the op is abandoned.
                     }
                     self.abandon(op);
                 }
@@ -1068,6 +1148,7 @@ impl Sim {
         self.run_until(fault_ms + 12_000);
         self.check_converged();
         self.check_linearizable();
+        self.check_reads();
         self.stats.clone()
     }
 
@@ -1093,12 +1174,62 @@ impl Sim {
         }
     }
 
+    /// Reads: each matches the committed history at the zxid it was served from (which must
+    /// be in that history); a read after a sync sees every write answered before the sync
+    /// began, of the answering server's epoch or earlier. (A leader deposed without knowing it
+    /// may answer a sync without the writes of a later epoch: ZooKeeper's sync has that caveat.)
+    fn check_reads(&self) {
+        let s = self.servers.values().next().expect("a server");
+        let mut tree = DataTree::new();
+        let mut timeline: Vec<(i64, [Option<i32>; KEYS])> = vec![(0, [None; KEYS])];
+        for z in s.applied.keys() {
+            let t = self
+                .txns
+                .get(z)
+                .expect("every committed txn was applied somewhere");
+            tree.apply(t, &mut Vec::new());
+            let versions = std::array::from_fn(|k| tree.get(&format!("/k{k}")).map(|n| n.version));
+            timeline.push((*z, versions));
+        }
+        for (i, o) in self.ops.iter().enumerate() {
+            let (Some((z, epoch)), Some((_, res))) = (o.served, o.done) else {
+                continue;
+            };
+            let at = timeline.partition_point(|(tz, _)| *tz <= z);
+            if timeline[at - 1].0 != z {
+                self.fail(format!(
+                    "read {i} served at {z:#x}, not in the committed history"
+                ));
+            }
+            let want = match timeline[at - 1].1[o.key] {
+                Some(v) => Res::Ok(v),
+                None => Res::Err(ErrorCode::NoNode),
+            };
+            if res != want {
+                self.fail(format!(
+                    "read {i} of /k{} at {z:#x} gave {res:?}, history has {want:?}",
+                    o.key
+                ));
+            }
+            if o.kind == (OpKind::Read { synced: true }) {
+                for (t, w) in &self.answered_writes {
+                    if *t < o.invoke && epoch_of(*w) <= epoch && *w > z {
+                        self.fail(format!(
+                            "synced read {i} at {z:#x} misses write {w:#x} answered at {t} before it began"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     fn check_linearizable(&self) {
         for key in 0..KEYS {
             let ops: Vec<&Op> = self
                 .ops
                 .iter()
                 .filter(|o| o.key == key)
+                .filter(|o| !matches!(o.kind, OpKind::Read { .. }))
                 .filter(|o| !matches!(o.done, Some((_, Res::Err(ErrorCode::ConnectionLoss)))))
                 .collect();
             if let Err(why) = linearizable(&ops) {
@@ -1122,6 +1253,7 @@ fn step_model(m: Model, kind: OpKind) -> (Model, Res) {
             (m, Res::Err(ErrorCode::BadVersion))
         }
         (OpKind::Delete(_), Some(_)) => (None, Res::Ok(0)),
+        (OpKind::Read { .. }, _) => unreachable!("reads are checked apart"),
     }
 }
 
