@@ -15,9 +15,9 @@
 //!   `ErrorTxn`s, as ZooKeeper's prep makes it;
 //! - the trailing digest is read past and not written (Java accepts entries without one).
 
-use crate::proto::{opcode, Acl, DecodeError, ErrorCode, Id, Reader, Writer};
+use crate::proto::{opcode, Acl, DecodeError, ErrorCode, Reader, Writer};
 use crate::txn::{NodeKind, Txn, TxnOp, CONTAINER_OWNER};
-use std::sync::Arc;
+use crate::wal::codec::decode_acl_list;
 
 /// Most ops a multi may hold when decoding (a bound far above any real multi).
 const MULTI_OPS_MAX: usize = 1 << 20;
@@ -152,19 +152,6 @@ pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
     })
 }
 
-fn decode_acls(r: &mut Reader) -> Result<Arc<Vec<Acl>>, DecodeError> {
-    Ok(Arc::new(r.vector("acl", 12, |r| {
-        let perms = r.int("perms")?;
-        Ok(Acl {
-            perms,
-            id: Id {
-                scheme: r.ustring("scheme")?,
-                id: r.ustring("id")?,
-            },
-        })
-    })?))
-}
-
 fn decode_body(
     r: &mut Reader,
     kind: i32,
@@ -173,7 +160,11 @@ fn decode_body(
 ) -> Result<TxnOp, DecodeError> {
     // The fields every create record starts with.
     let create = |r: &mut Reader| -> Result<(String, Option<bytes::Bytes>, _), DecodeError> {
-        Ok((r.ustring("path")?, r.buffer_opt("data")?, decode_acls(r)?))
+        Ok((
+            r.ustring("path")?,
+            r.buffer_opt("data")?,
+            decode_acl_list(r)?,
+        ))
     };
     Ok(match kind {
         opcode::CREATE_SESSION => TxnOp::CreateSession {
@@ -232,7 +223,7 @@ fn decode_body(
         },
         opcode::SET_ACL => TxnOp::SetAcl {
             path: r.ustring("path")?,
-            acl: decode_acls(r)?,
+            acl: decode_acl_list(r)?,
             aversion: r.int("version")?,
         },
         opcode::CHECK => TxnOp::Check {

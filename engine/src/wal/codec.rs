@@ -108,7 +108,8 @@ pub fn decode_txn(zxid: i64, payload: &[u8]) -> Result<Txn, DecodeError> {
     })
 }
 
-fn decode_acl_list(r: &mut Reader) -> Result<Arc<Vec<Acl>>, DecodeError> {
+/// A jute `vector<ACL>` (the log and ZooKeeper's txn records share it).
+pub(crate) fn decode_acl_list(r: &mut Reader) -> Result<Arc<Vec<Acl>>, DecodeError> {
     let acl = r.vector("acl", 12, |r| {
         let perms = r.int("perms")?;
         Ok(Acl {

@@ -2,19 +2,8 @@
 //! (`golden/GenGolden.java`, run by `golden/gen.sh`), and against damaged input.
 
 use super::*;
+use crate::quorum::golden;
 use rand::{Rng, SeedableRng};
-
-/// The golden file: `name hex` lines.
-fn golden(name: &str) -> Vec<u8> {
-    let text = include_str!("../golden/golden.txt");
-    let hex = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no golden {name}"));
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
 
 const MAX: usize = 1 << 20;
 

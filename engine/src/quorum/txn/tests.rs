@@ -3,18 +3,10 @@
 //! can write encodes to the same bytes.
 
 use super::*;
+use crate::proto::Id;
+use crate::quorum::golden;
 use bytes::Bytes;
-
-fn golden(name: &str) -> Vec<u8> {
-    let text = include_str!("../golden/golden.txt");
-    let hex = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no golden {name}"));
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
+use std::sync::Arc;
 
 const S: i64 = 0x1_0000_0abc;
 const Z: i64 = 0x3_0000_0007;

@@ -4,18 +4,8 @@
 
 use super::*;
 use crate::proto::ErrorCode;
+use crate::quorum::golden;
 use crate::txn::{Txn, TxnOp};
-
-fn golden(name: &str) -> Vec<u8> {
-    let text = include_str!("../../quorum/golden/golden.txt");
-    let hex = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no golden {name}"));
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn sender() -> Sender {
     Sender {
