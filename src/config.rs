@@ -2,7 +2,9 @@
 //! comments). Known keys are parsed and checked; unknown keys are logged and ignored, as
 //! ZooKeeper does. A bad value is an error that names the key.
 
-use std::collections::BTreeMap;
+pub mod ensemble;
+
+use ensemble::{Ensemble, EnsembleKeys};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -74,6 +76,12 @@ pub struct Config {
     pub snap_interval_ms: u64,
     /// Where this configuration came from (a path, or "embedded default").
     pub source: String,
+    /// The ensemble this server is a member of; `None` runs standalone.
+    pub ensemble: Option<Ensemble>,
+    /// The ensemble keys as written, resolved against `myid` by [`Config::load`].
+    ensemble_keys: EnsembleKeys,
+    /// Whether `clientPort` was given (a `server.N` line's client part must then agree).
+    client_port_given: bool,
 }
 
 #[derive(Debug)]
@@ -97,9 +105,11 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Parses Java-properties text into ordered key/value pairs.
-fn properties(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+/// Parses Java-properties text into key/value pairs, in file order. A repeated key keeps its
+/// last value, as Java's `Properties` does, except a repeated `server.N`, which is an error:
+/// ZooKeeper would silently drop one of the two servers.
+fn properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
@@ -107,10 +117,14 @@ fn properties(text: &str) -> BTreeMap<String, String> {
         }
         let split = line.find(['=', ':']).unwrap_or(line.len());
         let key = line[..split].trim();
-        let value = line.get(split + 1..).unwrap_or("").trim();
-        out.insert(key.to_string(), value.to_string());
+        let value = line.get(split + 1..).unwrap_or("").trim().to_string();
+        match out.iter_mut().find(|(k, _)| k == key) {
+            Some(_) if key.starts_with("server.") => return Err(err(key, "is given twice")),
+            Some((_, v)) => *v = value,
+            None => out.push((key.to_string(), value)),
+        }
     }
-    out
+    Ok(out)
 }
 
 fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
@@ -140,26 +154,44 @@ impl Config {
             .expect("the embedded default config is valid")
     }
 
-    /// Reads `path`, and `myid` from its dataDir when present.
+    /// Reads `path`, and `myid` from its dataDir when present; with `server.N` lines that make
+    /// an ensemble, `myid` must name one of them.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
         let mut cfg = Config::parse(&text, &path.display().to_string(), None)?;
-        let myid = cfg.data_dir.join("myid");
-        if let Ok(id) = std::fs::read_to_string(&myid) {
-            let id = id.trim();
-            cfg.server_id = id.parse().map_err(|_| {
+        let myid_path = cfg.data_dir.join("myid");
+        let mut myid = None;
+        if let Ok(id) = std::fs::read_to_string(&myid_path) {
+            // ZooKeeper reads the first line.
+            let id = id.lines().next().unwrap_or("").trim();
+            let id: i64 = id.parse().map_err(|_| {
                 err(
                     "myid",
-                    format!("{} holds '{id}', not a number", myid.display()),
+                    format!("{} holds '{id}', not a number", myid_path.display()),
                 )
             })?;
+            cfg.server_id = id;
+            myid = Some(id);
+        }
+        if cfg.ensemble_keys.is_ensemble() {
+            let ensemble = cfg.ensemble_keys.resolve(
+                myid,
+                &myid_path.display().to_string(),
+                cfg.client_addr(),
+                cfg.client_port_given,
+            )?;
+            if let Some(c) = ensemble.me().client {
+                cfg.client_port_address = c.ip();
+                cfg.client_port = c.port();
+            }
+            cfg.ensemble = Some(ensemble);
         }
         Ok(cfg)
     }
 
     pub fn parse(text: &str, source: &str, _unused: Option<()>) -> Result<Config, ConfigError> {
-        let raw = properties(text);
+        let raw = properties(text)?;
         let mut c = Config {
             tick_ms: 2000,
             data_dir: PathBuf::from("./ringkeeper-data"),
@@ -191,6 +223,9 @@ impl Config {
             server_out_budget_bytes: 256 << 20,
             snap_interval_ms: 300_000,
             source: source.to_string(),
+            ensemble: None,
+            ensemble_keys: EnsembleKeys::new(),
+            client_port_given: false,
         };
         let mut data_log_dir = None;
         for (key, value) in &raw {
@@ -200,7 +235,10 @@ impl Config {
                 "tickTime" => c.tick_ms = num(k, value)?,
                 "dataDir" => c.data_dir = PathBuf::from(value),
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
-                "clientPort" => c.client_port = num(k, value)?,
+                "clientPort" => {
+                    c.client_port = num(k, value)?;
+                    c.client_port_given = true;
+                }
                 "clientPortAddress" => {
                     c.client_port_address = value
                         .parse()
@@ -285,12 +323,8 @@ impl Config {
                     c.server_out_budget_bytes = positive(k, value)? as usize
                 }
                 "admin.rateLimiterIntervalInMS" => c.snap_interval_ms = num(k, value)?,
-                "initLimit" | "syncLimit" => {
-                    // Ensemble timing: checked now, used once ensembles exist.
-                    num::<i64>(k, value)?;
-                }
-                "standaloneEnabled"
-                | "admin.enableServer"
+                _ if c.ensemble_keys.take(stripped, value)? => {}
+                "admin.enableServer"
                 | "admin.serverPort"
                 | "reconfigEnabled"
                 | "metricsProvider.className"
@@ -298,12 +332,6 @@ impl Config {
                     tracing::info!(
                         key = k,
                         "config key accepted; it has no effect until its feature lands"
-                    );
-                }
-                _ if stripped.starts_with("server.") || stripped == "peerType" => {
-                    tracing::warn!(
-                        key = k,
-                        "ensemble configuration is not supported yet; running standalone"
                     );
                 }
                 _ => tracing::warn!(key = k, "unknown config key, ignored"),
@@ -336,6 +364,7 @@ impl Config {
                 "must not be greater than ringkeeper.clientOutputMaxBytes",
             ));
         }
+        c.ensemble_keys.check(c.extended_types)?;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         Ok(c)
     }
@@ -401,6 +430,15 @@ mod tests {
         assert_eq!(e.key, "minSessionTimeout");
         let e = Config::parse("extendedTypesEnabled=maybe\n", "t", None).unwrap_err();
         assert_eq!(e.key, "extendedTypesEnabled");
+    }
+
+    #[test]
+    fn a_server_line_given_twice_is_refused_other_keys_keep_the_last() {
+        let e = Config::parse("server.1=a:1:2\nserver.1=b:1:2\n", "t", None).unwrap_err();
+        assert_eq!(e.key, "server.1");
+        assert!(e.message.contains("twice"), "{e}");
+        let c = Config::parse("tickTime=1000\ntickTime=3000\n", "t", None).unwrap();
+        assert_eq!(c.tick_ms, 3000);
     }
 
     #[test]

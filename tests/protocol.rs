@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{four_letter, run_with_config, Server};
+use common::{four_letter, run_with_config, run_with_files, Server};
 use ringkeeper_engine::proto::{
     encode_acls, event, opcode as op, Acl, ConnectRequest, ConnectResponse, Stat,
 };
@@ -837,6 +837,58 @@ fn bad_config_names_the_key_and_exits_1() {
         run_with_config("tickTime=2000\nminSessionTimeout=50000\nmaxSessionTimeout=100\n");
     assert_eq!(code, Some(1));
     assert!(err.contains("minSessionTimeout"), "{err}");
+}
+
+#[test]
+fn bad_ensemble_config_names_the_key_and_exits_1() {
+    let lines = "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={dir}/data\nclientPort=2181\n\
+                 server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n";
+    for (extra, myid, key, says) in [
+        ("", None, "myid", "is missing"),
+        ("", Some("7\n"), "myid", "not in the server list (1, 2, 3)"),
+        ("", Some("x\n"), "myid", "not a number"),
+        (
+            "server.01=127.0.0.2:2888:3888\n",
+            Some("1\n"),
+            "server.01",
+            "already used by server.1",
+        ),
+        (
+            "server.4=127.0.0.1:2891:3888\n",
+            Some("1\n"),
+            "server.4",
+            "server.1's election port",
+        ),
+        (
+            "server.4=127.0.0.1:2892:2892\n",
+            Some("1\n"),
+            "server.4",
+            "must be different",
+        ),
+        (
+            "server.4=127.0.0.1:2893\n",
+            Some("1\n"),
+            "server.4",
+            "expected host",
+        ),
+    ] {
+        let files: Vec<(&str, &str)> = myid.iter().map(|m| ("data/myid", *m)).collect();
+        let (code, err) = run_with_files(&format!("{lines}{extra}"), &files);
+        assert_eq!(code, Some(1), "{extra} {myid:?}: {err}");
+        assert!(err.contains(&format!("'{key}'")), "{extra} {myid:?}: {err}");
+        assert!(err.contains(says), "{extra} {myid:?}: {err}");
+    }
+    let (code, err) = run_with_files(&lines.replace("initLimit=5\n", ""), &[("data/myid", "1\n")]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("'initLimit'"), "{err}");
+    // A valid ensemble is refused as a whole rather than run as a lone standalone server that
+    // would accept writes the others never see.
+    let (code, err) = run_with_files(lines, &[("data/myid", "2\n")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("ensemble of 3 servers (this is server.2)"),
+        "{err}"
+    );
 }
 
 #[test]

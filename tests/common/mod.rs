@@ -132,9 +132,20 @@ pub fn four_letter(addr: &str, word: &str) -> std::io::Result<String> {
 /// Runs `ringkeeper serve --config` on a config text and returns (exit code, stderr); for
 /// configs that must be refused.
 pub fn run_with_config(text: &str) -> (Option<i32>, String) {
+    run_with_files(text, &[])
+}
+
+/// Like [`run_with_config`], with `{dir}` in the text standing for a fresh directory that
+/// holds `files` (relative path, content) as well.
+pub fn run_with_files(text: &str, files: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = temp_dir("cfg");
     let path = dir.join("zoo.cfg");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, text.replace("{dir}", &dir.display().to_string())).unwrap();
+    for (name, content) in files {
+        let file = dir.join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
         .args(["serve", "--config"])
         .arg(&path)

@@ -1,0 +1,472 @@
+//! The ensemble half of `zoo.cfg`: `server.N` lines, `myid`, `peerType`, `initLimit`,
+//! `syncLimit` and `standaloneEnabled`, checked as ZooKeeper's `QuorumPeerConfig` checks them,
+//! and more strictly where ZooKeeper would start and then misbehave (two lines for one id, two
+//! servers on one port, an id that cannot go into a session id).
+//!
+//! A line is `server.N=host:quorumPort:electionPort[:participant|:observer][;[clientAddr:]clientPort]`;
+//! an IPv6 host is written in brackets. ZooKeeper's multi-address form (`a:1:2|b:1:2`) is off by
+//! default in ZooKeeper too, and refused here.
+//!
+//! Which mode: no `server.N` line is standalone; one voting member with `standaloneEnabled`
+//! (the default) is standalone too, as in ZooKeeper (which logs "only one server specified");
+//! anything else is an ensemble, which needs `initLimit`, `syncLimit` and a `myid` naming one
+//! of the lines.
+
+use super::{err, num, ConfigError};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+/// Largest server id: it goes into the top byte of the session ids the server creates, and
+/// ZooKeeper's documentation asks for 1 to 255 (254 with extended types, whose TTL session ids
+/// use 0xff).
+const SERVER_ID_MAX: i64 = 255;
+
+/// One `server.N` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLine {
+    pub id: i64,
+    /// The key as written (`server.1`), for messages.
+    pub key: String,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub observer: bool,
+    /// `;[clientAddr:]clientPort`, when the line has it (the address defaults to 0.0.0.0).
+    pub client: Option<SocketAddr>,
+}
+
+/// An ensemble this server is a member of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ensemble {
+    pub my_id: i64,
+    /// Every member, by id.
+    pub servers: Vec<ServerLine>,
+    /// `initLimit` and `syncLimit`, in ticks.
+    pub init_limit: i64,
+    pub sync_limit: i64,
+}
+
+impl Ensemble {
+    pub fn me(&self) -> &ServerLine {
+        self.servers
+            .iter()
+            .find(|s| s.id == self.my_id)
+            .expect("my_id is checked to be a member")
+    }
+}
+
+/// What `zoo.cfg`'s text says about an ensemble, before `myid` is read.
+#[derive(Debug, Clone, Default)]
+pub struct EnsembleKeys {
+    pub servers: Vec<ServerLine>,
+    pub init_limit: Option<i64>,
+    pub sync_limit: Option<i64>,
+    pub standalone_enabled: bool,
+    /// `peerType=observer`.
+    pub peer_type_observer: Option<bool>,
+}
+
+impl EnsembleKeys {
+    pub fn new() -> EnsembleKeys {
+        EnsembleKeys {
+            standalone_enabled: true,
+            ..EnsembleKeys::default()
+        }
+    }
+
+    /// Takes one key if it belongs to the ensemble; false if it does not.
+    pub fn take(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "initLimit" => self.init_limit = Some(limit(key, value)?),
+            "syncLimit" => self.sync_limit = Some(limit(key, value)?),
+            "standaloneEnabled" => self.standalone_enabled = super::boolean(key, value)?,
+            "peerType" => self.peer_type_observer = Some(learner_type(key, value)?),
+            _ if key.starts_with("server.") => {
+                let line = server_line(key, value)?;
+                if let Some(old) = self.servers.iter().find(|s| s.id == line.id) {
+                    return Err(err(
+                        key,
+                        format!("server id {} is already used by {}", line.id, old.key),
+                    ));
+                }
+                self.servers.push(line);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Whether these keys make an ensemble (rather than a standalone server).
+    pub fn is_ensemble(&self) -> bool {
+        let voters = self.servers.iter().filter(|s| !s.observer).count();
+        voters > 1 || (!self.standalone_enabled && !self.servers.is_empty())
+    }
+
+    /// Checks the lines against each other; `client` is this server's `clientPortAddress` and
+    /// `clientPort`.
+    pub fn check(&mut self, extended_types: bool) -> Result<(), ConfigError> {
+        self.servers.sort_by_key(|s| s.id);
+        let voters = self.servers.iter().filter(|s| !s.observer).count();
+        let observers = self.servers.len() - voters;
+        if voters == 0 && observers > 0 {
+            return Err(err(
+                &self.servers[0].key,
+                "observers without participants is an invalid configuration",
+            ));
+        }
+        if voters == 0 && !self.standalone_enabled {
+            return Err(err(
+                "standaloneEnabled",
+                "is false, so at least one server.N line must be a participant",
+            ));
+        }
+        if voters == 1 && self.standalone_enabled && observers > 0 {
+            return Err(err(
+                &self.servers[0].key,
+                "observers without a quorum is an invalid configuration",
+            ));
+        }
+        if voters == 1 && self.standalone_enabled {
+            tracing::warn!(
+                "only one server.N line: running standalone, as ZooKeeper does (standaloneEnabled=false makes it a one-member ensemble)"
+            );
+        }
+        let max = if extended_types {
+            SERVER_ID_MAX - 1
+        } else {
+            SERVER_ID_MAX
+        };
+        for s in &self.servers {
+            if !(1..=max).contains(&s.id) {
+                return Err(err(
+                    &s.key,
+                    format!("server ids must be 1 to {max} (they go into session ids)"),
+                ));
+            }
+        }
+        self.check_ports()
+    }
+
+    /// No two members listen on one address: every quorum, election and (given) client
+    /// address must differ from every other, hosts compared as written.
+    fn check_ports(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<(String, u16, String)> = Vec::new();
+        for s in &self.servers {
+            let mut mine = vec![
+                (s.host.to_ascii_lowercase(), s.quorum_port, "quorum port"),
+                (
+                    s.host.to_ascii_lowercase(),
+                    s.election_port,
+                    "election port",
+                ),
+            ];
+            if let Some(c) = s.client {
+                // A client port on every interface is on that member's host.
+                let host = if c.ip().is_unspecified() {
+                    s.host.to_ascii_lowercase()
+                } else {
+                    c.ip().to_string()
+                };
+                mine.push((host, c.port(), "client port"));
+            }
+            for (host, port, what) in mine {
+                let clash = seen.iter().find(|(h, p, _)| *p == port && *h == host);
+                if let Some((_, _, other)) = clash {
+                    return Err(err(
+                        &s.key,
+                        format!("{what} {host}:{port} is already taken by {other}"),
+                    ));
+                }
+                seen.push((host, port, format!("{}'s {what}", s.key)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ensemble this server belongs to, given its `myid` (`None`: no file). `client` is the
+    /// client address from `clientPortAddress`/`clientPort`, which a line's client part must
+    /// agree with (ZooKeeper's `setupClientPort`).
+    pub fn resolve(
+        &self,
+        myid: Option<i64>,
+        myid_path: &str,
+        client: SocketAddr,
+        client_port_given: bool,
+    ) -> Result<Ensemble, ConfigError> {
+        let init_limit = self
+            .init_limit
+            .ok_or_else(|| err("initLimit", "is not set (an ensemble needs it)"))?;
+        let sync_limit = self
+            .sync_limit
+            .ok_or_else(|| err("syncLimit", "is not set (an ensemble needs it)"))?;
+        let my_id = myid.ok_or_else(|| {
+            err(
+                "myid",
+                format!("{myid_path} is missing (each member of an ensemble needs its id there)"),
+            )
+        })?;
+        let me = self.servers.iter().find(|s| s.id == my_id).ok_or_else(|| {
+            let ids: Vec<String> = self.servers.iter().map(|s| s.id.to_string()).collect();
+            err(
+                "myid",
+                format!(
+                    "{myid_path} says {my_id}, which is not in the server list ({})",
+                    ids.join(", ")
+                ),
+            )
+        })?;
+        if let (Some(c), true) = (me.client, client_port_given) {
+            let differs = if client.ip().is_unspecified() {
+                client.port() != c.port()
+            } else {
+                client != c
+            };
+            if differs {
+                return Err(err(
+                    "clientPort",
+                    format!("{client} differs from {}'s client address {c}", me.key),
+                ));
+            }
+        }
+        if let Some(observer) = self.peer_type_observer {
+            if observer != me.observer {
+                tracing::warn!(
+                    "peerType does not match {}'s type; using {}'s, as ZooKeeper does",
+                    me.key,
+                    me.key
+                );
+            }
+        }
+        Ok(Ensemble {
+            my_id,
+            servers: self.servers.clone(),
+            init_limit,
+            sync_limit,
+        })
+    }
+}
+
+fn limit(key: &str, value: &str) -> Result<i64, ConfigError> {
+    let v: i64 = num(key, value)?;
+    if v <= 0 {
+        return Err(err(key, "must be positive"));
+    }
+    Ok(v)
+}
+
+fn learner_type(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "observer" => Ok(true),
+        "participant" => Ok(false),
+        _ => Err(err(
+            key,
+            format!("'{value}' is not participant or observer"),
+        )),
+    }
+}
+
+const LINE_FORM: &str =
+    "expected host:quorumPort:electionPort[:participant|:observer][;[clientAddr:]clientPort]";
+
+/// Splits `host:rest` where host may be `[ipv6]`.
+fn host_and_rest(s: &str) -> Option<(&str, &str)> {
+    if let Some(inner) = s.strip_prefix('[') {
+        let close = inner.find(']')?;
+        let rest = &inner[close + 1..];
+        return Some((&inner[..close], rest.strip_prefix(':').unwrap_or(rest)));
+    }
+    match s.find(':') {
+        Some(i) => Some((&s[..i], &s[i + 1..])),
+        None => Some(("", s)),
+    }
+}
+
+fn port(key: &str, what: &str, s: &str) -> Result<u16, ConfigError> {
+    match s.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(err(key, format!("{what} '{s}' is not a port number"))),
+    }
+}
+
+fn server_line(key: &str, value: &str) -> Result<ServerLine, ConfigError> {
+    let id: i64 = key["server.".len()..].parse().map_err(|_| {
+        err(
+            key,
+            "the part after 'server.' must be a number (the server id)",
+        )
+    })?;
+    let (server_part, client_part) = match value.split_once(';') {
+        Some((s, c)) => (s.trim(), Some(c.trim())),
+        None => (value.trim(), None),
+    };
+    if server_part.contains('|') {
+        return Err(err(
+            key,
+            "multiple addresses per server are not supported (ZooKeeper turns them off by default too)",
+        ));
+    }
+    let (host, rest) = host_and_rest(server_part).ok_or_else(|| err(key, LINE_FORM))?;
+    let parts: Vec<&str> = rest.split(':').collect();
+    if host.is_empty() || !(2..=3).contains(&parts.len()) {
+        return Err(err(key, format!("'{value}': {LINE_FORM}")));
+    }
+    let quorum_port = port(key, "quorum port", parts[0])?;
+    let election_port = port(key, "election port", parts[1])?;
+    if quorum_port == election_port {
+        return Err(err(
+            key,
+            "the quorum port and the election port must be different",
+        ));
+    }
+    let observer = match parts.get(2) {
+        Some(t) => learner_type(key, t)?,
+        None => false,
+    };
+    let client = match client_part.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(client_addr(key, c)?),
+    };
+    Ok(ServerLine {
+        id,
+        key: key.to_string(),
+        host: host.to_string(),
+        quorum_port,
+        election_port,
+        observer,
+        client,
+    })
+}
+
+/// `[clientAddr:]clientPort`; the address may be a host name, resolved now.
+fn client_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    let (host, p) = match host_and_rest(s) {
+        Some((h, p)) if !h.is_empty() => (h, p),
+        _ => ("0.0.0.0", s),
+    };
+    let p = port(key, "client port", p)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, p));
+    }
+    (host, p)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| err(key, format!("client address '{host}' does not resolve")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(lines: &[(&str, &str)]) -> Result<EnsembleKeys, ConfigError> {
+        let mut k = EnsembleKeys::new();
+        for (key, value) in lines {
+            assert!(k.take(key, value)?, "{key} is an ensemble key");
+        }
+        k.check(false)?;
+        Ok(k)
+    }
+
+    fn three() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("initLimit", "5"),
+            ("syncLimit", "2"),
+            ("server.1", "127.0.0.1:2888:3888"),
+            ("server.2", "127.0.0.1:2889:3889;2182"),
+            ("server.3", "[::1]:2890:3890:observer;127.0.0.3:2183"),
+        ]
+    }
+
+    #[test]
+    fn lines_parse_as_zookeeper_writes_them() {
+        let k = keys(&three()).unwrap();
+        assert!(k.is_ensemble());
+        let s = &k.servers;
+        assert_eq!(
+            (s[0].host.as_str(), s[0].quorum_port, s[0].election_port),
+            ("127.0.0.1", 2888, 3888)
+        );
+        assert_eq!(s[1].client, Some("0.0.0.0:2182".parse().unwrap()));
+        assert_eq!(s[2].host, "::1");
+        assert!(s[2].observer && !s[1].observer);
+        assert_eq!(s[2].client, Some("127.0.0.3:2183".parse().unwrap()));
+        let e = k
+            .resolve(Some(2), "d/myid", "0.0.0.0:2182".parse().unwrap(), true)
+            .unwrap();
+        let observers: Vec<i64> = e
+            .servers
+            .iter()
+            .filter(|s| s.observer)
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(observers, vec![3]);
+        assert_eq!((e.me().id, e.init_limit, e.sync_limit), (2, 5, 2));
+    }
+
+    #[test]
+    fn one_voter_is_standalone_unless_told_otherwise() {
+        let k = keys(&[("server.1", "h:1:2")]).unwrap();
+        assert!(!k.is_ensemble());
+        let k = keys(&[("server.1", "h:1:2"), ("standaloneEnabled", "false")]).unwrap();
+        assert!(k.is_ensemble());
+        let e = keys(&[("server.1", "h:1:2"), ("server.2", "h:3:4:observer")]).unwrap_err();
+        assert_eq!(e.key, "server.1");
+    }
+
+    #[test]
+    fn bad_lines_name_their_key() {
+        for (key, value, says) in [
+            ("server.x", "h:1:2", "server id"),
+            ("server.1", "h:1", "expected host"),
+            ("server.1", "h:1:2:3:4", "expected host"),
+            ("server.1", "h:1:1", "must be different"),
+            ("server.1", "h:1:2:voter", "participant or observer"),
+            ("server.1", "h:1:70000", "election port"),
+            ("server.1", "a:1:2|b:1:2", "multiple addresses"),
+            ("server.1", "h:1:2;x:y", "client port"),
+            ("server.0", "h:1:2", "1 to 255"),
+            ("server.256", "h:1:2", "1 to 255"),
+        ] {
+            let e = keys(&[(key, value), ("server.9", "h:7:8")]).unwrap_err();
+            assert_eq!(e.key, key, "{value}");
+            assert!(e.message.contains(says), "{value}: {}", e.message);
+        }
+        let e = keys(&[("initLimit", "0")]).unwrap_err();
+        assert_eq!(e.key, "initLimit");
+    }
+
+    #[test]
+    fn one_id_twice_or_one_port_twice_is_refused() {
+        let e = keys(&[("server.1", "h:1:2"), ("server.01", "g:1:2")]).unwrap_err();
+        assert_eq!(e.key, "server.01");
+        assert!(e.message.contains("already used by server.1"), "{e}");
+        let e = keys(&[("server.1", "h:1:2"), ("server.2", "h:3:1")]).unwrap_err();
+        assert_eq!(e.key, "server.2");
+        assert!(e.message.contains("server.1's quorum port"), "{e}");
+        let e = keys(&[("server.1", "h:1:2;5"), ("server.2", "h:3:4;0.0.0.0:5")]).unwrap_err();
+        assert_eq!(e.key, "server.2");
+        // The same ports on different hosts are how real ensembles are written.
+        keys(&[("server.1", "a:1:2;5"), ("server.2", "b:1:2;5")]).unwrap();
+    }
+
+    #[test]
+    fn an_ensemble_needs_limits_and_a_myid_in_the_list() {
+        let client: SocketAddr = "0.0.0.0:2181".parse().unwrap();
+        let k = keys(&three()[2..]).unwrap();
+        assert_eq!(
+            k.resolve(Some(1), "m", client, false).unwrap_err().key,
+            "initLimit"
+        );
+        let k = keys(&three()).unwrap();
+        let e = k.resolve(None, "/d/myid", client, false).unwrap_err();
+        assert_eq!(e.key, "myid");
+        assert!(e.message.contains("/d/myid is missing"), "{e}");
+        let e = k.resolve(Some(7), "/d/myid", client, false).unwrap_err();
+        assert!(
+            e.message.contains("not in the server list (1, 2, 3)"),
+            "{e}"
+        );
+        // server.2 says its clients come to port 2182.
+        let e = k.resolve(Some(2), "m", client, true).unwrap_err();
+        assert_eq!(e.key, "clientPort");
+    }
+}
