@@ -880,6 +880,10 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
                 "refusing session request: the client has seen a newer zxid");
             return;
         }
+        ConnectOutcome::NotServing => {
+            tracing::info!(%peer, "refusing session request: this server is not serving (no quorum)");
+            return;
+        }
         ConnectOutcome::Invalid => {
             let mut out = Vec::new();
             write_connect_response(&mut out, 0, 0, [0; 16], req.read_only.map(|_| false));

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Shows the ZAB simulator's checkers can fail: breaks one rule of engine/src/zab/peer.rs at a
-time, runs the simulator, and reports which seed caught it. The file is restored afterwards
-(also on Ctrl-C). Not part of CI: it rebuilds the engine once per mutant.
+"""Shows the ZAB simulator's checkers can fail: breaks one rule of engine/src/zab/peer.rs or
+member.rs at a time, runs the simulator, and reports which seed caught it. The file is
+restored afterwards (also on Ctrl-C). Not part of CI: it rebuilds the engine once per mutant.
 
 Usage: tests/zab_mutants.py [SEEDS] [NAME...]   (default 300 seeds per test, every mutant)
 """
@@ -13,8 +13,10 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PEER = ROOT / "engine/src/zab/peer.rs"
+MEMBER = ROOT / "engine/src/zab/member.rs"
 
-# name: (what the rule protects, text to find, replacement)
+# name: (what the rule protects, text to find, replacement[, file]); the file is peer.rs unless
+# given.
 MUTANTS = {
     "commit-without-quorum": (
         "a txn is committed only once a quorum has it durable",
@@ -39,7 +41,7 @@ MUTANTS = {
     "sync-answered-locally": (
         "a learner's sync goes through the leader",
         "                msg: Msg::SyncRequest,\n            }]),",
-        "                msg: Msg::Ping,\n            }, Output::SyncDone]),",
+        "                msg: Msg::Ping { touches: Vec::new() },\n            }, Output::SyncDone]),",
     ),
     # Expected to survive for now: the leader's wait matters for a session's own write still in
     # flight when its sync arrives, and the simulated clients never pipeline a write and a sync.
@@ -47,6 +49,12 @@ MUTANTS = {
         "the leader answers a sync only once what it had proposed is committed",
         "        while l.syncs.front().is_some_and(|(z, _)| *z <= self.applied) {",
         "        while !l.syncs.is_empty() {",
+    ),
+    "prep-against-committed-tree": (
+        "the leader preps against its newest tree (every proposal applied), not the committed one",
+        "        let newest = self.newest.as_ref().expect(\"leading\");\n        let known",
+        "        let newest = &self.tree;\n        let known",
+        MEMBER,
     ),
     # Defence in depth: fast leader election already elects a leader at least as recent as a
     # quorum, so the simulator is not expected to catch this one.
@@ -61,14 +69,18 @@ MUTANTS = {
 def main():
     seeds = sys.argv[1] if len(sys.argv) > 1 else "300"
     only = set(sys.argv[2:])
-    original = PEER.read_text()
+    originals = {f: f.read_text() for f in (PEER, MEMBER)}
     results = []
     try:
-        for name, (rule, old, new) in MUTANTS.items():
+        for name, (rule, old, new, *where) in MUTANTS.items():
             if only and name not in only:
                 continue
+            target = where[0] if where else PEER
+            original = originals[target]
             assert old in original, f"{name}: the text to mutate is gone; update this script"
-            PEER.write_text(original.replace(old, new, 1))
+            for f, text in originals.items():
+                f.write_text(text)
+            target.write_text(original.replace(old, new, 1))
             env = dict(os.environ, ZAB_SEEDS=seeds)
             run = subprocess.run(
                 ["cargo", "test", "-q", "-p", "ringkeeper-engine", "--release", "zab_sim", "--", "--nocapture"],
@@ -78,7 +90,8 @@ def main():
             results.append((name, rule, caught.group(0) if caught else None))
             print(f"{name}: {'CAUGHT ' + caught.group(0) if caught else 'survived'}", flush=True)
     finally:
-        PEER.write_text(original)
+        for f, text in originals.items():
+            f.write_text(text)
     expected = {"ignore-follower-ahead", "sync-released-before-commit"}
     survivors = [r for r in results if r[2] is None and r[0] not in expected]
     sys.exit(1 if survivors else 0)

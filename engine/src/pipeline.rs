@@ -49,6 +49,8 @@ pub enum ConnectOutcome {
     Invalid,
     /// The client has seen a zxid newer than ours: close without a reply.
     Refused { client_zxid: i64, our_zxid: i64 },
+    /// An ensemble member without a leader serves nobody: close without a reply.
+    NotServing,
 }
 
 #[derive(Debug, Clone)]
@@ -293,7 +295,7 @@ impl Pipeline {
         }
         if now_ms >= self.next_container_check_ms {
             self.next_container_check_ms = now_ms + self.cfg.container_check_ms;
-            for path in self.collectable(now_ms) {
+            for path in collectable(&self.tree, &self.cfg, now_ms) {
                 if let Some(op) = prep::prep_delete_container(&self.tree, &path) {
                     let mut txn = self.next_txn(0, 0, now_ms);
                     txn.op = op;
@@ -302,30 +304,6 @@ impl Pipeline {
             }
         }
         out
-    }
-
-    /// Containers that had children and have none left; TTL nodes past their TTL with no children.
-    fn collectable(&self, now_ms: i64) -> Vec<String> {
-        let mut paths = Vec::new();
-        for p in self.tree.containers() {
-            let n = self.tree.get(p).expect("indexed container exists");
-            let never_used_expired = self.cfg.container_never_used_ms > 0
-                && now_ms - n.mtime > self.cfg.container_never_used_ms;
-            if n.children.is_empty() && (n.cversion > 0 || never_used_expired) {
-                paths.push(p.to_string());
-            }
-        }
-        if self.cfg.prep.extended_types {
-            for p in self.tree.ttl_nodes() {
-                let n = self.tree.get(p).expect("indexed ttl node exists");
-                if let NodeKind::Ttl(ttl) = NodeKind::of_owner(n.ephemeral_owner, true) {
-                    if n.children.is_empty() && now_ms - n.mtime > ttl {
-                        paths.push(p.to_string());
-                    }
-                }
-            }
-        }
-        paths
     }
 
     pub fn check_invariants(&self) {
@@ -339,6 +317,32 @@ impl Pipeline {
             );
         }
     }
+}
+
+/// Containers that had children and have none left (or were never used, past
+/// `container_never_used_ms`); TTL nodes past their TTL with no children. ZooKeeper's
+/// `ContainerManager` collects them every check interval.
+pub fn collectable(tree: &DataTree, cfg: &PipelineConfig, now_ms: i64) -> Vec<String> {
+    let mut paths = Vec::new();
+    for p in tree.containers() {
+        let n = tree.get(p).expect("indexed container exists");
+        let never_used_expired =
+            cfg.container_never_used_ms > 0 && now_ms - n.mtime > cfg.container_never_used_ms;
+        if n.children.is_empty() && (n.cversion > 0 || never_used_expired) {
+            paths.push(p.to_string());
+        }
+    }
+    if cfg.prep.extended_types {
+        for p in tree.ttl_nodes() {
+            let n = tree.get(p).expect("indexed ttl node exists");
+            if let NodeKind::Ttl(ttl) = NodeKind::of_owner(n.ephemeral_owner, true) {
+                if n.children.is_empty() && now_ms - n.mtime > ttl {
+                    paths.push(p.to_string());
+                }
+            }
+        }
+    }
+    paths
 }
 
 /// A small configuration for the engine's tests: 100 ms ticks, timeouts of 200 ms to 2 s, TTL

@@ -77,6 +77,12 @@ pub fn prep_applying(
     match req {
         Request::Multi(ops) => prep_multi(tree, ops, ctx, cfg),
         Request::CloseSession => (TxnOp::CloseSession, None),
+        Request::CreateSession { timeout_ms } => (
+            TxnOp::CreateSession {
+                timeout_ms: *timeout_ms,
+            },
+            None,
+        ),
         single => (
             prep_single(tree, single, ctx, cfg).unwrap_or_else(TxnOp::Error),
             None,

@@ -331,6 +331,12 @@ pub enum Request {
         auth: Bytes,
     },
     CloseSession,
+    /// A new session, as a learner forwards it to the leader (ZooKeeper's `createSession`
+    /// request: its body is the negotiated timeout). Clients never send it: [`Request::decode`]
+    /// never produces it.
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// An opcode this server does not implement; answered with ZUNIMPLEMENTED.
     Unknown(i32),
 }
@@ -462,6 +468,7 @@ impl Request {
                 | Request::Check { .. }
                 | Request::Multi(_)
                 | Request::CloseSession
+                | Request::CreateSession { .. }
         )
     }
 
@@ -522,6 +529,7 @@ impl Request {
             Request::WhoAmI => op::WHO_AM_I,
             Request::Auth { .. } => op::AUTH,
             Request::CloseSession => op::CLOSE_SESSION,
+            Request::CreateSession { .. } => op::CREATE_SESSION,
             Request::Unknown(code) => *code,
         }
     }
@@ -596,6 +604,9 @@ impl Request {
             }
             Request::Auth { kind, scheme, auth } => {
                 w.int(*kind).ustring(scheme).buffer(auth);
+            }
+            Request::CreateSession { timeout_ms } => {
+                w.int(*timeout_ms);
             }
             Request::Ping | Request::WhoAmI | Request::CloseSession | Request::Unknown(_) => {}
         }

@@ -1,8 +1,10 @@
-//! ZooKeeper Atomic Broadcast, as state machines with no IO (DESIGN.md section 4b). So far:
-//! leader election ([`election`]), ZooKeeper's fast leader election. Discovery, sync and
-//! broadcast are still to come (issue 9).
+//! ZooKeeper Atomic Broadcast, as state machines with no IO (DESIGN.md section 4b): fast leader
+//! election ([`election`]); one member's election, discovery, sync and broadcast ([`peer`]); a
+//! member with its tree, sessions and clients ([`member`]); and the peer's messages on
+//! ZooKeeper's quorum wire format ([`wire`]).
 
 pub mod election;
+pub mod member;
 pub mod peer;
 pub mod wire;
 

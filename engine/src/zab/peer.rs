@@ -121,6 +121,8 @@ pub struct Forward {
 #[derive(Debug, Clone)]
 pub struct Image {
     pub tree: crate::tree::DataTree,
+    /// The sessions at the same zxid.
+    pub sessions: Vec<crate::snap::SnapSession>,
 }
 
 /// Messages on the quorum port (ZooKeeper's packet types; `quorum::packet` has their numbers).
@@ -161,7 +163,11 @@ pub enum Msg {
         zxid: i64,
     },
     UpToDate,
-    Ping,
+    /// The leader's ping is empty; a learner's answer carries the sessions its clients touched
+    /// since its last answer, with their timeouts.
+    Ping {
+        touches: Vec<(i64, i32)>,
+    },
     Request(Forward),
     /// A learner's client asked for `sync` (a REQUEST of type sync on ZooKeeper's wire).
     SyncRequest,
@@ -239,6 +245,8 @@ pub enum Output {
     },
     /// The role changed (for logs, for serving clients or not).
     Role(Role),
+    /// (On the leader) a learner's clients touched these sessions (id, timeout).
+    Touched(Vec<(i64, i32)>),
     /// The oldest outstanding [`Peer::sync`] is done: the tree has every txn the leader had
     /// proposed when the sync reached it. Syncs finish in the order they were asked; a role
     /// change drops those outstanding (their clients are disconnected).
@@ -342,6 +350,8 @@ pub struct Peer {
     applied: i64,
     /// Connections opened by this server (as a learner), counted.
     conns_opened: u64,
+    /// Sessions touched on this learner (id to timeout), for its next ping answer.
+    touches: BTreeMap<i64, i32>,
     state: State,
 }
 
@@ -379,6 +389,7 @@ impl Peer {
             synced: disk.last_zxid,
             applied: disk.last_zxid,
             conns_opened: cfg.first_conn,
+            touches: BTreeMap::new(),
             state: State::Looking(election),
             cfg,
         };
@@ -558,7 +569,9 @@ impl Peer {
                         out.push(Output::Send {
                             to: *id,
                             conn: h.conn,
-                            msg: Msg::Ping,
+                            msg: Msg::Ping {
+                                touches: Vec::new(),
+                            },
                         });
                     }
                 }
@@ -641,6 +654,14 @@ impl Peer {
         }
     }
 
+    /// Sessions (id, timeout) this learner's clients touched: they go to the leader with the
+    /// next ping answer. Ignored unless following.
+    pub fn touch(&mut self, sessions: impl IntoIterator<Item = (i64, i32)>) {
+        if matches!(self.state, State::Following(_)) {
+            self.touches.extend(sessions);
+        }
+    }
+
     /// Sends a client write to the leader (a serving learner only; else `None`).
     pub fn forward(&mut self, fwd: Forward) -> Option<Vec<Output>> {
         match &self.state {
@@ -701,6 +722,7 @@ impl Peer {
         out.push(Output::Role(Role::Looking));
         self.fast_forward(out);
         self.settled = None;
+        self.touches.clear();
         let (e, eo) = Election::start(
             election_config(&self.cfg),
             self.last_logged,
@@ -866,7 +888,11 @@ impl Peer {
                     }
                 }
             }
-            Msg::Ping => {}
+            Msg::Ping { touches } => {
+                if !touches.is_empty() {
+                    out.push(Output::Touched(touches));
+                }
+            }
             _ => {
                 // Anything else from a learner is a protocol error: drop that learner.
                 let conn = h.conn;
@@ -1205,10 +1231,12 @@ impl Peer {
                 });
                 out.push(Output::Role(self.role()));
             }
-            Msg::Ping => out.push(Output::Send {
+            Msg::Ping { .. } => out.push(Output::Send {
                 to,
                 conn,
-                msg: Msg::Ping,
+                msg: Msg::Ping {
+                    touches: std::mem::take(&mut self.touches).into_iter().collect(),
+                },
             }),
             Msg::Sync if l.phase == LearnerPhase::Serving => out.push(Output::SyncDone),
             _ => {

@@ -11,7 +11,7 @@
 //! | Proposal, Inform | PROPOSAL, INFORM | the txn's zxid | the txn (`quorum::txn`) |
 //! | NewLeader | NEWLEADER | new epoch, counter 0 | the configuration text |
 //! | UpToDate | UPTODATE | -1 | none |
-//! | Ping | PING | 0 | empty (a learner's carries its session touches, none yet) |
+//! | Ping | PING | 0 | a learner's: its touches, each session id (8 bytes) and timeout (4); the leader's: empty |
 //! | Sync | SYNC | 0 | none |
 //!
 //! Not mapped yet: REQUEST (a forwarded client request or sync, which needs the client request
@@ -82,7 +82,14 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
         }
         Msg::Ack { zxid } => QuorumPacket::new(packet::ACK, *zxid, None),
         Msg::UpToDate => QuorumPacket::new(packet::UPTODATE, -1, None),
-        Msg::Ping => QuorumPacket::new(packet::PING, 0, Some(Bytes::new())),
+        Msg::Ping { touches } => {
+            let mut data = Vec::with_capacity(touches.len() * 12);
+            for (session, timeout_ms) in touches {
+                data.extend_from_slice(&session.to_be_bytes());
+                data.extend_from_slice(&timeout_ms.to_be_bytes());
+            }
+            QuorumPacket::new(packet::PING, 0, Some(Bytes::from(data)))
+        }
         Msg::Sync => QuorumPacket::new(packet::SYNC, 0, None),
         Msg::Request(_) | Msg::SyncRequest => return Err(Unsupported("REQUEST")),
     })
@@ -153,7 +160,22 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
         packet::NEWLEADER => Msg::NewLeader { zxid: p.zxid },
         packet::ACK => Msg::Ack { zxid: p.zxid },
         packet::UPTODATE => Msg::UpToDate,
-        packet::PING => Msg::Ping,
+        packet::PING => {
+            // Java's leader sends no data at all; a learner, its touch table.
+            let d = p.data.as_deref().unwrap_or_default();
+            if !d.len().is_multiple_of(12) {
+                return Err(bad());
+            }
+            let touches = d
+                .chunks_exact(12)
+                .map(|c| {
+                    let id = i64::from_be_bytes(c[..8].try_into().expect("8 bytes"));
+                    let timeout = i32::from_be_bytes(c[8..].try_into().expect("4 bytes"));
+                    (id, timeout)
+                })
+                .collect();
+            Msg::Ping { touches }
+        }
         packet::SYNC => Msg::Sync,
         packet::SNAP => return Err(WireError::Unsupported("SNAP's snapshot stream")),
         packet::REQUEST => return Err(WireError::Unsupported("REQUEST")),

@@ -68,6 +68,16 @@ public class GenGolden {
         emit("packet_inform", record(new QuorumPacket(Leader.INFORM, 0x300000002L, new byte[] {1, 2, 3}, null), "packet"));
         emit("packet_request", record(new QuorumPacket(Leader.REQUEST, -1L, new byte[] {0, 0, 0, 7, 0, 0, 0, 1}, auth), "packet"));
         emit("packet_ping", record(new QuorumPacket(Leader.PING, 0x300000009L, new byte[0], none), "packet"));
+        // A learner's ping answer, as Learner.ping() fills it: its touch table as
+        // DataOutputStream longs (session id) and ints (timeout).
+        ByteArrayOutputStream touches = new ByteArrayOutputStream();
+        DataOutputStream touchOut = new DataOutputStream(touches);
+        touchOut.writeLong(0x0100000000000001L);
+        touchOut.writeInt(30000);
+        touchOut.writeLong(0x0300017700000002L);
+        touchOut.writeInt(4000);
+        touchOut.flush();
+        emit("packet_ping_touches", record(new QuorumPacket(Leader.PING, 0x300000009L, touches.toByteArray(), none), "packet"));
         emit("packet_diff", record(new QuorumPacket(Leader.DIFF, 0x200000005L, null, null), "packet"));
         emit("packet_trunc", record(new QuorumPacket(Leader.TRUNC, 0x200000003L, null, null), "packet"));
         emit("packet_snap", record(new QuorumPacket(Leader.SNAP, 0x200000005L, null, null), "packet"));

@@ -389,17 +389,11 @@ fn zab_sim_three_voters() {
     let mut total = sim::Stats::default();
     for seed in seeds(100) {
         let st = sim::Sim::new(seed, 3, 0).simulate(20_000);
-        total.established += st.established;
-        total.committed += st.committed;
-        total.answered += st.answered;
-        total.unknown += st.unknown;
-        total.snaps += st.snaps;
-        total.truncs += st.truncs;
-        total.crashes += st.crashes;
-        total.reads += st.reads;
-        total.synced_reads += st.synced_reads;
+        total.add(&st);
     }
     eprintln!("{total:?}");
+    // Every client created its session through the leader in every run.
+    assert!(total.sessions >= 3 * seeds(100).count() as u64, "{total:?}");
 }
 
 #[test]
@@ -408,11 +402,8 @@ fn zab_sim_five_voters_and_observers() {
     for seed in seeds(40) {
         let observers = (seed % 3) as usize;
         let st = sim::Sim::new(seed, 5, observers).simulate(20_000);
-        total.established += st.established;
-        total.committed += st.committed;
-        total.snaps += st.snaps;
-        total.truncs += st.truncs;
-        total.crashes += st.crashes;
+        total.add(&st);
     }
     eprintln!("{total:?}");
+    assert!(total.sessions >= 3 * seeds(40).count() as u64, "{total:?}");
 }

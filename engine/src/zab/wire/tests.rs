@@ -84,7 +84,17 @@ fn java_packets_decode_to_their_messages() {
             observer: false
         }
     ));
-    assert!(matches!(decoded("packet_ping").msg, Msg::Ping));
+    assert!(matches!(decoded("packet_ping").msg, Msg::Ping { touches } if touches.is_empty()));
+    match decoded("packet_ping_touches").msg {
+        Msg::Ping { touches } => assert_eq!(
+            touches,
+            vec![
+                (0x0100_0000_0000_0001, 30000),
+                (0x0300_0177_0000_0002, 4000)
+            ]
+        ),
+        m => panic!("{m:?}"),
+    }
     // A proposal carrying a txn Java serialized.
     let p = QuorumPacket::new(
         packet::PROPOSAL,
@@ -133,7 +143,9 @@ fn every_message_survives_encode_and_decode() {
         },
         Msg::Ack { zxid: 9 },
         Msg::UpToDate,
-        Msg::Ping,
+        Msg::Ping {
+            touches: vec![(1 << 56 | 7, 4000), (-1, 0)],
+        },
         Msg::Sync,
     ];
     for m in msgs {
@@ -157,5 +169,8 @@ fn bad_data_is_an_error() {
     let p = QuorumPacket::new(packet::PROPOSAL, 1, Some(golden("txn_set_data").into()));
     assert!(decode(&p).is_err());
     let p = QuorumPacket::new(99, 1, None);
+    assert!(decode(&p).is_err());
+    // A touch table is whole entries of 12 bytes.
+    let p = QuorumPacket::new(packet::PING, 0, Some(Bytes::from_static(&[0; 13])));
     assert!(decode(&p).is_err());
 }

@@ -1,5 +1,6 @@
-//! A seeded, deterministic simulator of whole ensembles running the real [`Peer`], the real prep
-//! and the real [`DataTree`], with a simulated clock, network, disks and clients.
+//! A seeded, deterministic simulator of whole ensembles running real [`Member`]s (the real
+//! [`Peer`], prep, [`DataTree`]s and session tables), with a simulated clock, network, disks and
+//! clients.
 //!
 //! - **Network.** Election messages may be dropped, duplicated, delayed and reordered. Quorum
 //!   connections are in order and reliable until they break (as TCP is): a break either
@@ -9,9 +10,11 @@
 //! - **Disks.** Appends become durable after a delay, in order. A crash loses what was not
 //!   durable, or keeps a torn prefix of it; a failed fdatasync crashes the server. The epoch
 //!   files and snapshots are written durably at once.
-//! - **Clients.** Each sends one write at a time (create, setData, delete on a few keys, with
-//!   and without versions) to a random server, and gives up after a timeout or when that server
-//!   stops serving: the write then has an unknown outcome.
+//! - **Clients.** Each first creates a session (through whichever server it reaches, which
+//!   sends createSession to the leader), then sends one request at a time (create, setData,
+//!   delete on a few keys, with and without versions; reads, plain or after a sync) to a random
+//!   server, and gives up after a timeout or when that server stops serving: a write then has an
+//!   unknown outcome. Sessions outlive the run: expiry is not simulated.
 //!
 //! Checked after every step: at most one leader per epoch; a txn committed (by a leader's
 //! quorum, or in an established leader's history) is the same txn at that zxid everywhere;
@@ -24,16 +27,48 @@
 //! `ZAB_TRACE=1` prints each event of it.
 
 use super::*;
-use crate::prep::{self, PrepConfig, PrepContext};
-use crate::proto::{ErrorCode, Request};
+use crate::node::{Entry, Input};
+use crate::pipeline::{ConnectOutcome, Origin, PipelineConfig};
+use crate::prep::PrepConfig;
+use crate::proto::{opcode, ConnectRequest, ErrorCode, Request};
+use crate::session::SessionConfig;
+use crate::snap::SnapSession;
 use crate::tree::DataTree;
 use crate::txn::TxnOp;
+use crate::zab::member::{Member, Output as MemberOut};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 const KEYS: usize = 3;
 const CLIENT_TIMEOUT_MS: i64 = 3_000;
+/// Session passwords' key, the same on every member.
+const SECRET: u64 = 0x5eed;
+/// Connection ids of connect requests: this plus the client's index (an op's is its index).
+const CONNECT_CONN: u64 = 1 << 40;
+
+/// The sessions after `txns` applied over `base`.
+fn replay_sessions<'a>(
+    base: &[SnapSession],
+    txns: impl Iterator<Item = &'a Txn>,
+) -> Vec<SnapSession> {
+    let mut table: BTreeMap<i64, i32> = base.iter().map(|s| (s.id, s.timeout_ms)).collect();
+    for t in txns {
+        match t.op {
+            TxnOp::CreateSession { timeout_ms } => {
+                table.insert(t.session_id, timeout_ms);
+            }
+            TxnOp::CloseSession => {
+                table.remove(&t.session_id);
+            }
+            _ => {}
+        }
+    }
+    table
+        .into_iter()
+        .map(|(id, timeout_ms)| SnapSession { id, timeout_ms })
+        .collect()
+}
 
 fn txn_hash(t: &Txn) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -44,12 +79,21 @@ fn txn_hash(t: &Txn) -> u64 {
     h
 }
 
+/// A snapshot on a simulated disk: its zxid, tree, the txns in it (zxid to hash, for the
+/// checks), and its sessions.
+struct Snapshot {
+    zxid: i64,
+    tree: DataTree,
+    txns: BTreeMap<i64, u64>,
+    sessions: Vec<SnapSession>,
+}
+
 #[derive(Default)]
 struct Disk {
     accepted: i64,
     current: i64,
-    /// The last snapshot: its zxid, tree, and the txns in it (zxid to hash, for the checks).
-    snap: Option<(i64, DataTree, BTreeMap<i64, u64>)>,
+    /// The last snapshot.
+    snap: Option<Snapshot>,
     log: Vec<Txn>,
     synced_len: usize,
     /// Writes in flight: the log's length after each, and its last zxid.
@@ -57,28 +101,26 @@ struct Disk {
 }
 
 impl Disk {
-    fn base(&self) -> (DataTree, BTreeMap<i64, u64>) {
-        match &self.snap {
-            Some((_, t, m)) => (t.clone(), m.clone()),
-            None => (DataTree::new(), BTreeMap::new()),
-        }
-    }
-
-    /// The tree from the snapshot and the log through `through`.
-    fn rebuild(&self, through: i64) -> (DataTree, BTreeMap<i64, u64>) {
-        let (mut tree, mut map) = self.base();
-        for t in self.log.iter().filter(|t| t.zxid <= through) {
+    /// The tree and sessions from the snapshot and the log through `through`.
+    fn rebuild(&self, through: i64) -> (DataTree, BTreeMap<i64, u64>, Vec<SnapSession>) {
+        let (mut tree, mut map, base) = match &self.snap {
+            Some(s) => (s.tree.clone(), s.txns.clone(), s.sessions.clone()),
+            None => (DataTree::new(), BTreeMap::new(), Vec::new()),
+        };
+        let txns: Vec<&Txn> = self.log.iter().filter(|t| t.zxid <= through).collect();
+        for t in &txns {
             tree.apply(t, &mut Vec::new());
             map.insert(t.zxid, txn_hash(t));
         }
-        (tree, map)
+        let sessions = replay_sessions(&base, txns.into_iter());
+        (tree, map, sessions)
     }
 
     fn last_zxid(&self) -> i64 {
         self.log
             .last()
             .map(|t| t.zxid)
-            .or(self.snap.as_ref().map(|s| s.0))
+            .or(self.snap.as_ref().map(|s| s.zxid))
             .unwrap_or(0)
     }
 
@@ -94,7 +136,7 @@ impl Disk {
 
     fn truncate(&mut self, zxid: i64) {
         assert!(
-            self.snap.as_ref().is_none_or(|s| s.0 <= zxid),
+            self.snap.as_ref().is_none_or(|s| s.zxid <= zxid),
             "truncation below the snapshot"
         );
         self.log.retain(|t| t.zxid <= zxid);
@@ -121,18 +163,13 @@ impl Disk {
 }
 
 struct Server {
-    peer: Option<Peer>,
+    member: Option<Member>,
     generation: u64,
     disk: Disk,
-    tree: DataTree,
-    /// The leader's tree with its proposals applied, for prep.
-    newest: Option<DataTree>,
-    /// The txns the tree holds, zxid to hash.
+    /// The txns the member's tree holds, zxid to hash.
     applied: BTreeMap<i64, u64>,
-    /// Client writes this server will answer: (session, cxid) to the op's index.
-    waiting: BTreeMap<(i64, i32), usize>,
-    /// Synced reads waiting for their sync, in order.
-    syncs: VecDeque<usize>,
+    /// Ops (writes, synced reads) this server was given and has not answered.
+    pending: BTreeSet<usize>,
     disk_free_at: i64,
 }
 
@@ -167,7 +204,11 @@ struct Op {
 }
 
 struct Client {
+    /// 0 until a session is created.
     session: i64,
+    /// A connect is in flight (its attempt number is `attempts`).
+    connecting: bool,
+    attempts: u64,
     cxid: i32,
     /// The op in flight, if any.
     current: Option<usize>,
@@ -212,6 +253,14 @@ enum Event {
     GiveUp {
         op: usize,
     },
+    Connect {
+        client: usize,
+        server: i64,
+    },
+    GiveUpConnect {
+        client: usize,
+        attempt: u64,
+    },
     Crash {
         id: i64,
         fsync_failed: bool,
@@ -239,6 +288,7 @@ pub(super) struct Sim {
     seq: u64,
     queue: BTreeMap<(i64, u64), Event>,
     cfg: PeerConfig,
+    member_cfg: PipelineConfig,
     servers: BTreeMap<i64, Server>,
     conns: BTreeMap<u64, ConnState>,
     blocked: BTreeSet<(i64, i64)>,
@@ -266,6 +316,20 @@ pub(super) struct Sim {
     answered_writes: Vec<(i64, i64)>,
     pub(super) stats: Stats,
     trace: bool,
+    /// A checker failed (and said so, with the seed).
+    failed: std::cell::Cell<bool>,
+}
+
+/// A panic anywhere else (an engine assertion) names the seed too.
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.failed.get() {
+            eprintln!(
+                "seed {} at {} ms: panicked (message above)\nreplay: ZAB_SEED={} ZAB_TRACE=1 cargo test -p ringkeeper-engine zab_sim -- --nocapture",
+                self.seed, self.now, self.seed
+            );
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -279,6 +343,22 @@ pub(super) struct Stats {
     pub truncs: u64,
     pub reads: u64,
     pub synced_reads: u64,
+    pub sessions: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.established += o.established;
+        self.committed += o.committed;
+        self.answered += o.answered;
+        self.unknown += o.unknown;
+        self.crashes += o.crashes;
+        self.snaps += o.snaps;
+        self.truncs += o.truncs;
+        self.reads += o.reads;
+        self.synced_reads += o.synced_reads;
+        self.sessions += o.sessions;
+    }
 }
 
 impl Sim {
@@ -307,21 +387,20 @@ impl Sim {
             servers.insert(
                 *id,
                 Server {
-                    peer: None,
+                    member: None,
                     generation: 0,
                     disk: Disk::default(),
-                    tree: DataTree::new(),
-                    newest: None,
                     applied: BTreeMap::new(),
-                    waiting: BTreeMap::new(),
-                    syncs: VecDeque::new(),
+                    pending: BTreeSet::new(),
                     disk_free_at: 0,
                 },
             );
         }
         let clients = (0..3)
-            .map(|c| Client {
-                session: 0x100 + c,
+            .map(|_| Client {
+                session: 0,
+                connecting: false,
+                attempts: 0,
                 cxid: 0,
                 current: None,
                 versions: [0; KEYS],
@@ -354,6 +433,20 @@ impl Sim {
             seq: 0,
             queue: BTreeMap::new(),
             cfg,
+            member_cfg: PipelineConfig {
+                prep: PrepConfig {
+                    extended_types: false,
+                },
+                session: SessionConfig {
+                    tick_ms: 100,
+                    min_timeout_ms: 200,
+                    // Longer than any run: expiry is not simulated.
+                    max_timeout_ms: 600_000,
+                    server_id: 0,
+                },
+                container_check_ms: 1_000,
+                container_never_used_ms: 0,
+            },
             servers,
             conns: BTreeMap::new(),
             blocked: BTreeSet::new(),
@@ -372,6 +465,7 @@ impl Sim {
             answered_writes: Vec::new(),
             stats: Stats::default(),
             trace: std::env::var("ZAB_TRACE").is_ok(),
+            failed: std::cell::Cell::new(false),
         }
     }
 
@@ -381,6 +475,7 @@ impl Sim {
     }
 
     fn fail(&self, what: String) -> ! {
+        self.failed.set(true);
         panic!(
             "seed {} at {} ms: {what}\nreplay: ZAB_SEED={} ZAB_TRACE=1 cargo test -p ringkeeper-engine zab_sim -- --nocapture",
             self.seed, self.now, self.seed
@@ -395,32 +490,30 @@ impl Sim {
         cfg.my_id = id;
         cfg.first_conn = (self.servers[&id].generation + 1) << 20;
         let window = cfg.diff_window;
+        let mut member_cfg = self.member_cfg.clone();
+        member_cfg.session.server_id = id;
         let s = self.servers.get_mut(&id).expect("server");
         let persisted = s.disk.persisted(window);
-        let (tree, applied) = s.disk.rebuild(i64::MAX);
-        s.tree = tree;
+        let (tree, applied, sessions) = s.disk.rebuild(i64::MAX);
         s.applied = applied;
-        s.newest = None;
         s.generation += 1;
-        let (peer, out) = Peer::start(cfg, persisted, now);
-        s.peer = Some(peer);
+        let (member, out) = Member::start(member_cfg, cfg, persisted, tree, &sessions, SECRET, now);
+        s.member = Some(member);
         self.check_tree(id);
         self.run(id, out);
     }
 
     fn crash(&mut self, id: i64, fsync_failed: bool) {
         let s = self.servers.get_mut(&id).expect("server");
-        if s.peer.is_none() {
+        if s.member.is_none() {
             return;
         }
-        s.peer = None;
+        s.member = None;
         s.generation += 1;
-        s.newest = None;
         s.disk.crash(&mut self.rng, !fsync_failed);
-        let waiting = std::mem::take(&mut s.waiting);
-        let syncs = std::mem::take(&mut s.syncs);
+        let pending = std::mem::take(&mut s.pending);
         self.stats.crashes += 1;
-        for op in waiting.into_values().chain(syncs) {
+        for op in pending {
             self.abandon(op);
         }
         // Its connections die: the other ends hear of it (a process's sockets are closed) or,
@@ -455,129 +548,180 @@ impl Sim {
         }
     }
 
-    fn run(&mut self, id: i64, out: Vec<Output>) {
+    fn member(&mut self, id: i64) -> Option<&mut Member> {
+        self.servers.get_mut(&id).and_then(|s| s.member.as_mut())
+    }
+
+    fn run(&mut self, id: i64, out: Vec<MemberOut>) {
         for o in out {
-            if self.servers[&id].peer.is_none() {
+            if self.servers[&id].member.is_none() {
                 return;
             }
             match o {
-                Output::Vote { to, note } => self.send_vote(id, to, note),
-                Output::Send { to, conn, msg } => self.send(id, to, conn, msg),
-                Output::Close { to, conn } => self.close(id, to, conn),
-                Output::SendSnap { to, conn, zxid } => {
-                    let s = &self.servers[&id];
-                    assert_eq!(s.tree.last_zxid(), zxid, "snapshot at the tree's zxid");
-                    self.snap_maps.insert(zxid, s.applied.clone());
-                    self.stats.snaps += 1;
-                    let image = Image {
-                        tree: s.tree.clone(),
-                    };
-                    self.send(id, to, conn, Msg::Snap { zxid, image });
-                }
-                Output::WakeAt(at) => {
-                    let generation = self.servers[&id].generation;
-                    self.push(at.max(self.now), Event::Wake { id, generation });
-                }
-                Output::SaveAcceptedEpoch(e) => {
-                    let d = &mut self.servers.get_mut(&id).expect("server").disk;
-                    assert!(e >= d.accepted, "accepted epoch goes back");
-                    d.accepted = e;
-                }
-                Output::SaveCurrentEpoch(e) => {
-                    let d = &mut self.servers.get_mut(&id).expect("server").disk;
-                    assert!(e >= d.current && e <= d.accepted, "current epoch");
-                    d.current = e;
-                }
-                Output::Append(txns) => {
-                    let now = self.now;
-                    let (lo, hi) = if self.rng.gen_bool(self.slow_rate) {
-                        self.slow_ms
-                    } else {
-                        self.disk_ms
-                    };
-                    let delay = self.rng.gen_range(lo..hi);
-                    let s = self.servers.get_mut(&id).expect("server");
-                    let last = txns.last().expect("txns").zxid;
-                    for t in &txns {
-                        self.txns.entry(t.zxid).or_insert_with(|| t.clone());
-                    }
-                    s.disk.log.extend(txns);
-                    s.disk.writes.push_back((s.disk.log.len(), last));
-                    s.disk_free_at = s.disk_free_at.max(now) + delay;
-                    let (at, generation) = (s.disk_free_at, s.generation);
-                    self.push(at, Event::DiskDone { id, generation });
-                }
-                Output::Truncate(zxid) => {
+                MemberOut::Io(io) => self.io(id, io),
+                MemberOut::Truncate(zxid) => {
                     self.stats.truncs += 1;
+                    let now = self.now;
                     let s = self.servers.get_mut(&id).expect("server");
                     s.disk.truncate(zxid);
-                    let (tree, applied) = s.disk.rebuild(zxid);
-                    s.tree = tree;
+                    let (tree, applied, sessions) = s.disk.rebuild(zxid);
                     s.applied = applied;
+                    let m = s.member.as_mut().expect("running");
+                    let more = m.truncated(tree, &sessions, now);
                     self.check_tree(id);
+                    self.run(id, more);
                 }
-                Output::Install { zxid, image } => {
+                MemberOut::Install {
+                    zxid,
+                    tree,
+                    sessions,
+                } => {
                     let map = self.snap_maps[&zxid].clone();
                     let s = self.servers.get_mut(&id).expect("server");
-                    s.disk.snap = Some((zxid, image.tree.clone(), map.clone()));
+                    s.disk.snap = Some(Snapshot {
+                        zxid,
+                        tree,
+                        txns: map.clone(),
+                        sessions,
+                    });
                     s.disk.log.clear();
                     s.disk.synced_len = 0;
                     for w in &mut s.disk.writes {
                         w.0 = 0;
                     }
-                    s.tree = image.tree;
                     s.applied = map;
                     self.check_tree(id);
                 }
-                Output::Apply(txns) => self.apply(id, txns),
-                Output::Forwarded { fwd, .. } => self.lead_write(id, fwd),
-                Output::Role(role) => self.role(id, role),
-                Output::SyncDone => {
-                    let s = self.servers.get_mut(&id).expect("server");
-                    let op = s.syncs.pop_front().expect("a sync was asked for");
-                    self.serve_read(op, id);
-                }
+                MemberOut::Publish { entries, .. } => self.publish(id, entries),
+                MemberOut::Role(role) => self.role(id, role),
             }
         }
     }
 
-    fn apply(&mut self, id: i64, txns: Vec<Txn>) {
+    /// The peer's network, timer and disk work.
+    fn io(&mut self, id: i64, o: Output) {
+        match o {
+            Output::Vote { to, note } => self.send_vote(id, to, note),
+            Output::Send { to, conn, msg } => {
+                if let Msg::Snap { zxid, image } = &msg {
+                    assert_eq!(image.tree.last_zxid(), *zxid, "snapshot at its zxid");
+                    let applied = self.servers[&id].applied.clone();
+                    self.snap_maps.insert(*zxid, applied);
+                    self.stats.snaps += 1;
+                }
+                self.send(id, to, conn, msg)
+            }
+            Output::Close { to, conn } => self.close(id, to, conn),
+            Output::WakeAt(at) => {
+                let generation = self.servers[&id].generation;
+                self.push(at.max(self.now), Event::Wake { id, generation });
+            }
+            Output::SaveAcceptedEpoch(e) => {
+                let d = &mut self.servers.get_mut(&id).expect("server").disk;
+                assert!(e >= d.accepted, "accepted epoch goes back");
+                d.accepted = e;
+            }
+            Output::SaveCurrentEpoch(e) => {
+                let d = &mut self.servers.get_mut(&id).expect("server").disk;
+                assert!(e >= d.current && e <= d.accepted, "current epoch");
+                d.current = e;
+            }
+            Output::Append(txns) => {
+                let now = self.now;
+                let (lo, hi) = if self.rng.gen_bool(self.slow_rate) {
+                    self.slow_ms
+                } else {
+                    self.disk_ms
+                };
+                let delay = self.rng.gen_range(lo..hi);
+                let s = self.servers.get_mut(&id).expect("server");
+                let last = txns.last().expect("txns").zxid;
+                for t in &txns {
+                    self.txns.entry(t.zxid).or_insert_with(|| t.clone());
+                }
+                s.disk.log.extend(txns);
+                s.disk.writes.push_back((s.disk.log.len(), last));
+                s.disk_free_at = s.disk_free_at.max(now) + delay;
+                let (at, generation) = (s.disk_free_at, s.generation);
+                self.push(at, Event::DiskDone { id, generation });
+            }
+            other => panic!("the member carries out {other:?} itself"),
+        }
+    }
+
+    /// Committed entries at `id`: record what its tree holds, check it against what was
+    /// committed, and answer the clients.
+    fn publish(&mut self, id: i64, entries: Vec<Entry>) {
         let leader = matches!(
-            self.servers[&id].peer.as_ref().map(Peer::role),
+            self.servers[&id].member.as_ref().map(|m| m.peer().role()),
             Some(Role::Leading {
                 established: true,
                 ..
             })
         );
-        for t in txns {
-            let h = txn_hash(&t);
-            let s = self.servers.get_mut(&id).expect("server");
-            s.tree.apply(&t, &mut Vec::new());
-            s.applied.insert(t.zxid, h);
-            if leader {
-                self.stats.committed += 1;
-                if let Some(old) = self.committed.insert(t.zxid, h) {
-                    if old != h {
+        for e in entries {
+            match e {
+                Entry::Commit(c) => {
+                    let t = c.txn;
+                    let h = txn_hash(&t);
+                    let s = self.servers.get_mut(&id).expect("server");
+                    s.applied.insert(t.zxid, h);
+                    if leader {
+                        self.stats.committed += 1;
+                        if let Some(old) = self.committed.insert(t.zxid, h) {
+                            if old != h {
+                                self.fail(format!(
+                                    "leader {id} committed a second txn at {:#x}",
+                                    t.zxid
+                                ));
+                            }
+                        }
+                    } else if self.committed.get(&t.zxid).is_some_and(|c| *c != h) {
                         self.fail(format!(
-                            "leader {id} committed a second txn at {:#x}",
+                            "{id} applied a txn at {:#x} other than the committed one",
                             t.zxid
                         ));
                     }
+                    if let Some(origin) = c.origin {
+                        let op = origin.conn as usize;
+                        self.servers
+                            .get_mut(&id)
+                            .expect("server")
+                            .pending
+                            .remove(&op);
+                        let res = match &t.op {
+                            TxnOp::Error(code) => Res::Err(*code),
+                            TxnOp::SetData { version, .. } => Res::Ok(*version),
+                            _ => Res::Ok(0),
+                        };
+                        self.answer(op, res, t.zxid, h);
+                    }
                 }
-            } else if self.committed.get(&t.zxid).is_some_and(|c| *c != h) {
-                self.fail(format!(
-                    "{id} applied a txn at {:#x} other than the committed one",
-                    t.zxid
-                ));
-            }
-            let s = self.servers.get_mut(&id).expect("server");
-            if let Some(op) = s.waiting.remove(&(t.session_id, t.cxid)) {
-                let res = match &t.op {
-                    TxnOp::Error(code) => Res::Err(*code),
-                    TxnOp::SetData { version, .. } => Res::Ok(*version),
-                    _ => Res::Ok(0),
-                };
-                self.answer(op, res, t.zxid, h);
+                Entry::SyncDone { origin, .. } => {
+                    let op = origin.conn as usize;
+                    self.servers
+                        .get_mut(&id)
+                        .expect("server")
+                        .pending
+                        .remove(&op);
+                    self.serve_read(op, id);
+                }
+                Entry::ConnectReply { conn, outcome } => {
+                    let c = (conn - CONNECT_CONN) as usize;
+                    let client = &mut self.clients[c];
+                    if let ConnectOutcome::Accepted { session_id, .. } = outcome {
+                        if client.session == 0 {
+                            client.session = session_id;
+                            self.stats.sessions += 1;
+                        }
+                    }
+                    if client.connecting {
+                        client.connecting = false;
+                        let at = self.now + self.rng.gen_range(1..100);
+                        self.push(at, Event::Issue { client: c });
+                    }
+                }
+                Entry::Resumed { .. } | Entry::Flush(_) => {}
             }
         }
         self.check_tree(id);
@@ -586,17 +730,17 @@ impl Sim {
     /// Records the digest of `id`'s tree at its zxid; another replica's at the same zxid must
     /// match.
     fn check_tree(&mut self, id: i64) {
-        let s = &self.servers[&id];
-        let z = s.tree.last_zxid();
-        if let Some(p) = &s.peer {
-            if p.applied() != z {
-                self.fail(format!(
-                    "{id}: tree at {z:#x}, peer applied {:#x}",
-                    p.applied()
-                ));
-            }
+        let Some(m) = self.servers[&id].member.as_ref() else {
+            return;
+        };
+        let z = m.tree().last_zxid();
+        if m.peer().applied() != z {
+            self.fail(format!(
+                "{id}: tree at {z:#x}, peer applied {:#x}",
+                m.peer().applied()
+            ));
         }
-        let d = s.tree.digest();
+        let d = m.tree().digest();
         if let Some(old) = self.digests.insert(z, d) {
             if old != d {
                 self.fail(format!(
@@ -622,9 +766,7 @@ impl Sim {
             }
             if established {
                 self.stats.established += 1;
-                let s = self.servers.get_mut(&id).expect("server");
-                s.newest = Some(s.tree.clone());
-                let applied = s.applied.clone();
+                let applied = self.servers[&id].applied.clone();
                 for (z, h) in &applied {
                     if let Some(old) = self.committed.insert(*z, *h) {
                         if old != *h {
@@ -643,13 +785,14 @@ impl Sim {
                 }
             }
         }
-        let serving = self.servers[&id].peer.as_ref().is_some_and(Peer::serving);
+        let serving = self.servers[&id]
+            .member
+            .as_ref()
+            .is_some_and(|m| m.peer().serving());
         if !serving {
-            let s = self.servers.get_mut(&id).expect("server");
-            s.newest = None;
-            let waiting = std::mem::take(&mut s.waiting);
-            let syncs = std::mem::take(&mut s.syncs);
-            for op in waiting.into_values().chain(syncs) {
+            // The member forgot them; their connections close.
+            let pending = std::mem::take(&mut self.servers.get_mut(&id).expect("server").pending);
+            for op in pending {
                 self.abandon(op);
             }
         }
@@ -735,7 +878,23 @@ impl Sim {
 
     fn issue(&mut self, client: usize) {
         let now = self.now;
-        if now >= self.issue_until || self.clients[client].current.is_some() {
+        let c = &self.clients[client];
+        if now >= self.issue_until || c.current.is_some() || c.connecting {
+            return;
+        }
+        let ids: Vec<i64> = self.servers.keys().copied().collect();
+        let server = ids[self.rng.gen_range(0..ids.len())];
+        if c.session == 0 {
+            let c = &mut self.clients[client];
+            c.connecting = true;
+            c.attempts += 1;
+            let attempt = c.attempts;
+            let at = now + self.rng.gen_range(1..5);
+            self.push(at, Event::Connect { client, server });
+            self.push(
+                now + CLIENT_TIMEOUT_MS,
+                Event::GiveUpConnect { client, attempt },
+            );
             return;
         }
         let key = self.rng.gen_range(0..KEYS);
@@ -760,11 +919,34 @@ impl Sim {
             served: None,
         });
         self.clients[client].current = Some(op);
-        let ids: Vec<i64> = self.servers.keys().copied().collect();
-        let server = ids[self.rng.gen_range(0..ids.len())];
         let at = now + self.rng.gen_range(1..5);
         self.push(at, Event::Arrive { op, server });
         self.push(now + CLIENT_TIMEOUT_MS, Event::GiveUp { op });
+    }
+
+    /// A client's request for a new session reaches `server`.
+    fn connect(&mut self, client: usize, server: i64) {
+        let now = self.now;
+        if !self.clients[client].connecting {
+            return;
+        }
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: self.clients[client].last_seen,
+            timeout_ms: 600_000,
+            session_id: 0,
+            passwd: Bytes::from_static(&[0; 16]),
+            read_only: None,
+        };
+        let conn = CONNECT_CONN + client as u64;
+        let Some(m) = self.member(server) else {
+            // Nobody listens: the client tries again.
+            self.clients[client].connecting = false;
+            self.push(now + 50, Event::Issue { client });
+            return;
+        };
+        let out = m.input(Input::Connect { conn, req }, now);
+        self.run(server, out);
     }
 
     fn client_of(&self, op: usize) -> usize {
@@ -778,9 +960,10 @@ impl Sim {
         if self.ops[op].abandoned {
             return;
         }
+        let now = self.now;
         let c = self.client_of(op);
         let s = &self.servers[&server];
-        let Some(peer) = s.peer.as_ref().filter(|p| p.serving()) else {
+        let Some(peer) = s.member.as_ref().map(Member::peer).filter(|p| p.serving()) else {
             // Not serving: refused, with no effect. Not part of the history.
             self.ops[op].done = Some((self.now, Res::Err(ErrorCode::ConnectionLoss)));
             self.finish(c);
@@ -793,30 +976,43 @@ impl Sim {
             self.finish(c);
             return;
         }
-        if let OpKind::Read { synced } = self.ops[op].kind {
-            if !synced {
-                self.serve_read(op, server);
-                return;
-            }
-            let s = self.servers.get_mut(&server).expect("server");
-            s.syncs.push_back(op);
-            let out = s.peer.as_mut().expect("peer").sync().expect("serving");
-            self.run(server, out);
-            return;
-        }
-        let leader = matches!(peer.role(), Role::Leading { .. });
+        let session_id = self.clients[c].session;
         self.clients[c].cxid += 1;
+        let cxid = self.clients[c].cxid;
         let o = &self.ops[op];
         let path = format!("/k{}", o.key);
         let data = Some(Bytes::from(format!("{op}")));
         let req = match o.kind {
+            OpKind::Read { synced: false } => {
+                self.serve_read(op, server);
+                return;
+            }
+            OpKind::Read { synced: true } => {
+                let origin = Origin {
+                    conn: op as u64,
+                    xid: cxid,
+                    opcode: opcode::SYNC,
+                };
+                let s = self.servers.get_mut(&server).expect("server");
+                s.pending.insert(op);
+                let m = s.member.as_mut().expect("serving");
+                let input = Input::Sync {
+                    origin,
+                    session_id,
+                    path,
+                    reads_waiting: false,
+                };
+                let out = m.input(input, now);
+                self.run(server, out);
+                return;
+            }
             OpKind::Create => Request::Create(crate::proto::CreateRequest {
                 path,
                 data,
                 acl: crate::proto::Acl::open_unsafe(),
                 flags: 0,
                 ttl: -1,
-                opcode: crate::proto::opcode::CREATE,
+                opcode: opcode::CREATE,
             }),
             OpKind::Set(version) => Request::SetData {
                 path,
@@ -824,64 +1020,24 @@ impl Sim {
                 version,
             },
             OpKind::Delete(version) => Request::Delete { path, version },
-            OpKind::Read { .. } => unreachable!("reads are served locally"),
         };
-        let fwd = Forward {
-            session_id: self.clients[c].session,
-            cxid: self.clients[c].cxid,
-            req,
-            auth: Vec::new(),
+        let origin = Origin {
+            conn: op as u64,
+            xid: cxid,
+            opcode: req.opcode(),
         };
         let s = self.servers.get_mut(&server).expect("server");
-        s.waiting.insert((fwd.session_id, fwd.cxid), op);
-        if leader {
-            self.lead_write(server, fwd);
-        } else {
-            let out = s
-                .peer
-                .as_mut()
-                .expect("peer")
-                .forward(fwd)
-                .expect("serving");
-            self.run(server, out);
-        }
-    }
-
-    /// The leader preps a write against its newest tree and proposes it.
-    fn lead_write(&mut self, id: i64, fwd: Forward) {
-        let now = self.now;
-        let s = self.servers.get_mut(&id).expect("server");
-        let (Some(peer), Some(newest)) = (s.peer.as_mut(), s.newest.as_mut()) else {
-            return;
+        s.pending.insert(op);
+        let m = s.member.as_mut().expect("serving");
+        let input = Input::Write {
+            origin,
+            session_id,
+            req,
+            auth: Vec::new(),
+            reads_waiting: false,
         };
-        let Some(zxid) = peer.next_zxid() else {
-            return;
-        };
-        let ctx = PrepContext {
-            session_id: fwd.session_id,
-            auth: &fwd.auth,
-            zxid,
-            time_ms: now,
-        };
-        let op = prep::prep(
-            newest,
-            &fwd.req,
-            &ctx,
-            &PrepConfig {
-                extended_types: false,
-            },
-        );
-        let txn = Txn {
-            zxid,
-            time_ms: now,
-            session_id: fwd.session_id,
-            cxid: fwd.cxid,
-            op,
-        };
-        newest.apply(&txn, &mut Vec::new());
-        let out = peer.propose(txn, now);
-        peer.check_invariants();
-        self.run(id, out);
+        let out = m.input(input, now);
+        self.run(server, out);
     }
 
     /// Answers a read from `server`'s tree as it is now.
@@ -889,10 +1045,10 @@ impl Sim {
         if self.ops[op].abandoned || self.ops[op].done.is_some() {
             return;
         }
-        let s = &self.servers[&server];
-        let z = s.tree.last_zxid();
-        let epoch = s.peer.as_ref().map_or(-1, Peer::current_epoch);
-        let res = match s.tree.get(&format!("/k{}", self.ops[op].key)) {
+        let m = self.servers[&server].member.as_ref().expect("serving");
+        let z = m.tree().last_zxid();
+        let epoch = m.peer().current_epoch();
+        let res = match m.tree().get(&format!("/k{}", self.ops[op].key)) {
             Some(n) => Res::Ok(n.version),
             None => Res::Err(ErrorCode::NoNode),
         };
@@ -1030,8 +1186,8 @@ impl Sim {
         }
         match ev {
             Event::Vote { from, to, note } => {
-                if let Some(p) = self.servers.get_mut(&to).and_then(|s| s.peer.as_mut()) {
-                    let out = p.vote_received(from, &note, now);
+                if let Some(m) = self.member(to) {
+                    let out = m.vote_received(from, &note, now);
                     self.run(to, out);
                 }
             }
@@ -1044,22 +1200,22 @@ impl Sim {
                 if self.conns.get(&conn).is_some_and(|c| c.broken) {
                     return true;
                 }
-                if let Some(p) = self.servers.get_mut(&to).and_then(|s| s.peer.as_mut()) {
-                    let out = p.message(from, conn, *msg, now);
+                if let Some(m) = self.member(to) {
+                    let out = m.message(from, conn, *msg, now);
                     self.run(to, out);
                 }
             }
             Event::Closed { from, to, conn } => {
-                if let Some(p) = self.servers.get_mut(&to).and_then(|s| s.peer.as_mut()) {
-                    let out = p.closed(from, conn, now);
+                if let Some(m) = self.member(to) {
+                    let out = m.closed(from, conn, now);
                     self.run(to, out);
                 }
             }
             Event::Wake { id, generation } => {
                 let s = self.servers.get_mut(&id).expect("server");
                 if s.generation == generation {
-                    if let Some(p) = s.peer.as_mut() {
-                        let out = p.tick(now);
+                    if let Some(m) = s.member.as_mut() {
+                        let out = m.tick(now);
                         self.run(id, out);
                     }
                 }
@@ -1071,27 +1227,34 @@ impl Sim {
                 }
                 let (len, last) = s.disk.writes.pop_front().expect("write");
                 s.disk.synced_len = s.disk.synced_len.max(len.min(s.disk.log.len()));
-                if let Some(p) = s.peer.as_mut() {
-                    let out = p.log_synced(last, now);
+                if let Some(m) = s.member.as_mut() {
+                    let out = m.log_synced(last, now);
                     self.run(id, out);
+                }
+            }
+            Event::Connect { client, server } => self.connect(client, server),
+            Event::GiveUpConnect { client, attempt } => {
+                let c = &mut self.clients[client];
+                if c.connecting && c.attempts == attempt {
+                    c.connecting = false;
+                    self.push(now + 1, Event::Issue { client });
                 }
             }
             Event::Issue { client } => self.issue(client),
             Event::Arrive { op, server } => self.arrive(op, server),
             Event::GiveUp { op } => {
                 if self.ops[op].done.is_none() && !self.ops[op].abandoned {
-                    // Forget it wherever it waits.
+                    // Forget it wherever it waits; a late answer is dropped because the op
+                    // is abandoned.
                     for s in self.servers.values_mut() {
-                        s.waiting.retain(|_, o| *o != op);
-                        // A synced read keeps its place (syncs finish in order); its answer
-                        // is dropped because the op is abandoned.
+                        s.pending.remove(&op);
                     }
                     self.abandon(op);
                 }
             }
             Event::Crash { id, fsync_failed } => self.crash(id, fsync_failed),
             Event::Restart { id } => {
-                if self.servers[&id].peer.is_none() {
+                if self.servers[&id].member.is_none() {
                     self.start(id);
                 }
             }
@@ -1099,8 +1262,8 @@ impl Sim {
             Event::Heal => self.blocked.clear(),
         }
         for s in self.servers.values() {
-            if let Some(p) = &s.peer {
-                p.check_invariants();
+            if let Some(m) = &s.member {
+                m.check_invariants();
             }
         }
         true
@@ -1141,7 +1304,7 @@ impl Sim {
         self.conn_reset = 0.0;
         self.vote_drop = 0.0;
         for id in &ids {
-            if self.servers[id].peer.is_none() {
+            if self.servers[id].member.is_none() {
                 self.start(*id);
             }
         }
@@ -1157,14 +1320,15 @@ impl Sim {
         let mut leaders = Vec::new();
         let mut zxids = BTreeSet::new();
         for (id, s) in &self.servers {
-            let p = s.peer.as_ref().expect("restarted");
+            let m = s.member.as_ref().expect("restarted");
+            let p = m.peer();
             if !p.serving() {
                 self.fail(format!("{id} is not serving after healing: {:?}", p.role()));
             }
             if let Role::Leading { .. } = p.role() {
                 leaders.push(*id);
             }
-            zxids.insert((s.tree.last_zxid(), s.tree.digest()));
+            zxids.insert((m.tree().last_zxid(), m.tree().digest()));
         }
         if leaders.len() != 1 {
             self.fail(format!("leaders after healing: {leaders:?}"));

@@ -1,0 +1,609 @@
+//! An ensemble member with its data: a [`Peer`] (election and ZAB) plus the znode tree, the
+//! session table and this server's clients' requests, as one state machine. It does no IO: the
+//! runtime (or the simulator) feeds it client requests ([`Input`], as the standalone
+//! [`crate::node::Node`] takes them), peer messages, log completions and the time, and carries
+//! out its [`Output`]s in order.
+//!
+//! What it adds to the peer:
+//! - **Prep on the leader, apply everywhere.** The established leader preps each write (its own
+//!   clients' and those learners forward) against its *newest* tree, which has every proposed
+//!   txn applied, and proposes it. Every member applies committed txns ([`peer::Output::Apply`])
+//!   to its *committed* tree, which is what its clients read and what [`Output::Publish`] hands
+//!   the fronts, with a flush point after each batch. A deposed leader drops its newest tree.
+//! - **Clients are answered by the server they are connected to**, from its committed tree: a
+//!   write once its txn applies here (matched by session id and cxid), a sync once the leader
+//!   says everything it had proposed is here ([`peer::Output::SyncDone`]), a new session once its
+//!   createSession txn applies here.
+//! - **Sessions are global.** Any member creates a session: it picks the id (its own server id
+//!   in the top byte, so ids never collide) and sends a createSession write to the leader. Every
+//!   member applies createSession and closeSession txns to its table. Only the leader expires
+//!   sessions: its clients' activity touches its table directly, a learner's goes to it with the
+//!   learner's next ping answer. A newly established leader gives every session a fresh full
+//!   timeout, so a failover expires no live session. A session being closed (its closeSession
+//!   prepped, not yet applied) gets SESSIONEXPIRED for any later write, as in ZooKeeper.
+//! - **A server that is not serving answers nobody**: it refuses connects, and when it stops
+//!   serving it forgets its clients' outstanding requests; the runtime closes their connections
+//!   on [`Output::Role`].
+//! - **Truncation needs the disk.** On [`Output::Truncate`] the runtime drops the log's tail,
+//!   rebuilds the tree and sessions from its disk and hands them back with
+//!   [`Member::truncated`], before feeding anything else; the peer's outputs after the
+//!   truncation wait for that.
+//!
+//! Invariants ([`Member::check_invariants`]): the committed tree is at the peer's `applied`; the
+//! newest tree exists only on an established leader and is at or past the committed one; no
+//! session in the table is unknown to the committed tree's ephemeral owners.
+
+use crate::node::{Entry, Input};
+use crate::pipeline::{collectable, Committed, ConnectOutcome, Origin, PipelineConfig};
+use crate::prep::{self, PrepContext};
+use crate::proto::{ConnectRequest, ErrorCode, Request};
+use crate::session::SessionTable;
+use crate::snap::SnapSession;
+use crate::tree::DataTree;
+use crate::txn::{Txn, TxnOp};
+use crate::watch::ConnId;
+use crate::zab::peer::{self, Forward, Image, Msg, Peer, PeerConfig, Persisted, Role};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What the runtime must do, in order.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Output {
+    /// The peer's network, timer and disk work, carried out as [`peer::Output`] says: `Vote`,
+    /// `Send`, `Close`, `WakeAt`, `SaveAcceptedEpoch`, `SaveCurrentEpoch`, `Append`.
+    Io(peer::Output),
+    /// Drop every logged txn after this zxid (durably), rebuild the tree and the sessions from
+    /// the disk at it, and call [`Member::truncated`] before feeding in anything else.
+    Truncate(i64),
+    /// Make this state durable (a snapshot at `zxid`, the log emptied past it) before carrying
+    /// out anything that follows. The member already serves from it.
+    Install {
+        zxid: i64,
+        tree: DataTree,
+        sessions: Vec<SnapSession>,
+    },
+    /// Committed entries for every front, in order, ending with a flush point; `version` is the
+    /// tree after them.
+    Publish {
+        entries: Vec<Entry>,
+        version: DataTree,
+    },
+    /// The role changed. When it does not serve, the runtime closes every client connection (a
+    /// ZooKeeper server shuts its client side down when it leaves its role).
+    Role(Role),
+}
+
+/// A client's write waiting for its txn to apply here.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    origin: Origin,
+    reads_waiting: bool,
+}
+
+pub struct Member {
+    cfg: PipelineConfig,
+    peer: Peer,
+    /// The committed tree, at `peer.applied()`.
+    tree: DataTree,
+    sessions: SessionTable,
+    /// The established leader's tree with every proposed txn applied.
+    newest: Option<DataTree>,
+    /// Sessions whose closeSession the leader has prepped and not yet applied.
+    closing: BTreeSet<i64>,
+    /// This server's clients' writes, by (session id, cxid).
+    waiting: BTreeMap<(i64, i32), Waiting>,
+    /// New sessions of this server's clients, waiting for their createSession to apply.
+    connects: BTreeMap<i64, ConnId>,
+    /// This server's clients' syncs, in the order asked.
+    syncs: VecDeque<(Origin, String)>,
+    /// The peer's outputs after a truncation, until [`Member::truncated`].
+    stalled: Option<VecDeque<peer::Output>>,
+    next_container_check_ms: i64,
+    /// Keys session passwords; the same on every member.
+    secret: u64,
+}
+
+impl Member {
+    /// A member over what its disk holds: `tree` and `sessions` have every txn of the log
+    /// (`disk.last_zxid`). `secret` keys session passwords and must be the same on every
+    /// member.
+    pub fn start(
+        cfg: PipelineConfig,
+        peer_cfg: PeerConfig,
+        disk: Persisted,
+        tree: DataTree,
+        sessions: &[SnapSession],
+        secret: u64,
+        now: i64,
+    ) -> (Member, Vec<Output>) {
+        assert_eq!(tree.last_zxid(), disk.last_zxid, "the tree holds the log");
+        assert_eq!(
+            cfg.session.server_id, peer_cfg.my_id,
+            "session ids carry my id"
+        );
+        let (peer, out) = Peer::start(peer_cfg, disk, now);
+        let mut m = Member {
+            sessions: SessionTable::new(cfg.session.clone(), now, secret),
+            next_container_check_ms: now + cfg.container_check_ms,
+            cfg,
+            peer,
+            tree,
+            newest: None,
+            closing: BTreeSet::new(),
+            waiting: BTreeMap::new(),
+            connects: BTreeMap::new(),
+            syncs: VecDeque::new(),
+            stalled: None,
+            secret,
+        };
+        m.load_sessions(sessions, now);
+        let out = m.carry(out, now);
+        (m, out)
+    }
+
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The committed tree (what this server's clients read).
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    fn load_sessions(&mut self, sessions: &[SnapSession], now: i64) {
+        self.sessions = SessionTable::new(self.cfg.session.clone(), now, self.secret);
+        for s in sessions {
+            self.sessions.ensure_next_above(s.id);
+            self.sessions.add(s.id, s.timeout_ms, now);
+        }
+    }
+
+    fn snap_sessions(&self) -> Vec<SnapSession> {
+        self.sessions
+            .iter()
+            .map(|s| SnapSession {
+                id: s.id,
+                timeout_ms: s.timeout_ms,
+            })
+            .collect()
+    }
+
+    fn assert_not_stalled(&self) {
+        assert!(
+            self.stalled.is_none(),
+            "fed an input before the truncation was carried out"
+        );
+    }
+
+    // ----- inputs from the peer's side -----
+
+    pub fn vote_received(
+        &mut self,
+        from: i64,
+        note: &crate::quorum::Notification,
+        now: i64,
+    ) -> Vec<Output> {
+        self.assert_not_stalled();
+        let out = self.peer.vote_received(from, note, now);
+        self.carry(out, now)
+    }
+
+    pub fn message(&mut self, from: i64, conn: u64, msg: Msg, now: i64) -> Vec<Output> {
+        self.assert_not_stalled();
+        let out = self.peer.message(from, conn, msg, now);
+        self.carry(out, now)
+    }
+
+    pub fn closed(&mut self, from: i64, conn: u64, now: i64) -> Vec<Output> {
+        self.assert_not_stalled();
+        let out = self.peer.closed(from, conn, now);
+        self.carry(out, now)
+    }
+
+    pub fn log_synced(&mut self, zxid: i64, now: i64) -> Vec<Output> {
+        self.assert_not_stalled();
+        let out = self.peer.log_synced(zxid, now);
+        self.carry(out, now)
+    }
+
+    /// The truncation asked for is done: `tree` and `sessions` are what the disk holds at it.
+    pub fn truncated(&mut self, tree: DataTree, sessions: &[SnapSession], now: i64) -> Vec<Output> {
+        let rest = self.stalled.take().expect("a truncation was asked for");
+        assert_eq!(
+            tree.last_zxid(),
+            self.peer.applied(),
+            "rebuilt at the point"
+        );
+        self.tree = tree;
+        self.load_sessions(sessions, now);
+        self.carry(rest.into(), now)
+    }
+
+    /// Time passes: the peer's timers, and on an established leader session expiry and the
+    /// collection of empty containers and expired TTL nodes.
+    pub fn tick(&mut self, now: i64) -> Vec<Output> {
+        self.assert_not_stalled();
+        let out = self.peer.tick(now);
+        let mut done = self.carry(out, now);
+        if self.newest.is_none() {
+            return done;
+        }
+        let expired: Vec<i64> = self
+            .sessions
+            .expired(now)
+            .into_iter()
+            .filter(|id| !self.closing.contains(id))
+            .collect();
+        for id in expired {
+            self.lead(id, 0, &Request::CloseSession, &[], now, &mut done);
+        }
+        if now >= self.next_container_check_ms {
+            self.next_container_check_ms = now + self.cfg.container_check_ms;
+            let newest = self.newest.as_ref().expect("leading");
+            let ops: Vec<TxnOp> = collectable(newest, &self.cfg, now)
+                .iter()
+                .filter_map(|p| prep::prep_delete_container(newest, p))
+                .collect();
+            for op in ops {
+                self.propose(0, 0, op, now, &mut done);
+            }
+        }
+        done
+    }
+
+    // ----- inputs from this server's clients -----
+
+    pub fn input(&mut self, input: Input, now: i64) -> Vec<Output> {
+        self.assert_not_stalled();
+        let mut out = Vec::new();
+        match input {
+            Input::Connect { conn, req } => self.connect(conn, &req, now, &mut out),
+            Input::Write {
+                origin,
+                session_id,
+                req,
+                auth,
+                reads_waiting,
+            } => {
+                if !self.peer.serving() {
+                    // Its connection is closed with the role change.
+                    return out;
+                }
+                self.waiting.insert(
+                    (session_id, origin.xid),
+                    Waiting {
+                        origin,
+                        reads_waiting,
+                    },
+                );
+                self.write(session_id, origin.xid, req, auth, now, &mut out);
+            }
+            Input::Sync {
+                origin,
+                session_id,
+                path,
+                ..
+            } => {
+                if let Some(o) = self.peer.sync() {
+                    self.syncs.push_back((origin, path));
+                    self.touch_one(session_id, now);
+                    out = self.carry(o, now);
+                }
+            }
+            Input::Touch { sessions } => {
+                for id in sessions {
+                    self.touch_one(id, now);
+                }
+            }
+            // Snapshots of an ensemble member are not written yet.
+            Input::SnapshotAsked { .. } => {}
+        }
+        out
+    }
+
+    fn touch_one(&mut self, id: i64, now: i64) {
+        if self.newest.is_some() {
+            self.sessions.touch(id, now);
+        } else if let Some(s) = self.sessions.get(id) {
+            let timeout = s.timeout_ms;
+            self.peer.touch([(id, timeout)]);
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, req: &ConnectRequest, now: i64, out: &mut Vec<Output>) {
+        let applied = self.peer.applied();
+        let outcome = if !self.peer.serving() {
+            Some(ConnectOutcome::NotServing)
+        } else if req.last_zxid_seen > applied {
+            Some(ConnectOutcome::Refused {
+                client_zxid: req.last_zxid_seen,
+                our_zxid: applied,
+            })
+        } else if req.session_id != 0 {
+            let valid = self.sessions.get(req.session_id).is_some()
+                && req.passwd[..] == self.sessions.password(req.session_id)[..];
+            Some(if valid {
+                let timeout_ms = self.sessions.negotiate(req.timeout_ms);
+                self.touch_one(req.session_id, now);
+                ConnectOutcome::Accepted {
+                    session_id: req.session_id,
+                    timeout_ms,
+                    passwd: self.sessions.password(req.session_id),
+                }
+            } else {
+                ConnectOutcome::Invalid
+            })
+        } else {
+            None
+        };
+        if let Some(outcome) = outcome {
+            let mut entries = vec![Entry::ConnectReply { conn, outcome }];
+            if req.session_id != 0 {
+                // Any other connection of the session here must close.
+                entries.push(Entry::Resumed {
+                    session_id: req.session_id,
+                    conn,
+                });
+            }
+            out.push(self.publish(entries));
+            return;
+        }
+        let session_id = self.sessions.next_id();
+        let timeout_ms = self.sessions.negotiate(req.timeout_ms);
+        self.connects.insert(session_id, conn);
+        let req = Request::CreateSession { timeout_ms };
+        self.write(session_id, 0, req, Vec::new(), now, out);
+    }
+
+    /// A write of this server's client: prepped here on the leader, forwarded by a learner.
+    fn write(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        req: Request,
+        auth: Vec<crate::proto::Id>,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        if self.newest.is_some() {
+            self.lead(session_id, cxid, &req, &auth, now, out);
+            return;
+        }
+        self.touch_one(session_id, now);
+        let fwd = Forward {
+            session_id,
+            cxid,
+            req,
+            auth,
+        };
+        if let Some(o) = self.peer.forward(fwd) {
+            let more = self.carry(o, now);
+            out.extend(more);
+        }
+    }
+
+    /// The leader preps a write against its newest tree and proposes it.
+    fn lead(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        req: &Request,
+        auth: &[crate::proto::Id],
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(zxid) = self.peer.next_zxid() else {
+            return;
+        };
+        let newest = self.newest.as_ref().expect("leading");
+        let known = match req {
+            Request::CreateSession { .. } => true,
+            _ => !self.closing.contains(&session_id) && self.sessions.touch(session_id, now),
+        };
+        let op = if known {
+            let ctx = PrepContext {
+                session_id,
+                auth,
+                zxid,
+                time_ms: now,
+            };
+            prep::prep(newest, req, &ctx, &self.cfg.prep)
+        } else {
+            TxnOp::Error(ErrorCode::SessionExpired)
+        };
+        if matches!(op, TxnOp::CloseSession) {
+            self.closing.insert(session_id);
+        }
+        self.propose(session_id, cxid, op, now, out);
+    }
+
+    fn propose(&mut self, session_id: i64, cxid: i32, op: TxnOp, now: i64, out: &mut Vec<Output>) {
+        let zxid = self.peer.next_zxid().expect("leading");
+        let txn = Txn {
+            zxid,
+            time_ms: now,
+            session_id,
+            cxid,
+            op,
+        };
+        self.newest
+            .as_mut()
+            .expect("leading")
+            .apply(&txn, &mut Vec::new());
+        let o = self.peer.propose(txn, now);
+        let more = self.carry(o, now);
+        out.extend(more);
+    }
+
+    // ----- carrying out the peer's outputs -----
+
+    /// Handles the peer's outputs that concern the data and passes the rest on, in order.
+    fn carry(&mut self, outs: Vec<peer::Output>, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut outs: VecDeque<peer::Output> = outs.into();
+        while let Some(o) = outs.pop_front() {
+            match o {
+                peer::Output::Apply(txns) => {
+                    let p = self.apply(txns, now);
+                    out.push(p);
+                }
+                peer::Output::Forwarded { fwd, .. } => {
+                    if self.newest.is_some() {
+                        self.lead(fwd.session_id, fwd.cxid, &fwd.req, &fwd.auth, now, &mut out);
+                    }
+                }
+                peer::Output::Touched(touches) => {
+                    for (id, _) in touches {
+                        self.sessions.touch(id, now);
+                    }
+                }
+                peer::Output::SyncDone => {
+                    let (origin, path) = self.syncs.pop_front().expect("a sync was asked");
+                    let e = Entry::SyncDone {
+                        origin,
+                        path,
+                        zxid: self.tree.last_zxid(),
+                        version_before: None,
+                    };
+                    out.push(self.publish(vec![e]));
+                }
+                peer::Output::SendSnap { to, conn, zxid } => {
+                    assert_eq!(
+                        self.tree.last_zxid(),
+                        zxid,
+                        "a snapshot of the committed tree"
+                    );
+                    let image = Image {
+                        tree: self.tree.clone(),
+                        sessions: self.snap_sessions(),
+                    };
+                    out.push(Output::Io(peer::Output::Send {
+                        to,
+                        conn,
+                        msg: Msg::Snap { zxid, image },
+                    }));
+                }
+                peer::Output::Install { zxid, image } => {
+                    assert_eq!(image.tree.last_zxid(), zxid);
+                    self.tree = image.tree;
+                    self.load_sessions(&image.sessions, now);
+                    out.push(Output::Install {
+                        zxid,
+                        tree: self.tree.clone(),
+                        sessions: image.sessions,
+                    });
+                }
+                peer::Output::Truncate(zxid) => {
+                    out.push(Output::Truncate(zxid));
+                    self.stalled = Some(outs);
+                    return out;
+                }
+                peer::Output::Role(role) => {
+                    self.role(role, now);
+                    out.push(Output::Role(role));
+                }
+                io => out.push(Output::Io(io)),
+            }
+        }
+        out
+    }
+
+    fn role(&mut self, role: Role, now: i64) {
+        if let Role::Leading {
+            established: true, ..
+        } = role
+        {
+            self.newest = Some(self.tree.clone());
+            self.closing.clear();
+            // Nobody told this leader who was alive: a fresh full timeout for everyone.
+            let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
+            for id in ids {
+                self.sessions.touch(id, now);
+            }
+            self.next_container_check_ms = now + self.cfg.container_check_ms;
+        } else {
+            self.newest = None;
+            self.closing.clear();
+        }
+        if !self.peer.serving() {
+            self.waiting.clear();
+            self.connects.clear();
+            self.syncs.clear();
+        }
+    }
+
+    /// Applies committed txns to the committed tree and answers this server's clients.
+    fn apply(&mut self, txns: Vec<Txn>, now: i64) -> Output {
+        let mut entries = Vec::with_capacity(txns.len() + 1);
+        for txn in txns {
+            let waiting = self.waiting.remove(&(txn.session_id, txn.cxid));
+            let version_before = waiting
+                .filter(|w| w.reads_waiting)
+                .map(|_| self.tree.clone());
+            let mut triggers = Vec::new();
+            let outcome = self.tree.apply(&txn, &mut triggers);
+            let mut connect = None;
+            match &txn.op {
+                TxnOp::CreateSession { timeout_ms } => {
+                    self.sessions.ensure_next_above(txn.session_id);
+                    self.sessions.add(txn.session_id, *timeout_ms, now);
+                    if let Some(conn) = self.connects.remove(&txn.session_id) {
+                        connect = Some(Entry::ConnectReply {
+                            conn,
+                            outcome: ConnectOutcome::Accepted {
+                                session_id: txn.session_id,
+                                timeout_ms: *timeout_ms,
+                                passwd: self.sessions.password(txn.session_id),
+                            },
+                        });
+                    }
+                }
+                TxnOp::CloseSession => {
+                    self.sessions.remove(txn.session_id);
+                    self.closing.remove(&txn.session_id);
+                }
+                _ => {}
+            }
+            entries.push(Entry::Commit(Committed {
+                txn,
+                outcome,
+                triggers,
+                origin: waiting.map(|w| w.origin),
+                version_before,
+            }));
+            entries.extend(connect);
+        }
+        self.publish(entries)
+    }
+
+    /// Entries for the fronts, with a flush point at the committed tree.
+    fn publish(&self, mut entries: Vec<Entry>) -> Output {
+        entries.push(Entry::Flush(self.tree.clone()));
+        Output::Publish {
+            entries,
+            version: self.tree.clone(),
+        }
+    }
+
+    pub fn check_invariants(&self) {
+        self.peer.check_invariants();
+        assert_eq!(self.tree.last_zxid(), self.peer.applied(), "committed tree");
+        if let Some(n) = &self.newest {
+            assert!(n.last_zxid() >= self.tree.last_zxid(), "newest ahead");
+        }
+        self.sessions.check_invariants();
+        for (owner, _) in self.tree.ephemeral_counts() {
+            assert!(
+                self.sessions.get(owner).is_some(),
+                "closed session {owner:#x} owns ephemerals"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

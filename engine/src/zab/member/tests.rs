@@ -1,0 +1,424 @@
+//! The member's own rules, by exact outputs over scripted exchanges: sessions created through
+//! the leader and answered where the client is, writes forwarded and answered by the server
+//! the client is connected to, session touches carried in pings, expiry only on the leader and
+//! a fresh timeout for everyone under a new leader, and no service without a leader. Whole
+//! ensembles of members run in the simulator (`zab/peer/tests/sim.rs`).
+
+use super::*;
+use crate::pipeline::test_config;
+use crate::proto::{opcode, Acl, CreateRequest};
+use crate::quorum::{state, Notification, NOTIFICATION_VERSION};
+use crate::zab::make_zxid;
+use bytes::Bytes;
+
+fn peer_cfg(my_id: i64) -> PeerConfig {
+    PeerConfig {
+        my_id,
+        voters: vec![1, 2, 3],
+        observers: vec![],
+        tick_ms: 100,
+        init_limit: 10,
+        sync_limit: 5,
+        diff_window: 500,
+        finalize_wait_ms: 200,
+        max_notification_interval_ms: 60_000,
+        config: Bytes::new(),
+        first_conn: 0,
+    }
+}
+
+fn start(my_id: i64, sessions: &[SnapSession], now: i64) -> Member {
+    let mut cfg = test_config();
+    cfg.session.server_id = my_id;
+    cfg.session.max_timeout_ms = 60_000;
+    let (m, _) = Member::start(
+        cfg,
+        peer_cfg(my_id),
+        Persisted::default(),
+        DataTree::new(),
+        sessions,
+        7,
+        now,
+    );
+    m
+}
+
+fn vote_for(leader: i64) -> Notification {
+    Notification {
+        state: state::LOOKING,
+        leader,
+        zxid: 0,
+        election_epoch: 1,
+        peer_epoch: 0,
+        version: NOTIFICATION_VERSION,
+        config: Some(Bytes::new()),
+    }
+}
+
+/// Server 1, elected with server 2's vote, established with server 2 as its follower on
+/// connection 7, at time 330.
+fn leader(sessions: &[SnapSession]) -> Member {
+    let mut m = start(1, sessions, 0);
+    m.vote_received(2, &vote_for(1), 10);
+    m.tick(300);
+    let info = Msg::LearnerInfo {
+        accepted_epoch: 0,
+        observer: false,
+    };
+    m.message(2, 7, info, 310);
+    let ack = Msg::AckEpoch {
+        current_epoch: 0,
+        last_zxid: 0,
+    };
+    m.message(2, 7, ack, 320);
+    m.message(
+        2,
+        7,
+        Msg::Ack {
+            zxid: make_zxid(1, 0),
+        },
+        330,
+    );
+    assert_eq!(
+        m.peer().role(),
+        Role::Leading {
+            epoch: Some(1),
+            established: true
+        }
+    );
+    m
+}
+
+/// Server 2 following server 3 in epoch 1, serving; returns the connection to the leader.
+fn follower() -> (Member, u64) {
+    let mut m = start(2, &[], 0);
+    m.vote_received(3, &vote_for(3), 10);
+    let out = m.tick(300);
+    let conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Io(peer::Output::Send {
+                to: 3,
+                conn,
+                msg: Msg::LearnerInfo { .. },
+            }) => Some(*conn),
+            _ => None,
+        })
+        .expect("FOLLOWERINFO to the leader");
+    m.message(3, conn, Msg::LeaderInfo { new_epoch: 1 }, 310);
+    m.message(3, conn, Msg::Diff { zxid: 0 }, 320);
+    let out = m.message(
+        3,
+        conn,
+        Msg::NewLeader {
+            zxid: make_zxid(1, 0),
+        },
+        330,
+    );
+    if let Some(z) = appended(&out) {
+        m.log_synced(z, 331);
+    }
+    m.message(3, conn, Msg::UpToDate, 340);
+    assert!(m.peer().serving());
+    (m, conn)
+}
+
+fn appended(out: &[Output]) -> Option<i64> {
+    out.iter().find_map(|o| match o {
+        Output::Io(peer::Output::Append(t)) => t.last().map(|t| t.zxid),
+        _ => None,
+    })
+}
+
+fn connect_req(session_id: i64, passwd: [u8; 16]) -> ConnectRequest {
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 4000,
+        session_id,
+        passwd: Bytes::copy_from_slice(&passwd),
+        read_only: None,
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create(CreateRequest {
+        opcode: opcode::CREATE,
+        path: path.into(),
+        data: Some(Bytes::new()),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+        ttl: -1,
+    })
+}
+
+fn sent_to(out: &[Output], to_id: i64) -> Vec<Msg> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Io(peer::Output::Send { to, msg, .. }) if *to == to_id => Some(msg.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn published(out: &[Output]) -> Vec<&Entry> {
+    out.iter()
+        .flat_map(|o| match o {
+            Output::Publish { entries, .. } => entries.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A txn as the leader would propose it.
+fn txn(counter: i64, session_id: i64, cxid: i32, op: TxnOp) -> Txn {
+    Txn {
+        zxid: make_zxid(1, counter),
+        time_ms: 400,
+        session_id,
+        cxid,
+        op,
+    }
+}
+
+/// The follower gets `t` proposed and committed; returns the commit's outputs.
+fn commit_at(m: &mut Member, conn: u64, t: Txn, now: i64) -> Vec<Output> {
+    let z = t.zxid;
+    let out = m.message(3, conn, Msg::Proposal(t), now);
+    assert_eq!(appended(&out), Some(z));
+    let out = m.log_synced(z, now);
+    assert!(matches!(&sent_to(&out, 3)[..], [Msg::Ack { zxid }] if *zxid == z));
+    m.message(3, conn, Msg::Commit { zxid: z }, now)
+}
+
+#[test]
+fn a_learner_creates_a_session_through_the_leader_and_answers_its_client_once_applied() {
+    let (mut m, conn) = follower();
+    let out = m.input(
+        Input::Connect {
+            conn: 5,
+            req: connect_req(0, [0; 16]),
+        },
+        400,
+    );
+    let sent = sent_to(&out, 3);
+    let [Msg::Request(fwd)] = &sent[..] else {
+        panic!("{out:?}")
+    };
+    let sid = fwd.session_id;
+    assert_eq!(sid >> 56, 2, "the creating server's id is in the top byte");
+    assert_eq!(fwd.req, Request::CreateSession { timeout_ms: 4000 });
+    assert!(
+        published(&out).is_empty(),
+        "no answer before the txn applies"
+    );
+
+    let t = txn(1, sid, 0, TxnOp::CreateSession { timeout_ms: 4000 });
+    let out = commit_at(&mut m, conn, t, 410);
+    let e = published(&out);
+    assert!(matches!(e[0], Entry::Commit(c) if c.origin.is_none()));
+    let Entry::ConnectReply {
+        conn: 5,
+        outcome:
+            ConnectOutcome::Accepted {
+                session_id,
+                timeout_ms: 4000,
+                passwd,
+            },
+    } = e[1]
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(*session_id, sid);
+    assert!(matches!(e[2], Entry::Flush(t) if t.last_zxid() == make_zxid(1, 1)));
+    assert!(m.sessions().get(sid).is_some());
+
+    // Resuming it here with its password works at once; a wrong password does not.
+    let out = m.input(
+        Input::Connect {
+            conn: 6,
+            req: connect_req(sid, *passwd),
+        },
+        420,
+    );
+    assert!(matches!(
+        published(&out)[0],
+        Entry::ConnectReply {
+            conn: 6,
+            outcome: ConnectOutcome::Accepted { .. }
+        }
+    ));
+    let out = m.input(
+        Input::Connect {
+            conn: 8,
+            req: connect_req(sid, [1; 16]),
+        },
+        420,
+    );
+    assert!(matches!(
+        published(&out)[0],
+        Entry::ConnectReply {
+            conn: 8,
+            outcome: ConnectOutcome::Invalid
+        }
+    ));
+}
+
+#[test]
+fn a_learner_forwards_writes_answers_them_when_applied_and_reports_touches_in_pings() {
+    let (mut m, conn) = follower();
+    let sid = (2 << 56) | 9;
+    let t = txn(1, sid, 0, TxnOp::CreateSession { timeout_ms: 4000 });
+    commit_at(&mut m, conn, t, 400);
+
+    let origin = Origin {
+        conn: 5,
+        xid: 1,
+        opcode: opcode::CREATE,
+    };
+    let write = Input::Write {
+        origin,
+        session_id: sid,
+        req: create("/a"),
+        auth: Vec::new(),
+        reads_waiting: true,
+    };
+    let out = m.input(write, 410);
+    let sent = sent_to(&out, 3);
+    assert!(
+        matches!(&sent[..], [Msg::Request(f)] if f.session_id == sid && f.cxid == 1 && f.req == create("/a")),
+        "{sent:?}"
+    );
+    // Another server's client's txn applies here with no answer; ours is answered, with the
+    // tree before it for the reads queued behind it.
+    let other = txn(2, (3 << 56) | 1, 1, TxnOp::Error(ErrorCode::NoNode));
+    let out = commit_at(&mut m, conn, other, 420);
+    assert!(matches!(published(&out)[0], Entry::Commit(c) if c.origin.is_none()));
+    let mine = txn(
+        3,
+        sid,
+        1,
+        TxnOp::Create {
+            path: "/a".into(),
+            data: Some(Bytes::new()),
+            acl: std::sync::Arc::new(Acl::open_unsafe()),
+            ephemeral_owner: 0,
+            parent_cversion: 1,
+            opcode: opcode::CREATE,
+        },
+    );
+    let out = commit_at(&mut m, conn, mine, 430);
+    let Entry::Commit(c) = published(&out)[0] else {
+        panic!()
+    };
+    assert_eq!(c.origin, Some(origin));
+    let before = c.version_before.as_ref().expect("version before");
+    assert!(before.get("/a").is_none() && m.tree().get("/a").is_some());
+
+    // Reads and pings on this server touch the session; the leader hears of it with the
+    // answer to its next ping, once.
+    m.input(
+        Input::Touch {
+            sessions: vec![sid],
+        },
+        440,
+    );
+    let out = m.message(3, conn, Msg::Ping { touches: vec![] }, 450);
+    assert!(
+        matches!(&sent_to(&out, 3)[..], [Msg::Ping { touches }] if touches == &[(sid, 4000)]),
+        "{out:?}"
+    );
+    let out = m.message(3, conn, Msg::Ping { touches: vec![] }, 460);
+    assert!(matches!(&sent_to(&out, 3)[..], [Msg::Ping { touches }] if touches.is_empty()));
+}
+
+fn proposals_to_2(out: &[Output]) -> Vec<Txn> {
+    sent_to(out, 2)
+        .into_iter()
+        .filter_map(|m| match m {
+            Msg::Proposal(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_leader_expires_sessions_touches_from_learners_keep_them_and_a_new_leader_starts_all_afresh(
+) {
+    let sid = (2 << 56) | 1;
+    // Loaded at time 0 with a 2 s timeout: left alone it would expire at 2 s. The leader
+    // established at 330 gives it a fresh full timeout instead.
+    let mut m = leader(&[SnapSession {
+        id: sid,
+        timeout_ms: 2000,
+    }]);
+    // Server 2 keeps answering pings, so the leader keeps its quorum.
+    let until = |m: &mut Member, from: i64, to: i64| {
+        let mut proposed = Vec::new();
+        for t in (from..=to).step_by(100) {
+            m.message(2, 7, Msg::Ping { touches: vec![] }, t);
+            proposed.extend(proposals_to_2(&m.tick(t)));
+        }
+        proposed
+    };
+    assert!(until(&mut m, 400, 2200).is_empty(), "fresh timeout");
+    // Server 2's client touched it: it lives another 2 s from now.
+    let out = m.message(
+        2,
+        7,
+        Msg::Ping {
+            touches: vec![(sid, 2000)],
+        },
+        2250,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert!(until(&mut m, 2300, 4200).is_empty(), "touched at 2250");
+    let p = until(&mut m, 4300, 4400);
+    assert!(
+        matches!(&p[..], [t] if t.session_id == sid && t.op == TxnOp::CloseSession),
+        "{p:?}"
+    );
+    // Expired once only, and a write of the closing session is refused.
+    assert!(until(&mut m, 4500, 4500).is_empty());
+    let fwd = Forward {
+        session_id: sid,
+        cxid: 5,
+        req: create("/x"),
+        auth: Vec::new(),
+    };
+    let p = proposals_to_2(&m.message(2, 7, Msg::Request(fwd), 4510));
+    assert!(
+        matches!(&p[..], [t] if t.op == TxnOp::Error(ErrorCode::SessionExpired)),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_server_without_a_leader_refuses_clients_and_a_follower_expires_nobody() {
+    let mut m = start(2, &[], 0);
+    let out = m.input(
+        Input::Connect {
+            conn: 5,
+            req: connect_req(0, [0; 16]),
+        },
+        10,
+    );
+    assert!(matches!(
+        published(&out)[..],
+        [
+            Entry::ConnectReply {
+                conn: 5,
+                outcome: ConnectOutcome::NotServing
+            },
+            Entry::Flush(_)
+        ]
+    ));
+    // A follower's session past its deadline is the leader's business, not the follower's.
+    let (mut f, conn) = follower();
+    let sid = (2 << 56) | 9;
+    let t = txn(1, sid, 0, TxnOp::CreateSession { timeout_ms: 200 });
+    commit_at(&mut f, conn, t, 400);
+    let out = f.tick(800);
+    assert!(sent_to(&out, 3).is_empty(), "{out:?}");
+    assert!(f.sessions().get(sid).is_some());
+}
