@@ -18,6 +18,11 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
     if !shared.cfg.four_letter_allowed(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
+    let serving = shared.stats.mode.load(Relaxed) != crate::stats::mode::NOT_SERVING;
+    if !serving && !matches!(word, "ruok" | "conf" | "envi" | "isro" | "dirs") {
+        // ZooKeeper's words that need a running server say so while it elects or syncs.
+        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    }
     match word {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
@@ -189,13 +194,14 @@ fn server_lines(shared: &Shared) -> String {
     let s = &shared.stats;
     let (min, avg, max) = s.latency();
     format!(
-        "Latency min/avg/max: {min}/{}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {min}/{}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         java_double(avg),
         s.packets_received.load(Relaxed),
         s.packets_sent.load(Relaxed),
         s.alive_connections.load(Relaxed),
         s.outstanding.load(Relaxed).max(0),
         s.last_zxid.load(Relaxed),
+        crate::stats::mode::name(s.mode.load(Relaxed)),
         s.node_count.load(Relaxed),
     )
 }
@@ -381,7 +387,10 @@ async fn mntr(shared: &Shared) -> String {
         let _ = writeln!(out, "zk_{k}\t{v}");
     };
     line("version", format!("{VERSION_LINE}, built on unknown"));
-    line("server_state", "standalone".into());
+    line(
+        "server_state",
+        crate::stats::mode::name(s.mode.load(Relaxed)).into(),
+    );
     line("ephemerals_count", r.ephemerals_count.to_string());
     line(
         "num_alive_connections",

@@ -752,6 +752,12 @@ async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiv
                 }
                 let _ = reply.try_send(());
             }
+            Control::CloseClients => {
+                for conn in st.conns.values_mut() {
+                    conn.close();
+                }
+                st.connects.retain(|_, c| !matches!(c, Connect::Waiting(_)));
+            }
         }
     }
 }

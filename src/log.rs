@@ -214,6 +214,18 @@ impl LogWriter {
         &self.path
     }
 
+    /// Closes the segment (and drops a spare being prepared), for the log to be rewritten on
+    /// disk (an ensemble member's truncation or snapshot install).
+    pub async fn close(mut self) {
+        if let Some(spare) = self.spare.take() {
+            if let Ok(f) = spare.await {
+                let _ = f.close().await;
+            }
+            let _ = std::fs::remove_file(self.dir.join(SPARE_NAME));
+        }
+        let _ = self.file.close().await;
+    }
+
     /// Appends a batch and makes it durable (one fdatasync). On error nothing of this batch may
     /// be acknowledged, and the writer must not be used again: an fsync failure is final.
     pub async fn append(&mut self, txns: &[Txn]) -> io::Result<()> {

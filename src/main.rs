@@ -5,6 +5,7 @@
 mod clock;
 mod config;
 mod conn;
+mod ensemble;
 mod files;
 mod fourlw;
 mod front;
@@ -191,17 +192,6 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            if let Some(ensemble) = &cfg.ensemble {
-                // Running standalone instead would let every member accept its own,
-                // conflicting writes.
-                eprintln!(
-                    "ringkeeper: {} configures an ensemble of {} servers (this is server.{}); ensembles cannot be run yet, only standalone servers (no server.N lines, or one with standaloneEnabled=true)",
-                    cfg.source,
-                    ensemble.servers.len(),
-                    ensemble.my_id
-                );
-                std::process::exit(1);
-            }
             let addr = cfg.client_addr();
             // Bound before recovery, so a taken port fails fast. SO_REUSEADDR (as ZooKeeper sets
             // it) lets this succeed over the TIME_WAIT sockets of a server that just stopped.

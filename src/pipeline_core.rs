@@ -11,7 +11,7 @@ use crate::snapshot;
 use ringkeeper_engine::node::{Entry, Input, Node, NodeConfig, Output};
 use ringkeeper_engine::pipeline::{Pipeline, PipelineConfig};
 use ringkeeper_engine::prep::PrepConfig;
-use ringkeeper_engine::session::SessionConfig;
+use ringkeeper_engine::session::{SessionConfig, SessionTable};
 use ringkeeper_engine::tree::DataTree;
 use ringkeeper_engine::txn::Txn;
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ use std::time::Duration;
 /// Most messages folded into one published batch.
 const BATCH_MSGS_MAX: usize = 1024;
 
-fn pipeline_config(shared: &Shared) -> PipelineConfig {
+pub fn pipeline_config(shared: &Shared) -> PipelineConfig {
     let cfg = &shared.cfg;
     PipelineConfig {
         prep: PrepConfig {
@@ -111,7 +111,14 @@ impl Effects<'_> {
                     }
                 }
                 Output::Publish { entries, version } => {
-                    publish_version(self.fronts, entries, version, pipeline, self.shared).await;
+                    publish_version(
+                        self.fronts,
+                        entries,
+                        version,
+                        pipeline.sessions(),
+                        self.shared,
+                    )
+                    .await;
                 }
                 Output::WriteSnapshot {
                     tree,
@@ -291,7 +298,8 @@ fn handle(node: &mut Node, effects: &mut Effects, msg: PipeMsg, now: i64) -> Vec
     let input = match msg {
         PipeMsg::Node(input) => input,
         PipeMsg::Report { dump, reply } => {
-            let _ = reply.try_send(report(node.pipeline(), dump));
+            let p = node.pipeline();
+            let _ = reply.try_send(report(&p.version(), p.sessions(), dump));
             return Vec::new();
         }
         PipeMsg::Snapshot { reply } => {
@@ -310,19 +318,18 @@ fn handle(node: &mut Node, effects: &mut Effects, msg: PipeMsg, now: i64) -> Vec
 
 /// Publishes released entries with the tree version after the last of them (never a version that
 /// holds txns which are not durable yet).
-async fn publish_version(
+pub async fn publish_version(
     fronts: &[flume::Sender<Batch>],
     entries: Vec<Entry>,
     version: DataTree,
-    pipeline: &Pipeline,
+    sessions: &SessionTable,
     shared: &Shared,
 ) {
     let s = &shared.stats;
     s.last_zxid.store(version.last_zxid(), Relaxed);
     // ZooKeeper's node count includes the "" alias of the root.
     s.node_count.store(version.node_count() as i64 + 1, Relaxed);
-    s.session_count
-        .store(pipeline.sessions().len() as i64, Relaxed);
+    s.session_count.store(sessions.len() as i64, Relaxed);
     let entries = Arc::new(entries);
     for front in fronts {
         // A front that has stopped is not waited for.
@@ -336,8 +343,7 @@ async fn publish_version(
 }
 
 /// `mntr`'s figures cost no walk of the tree or the sessions; `dump`'s listings do.
-fn report(pipeline: &Pipeline, dump: bool) -> Report {
-    let version = pipeline.version();
+pub fn report(version: &DataTree, sessions: &SessionTable, dump: bool) -> Report {
     let mut report = Report {
         ephemerals_count: version.ephemeral_count(),
         approximate_data_size: version.approximate_data_size(),
@@ -353,20 +359,20 @@ fn report(pipeline: &Pipeline, dump: bool) -> Report {
             }
         }
         report.ephemerals = ephemerals;
-        report.sessions = dump_sessions(pipeline);
+        report.sessions = dump_sessions(sessions);
     }
     report
 }
 
-fn dump_sessions(pipeline: &Pipeline) -> String {
+fn dump_sessions(sessions: &SessionTable) -> String {
     let mut by_deadline: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
-    for s in pipeline.sessions().iter() {
+    for s in sessions.iter() {
         by_deadline.entry(s.deadline_ms).or_default().push(s.id);
     }
     let mut out = format!(
         "Session Sets ({})/({}):\n",
         by_deadline.len(),
-        pipeline.sessions().len()
+        sessions.len()
     );
     for (deadline, ids) in by_deadline {
         out.push_str(&format!(

@@ -61,6 +61,18 @@ pub fn run(
     start: Start,
     listener: std::net::TcpListener,
 ) -> anyhow::Result<()> {
+    let ensemble = cfg.ensemble.clone();
+    // The core that owns the data: the standalone pipeline, or an ensemble member.
+    let owner = move |shared: Arc<Shared>,
+                      rx: flume::Receiver<PipeMsg>,
+                      fronts: Vec<flume::Sender<Batch>>,
+                      start: Start,
+                      snap_tx: flume::Sender<crate::snapshot::Job>| async move {
+        match ensemble {
+            Some(e) => crate::ensemble::core::run(shared, rx, fronts, start, e).await,
+            None => pipeline_core::run(shared, rx, fronts, start, snap_tx).await,
+        }
+    };
     let map = CoreMap::for_cores(cores);
     let (to_pipeline, pipe_rx) = flume::bounded::<PipeMsg>(PIPE_QUEUE_MAX);
     let mut batch_txs = Vec::new();
@@ -116,7 +128,7 @@ pub fn run(
                     );
                     let s2 = shared.clone();
                     let p = glommio::spawn_local_into(
-                        pipeline_core::run(s2, pipe_rx, batch_txs, start, snap_tx),
+                        owner(s2, pipe_rx, batch_txs, start, snap_tx),
                         pipe_tq,
                     )
                     .expect("pipeline queue")
@@ -136,7 +148,7 @@ pub fn run(
         handles.push(
             LocalExecutorBuilder::new(placement(map.pipeline))
                 .name("rk-pipeline")
-                .spawn(move || pipeline_core::run(s, pipe_rx, batch_txs, start, snap_tx))
+                .spawn(move || owner(s, pipe_rx, batch_txs, start, snap_tx))
                 .map_err(spawn_err)?,
         );
         for ((i, core), (batch_rx, control_rx)) in map

@@ -86,6 +86,9 @@ pub enum Control {
     ResetConnStats(flume::Sender<()>),
     /// Bytes queued for this front's clients and not yet written.
     UnsentBytes(flume::Sender<usize>),
+    /// An ensemble member stopped serving: close every client connection, and drop the
+    /// connects waiting for an answer (they will get none).
+    CloseClients,
 }
 
 /// What every core shares.

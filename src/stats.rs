@@ -1,10 +1,33 @@
 //! Server-wide counters shared by every core (atomics, relaxed: they feed `srvr`/`mntr`, not
 //! decisions).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+
+/// What `srvr` and `mntr` say this server is ([`ServerStats::mode`]).
+pub mod mode {
+    pub const STANDALONE: u8 = 0;
+    /// An ensemble member that is not serving (electing, or syncing with a leader).
+    pub const NOT_SERVING: u8 = 1;
+    pub const LEADER: u8 = 2;
+    pub const FOLLOWER: u8 = 3;
+    pub const OBSERVER: u8 = 4;
+
+    /// `Mode:` of `srvr` and `zk_server_state` of `mntr`, as ZooKeeper names them.
+    pub fn name(m: u8) -> &'static str {
+        match m {
+            LEADER => "leader",
+            FOLLOWER => "follower",
+            OBSERVER => "observer",
+            NOT_SERVING => "looking",
+            _ => "standalone",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct ServerStats {
+    /// One of [`mode`]'s values.
+    pub mode: AtomicU8,
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub latency_count: AtomicU64,
@@ -39,6 +62,7 @@ pub struct ServerStats {
 impl ServerStats {
     pub fn new() -> ServerStats {
         let s = ServerStats::default();
+        s.mode.store(mode::STANDALONE, Relaxed);
         s.latency_min_ms.store(u64::MAX, Relaxed);
         s
     }

@@ -881,14 +881,6 @@ fn bad_ensemble_config_names_the_key_and_exits_1() {
     let (code, err) = run_with_files(&lines.replace("initLimit=5\n", ""), &[("data/myid", "1\n")]);
     assert_eq!(code, Some(1));
     assert!(err.contains("'initLimit'"), "{err}");
-    // A valid ensemble is refused as a whole rather than run as a lone standalone server that
-    // would accept writes the others never see.
-    let (code, err) = run_with_files(lines, &[("data/myid", "2\n")]);
-    assert_eq!(code, Some(1));
-    assert!(
-        err.contains("ensemble of 3 servers (this is server.2)"),
-        "{err}"
-    );
 }
 
 #[test]

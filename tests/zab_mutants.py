@@ -40,7 +40,7 @@ MUTANTS = {
     ),
     "sync-answered-locally": (
         "a learner's sync goes through the leader",
-        "                msg: Msg::SyncRequest,\n            }]),",
+        "                msg: Msg::SyncRequest(req),\n            }]),",
         "                msg: Msg::Ping { touches: Vec::new() },\n            }, Output::SyncDone]),",
     ),
     # Expected to survive for now: the leader's wait matters for a session's own write still in

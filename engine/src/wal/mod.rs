@@ -136,6 +136,8 @@ pub struct Scan {
     pub txns: Vec<Txn>,
     /// The batch of each txn in `txns`.
     pub batches: Vec<i64>,
+    /// Where each txn's record in `txns` ends (a truncation after it zeroes from there).
+    pub ends: Vec<usize>,
     /// Where the next record goes: the end of the last valid record.
     pub valid_end: usize,
     pub tail: Tail,
@@ -206,6 +208,7 @@ pub fn scan_after(seg: &[u8], after: i64) -> Result<Scan, WalError> {
         first_zxid,
         txns: Vec::new(),
         batches: Vec::new(),
+        ends: Vec::new(),
         valid_end: HEADER_BYTES,
         tail: Tail::Clean,
     };
@@ -243,6 +246,7 @@ pub fn scan_after(seg: &[u8], after: i64) -> Result<Scan, WalError> {
                     })?;
                     out.txns.push(txn);
                     out.batches.push(r.batch);
+                    out.ends.push(r.end);
                 }
                 last = Some(Last {
                     zxid: r.zxid,

@@ -288,7 +288,13 @@ impl Member {
                 path,
                 ..
             } => {
-                if let Some(o) = self.peer.sync() {
+                let req = Forward {
+                    session_id,
+                    cxid: origin.xid,
+                    req: Request::Sync { path: path.clone() },
+                    auth: Vec::new(),
+                };
+                if let Some(o) = self.peer.sync(req) {
                     self.syncs.push_back((origin, path));
                     self.touch_one(session_id, now);
                     out = self.carry(o, now);

@@ -169,8 +169,9 @@ pub enum Msg {
         touches: Vec<(i64, i32)>,
     },
     Request(Forward),
-    /// A learner's client asked for `sync` (a REQUEST of type sync on ZooKeeper's wire).
-    SyncRequest,
+    /// A learner's client asked for `sync` (a REQUEST of type sync on ZooKeeper's wire; its
+    /// request is `Request::Sync`).
+    SyncRequest(Forward),
     /// The leader's answer to the oldest sync request a learner has outstanding.
     Sync,
 }
@@ -632,15 +633,16 @@ impl Peer {
     }
 
     /// A client's `sync` on this server (serving only; else `None`): [`Output::SyncDone`] comes
-    /// once this server has what the leader had proposed when the sync reached it.
-    pub fn sync(&mut self) -> Option<Vec<Output>> {
+    /// once this server has what the leader had proposed when the sync reached it. A learner
+    /// sends `req` (the client's session, cxid and `Request::Sync`) to the leader.
+    pub fn sync(&mut self, req: Forward) -> Option<Vec<Output>> {
         let last = self.last_logged;
         let applied = self.applied;
         match &mut self.state {
             State::Following(l) if l.phase == LearnerPhase::Serving => Some(vec![Output::Send {
                 to: l.leader,
                 conn: l.conn,
-                msg: Msg::SyncRequest,
+                msg: Msg::SyncRequest(req),
             }]),
             State::Leading(l) if l.phase == LeaderPhase::Broadcast => {
                 if applied >= last {
@@ -875,7 +877,7 @@ impl Peer {
                     out.push(Output::Forwarded { from, fwd });
                 }
             }
-            Msg::SyncRequest => {
+            Msg::SyncRequest(_) => {
                 if l.phase == LeaderPhase::Broadcast {
                     if self.applied >= self.last_logged {
                         out.push(Output::Send {

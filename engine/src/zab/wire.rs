@@ -13,12 +13,13 @@
 //! | UpToDate | UPTODATE | -1 | none |
 //! | Ping | PING | 0 | a learner's: its touches, each session id (8 bytes) and timeout (4); the leader's: empty |
 //! | Sync | SYNC | 0 | none |
+//! | Request, SyncRequest | REQUEST | -1 | session id (8 bytes), cxid (4), type (4), then the request's record as the client sent it (createSession: the timeout, 4 bytes); the session's auth ids in `authinfo` |
 //!
-//! Not mapped yet: REQUEST (a forwarded client request or sync, which needs the client request
-//! encoders) and the snapshot stream after SNAP; [`encode`] and [`decode`] refuse them.
+//! Not mapped yet: the snapshot stream after SNAP; [`encode`] and [`decode`] refuse it.
 
-use crate::proto::DecodeError;
+use crate::proto::{opcode, DecodeError, Request, Writer};
 use crate::quorum::{packet, txn as zktxn, LearnerInfo, QuorumPacket, LEARNER_PROTOCOL_VERSION};
+use crate::zab::peer::Forward;
 use crate::zab::peer::Msg;
 use crate::zab::{epoch_of, make_zxid};
 use bytes::Bytes;
@@ -91,7 +92,17 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
             QuorumPacket::new(packet::PING, 0, Some(Bytes::from(data)))
         }
         Msg::Sync => QuorumPacket::new(packet::SYNC, 0, None),
-        Msg::Request(_) | Msg::SyncRequest => return Err(Unsupported("REQUEST")),
+        Msg::Request(fwd) | Msg::SyncRequest(fwd) => {
+            // Learner.request: a DataOutputStream of the header, then the record's bytes.
+            let mut data = Vec::new();
+            data.extend_from_slice(&fwd.session_id.to_be_bytes());
+            data.extend_from_slice(&fwd.cxid.to_be_bytes());
+            data.extend_from_slice(&fwd.req.opcode().to_be_bytes());
+            fwd.req.encode(&mut Writer::new(&mut data));
+            let mut p = QuorumPacket::new(packet::REQUEST, -1, Some(Bytes::from(data)));
+            p.authinfo = Some(fwd.auth.clone());
+            p
+        }
     })
 }
 
@@ -178,10 +189,46 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
         }
         packet::SYNC => Msg::Sync,
         packet::SNAP => return Err(WireError::Unsupported("SNAP's snapshot stream")),
-        packet::REQUEST => return Err(WireError::Unsupported("REQUEST")),
+        packet::REQUEST => request(p)?,
         _ => return Err(bad()),
     };
     Ok(Decoded { msg, learner_id })
+}
+
+/// A learner's REQUEST: a forwarded write, createSession, closeSession or sync.
+fn request(p: &QuorumPacket) -> Result<Msg, WireError> {
+    let bad = || WireError::BadData { kind: p.kind };
+    let d = p.data.as_deref().ok_or_else(bad)?;
+    if d.len() < 16 {
+        return Err(bad());
+    }
+    let session_id = i64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
+    let cxid = i32::from_be_bytes(d[8..12].try_into().expect("4 bytes"));
+    let kind = i32::from_be_bytes(d[12..16].try_into().expect("4 bytes"));
+    let body = &d[16..];
+    let req = match kind {
+        opcode::CREATE_SESSION => {
+            let t: [u8; 4] = body.try_into().map_err(|_| bad())?;
+            Request::CreateSession {
+                timeout_ms: i32::from_be_bytes(t),
+            }
+        }
+        _ => Request::decode(kind, body)?,
+    };
+    if !(req.is_write() || matches!(req, Request::Sync { .. })) {
+        // Only writes and syncs are forwarded.
+        return Err(bad());
+    }
+    let fwd = Forward {
+        session_id,
+        cxid,
+        auth: p.authinfo.clone().unwrap_or_default(),
+        req,
+    };
+    Ok(match fwd.req {
+        Request::Sync { .. } => Msg::SyncRequest(fwd),
+        _ => Msg::Request(fwd),
+    })
 }
 
 #[cfg(test)]

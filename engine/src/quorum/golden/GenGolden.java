@@ -15,6 +15,9 @@ import java.util.List;
 import org.apache.jute.BinaryOutputArchive;
 import org.apache.jute.Record;
 import org.apache.zookeeper.ZooDefs.OpCode;
+import org.apache.zookeeper.ZooDefs.Ids;
+import org.apache.zookeeper.proto.CreateRequest;
+import org.apache.zookeeper.proto.SyncRequest;
 import org.apache.zookeeper.data.ACL;
 import org.apache.zookeeper.data.Id;
 import org.apache.zookeeper.txn.CheckVersionTxn;
@@ -47,6 +50,17 @@ public class GenGolden {
         return out.toByteArray();
     }
 
+    private static byte[] forwarded(long session, int cxid, int type, byte[] request) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        DataOutputStream d = new DataOutputStream(out);
+        d.writeLong(session);
+        d.writeInt(cxid);
+        d.writeInt(type);
+        d.write(request);
+        d.close();
+        return out.toByteArray();
+    }
+
     private static void emit(String name, byte[] bytes) {
         System.out.println(name + " " + hex(bytes));
     }
@@ -67,6 +81,16 @@ public class GenGolden {
         emit("packet_commit", record(new QuorumPacket(Leader.COMMIT, 0x300000001L, null, null), "packet"));
         emit("packet_inform", record(new QuorumPacket(Leader.INFORM, 0x300000002L, new byte[] {1, 2, 3}, null), "packet"));
         emit("packet_request", record(new QuorumPacket(Leader.REQUEST, -1L, new byte[] {0, 0, 0, 7, 0, 0, 0, 1}, auth), "packet"));
+        // Learner.request's layout: session id, cxid, type, then the request record's bytes.
+        emit("packet_request_create", record(new QuorumPacket(Leader.REQUEST, -1L,
+            forwarded(0x0200000000000011L, 7, OpCode.create,
+                record(new CreateRequest("/app/lock-", "v".getBytes(StandardCharsets.UTF_8), Ids.OPEN_ACL_UNSAFE, 3), "request")),
+            auth), "packet"));
+        ByteBuffer timeout = ByteBuffer.allocate(4).putInt(30000);
+        emit("packet_request_create_session", record(new QuorumPacket(Leader.REQUEST, -1L,
+            forwarded(0x0200000000000012L, 0, OpCode.createSession, timeout.array()), none), "packet"));
+        emit("packet_request_sync", record(new QuorumPacket(Leader.REQUEST, -1L,
+            forwarded(0x0200000000000011L, 8, OpCode.sync, record(new SyncRequest("/app"), "request")), none), "packet"));
         emit("packet_ping", record(new QuorumPacket(Leader.PING, 0x300000009L, new byte[0], none), "packet"));
         // A learner's ping answer, as Learner.ping() fills it: its touch table as
         // DataOutputStream longs (session id) and ints (timeout).

@@ -3,7 +3,7 @@
 //! decodes to the message it stands for; every message survives encode and decode.
 
 use super::*;
-use crate::proto::ErrorCode;
+use crate::proto::{Acl, CreateRequest, ErrorCode, Id};
 use crate::quorum::golden;
 use crate::txn::{Txn, TxnOp};
 
@@ -71,6 +71,82 @@ fn packets_filled_as_java_fills_them_are_byte_identical() {
     for (name, msg) in cases {
         assert_eq!(bytes_of(&msg), golden(name), "{name}");
     }
+}
+
+fn forwarded_create() -> Forward {
+    Forward {
+        session_id: 0x0200_0000_0000_0011,
+        cxid: 7,
+        req: Request::Create(CreateRequest {
+            opcode: opcode::CREATE,
+            path: "/app/lock-".into(),
+            data: Some(Bytes::from_static(b"v")),
+            acl: Acl::open_unsafe(),
+            flags: 3,
+            ttl: -1,
+        }),
+        auth: vec![
+            Id {
+                scheme: "digest".into(),
+                id: "u:hash=".into(),
+            },
+            Id {
+                scheme: "ip".into(),
+                id: "127.0.0.1".into(),
+            },
+        ],
+    }
+}
+
+#[test]
+fn forwarded_requests_are_laid_out_as_javas_learner_writes_them() {
+    let fwd = forwarded_create();
+    assert_eq!(
+        bytes_of(&Msg::Request(fwd.clone())),
+        golden("packet_request_create")
+    );
+    match decoded("packet_request_create").msg {
+        Msg::Request(f) => assert_eq!(f, fwd),
+        m => panic!("{m:?}"),
+    }
+    let session = Forward {
+        session_id: 0x0200_0000_0000_0012,
+        cxid: 0,
+        req: Request::CreateSession { timeout_ms: 30000 },
+        auth: Vec::new(),
+    };
+    assert_eq!(
+        bytes_of(&Msg::Request(session.clone())),
+        golden("packet_request_create_session")
+    );
+    match decoded("packet_request_create_session").msg {
+        Msg::Request(f) => assert_eq!(f, session),
+        m => panic!("{m:?}"),
+    }
+    let sync = Forward {
+        session_id: 0x0200_0000_0000_0011,
+        cxid: 8,
+        req: Request::Sync {
+            path: "/app".into(),
+        },
+        auth: Vec::new(),
+    };
+    assert_eq!(
+        bytes_of(&Msg::SyncRequest(sync.clone())),
+        golden("packet_request_sync")
+    );
+    match decoded("packet_request_sync").msg {
+        Msg::SyncRequest(f) => assert_eq!(f, sync),
+        m => panic!("{m:?}"),
+    }
+    // A read is never forwarded; a header cut short is not a request.
+    let mut p = QuorumPacket::decode(&golden("packet_request_sync")).expect("packet");
+    let mut d = p.data.clone().expect("data").to_vec();
+    d[12..16].copy_from_slice(&opcode::GET_DATA.to_be_bytes());
+    p.data = Some(Bytes::from(d));
+    assert!(decode(&p).is_err());
+    p.data = Some(Bytes::from_static(&[0; 15]));
+    assert!(decode(&p).is_err());
 }
 
 #[test]

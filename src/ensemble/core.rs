@@ -1,0 +1,612 @@
+//! The member core: the ensemble counterpart of `pipeline_core.rs`. It owns the engine's
+//! [`Member`] and carries out its outputs: votes and quorum messages (through [`Net`]), the
+//! epoch files, log appends, truncations and snapshot installs (through the log task, in
+//! order), batches published to every front, and closing every client connection when the
+//! server stops serving. It feeds the member what arrives: the fronts' requests, the sockets'
+//! events, log completions and the time. The rules are the member's and the peer's
+//! (`engine/src/zab/`); this loop only waits and carries out.
+
+use super::disk::{self, ACCEPTED_EPOCH, CURRENT_EPOCH};
+use super::net::{Net, NetEvent};
+use crate::clock::now_ms;
+use crate::config::ensemble::Ensemble;
+use crate::log::{log_dir, LogWriter};
+use crate::pipeline_core::{pipeline_config, publish_version, report};
+use crate::shared::{Batch, Control, PipeMsg, Shared, Start};
+use crate::stats::mode;
+use bytes::Bytes;
+use ringkeeper_engine::pipeline::{Pipeline, PipelineConfig};
+use ringkeeper_engine::snap::SnapSession;
+use ringkeeper_engine::tree::DataTree;
+use ringkeeper_engine::txn::Txn;
+use ringkeeper_engine::zab::epoch_of;
+use ringkeeper_engine::zab::member::{Member, Output};
+use ringkeeper_engine::zab::peer::{self, PeerConfig, Persisted, Role};
+use ringkeeper_engine::zab::wire::Sender;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// ZooKeeper's `commitLogCount`: txns a leader keeps for DIFF.
+const DIFF_WINDOW_TXNS: usize = 500;
+/// ZooKeeper's `finalizeWait` and `maxNotificationInterval`.
+const FINALIZE_WAIT_MS: i64 = 200;
+const MAX_NOTIFICATION_INTERVAL_MS: i64 = 60_000;
+/// Front messages handled before the core looks at its other inputs again.
+const FRONT_MSGS_PER_ROUND: usize = 1024;
+/// Sockets' events queued for the core; a full queue makes their tasks wait.
+const NET_EVENTS_MAX: usize = 4096;
+
+/// Session passwords are keyed by one secret every member shares. Java ZooKeeper derives them
+/// from the session id and a constant; this is Ringkeeper's constant (see ARCHITECTURE.md).
+const ENSEMBLE_SESSION_SECRET: u64 = 0xb341_5c00;
+
+/// The configuration text ZooKeeper sends with votes and NEWLEADER (`QuorumVerifier`'s form).
+fn config_text(e: &Ensemble) -> String {
+    let mut out = String::new();
+    for s in &e.servers {
+        let kind = if s.observer {
+            "observer"
+        } else {
+            "participant"
+        };
+        let host = if s.host.contains(':') {
+            format!("[{}]", s.host)
+        } else {
+            s.host.clone()
+        };
+        out.push_str(&format!(
+            "server.{}={host}:{}:{}:{kind}",
+            s.id, s.quorum_port, s.election_port
+        ));
+        if let Some(c) = s.client {
+            out.push_str(&format!(";{c}"));
+        }
+        out.push('\n');
+    }
+    out.push_str("version=0");
+    out
+}
+
+enum LogCmd {
+    Append(Vec<Txn>),
+    Truncate {
+        zxid: i64,
+        done: flume::Sender<Result<(), String>>,
+    },
+    Install {
+        tree: DataTree,
+        sessions: Vec<SnapSession>,
+        done: flume::Sender<Result<(), String>>,
+    },
+}
+
+/// The log's work, in order: appends (queued ones go down together, one fdatasync), and the
+/// rewrites a learner's sync asks for. Any failure is final: the process exits.
+async fn log_task(
+    mut writer: Option<LogWriter>,
+    rx: flume::Receiver<LogCmd>,
+    synced: flume::Sender<i64>,
+    shared: Arc<Shared>,
+) {
+    let cfg = &shared.cfg;
+    let dir = log_dir(&cfg.data_log_dir);
+    let mut held: Option<LogCmd> = None;
+    loop {
+        let cmd = match held.take() {
+            Some(c) => c,
+            None => match rx.recv_async().await {
+                Ok(c) => c,
+                Err(_) => return,
+            },
+        };
+        match cmd {
+            LogCmd::Append(mut batch) => {
+                while let Ok(next) = rx.try_recv() {
+                    match next {
+                        LogCmd::Append(more) => batch.extend(more),
+                        other => {
+                            held = Some(other);
+                            break;
+                        }
+                    }
+                }
+                let last = batch.last().expect("appends are never empty").zxid;
+                let w = writer.as_mut().expect("a writer between rewrites");
+                if let Err(e) = w.append(&batch).await {
+                    tracing::error!(error = %e, zxid = format_args!("{last:#x}"), "transaction log write or fdatasync failed; stopping");
+                    std::process::exit(2);
+                }
+                shared.stats.log_syncs.fetch_add(1, Relaxed);
+                shared
+                    .stats
+                    .log_synced_txns
+                    .fetch_add(batch.len() as u64, Relaxed);
+                shared.stats.log_synced_zxid.store(last, SeqCst);
+                if synced.send_async(last).await.is_err() {
+                    return;
+                }
+            }
+            LogCmd::Truncate { zxid, done } => {
+                if let Some(w) = writer.take() {
+                    w.close().await;
+                }
+                let result = disk::truncate_log(&cfg.data_log_dir, zxid);
+                writer = Some(reopen(&dir, zxid, &shared).await);
+                let _ = done.send_async(result).await;
+            }
+            LogCmd::Install {
+                tree,
+                sessions,
+                done,
+            } => {
+                if let Some(w) = writer.take() {
+                    w.close().await;
+                }
+                let zxid = tree.last_zxid();
+                let result = disk::install(&cfg.data_dir, &cfg.data_log_dir, tree, sessions)
+                    .map(|w| {
+                        tracing::info!(path = %w.path.display(), zxid = format_args!("{zxid:#x}"), bytes = w.bytes, "installed the leader's snapshot");
+                    });
+                writer = Some(reopen(&dir, zxid, &shared).await);
+                let _ = done.send_async(result).await;
+            }
+        }
+    }
+}
+
+/// A writer after the log was rewritten: appending to the segment that now ends the log, or
+/// a new one after `last`.
+async fn reopen(dir: &std::path::Path, last: i64, shared: &Shared) -> LogWriter {
+    let cfg = &shared.cfg;
+    let opened = async {
+        let recovered = crate::log::recover(dir, last).map_err(std::io::Error::other)?;
+        if let Some(tail) = &recovered.tail {
+            if let Some(w) = LogWriter::resume(dir, tail, cfg.force_sync).await? {
+                return Ok(w);
+            }
+        }
+        LogWriter::create(dir, last + 1, cfg.prealloc_bytes, cfg.force_sync).await
+    };
+    match opened.await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot reopen the transaction log; stopping");
+            std::process::exit(2);
+        }
+    }
+}
+
+enum Wake {
+    Front(PipeMsg),
+    Net(NetEvent),
+    Synced(i64),
+    Time,
+    Closed,
+}
+
+struct Core {
+    shared: Arc<Shared>,
+    fronts: Vec<flume::Sender<Batch>>,
+    member: Member,
+    net: Net,
+    log: flume::Sender<LogCmd>,
+    pcfg: PipelineConfig,
+    wake_at: i64,
+    serving: bool,
+}
+
+impl Core {
+    /// Carries out the member's outputs, in order (and those of `truncated`, which a
+    /// truncation's outputs end with).
+    async fn carry(&mut self, outputs: Vec<Output>) {
+        let mut queue: VecDeque<Output> = outputs.into();
+        while let Some(o) = queue.pop_front() {
+            match o {
+                Output::Io(io) => self.io(io),
+                Output::Publish { entries, version } => {
+                    publish_version(
+                        &self.fronts,
+                        entries,
+                        version,
+                        self.member.sessions(),
+                        &self.shared,
+                    )
+                    .await;
+                }
+                Output::Role(role) => self.role(role).await,
+                Output::Truncate(zxid) => {
+                    let (done, wait) = flume::bounded(1);
+                    let _ = self.log.send_async(LogCmd::Truncate { zxid, done }).await;
+                    let rebuilt = match wait.recv_async().await {
+                        Ok(Ok(())) => {
+                            let cfg = &self.shared.cfg;
+                            disk::rebuild(
+                                &cfg.data_dir,
+                                &cfg.data_log_dir,
+                                &self.pcfg,
+                                zxid,
+                                now_ms(),
+                            )
+                        }
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err("the log task stopped".to_string()),
+                    };
+                    match rebuilt {
+                        Ok((tree, sessions, _)) => {
+                            tracing::info!(
+                                zxid = format_args!("{zxid:#x}"),
+                                "log truncated to the leader's history (TRUNC)"
+                            );
+                            let more = self.member.truncated(tree, &sessions, now_ms());
+                            queue.extend(more);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot truncate the log as the leader asked; stopping");
+                            std::process::exit(2);
+                        }
+                    }
+                }
+                Output::Install {
+                    zxid: _,
+                    tree,
+                    sessions,
+                } => {
+                    let (done, wait) = flume::bounded(1);
+                    let cmd = LogCmd::Install {
+                        tree,
+                        sessions,
+                        done,
+                    };
+                    let _ = self.log.send_async(cmd).await;
+                    if !matches!(wait.recv_async().await, Ok(Ok(()))) {
+                        tracing::error!("cannot install the leader's snapshot; stopping");
+                        std::process::exit(2);
+                    }
+                }
+            }
+        }
+    }
+
+    fn io(&mut self, io: peer::Output) {
+        let cfg = &self.shared.cfg;
+        match io {
+            peer::Output::Vote { to, note } => self.net.vote(to, &note),
+            peer::Output::Send { to, conn, msg } => self.net.send(to, conn, msg),
+            peer::Output::Close { conn, .. } => self.net.close(conn),
+            peer::Output::WakeAt(at) => self.wake_at = self.wake_at.min(at),
+            peer::Output::SaveAcceptedEpoch(e) | peer::Output::SaveCurrentEpoch(e) => {
+                let name = if matches!(io, peer::Output::SaveAcceptedEpoch(_)) {
+                    ACCEPTED_EPOCH
+                } else {
+                    CURRENT_EPOCH
+                };
+                if let Err(err) = disk::write_epoch(&cfg.data_dir, name, e) {
+                    tracing::error!(file = name, error = %err, "cannot write an epoch file; stopping");
+                    std::process::exit(2);
+                }
+            }
+            peer::Output::Append(txns) => {
+                if self.log.try_send(LogCmd::Append(txns)).is_err() {
+                    tracing::error!("the log task stopped; stopping");
+                    std::process::exit(2);
+                }
+            }
+            other => unreachable!("the member carries out {other:?}"),
+        }
+    }
+
+    async fn role(&mut self, role: Role) {
+        let (m, serving) = match role {
+            Role::Leading {
+                established: true, ..
+            } => (mode::LEADER, true),
+            Role::Following {
+                serving: true,
+                observer,
+                ..
+            } => (
+                if observer {
+                    mode::OBSERVER
+                } else {
+                    mode::FOLLOWER
+                },
+                true,
+            ),
+            _ => (mode::NOT_SERVING, false),
+        };
+        let epoch = self.member.peer().current_epoch();
+        match role {
+            Role::Leading {
+                established: true, ..
+            } => tracing::info!(
+                epoch,
+                "leading: a quorum acknowledged this server as leader"
+            ),
+            Role::Following {
+                leader,
+                serving: true,
+                observer,
+            } => tracing::info!(leader, epoch, observer, "serving: in step with the leader"),
+            Role::Looking => tracing::info!("looking: electing a leader"),
+            _ => tracing::debug!(?role, "role"),
+        }
+        self.shared.stats.mode.store(m, Relaxed);
+        if self.serving && !serving {
+            for c in &self.shared.controls {
+                let _ = c.send_async(Control::CloseClients).await;
+            }
+        }
+        self.serving = serving;
+    }
+
+    fn front(&mut self, msg: PipeMsg, now: i64) -> Vec<Output> {
+        match msg {
+            PipeMsg::Node(input) => self.member.input(input, now),
+            PipeMsg::Report { dump, reply } => {
+                let r = report(self.member.tree(), self.member.sessions(), dump);
+                let _ = reply.try_send(r);
+                Vec::new()
+            }
+            PipeMsg::Snapshot { reply } => {
+                let _ =
+                    reply.try_send("snapshots of an ensemble member are not written yet\n".into());
+                Vec::new()
+            }
+            PipeMsg::SnapshotWritten => Vec::new(),
+        }
+    }
+}
+
+/// Runs the member core until the fronts are gone.
+pub async fn run(
+    shared: Arc<Shared>,
+    rx: flume::Receiver<PipeMsg>,
+    fronts: Vec<flume::Sender<Batch>>,
+    start: Start,
+    ensemble: Ensemble,
+) {
+    let cfg = shared.cfg.clone();
+    let now = now_ms();
+    let mut pcfg = pipeline_config(&shared);
+    pcfg.session.server_id = ensemble.my_id;
+    // The tree and sessions recovery read, replayed.
+    let mut pipeline = Pipeline::new(pcfg.clone(), now, 0);
+    if let Some(snapshot) = start.snapshot {
+        pipeline.restore(snapshot, now);
+    }
+    let recent: Vec<Txn> = start
+        .txns
+        .iter()
+        .skip(start.txns.len().saturating_sub(DIFF_WINDOW_TXNS))
+        .cloned()
+        .collect();
+    for txn in start.txns {
+        pipeline.replay(txn, now);
+    }
+    let last_zxid = pipeline.last_zxid();
+    let epoch_file = |name: &str| match disk::read_epoch(&cfg.data_dir, name) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            // ZooKeeper's first start after an upgrade: the epoch of the last zxid.
+            let e = epoch_of(last_zxid);
+            if let Err(err) = disk::write_epoch(&cfg.data_dir, name, e) {
+                eprintln!(
+                    "ringkeeper: cannot write {name} in {}: {err}",
+                    cfg.data_dir.display()
+                );
+                std::process::exit(1);
+            }
+            e
+        }
+        Err(e) => {
+            eprintln!("ringkeeper: {e}");
+            std::process::exit(1);
+        }
+    };
+    let persisted = Persisted {
+        accepted_epoch: epoch_file(ACCEPTED_EPOCH),
+        current_epoch: epoch_file(CURRENT_EPOCH),
+        last_zxid,
+        recent,
+    };
+    let tree = pipeline.version();
+    let sessions: Vec<SnapSession> = pipeline
+        .sessions()
+        .iter()
+        .map(|s| SnapSession {
+            id: s.id,
+            timeout_ms: s.timeout_ms,
+        })
+        .collect();
+    shared.stats.log_synced_zxid.store(last_zxid, SeqCst);
+    shared.stats.mode.store(mode::NOT_SERVING, Relaxed);
+    // The fronts start from the recovered tree (they serve nobody until a leader is found).
+    publish_version(
+        &fronts,
+        Vec::new(),
+        tree.clone(),
+        pipeline.sessions(),
+        &shared,
+    )
+    .await;
+
+    let dir = log_dir(&cfg.data_log_dir);
+    let writer = match &start.log_tail {
+        Some(seg) => match LogWriter::resume(&dir, seg, cfg.force_sync).await {
+            Ok(Some(w)) => Ok(w),
+            Ok(None) => {
+                LogWriter::create(&dir, last_zxid + 1, cfg.prealloc_bytes, cfg.force_sync).await
+            }
+            Err(e) => Err(e),
+        },
+        None => LogWriter::create(&dir, last_zxid + 1, cfg.prealloc_bytes, cfg.force_sync).await,
+    };
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!(
+                "ringkeeper: cannot open the transaction log in {}: {e}",
+                dir.display()
+            );
+            std::process::exit(1);
+        }
+    };
+    let (log_tx, log_rx) = flume::unbounded::<LogCmd>();
+    let (synced_tx, synced_rx) = flume::unbounded::<i64>();
+    let log_tq = glommio::executor().create_task_queue(
+        glommio::Shares::Static(1000),
+        glommio::Latency::NotImportant,
+        "log",
+    );
+    glommio::spawn_local_into(
+        log_task(Some(writer), log_rx, synced_tx, shared.clone()),
+        log_tq,
+    )
+    .expect("log task queue")
+    .detach();
+
+    let config = Bytes::from(config_text(&ensemble));
+    let sender = Sender {
+        my_id: ensemble.my_id,
+        config_version: 0,
+        config: config.clone(),
+    };
+    let (net_tx, net_rx) = flume::bounded(NET_EVENTS_MAX);
+    let packet_max = cfg.jute_max_buffer * 4 + (1 << 20);
+    let net = match Net::start(&ensemble, sender, net_tx, packet_max) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!(
+                "ringkeeper: cannot listen on the {e} (server.{})",
+                ensemble.my_id
+            );
+            std::process::exit(1);
+        }
+    };
+    let mut voters = Vec::new();
+    let mut observers = Vec::new();
+    for s in &ensemble.servers {
+        if s.observer {
+            observers.push(s.id);
+        } else {
+            voters.push(s.id);
+        }
+    }
+    let peer_cfg = PeerConfig {
+        my_id: ensemble.my_id,
+        voters,
+        observers,
+        tick_ms: cfg.tick_ms,
+        init_limit: ensemble.init_limit,
+        sync_limit: ensemble.sync_limit,
+        diff_window: DIFF_WINDOW_TXNS,
+        finalize_wait_ms: FINALIZE_WAIT_MS,
+        max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
+        config,
+        // Connection ids a restarted server opens must differ from its last run's.
+        first_conn: now as u64,
+    };
+    tracing::info!(
+        my_id = ensemble.my_id,
+        last_zxid = format_args!("{last_zxid:#x}"),
+        accepted_epoch = persisted.accepted_epoch,
+        current_epoch = persisted.current_epoch,
+        "ensemble member starting: electing a leader"
+    );
+    let (member, out) = Member::start(
+        pcfg.clone(),
+        peer_cfg,
+        persisted,
+        tree,
+        &sessions,
+        ENSEMBLE_SESSION_SECRET,
+        now,
+    );
+    let mut core = Core {
+        shared: shared.clone(),
+        fronts,
+        member,
+        net,
+        log: log_tx,
+        pcfg,
+        wake_at: i64::MAX,
+        serving: false,
+    };
+    core.carry(out).await;
+    let tick_ms = (cfg.tick_ms / 2).max(1);
+    let mut next_tick = now_ms() + tick_ms;
+    loop {
+        let until = core.wake_at.min(next_tick);
+        let wait = Duration::from_millis((until - now_ms()).max(0) as u64);
+        let wake = futures_lite::future::or(
+            futures_lite::future::or(
+                async {
+                    rx.recv_async()
+                        .await
+                        .map(Wake::Front)
+                        .unwrap_or(Wake::Closed)
+                },
+                async {
+                    net_rx
+                        .recv_async()
+                        .await
+                        .map(Wake::Net)
+                        .unwrap_or(Wake::Closed)
+                },
+            ),
+            futures_lite::future::or(
+                async {
+                    synced_rx
+                        .recv_async()
+                        .await
+                        .map(Wake::Synced)
+                        .unwrap_or(Wake::Closed)
+                },
+                async {
+                    glommio::timer::sleep(wait).await;
+                    Wake::Time
+                },
+            ),
+        )
+        .await;
+        let now = now_ms();
+        let out = match wake {
+            Wake::Closed => return,
+            Wake::Front(msg) => {
+                let mut out = core.front(msg, now);
+                for _ in 1..FRONT_MSGS_PER_ROUND {
+                    match rx.try_recv() {
+                        Ok(msg) => out.extend(core.front(msg, now)),
+                        Err(_) => break,
+                    }
+                }
+                out
+            }
+            Wake::Net(NetEvent::Vote { from, note }) => core.member.vote_received(from, &note, now),
+            Wake::Net(NetEvent::Msg { from, conn, msg }) => {
+                core.member.message(from, conn, msg, now)
+            }
+            Wake::Net(NetEvent::Closed { from, conn }) => core.member.closed(from, conn, now),
+            Wake::Synced(z) => {
+                let mut last = z;
+                while let Ok(z) = synced_rx.try_recv() {
+                    last = z;
+                }
+                core.member.log_synced(last, now)
+            }
+            Wake::Time => Vec::new(),
+        };
+        core.carry(out).await;
+        if now >= core.wake_at || now >= next_tick {
+            core.wake_at = i64::MAX;
+            next_tick = now + tick_ms;
+            let out = core.member.tick(now);
+            core.carry(out).await;
+        }
+        if cfg!(debug_assertions) {
+            core.member.check_invariants();
+        }
+    }
+}
