@@ -195,6 +195,8 @@ struct Core {
     pcfg: PipelineConfig,
     wake_at: i64,
     serving: bool,
+    /// When this server last started electing (for the log line once it serves again).
+    looking_since: Option<std::time::Instant>,
 }
 
 impl Core {
@@ -273,7 +275,34 @@ impl Core {
         let cfg = &self.shared.cfg;
         match io {
             peer::Output::Vote { to, note } => self.net.vote(to, &note),
-            peer::Output::Send { to, conn, msg } => self.net.send(to, conn, msg),
+            peer::Output::Send { to, conn, msg } => {
+                match &msg {
+                    peer::Msg::Diff { zxid } => {
+                        tracing::info!(
+                            learner = to,
+                            zxid = format_args!("{zxid:#x}"),
+                            "syncing a learner by DIFF (the txns it lacks follow)"
+                        )
+                    }
+                    peer::Msg::Trunc { zxid } => {
+                        tracing::info!(
+                            learner = to,
+                            zxid = format_args!("{zxid:#x}"),
+                            "syncing a learner by TRUNC (it drops txns past this zxid)"
+                        )
+                    }
+                    peer::Msg::Snap { zxid, image } => {
+                        tracing::info!(
+                            learner = to,
+                            zxid = format_args!("{zxid:#x}"),
+                            nodes = image.tree.node_count(),
+                            "syncing a learner by SNAP (a whole snapshot)"
+                        )
+                    }
+                    _ => {}
+                }
+                self.net.send(to, conn, msg)
+            }
             peer::Output::Close { conn, .. } => self.net.close(conn),
             peer::Output::WakeAt(at) => self.wake_at = self.wake_at.min(at),
             peer::Output::SaveAcceptedEpoch(e) | peer::Output::SaveCurrentEpoch(e) => {
@@ -317,19 +346,32 @@ impl Core {
             _ => (mode::NOT_SERVING, false),
         };
         let epoch = self.member.peer().current_epoch();
+        let election_ms = self
+            .looking_since
+            .map_or(0, |t| t.elapsed().as_millis() as u64);
         match role {
             Role::Leading {
                 established: true, ..
             } => tracing::info!(
                 epoch,
+                election_ms,
                 "leading: a quorum acknowledged this server as leader"
             ),
             Role::Following {
                 leader,
                 serving: true,
                 observer,
-            } => tracing::info!(leader, epoch, observer, "serving: in step with the leader"),
-            Role::Looking => tracing::info!("looking: electing a leader"),
+            } => tracing::info!(
+                leader,
+                epoch,
+                observer,
+                election_ms,
+                "serving: in step with the leader"
+            ),
+            Role::Looking => {
+                self.looking_since = Some(std::time::Instant::now());
+                tracing::info!("looking: electing a leader")
+            }
             _ => tracing::debug!(?role, "role"),
         }
         self.shared.stats.mode.store(m, Relaxed);
@@ -533,6 +575,7 @@ pub async fn run(
         pcfg,
         wake_at: i64::MAX,
         serving: false,
+        looking_since: None,
     };
     core.carry(out).await;
     let tick_ms = (cfg.tick_ms / 2).max(1);

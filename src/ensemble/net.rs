@@ -94,6 +94,25 @@ fn addr_of(host: &str, port: u16) -> String {
     }
 }
 
+/// Binds a port as the client port is bound (SO_REUSEADDR, a few seconds of retries while a
+/// server that was just killed still holds it).
+fn listen(host: &str, port: u16, what: &str) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "{what} {}: the host does not resolve",
+                addr_of(host, port)
+            ))
+        })?;
+    crate::net::bind_client_port(addr, crate::net::BIND_RETRY_MAX)
+        .map(crate::net::into_glommio)
+        .map_err(|e| std::io::Error::other(format!("{what} {addr}: {e}")))
+}
+
 impl Net {
     /// Binds the election and quorum ports and starts the link tasks. Fails when a port cannot
     /// be bound.
@@ -104,18 +123,8 @@ impl Net {
         quorum_packet_bytes_max: usize,
     ) -> std::io::Result<Net> {
         let me = ensemble.me().clone();
-        let election = TcpListener::bind(addr_of(&me.host, me.election_port)).map_err(|e| {
-            std::io::Error::other(format!(
-                "election port {}: {e}",
-                addr_of(&me.host, me.election_port)
-            ))
-        })?;
-        let quorum = TcpListener::bind(addr_of(&me.host, me.quorum_port)).map_err(|e| {
-            std::io::Error::other(format!(
-                "quorum port {}: {e}",
-                addr_of(&me.host, me.quorum_port)
-            ))
-        })?;
+        let election = listen(&me.host, me.election_port, "election port")?;
+        let quorum = listen(&me.host, me.quorum_port, "quorum port")?;
         let mut votes = HashMap::new();
         for s in &ensemble.servers {
             if s.id != ensemble.my_id {

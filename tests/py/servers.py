@@ -125,3 +125,116 @@ class Server:
 
 def java_zookeeper_available():
     return os.path.exists("/usr/share/java/zookeeper.jar") and shutil.which("java") is not None
+
+
+class Ensemble:
+    """Ringkeeper ensemble members on loopback, each from a plain zoo.cfg with `server.N` lines
+    and a `myid` file. With `proxied=True` every member reaches the others' quorum ports through
+    a PausableProxy per member (`proxy(i)`), so a test can silence one member's quorum traffic;
+    each member then has its own config (its own line real, the others' through the proxies)."""
+
+    def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False):
+        from helpers import PausableProxy
+
+        n = voters + observers
+        self.ids = list(range(1, n + 1))
+        self.observer_ids = set(self.ids[voters:])
+        self.ports = {i: (free_port(), free_port(), free_port()) for i in self.ids}  # client, quorum, election
+        self.proxies = {i: PausableProxy(self.ports[i][1]) for i in self.ids} if proxied else {}
+        self.dirs = {i: tempfile.mkdtemp(prefix=f"rk-py-ens{i}-") for i in self.ids}
+        self.procs = {}
+        self.logs = {}
+        for i in self.ids:
+            lines = []
+            for j in self.ids:
+                client, quorum, election = self.ports[j]
+                if j != i and proxied:
+                    quorum = self.proxies[j].port
+                kind = ":observer" if j in self.observer_ids else ""
+                lines.append(f"server.{j}=127.0.0.1:{quorum}:{election}{kind};127.0.0.1:{client}")
+            cfg = (
+                f"tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={self.dirs[i]}/data\n"
+                f"clientPort={self.ports[i][0]}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
+                f"preAllocSize=1024\n" + "\n".join(lines) + f"\n{extra_cfg}\n"
+            )
+            os.makedirs(os.path.join(self.dirs[i], "data"))
+            with open(os.path.join(self.dirs[i], "data", "myid"), "w") as f:
+                f.write(f"{i}\n")
+            with open(os.path.join(self.dirs[i], "zoo.cfg"), "w") as f:
+                f.write(cfg)
+            self.logs[i] = open(os.path.join(self.dirs[i], "server.log"), "a")
+        for i in self.ids:
+            self.start(i, wait=False)
+        self.wait_serving()
+
+    def cmd(self, i):
+        return [RINGKEEPER, "serve", "--config", os.path.join(self.dirs[i], "zoo.cfg"), "--no-pin"]
+
+    def start(self, i, wait=True):
+        self.procs[i] = subprocess.Popen(self.cmd(i), stdout=self.logs[i], stderr=subprocess.STDOUT,
+                                         cwd=self.dirs[i])
+        if wait:
+            self.wait_serving([i])
+
+    def kill9(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait()
+
+    def port(self, i):
+        return self.ports[i][0]
+
+    def hosts(self, ids=None):
+        return ",".join(f"127.0.0.1:{self.port(i)}" for i in (ids or self.ids))
+
+    def data_dir(self, i):
+        return os.path.join(self.dirs[i], "data")
+
+    def mode(self, i):
+        """`leader`, `follower`, `observer`, or None (down or not serving)."""
+        try:
+            out = four_letter(self.port(i), "srvr", timeout=1)
+        except OSError:
+            return None
+        for line in out.splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: "):]
+        return None
+
+    def leader(self):
+        for i in self.ids:
+            if self.procs[i].poll() is None and self.mode(i) == "leader":
+                return i
+        return None
+
+    def wait_serving(self, ids=None, timeout=30):
+        """Waits until every member in `ids` (default: every running one) serves."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            want = ids or [i for i in self.ids if self.procs[i].poll() is None]
+            for i in want:
+                if self.procs[i].poll() is not None:
+                    raise RuntimeError(f"member {i} exited: {self.read_log(i)}")
+            if all(self.mode(i) in ("leader", "follower", "observer") for i in want):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("not serving: " + " | ".join(f"{i}: {self.mode(i)}" for i in self.ids))
+
+    def read_log(self, i):
+        with open(os.path.join(self.dirs[i], "server.log")) as f:
+            return f.read()
+
+    def stop(self):
+        for i, p in self.procs.items():
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for p in self.proxies.values():
+            p.close()
+        for f in self.logs.values():
+            f.close()
+        for d in self.dirs.values():
+            shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,315 @@
+"""Ringkeeper ensembles as real processes on loopback, each member started from a plain zoo.cfg
+with `server.N` lines and a `myid`: election, writes through any member, global sessions, kill -9
+of the leader under write load, quorum loss and return, members that fell behind caught up by
+DIFF, SNAP and TRUNC, an observer, and zkCli.sh against the whole connect string."""
+
+import os
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError
+from kazoo.retry import KazooRetry
+
+from helpers import wait_until
+from servers import Ensemble, four_letter
+
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+@pytest.fixture
+def ensemble_factory():
+    made = []
+
+    def make(**kw):
+        e = Ensemble(**kw)
+        made.append(e)
+        return e
+
+    yield make
+    for e in made:
+        e.stop()
+
+
+def client(hosts, **kw):
+    zk = KazooClient(hosts=hosts, timeout=6, connection_retry=KazooRetry(max_tries=-1, max_delay=0.2), **kw)
+    zk.start(timeout=20)
+    return zk
+
+
+def modes(ens):
+    return {i: ens.mode(i) for i in ens.ids}
+
+
+def test_three_members_elect_one_leader_and_serve_writes_through_any_member(ensemble_factory):
+    ens = ensemble_factory(voters=3)
+    m = modes(ens)
+    assert sorted(m.values()) == ["follower", "follower", "leader"], m
+    zks = {i: client(f"127.0.0.1:{ens.port(i)}") for i in ens.ids}
+    try:
+        # A session's id carries the id of the member that created it, in its top byte.
+        for i, zk in zks.items():
+            assert zk.client_id[0] >> 56 == i, (i, hex(zk.client_id[0]))
+        zks[1].create("/app", b"v1")
+        zks[2].set("/app", b"v2")
+        for i in ens.ids:
+            zks[i].create(f"/app/n-{i}-", b"", sequence=True)
+        zks[3].create("/app/eph", b"", ephemeral=True)
+        for i, zk in zks.items():
+            zk.sync("/app")
+            data, stat = zk.get("/app")
+            assert data == b"v2" and stat.version == 1, (i, data, stat)
+            assert len(zk.get_children("/app")) == 4, i
+            # zxids carry the epoch: the first leader's is 1.
+            assert stat.mzxid >> 32 == 1
+        # A watch set through one member fires for a write through another.
+        fired = threading.Event()
+        zks[1].get("/app", watch=lambda ev: fired.set())
+        zks[3].set("/app", b"v3")
+        assert fired.wait(5)
+        # The ephemeral's session closes on member 3: it goes everywhere.
+        zks[3].stop()
+        zks[3].close()
+        for i in (1, 2):
+            zks[i].sync("/app")
+            assert zks[i].exists("/app/eph") is None, i
+        mntr = four_letter(ens.port(ens.leader()), "mntr")
+        assert "zk_server_state\tleader" in mntr
+    finally:
+        for zk in zks.values():
+            zk.stop()
+            zk.close()
+
+
+def test_kill9_of_the_leader_under_write_load_loses_no_acknowledged_write(ensemble_factory):
+    ens = ensemble_factory(voters=3)
+    zk = client(ens.hosts())
+    zk.create("/load", b"")
+    acked = []
+    stop = threading.Event()
+    gaps = []
+
+    def writer():
+        last_ok = time.monotonic()
+        n = 0
+        while not stop.is_set() and n < 3000:
+            path = f"/load/w{n:05d}"
+            try:
+                zk.create(path, b"x")
+                acked.append(path)
+            except NodeExistsError:
+                acked.append(path)  # a retry of a create that had gone through
+            except Exception:
+                time.sleep(0.01)
+                continue
+            now = time.monotonic()
+            gaps.append(now - last_ok)
+            last_ok = now
+            n += 1
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    assert wait_until(lambda: len(acked) >= 100, timeout=30)
+    old = ens.leader()
+    ens.kill9(old)
+    before = len(acked)
+    assert wait_until(lambda: len(acked) >= before + 100, timeout=30), "writes resumed after the leader died"
+    new = ens.leader()
+    assert new is not None and new != old
+    stop.set()
+    t.join(timeout=30)
+    ens.start(old)
+    # Every acknowledged write is on every member, the old leader included.
+    for i in ens.ids:
+        z = client(f"127.0.0.1:{ens.port(i)}")
+        try:
+            z.sync("/load")
+            have = set(z.get_children("/load"))
+            missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
+            assert not missing, (i, missing[:5])
+        finally:
+            z.stop()
+            z.close()
+    zk.stop()
+    zk.close()
+    print(f"longest gap between acknowledged writes across the failover: {max(gaps) * 1000:.0f} ms")
+
+
+def test_losing_quorum_stops_service_and_it_resumes_when_quorum_returns(ensemble_factory):
+    ens = ensemble_factory(voters=3)
+    zk = client(ens.hosts())
+    zk.create("/q", b"before")
+    zk.stop()
+    zk.close()
+    leader = ens.leader()
+    others = [i for i in ens.ids if i != leader]
+    ens.kill9(others[0])
+    ens.kill9(others[1])
+    # Alone, the leader stops serving within syncLimit, and says so.
+    assert wait_until(lambda: ens.mode(leader) is None, timeout=10), ens.mode(leader)
+    assert "not currently serving" in four_letter(ens.port(leader), "srvr")
+    lone = KazooClient(hosts=f"127.0.0.1:{ens.port(leader)}", timeout=2)
+    with pytest.raises(Exception):
+        lone.start(timeout=2)
+    lone.close()
+    ens.start(others[0], wait=False)
+    ens.wait_serving([leader, others[0]])
+    zk = client(ens.hosts([leader, others[0]]))
+    assert zk.get("/q")[0] == b"before"
+    zk.set("/q", b"after")
+    zk.stop()
+    zk.close()
+
+
+def _try_bind(sock, port):
+    try:
+        sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+
+
+def _sync_lines(ens, i, kind):
+    return [line for line in ens.read_log(i).splitlines() if f"by {kind}" in line]
+
+
+def test_a_member_behind_is_caught_up_by_diff_and_far_behind_by_snap(ensemble_factory):
+    ens = ensemble_factory(voters=3)
+    leader = ens.leader()
+    lagging = next(i for i in ens.ids if i != leader)
+    zk = client(ens.hosts([i for i in ens.ids if i != lagging]))
+    zk.create("/lag", b"")
+    ens.kill9(lagging)
+    for n in range(20):
+        zk.create(f"/lag/a{n}", b"")
+    diffs = len(_sync_lines(ens, leader, "DIFF"))
+    ens.start(lagging)
+    assert len(_sync_lines(ens, leader, "DIFF")) > diffs
+    ens.kill9(lagging)
+    # More than the leader keeps for DIFF (500 txns): a snapshot.
+    for n in range(600):
+        zk.create(f"/lag/b{n}", b"")
+    ens.start(lagging)
+    assert _sync_lines(ens, leader, "SNAP"), ens.read_log(leader)[-2000:]
+    assert "installed the leader's snapshot" in ens.read_log(lagging)
+    z = client(f"127.0.0.1:{ens.port(lagging)}")
+    z.sync("/lag")
+    assert len(z.get_children("/lag")) == 620
+    z.stop()
+    z.close()
+    # And it comes back from its own disk (the installed snapshot plus its log) after a kill.
+    ens.kill9(lagging)
+    zk.create("/lag/c", b"")
+    ens.start(lagging)
+    z = client(f"127.0.0.1:{ens.port(lagging)}")
+    z.sync("/lag")
+    assert len(z.get_children("/lag")) == 621
+    z.stop()
+    z.close()
+    zk.stop()
+    zk.close()
+
+
+def test_a_deposed_leaders_uncommitted_txn_is_truncated_when_it_rejoins(ensemble_factory):
+    ens = ensemble_factory(voters=3, proxied=True)
+    leader = ens.leader()
+    zk = client(f"127.0.0.1:{ens.port(leader)}")
+    zk.create("/t", b"committed")
+    # Silence the leader's quorum port: its proposal reaches no follower, so nobody acknowledges
+    # it, and the followers, hearing no pings, elect a new leader among themselves.
+    ens.proxies[leader].freeze()
+    time.sleep(0.2)  # every pump has seen the freeze (one may be inside a 50 ms select)
+    lost = zk.create_async("/t/lost", b"never acknowledged")
+    others = [i for i in ens.ids if i != leader]
+    assert wait_until(lambda: any(ens.mode(i) == "leader" for i in others), timeout=20), modes(ens)
+    assert not lost.successful()
+    # Let the old leader back in before anything is written in the new epoch: its extra txn is
+    # past the end of the new leader's log, so it is told to drop it (TRUNC).
+    ens.proxies[leader].drop_all()
+    ens.proxies[leader].thaw()
+    ens.wait_serving()
+    new = ens.leader()
+    assert _sync_lines(ens, new, "TRUNC"), ens.read_log(new)[-2000:]
+    assert "log truncated to the leader's history" in ens.read_log(leader)
+    for i in ens.ids:
+        z = client(f"127.0.0.1:{ens.port(i)}")
+        z.sync("/t")
+        assert z.exists("/t/lost") is None, i
+        assert z.get("/t")[0] == b"committed"
+        z.stop()
+        z.close()
+    zk.stop()
+    zk.close()
+    # The truncation is on disk: restarted, the old leader still lacks the txn.
+    ens.kill9(leader)
+    ens.start(leader)
+    z = client(f"127.0.0.1:{ens.port(leader)}")
+    assert z.exists("/t/lost") is None
+    z.stop()
+    z.close()
+
+
+def test_an_observer_serves_reads_forwards_writes_and_never_votes(ensemble_factory):
+    ens = ensemble_factory(voters=3, observers=1)
+    obs = 4
+    assert ens.mode(obs) == "observer"
+    z = client(f"127.0.0.1:{ens.port(obs)}")
+    z.create("/o", b"from the observer")
+    other = client(f"127.0.0.1:{ens.port(1)}")
+    other.sync("/o")
+    assert other.get("/o")[0] == b"from the observer"
+    other.set("/o", b"to the observer")
+    z.sync("/o")
+    assert z.get("/o")[0] == b"to the observer"
+    assert "zk_server_state\tobserver" in four_letter(ens.port(obs), "mntr")
+    z.stop()
+    z.close()
+    other.stop()
+    other.close()
+    # With two voters down, the observer does not make a quorum: nobody serves.
+    leader = ens.leader()
+    down = [i for i in (1, 2, 3) if i != leader]
+    for i in down:
+        ens.kill9(i)
+    assert wait_until(lambda: ens.mode(leader) is None and ens.mode(obs) is None, timeout=10), modes(ens)
+
+
+@pytest.mark.skipif(not os.path.exists(ZKCLI), reason="zkCli.sh (zookeeper-bin) is not installed")
+def test_zkcli_against_the_whole_connect_string(ensemble_factory):
+    ens = ensemble_factory(voters=3)
+
+    def zkcli(*args):
+        out = subprocess.run([ZKCLI, "-server", ens.hosts(), *args], capture_output=True, text=True,
+                             timeout=60)
+        return out.stdout + out.stderr
+
+    zkcli("create", "/cli", "hello")
+    out = zkcli("get", "/cli")
+    assert re.search(r"^hello$", out, re.M), out
+    z = client(f"127.0.0.1:{ens.port(2)}")
+    z.sync("/cli")
+    assert z.get("/cli")[0] == b"hello"
+    z.stop()
+    z.close()
+
+
+def test_a_taken_election_port_stops_the_member_with_exit_code_1(ensemble_factory):
+    ens = ensemble_factory(voters=3)
+    victim = next(i for i in ens.ids if i != ens.leader())
+    ens.kill9(victim)
+    import socket
+
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # A member killed a moment ago may hold its listening sockets until its rings are torn down.
+    assert wait_until(lambda: _try_bind(blocker, ens.ports[victim][2]), timeout=10)
+    blocker.listen(1)
+    try:
+        out = subprocess.run(ens.cmd(victim), capture_output=True, text=True, timeout=60, cwd=ens.dirs[victim])
+        assert out.returncode == 1, out.stderr[-2000:]
+        assert f"server.{victim}" in out.stderr and "election port" in out.stderr, out.stderr[-2000:]
+    finally:
+        blocker.close()
