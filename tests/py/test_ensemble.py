@@ -34,8 +34,8 @@ def ensemble_factory():
         e.stop()
 
 
-def client(hosts, **kw):
-    zk = KazooClient(hosts=hosts, timeout=6, connection_retry=KazooRetry(max_tries=-1, max_delay=0.2), **kw)
+def client(hosts, timeout=6, **kw):
+    zk = KazooClient(hosts=hosts, timeout=timeout, connection_retry=KazooRetry(max_tries=-1, max_delay=0.2), **kw)
     zk.start(timeout=20)
     return zk
 
@@ -113,12 +113,15 @@ def test_kill9_of_the_leader_under_write_load_loses_no_acknowledged_write(ensemb
     t = threading.Thread(target=writer, daemon=True)
     t.start()
     assert wait_until(lambda: len(acked) >= 100, timeout=30)
+    session = zk.client_id
     old = ens.leader()
     ens.kill9(old)
     before = len(acked)
     assert wait_until(lambda: len(acked) >= before + 100, timeout=30), "writes resumed after the leader died"
     new = ens.leader()
     assert new is not None and new != old
+    # The writer's session lived through the failover (a new leader expires nobody).
+    assert zk.client_id == session
     stop.set()
     t.join(timeout=30)
     ens.start(old)
@@ -136,6 +139,36 @@ def test_kill9_of_the_leader_under_write_load_loses_no_acknowledged_write(ensemb
     zk.stop()
     zk.close()
     print(f"longest gap between acknowledged writes across the failover: {max(gaps) * 1000:.0f} ms")
+
+
+def test_sessions_on_followers_live_while_their_clients_ping_and_expire_when_they_stop(ensemble_factory):
+    from helpers import PausableProxy
+
+    ens = ensemble_factory(voters=3)
+    follower = next(i for i in ens.ids if ens.mode(i) == "follower")
+    proxy = PausableProxy(ens.port(follower))
+    try:
+        # A 1 s session on a follower: only the leader expires sessions, and it hears of this
+        # one's pings from the follower's ping answers.
+        live = client(f"127.0.0.1:{ens.port(follower)}", timeout=1.0)
+        gone = KazooClient(hosts=proxy.hosts, timeout=1.0)
+        gone.start(timeout=10)
+        live.create("/s-live", b"", ephemeral=True)
+        gone.create("/s-gone", b"", ephemeral=True)
+        # The second client goes silent (its connection stays open but carries nothing).
+        proxy.freeze()
+        time.sleep(3.0)
+        observer = client(f"127.0.0.1:{ens.port(ens.leader())}")
+        assert wait_until(lambda: observer.exists("/s-gone") is None, timeout=10), "the silent session expired"
+        assert observer.exists("/s-live") is not None, "the pinging session on a follower lives"
+        observer.stop()
+        observer.close()
+        live.stop()
+        live.close()
+        gone.stop()
+        gone.close()
+    finally:
+        proxy.close()
 
 
 def test_losing_quorum_stops_service_and_it_resumes_when_quorum_returns(ensemble_factory):
