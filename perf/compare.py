@@ -95,14 +95,19 @@ class Server:
         self.log.close()
 
 
-def bench(server, workload, outstanding, duration, warmup, out_json):
-    sessions = min(outstanding, 32)
-    cmd = [BIN, "bench", "--hosts", f"127.0.0.1:{server.port}", "--workload", workload,
+def bench_json(hosts, workload, outstanding, duration, warmup, out_json, sessions=None):
+    """Runs `ringkeeper bench` against `hosts` (its sessions spread over them); returns its JSON."""
+    sessions = sessions or min(outstanding, 32)
+    cmd = [BIN, "bench", "--hosts", hosts, "--workload", workload,
            "--outstanding", str(outstanding), "--sessions", str(sessions), "--duration", duration,
            "--warmup", warmup, "--json", out_json, "--root", f"/rkbench-{workload}"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=600)
     with open(out_json) as f:
         return json.load(f)
+
+
+def bench(server, workload, outstanding, duration, warmup, out_json):
+    return bench_json(f"127.0.0.1:{server.port}", workload, outstanding, duration, warmup, out_json)
 
 
 def ratio(a, b):

@@ -33,6 +33,8 @@ const DIFF_WINDOW_TXNS: usize = 500;
 /// ZooKeeper's `finalizeWait` and `maxNotificationInterval`.
 const FINALIZE_WAIT_MS: i64 = 200;
 const MAX_NOTIFICATION_INTERVAL_MS: i64 = 60_000;
+/// ZooKeeper's `leaderConnectDelayDuringRetryMs`.
+const LEADER_CONNECT_RETRY_MS: i64 = 100;
 /// Front messages handled before the core looks at its other inputs again.
 const FRONT_MSGS_PER_ROUND: usize = 1024;
 /// Sockets' events queued for the core; a full queue makes their tasks wait.
@@ -547,6 +549,7 @@ pub async fn run(
         finalize_wait_ms: FINALIZE_WAIT_MS,
         max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
         config,
+        leader_connect_retry_ms: LEADER_CONNECT_RETRY_MS,
         // Connection ids a restarted server opens must differ from its last run's.
         first_conn: now as u64,
     };

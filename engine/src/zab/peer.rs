@@ -74,6 +74,10 @@ pub struct PeerConfig {
     pub max_notification_interval_ms: i64,
     /// The configuration text sent with votes.
     pub config: Bytes,
+    /// How long a learner waits before dialing a leader that refused it again (ZooKeeper's
+    /// `leaderConnectDelayDuringRetryMs`, 100): the leader may not have finished its own
+    /// election yet.
+    pub leader_connect_retry_ms: i64,
     /// Where this run's count of opened connections starts, so that a restarted server's
     /// connection ids differ from its earlier run's (the runtime passes, say, the boot time).
     pub first_conn: u64,
@@ -514,9 +518,10 @@ impl Peer {
             }
             State::Following(l) if l.leader == from && l.conn == conn => {
                 if l.phase == LearnerPhase::Info && now < l.give_up_at {
-                    // Refused (the leader is not leading yet): try again a tick later.
-                    l.retry_at = Some(now + self.cfg.tick_ms);
-                    out.push(Output::WakeAt(now + self.cfg.tick_ms));
+                    // Refused (the leader is not leading yet): try again shortly.
+                    let at = now + self.cfg.leader_connect_retry_ms;
+                    l.retry_at = Some(at);
+                    out.push(Output::WakeAt(at));
                 } else {
                     self.look(now, &mut out);
                 }

@@ -23,6 +23,7 @@ fn peer_cfg(my_id: i64) -> PeerConfig {
         finalize_wait_ms: 200,
         max_notification_interval_ms: 60_000,
         config: Bytes::new(),
+        leader_connect_retry_ms: 100,
         first_conn: 0,
     }
 }

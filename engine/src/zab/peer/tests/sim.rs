@@ -380,6 +380,7 @@ impl Sim {
             finalize_wait_ms: 200,
             max_notification_interval_ms: 1_000,
             config: Bytes::new(),
+            leader_connect_retry_ms: 100,
             first_conn: 0,
         };
         let mut servers = BTreeMap::new();
