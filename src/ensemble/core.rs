@@ -37,6 +37,8 @@ const MAX_NOTIFICATION_INTERVAL_MS: i64 = 60_000;
 const LEADER_CONNECT_RETRY_MS: i64 = 100;
 /// Front messages handled before the core looks at its other inputs again.
 const FRONT_MSGS_PER_ROUND: usize = 1024;
+/// Sockets' events handled before the core carries out what they caused.
+const NET_EVENTS_PER_ROUND: usize = 1024;
 /// Sockets' events queued for the core; a full queue makes their tasks wait.
 const NET_EVENTS_MAX: usize = 4096;
 
@@ -134,7 +136,7 @@ async fn log_task(
                 if let Some(w) = writer.take() {
                     w.close().await;
                 }
-                let result = disk::truncate_log(&cfg.data_log_dir, zxid);
+                let result = disk::truncate_log(&cfg.data_dir, &cfg.data_log_dir, zxid);
                 writer = Some(reopen(&dir, zxid, &shared).await);
                 let _ = done.send_async(result).await;
             }
@@ -385,6 +387,14 @@ impl Core {
         self.serving = serving;
     }
 
+    fn net_event(&mut self, ev: NetEvent, now: i64) -> Vec<Output> {
+        match ev {
+            NetEvent::Vote { from, note } => self.member.vote_received(from, &note, now),
+            NetEvent::Msg { from, conn, msg } => self.member.message(from, conn, msg, now),
+            NetEvent::Closed { from, conn } => self.member.closed(from, conn, now),
+        }
+    }
+
     fn front(&mut self, msg: PipeMsg, now: i64) -> Vec<Output> {
         match msg {
             PipeMsg::Node(input) => self.member.input(input, now),
@@ -630,11 +640,16 @@ pub async fn run(
                 }
                 out
             }
-            Wake::Net(NetEvent::Vote { from, note }) => core.member.vote_received(from, &note, now),
-            Wake::Net(NetEvent::Msg { from, conn, msg }) => {
-                core.member.message(from, conn, msg, now)
+            Wake::Net(ev) => {
+                let mut out = core.net_event(ev, now);
+                for _ in 1..NET_EVENTS_PER_ROUND {
+                    match net_rx.try_recv() {
+                        Ok(ev) => out.extend(core.net_event(ev, now)),
+                        Err(_) => break,
+                    }
+                }
+                out
             }
-            Wake::Net(NetEvent::Closed { from, conn }) => core.member.closed(from, conn, now),
             Wake::Synced(z) => {
                 let mut last = z;
                 while let Ok(z) = synced_rx.try_recv() {

@@ -85,8 +85,17 @@ pub fn rebuild(
 
 /// Drops every logged txn after `zxid`: later segments are deleted, and the segment holding
 /// `zxid` is zeroed from the end of its record on (segments are preallocated with zeros, so
-/// the zeroed tail reads as free space). The writer must be closed.
-pub fn truncate_log(data_log_dir: &Path, zxid: i64) -> Result<(), String> {
+/// the zeroed tail reads as free space). Snapshots above `zxid` are deleted too, as ZooKeeper
+/// deletes them on TRUNC: a restart must not load txns the leader's history lacks. The writer
+/// must be closed.
+pub fn truncate_log(data_dir: &Path, data_log_dir: &Path, zxid: i64) -> Result<(), String> {
+    let snap_dir = snapshot::snap_dir(data_dir);
+    let snaps = snapshot::list(&snap_dir).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
+    for (z, path) in snaps {
+        if z > zxid {
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
     let dir = log_dir(data_log_dir);
     let segments = list_segments(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (first, path) in segments.iter().rev() {

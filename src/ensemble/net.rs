@@ -47,8 +47,28 @@ const REDIAL_MS: u64 = 200;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest snapshot a learner accepts in SNAP.
 const SNAPSHOT_BYTES_MAX: u64 = 1 << 36;
+/// Bytes gathered for one write on a quorum connection before it is sent.
+const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// Ids of connections this server accepted on its quorum port (a learner's own ids are below).
 const ACCEPTED_CONN: u64 = 1 << 62;
+
+/// Appends `msg` as it goes on a quorum connection: its packet, and after SNAP the snapshot
+/// (8-byte length, then Ringkeeper's snapshot format).
+fn encode_into(msg: &Msg, sender: &Sender, out: &mut Vec<u8>) -> Result<(), ()> {
+    match wire::encode(msg, sender) {
+        Ok(p) => p.encode(out),
+        Err(e) => {
+            tracing::error!(?e, "a quorum message with no wire form; closing");
+            return Err(());
+        }
+    }
+    if let Msg::Snap { image, .. } = msg {
+        let s = snap::encode_to_vec(&image.tree, &image.sessions);
+        out.extend_from_slice(&(s.len() as u64).to_be_bytes());
+        out.extend_from_slice(&s);
+    }
+    Ok(())
+}
 
 /// What the sockets report to the member core.
 pub enum NetEvent {
@@ -392,28 +412,26 @@ impl Net {
         let (mut rd, mut wr) = futures_lite::io::split(stream);
         let sender = self.st.borrow().sender.clone();
         let writer = async {
-            while let Ok(msg) = rx.recv_async().await {
-                let mut out = Vec::new();
-                let snapshot = match &msg {
-                    Msg::Snap { image, .. } => {
-                        Some(snap::encode_to_vec(&image.tree, &image.sessions))
+            let mut out = Vec::new();
+            while let Ok(first) = rx.recv_async().await {
+                // Everything queued goes out in one write (the ZAB pipeline's proposals, acks
+                // and commits come in bursts).
+                let mut msg = Some(first);
+                while let Some(m) = msg.take().or_else(|| {
+                    if out.len() < WRITE_BATCH_BYTES {
+                        rx.try_recv().ok()
+                    } else {
+                        None
                     }
-                    _ => None,
-                };
-                match wire::encode(&msg, &sender) {
-                    Ok(p) => p.encode(&mut out),
-                    Err(e) => {
-                        tracing::error!(?e, "a quorum message with no wire form; closing");
+                }) {
+                    if encode_into(&m, &sender, &mut out).is_err() {
                         return;
                     }
-                }
-                if let Some(s) = snapshot {
-                    out.extend_from_slice(&(s.len() as u64).to_be_bytes());
-                    out.extend_from_slice(&s);
                 }
                 if wr.write_all(&out).await.is_err() {
                     return;
                 }
+                out.clear();
             }
         };
         let max = self.st.borrow().quorum_packet_bytes_max;

@@ -128,14 +128,16 @@ def java_zookeeper_available():
 
 
 class Ensemble:
-    """Ringkeeper ensemble members on loopback, each from a plain zoo.cfg with `server.N` lines
-    and a `myid` file. With `proxied=True` every member reaches the others' quorum ports through
-    a PausableProxy per member (`proxy(i)`), so a test can silence one member's quorum traffic;
-    each member then has its own config (its own line real, the others' through the proxies)."""
+    """Ensemble members on loopback (Ringkeeper's, or Java ZooKeeper's with `kind="zookeeper"`),
+    each from a plain zoo.cfg with `server.N` lines and a `myid` file. With `proxied=True` every
+    member reaches the others' quorum ports through a PausableProxy per member (`proxy(i)`), so a
+    test can silence one member's quorum traffic; each member then has its own config (its own
+    line real, the others' through the proxies)."""
 
-    def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False):
+    def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper"):
         from helpers import PausableProxy
 
+        self.kind = kind
         n = voters + observers
         self.ids = list(range(1, n + 1))
         self.observer_ids = set(self.ids[voters:])
@@ -155,7 +157,7 @@ class Ensemble:
             cfg = (
                 f"tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={self.dirs[i]}/data\n"
                 f"clientPort={self.ports[i][0]}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
-                f"preAllocSize=1024\n" + "\n".join(lines) + f"\n{extra_cfg}\n"
+                f"preAllocSize=1024\nadmin.enableServer=false\n" + "\n".join(lines) + f"\n{extra_cfg}\n"
             )
             os.makedirs(os.path.join(self.dirs[i], "data"))
             with open(os.path.join(self.dirs[i], "data", "myid"), "w") as f:
@@ -168,7 +170,11 @@ class Ensemble:
         self.wait_serving()
 
     def cmd(self, i):
-        return [RINGKEEPER, "serve", "--config", os.path.join(self.dirs[i], "zoo.cfg"), "--no-pin"]
+        cfg = os.path.join(self.dirs[i], "zoo.cfg")
+        if self.kind == "zookeeper":
+            return ["java", "-Xmx512m", "-cp", JAVA_ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.dirs[i]}",
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
+        return [RINGKEEPER, "serve", "--config", cfg, "--no-pin"]
 
     def start(self, i, wait=True):
         self.procs[i] = subprocess.Popen(self.cmd(i), stdout=self.logs[i], stderr=subprocess.STDOUT,
@@ -206,7 +212,7 @@ class Ensemble:
                 return i
         return None
 
-    def wait_serving(self, ids=None, timeout=30):
+    def wait_serving(self, ids=None, timeout=60):
         """Waits until every member in `ids` (default: every running one) serves."""
         deadline = time.time() + timeout
         while time.time() < deadline:

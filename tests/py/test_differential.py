@@ -24,10 +24,12 @@ import pytest
 
 import jute
 from jute import W
-from servers import Server, java_zookeeper_available
+from servers import Ensemble, Server, java_zookeeper_available
 
 SEEDS = int(os.environ.get("DIFF_SEEDS", "12"))
 OPS = int(os.environ.get("DIFF_OPS", "250"))
+ENSEMBLE_SEEDS = int(os.environ.get("DIFF_ENSEMBLE_SEEDS", "3"))
+ENSEMBLE_OPS = int(os.environ.get("DIFF_ENSEMBLE_OPS", "150"))
 SESSIONS = 3  # sessions 0..1 use standard watches, session 2 persistent ones
 PATHS = ["/a", "/a/b", "/a/b/c", "/a/d", "/x", "/x/y", "/zookeeper", "/zookeeper/config", "/", "/bad//path", "/a/"]
 # One path from each range of characters ZooKeeper's validatePath treats specially (it checks the
@@ -254,9 +256,11 @@ def known_difference(opcode, zk, rk):
 
 
 class Side:
-    def __init__(self, server):
-        self.server = server
-        self.conns = [jute.Conn(server.port) for _ in range(SESSIONS)]
+    """The sessions on one side; session i talks to `ports[i]` (one server, or one member each)."""
+
+    def __init__(self, ports):
+        self.ports = ports
+        self.conns = [jute.Conn(p) for p in ports]
         self.zx, self.tm, self.sid = Renamer(), Renamer(), Renamer()
         self.last_zxid = 0
         for c in self.conns:
@@ -279,13 +283,21 @@ class Side:
                "body": decode(opcode, err, r, self.zx, self.tm, self.sid), "events": events}
         if opcode == jute.CLOSE_SESSION:
             self.conns[session].close()
-            self.conns[session] = jute.Conn(self.server.port)
+            self.conns[session] = jute.Conn(self.ports[session])
             self.sid(self.conns[session].session_id)
         return out
 
-    def flush_events(self):
-        """A ping on every session: events caused by earlier requests arrive before its reply."""
-        return [self.conns[i].call(jute.PING, xid=-2)[0] for i in range(SESSIONS)]
+    def flush_events(self, synced=False):
+        """A ping on every session: events caused by earlier requests arrive before its reply.
+        With `synced` (sessions on different members), a sync first: the member then has every
+        change the leader had committed, and has sent its events."""
+        out = []
+        for c in self.conns:
+            events = []
+            if synced:
+                events += c.call(jute.SYNC, bytes(W().str("/").b))[0]
+            out.append(events + c.call(jute.PING, xid=-2)[0])
+        return out
 
     def close(self):
         for c in self.conns:
@@ -297,27 +309,48 @@ def test_same_replies_as_java_zookeeper(seed):
     zk = Server("zookeeper", CFG)
     rk = Server("ringkeeper", CFG)
     try:
-        a, b = Side(zk), Side(rk)
-        rnd = random.Random(seed)
-        # Sessions whose watches differ by a known difference: their events are not compared any
-        # more (3.8.0 sets the watch of an `exists` it answers; 3.9 answers NoAuth and sets none).
-        diverged = set()
-        for i in range(OPS):
-            session = rnd.randrange(SESSIONS)
-            opcode, body, desc = gen_op(rnd, session)
-            ra, rb = a.run(session, opcode, body), b.run(session, opcode, body)
-            where = f"seed={seed} op#{i} session={session} {desc}"
-            assert rb == ra or known_difference(opcode, ra, rb), f"{where}\n  zookeeper:  {ra}\n  ringkeeper: {rb}"
-            if rb != ra and opcode == jute.EXISTS and "watch=True" in desc:
-                diverged.add(session)
-            if opcode == jute.CLOSE_SESSION:
-                diverged.discard(session)
-            ea, eb = a.flush_events(), b.flush_events()
-            for k in diverged:
-                ea[k] = eb[k] = "not compared"
-            assert eb == ea, f"{where}: watch events differ\n  zookeeper:  {ea}\n  ringkeeper: {eb}"
-        a.close()
-        b.close()
+        compare_sides(Side([zk.port] * SESSIONS), Side([rk.port] * SESSIONS), seed, OPS)
     finally:
         zk.stop()
         rk.stop()
+
+
+@pytest.mark.parametrize("seed", range(ENSEMBLE_SEEDS))
+def test_same_replies_as_a_java_zookeeper_ensemble(seed):
+    """Three-member ensembles, each session on its own member (the third on the leader or not,
+    as elections went); after each request every session syncs, so what it sees next does not
+    depend on how fast its member applied."""
+    zk = Ensemble(kind="zookeeper", extra_cfg=CFG)
+    try:
+        rk = Ensemble(extra_cfg=CFG)
+        try:
+            compare_sides(Side([zk.port(i) for i in zk.ids]), Side([rk.port(i) for i in rk.ids]), seed,
+                          ENSEMBLE_OPS, synced=True)
+        finally:
+            rk.stop()
+    finally:
+        zk.stop()
+
+
+def compare_sides(a, b, seed, ops, synced=False):
+    """Runs one seeded sequence on both sides, comparing every reply and every event."""
+    rnd = random.Random(seed)
+    # Sessions whose watches differ by a known difference: their events are not compared any
+    # more (3.8.0 sets the watch of an `exists` it answers; 3.9 answers NoAuth and sets none).
+    diverged = set()
+    for i in range(ops):
+        session = rnd.randrange(SESSIONS)
+        opcode, body, desc = gen_op(rnd, session)
+        ra, rb = a.run(session, opcode, body), b.run(session, opcode, body)
+        where = f"seed={seed} op#{i} session={session} {desc}"
+        assert rb == ra or known_difference(opcode, ra, rb), f"{where}\n  zookeeper:  {ra}\n  ringkeeper: {rb}"
+        if rb != ra and opcode == jute.EXISTS and "watch=True" in desc:
+            diverged.add(session)
+        if opcode == jute.CLOSE_SESSION:
+            diverged.discard(session)
+        ea, eb = a.flush_events(synced), b.flush_events(synced)
+        for k in diverged:
+            ea[k] = eb[k] = "not compared"
+        assert eb == ea, f"{where}: watch events differ\n  zookeeper:  {ea}\n  ringkeeper: {eb}"
+    a.close()
+    b.close()
