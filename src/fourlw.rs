@@ -311,6 +311,18 @@ fn conf(shared: &Shared) -> String {
     let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms);
     let _ = writeln!(out, "clientPortListenBacklog=-1");
     let _ = writeln!(out, "serverId={}", c.server_id);
+    if let Some(e) = &c.ensemble {
+        // ZooKeeper's quorum part, in its order.
+        let me = e.me();
+        let _ = writeln!(out, "initLimit={}", e.init_limit);
+        let _ = writeln!(out, "syncLimit={}", e.sync_limit);
+        let _ = writeln!(out, "electionAlg=3");
+        let _ = writeln!(out, "electionPort={}", me.election_port);
+        let _ = writeln!(out, "quorumPort={}", me.quorum_port);
+        let _ = writeln!(out, "peerType={}", u8::from(me.observer));
+        let _ = writeln!(out, "membership: ");
+        let _ = writeln!(out, "{}", crate::ensemble::core::config_text(e));
+    }
     let _ = writeln!(out, "clientPortAddress={}", c.client_port_address);
     let _ = writeln!(out, "jute.maxbuffer={}", c.jute_max_buffer);
     let _ = writeln!(out, "extendedTypesEnabled={}", c.extended_types);

@@ -46,8 +46,10 @@ const NET_EVENTS_MAX: usize = 4096;
 /// from the session id and a constant; this is Ringkeeper's constant (see ARCHITECTURE.md).
 const ENSEMBLE_SESSION_SECRET: u64 = 0xb341_5c00;
 
-/// The configuration text ZooKeeper sends with votes and NEWLEADER (`QuorumVerifier`'s form).
-fn config_text(e: &Ensemble) -> String {
+/// The configuration text ZooKeeper sends with votes and NEWLEADER and keeps in
+/// `/zookeeper/config` (`QuorumVerifier`'s form; a line's client address only when the line
+/// gives one).
+pub fn config_text(e: &Ensemble) -> String {
     let mut out = String::new();
     for s in &e.servers {
         let kind = if s.observer {
@@ -199,6 +201,8 @@ struct Core {
     pcfg: PipelineConfig,
     wake_at: i64,
     serving: bool,
+    /// The membership text (`/zookeeper/config`, votes, NEWLEADER).
+    config: Bytes,
     /// When this server last started electing (for the log line once it serves again).
     looking_since: Option<std::time::Instant>,
 }
@@ -240,7 +244,8 @@ impl Core {
                         Err(_) => Err("the log task stopped".to_string()),
                     };
                     match rebuilt {
-                        Ok((tree, sessions, _)) => {
+                        Ok((mut tree, sessions, _)) => {
+                            tree.set_config(self.config.clone(), now_ms());
                             tracing::info!(
                                 zxid = format_args!("{zxid:#x}"),
                                 "log truncated to the leader's history (TRUNC)"
@@ -465,7 +470,9 @@ pub async fn run(
         last_zxid,
         recent,
     };
-    let tree = pipeline.version();
+    let config = Bytes::from(config_text(&ensemble));
+    let mut tree = pipeline.version();
+    tree.set_config(config.clone(), now);
     let sessions: Vec<SnapSession> = pipeline
         .sessions()
         .iter()
@@ -521,7 +528,6 @@ pub async fn run(
     .expect("log task queue")
     .detach();
 
-    let config = Bytes::from(config_text(&ensemble));
     let sender = Sender {
         my_id: ensemble.my_id,
         config_version: 0,
@@ -558,7 +564,7 @@ pub async fn run(
         diff_window: DIFF_WINDOW_TXNS,
         finalize_wait_ms: FINALIZE_WAIT_MS,
         max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
-        config,
+        config: config.clone(),
         leader_connect_retry_ms: LEADER_CONNECT_RETRY_MS,
         // Connection ids a restarted server opens must differ from its last run's.
         first_conn: now as u64,
@@ -588,6 +594,7 @@ pub async fn run(
         pcfg,
         wake_at: i64::MAX,
         serving: false,
+        config: config.clone(),
         looking_since: None,
     };
     core.carry(out).await;
@@ -633,6 +640,9 @@ pub async fn run(
             Wake::Front(msg) => {
                 let mut out = core.front(msg, now);
                 for _ in 1..FRONT_MSGS_PER_ROUND {
+                    if core.member.stalled() {
+                        break; // a truncation first
+                    }
                     match rx.try_recv() {
                         Ok(msg) => out.extend(core.front(msg, now)),
                         Err(_) => break,
@@ -643,6 +653,9 @@ pub async fn run(
             Wake::Net(ev) => {
                 let mut out = core.net_event(ev, now);
                 for _ in 1..NET_EVENTS_PER_ROUND {
+                    if core.member.stalled() {
+                        break; // a truncation first
+                    }
                     match net_rx.try_recv() {
                         Ok(ev) => out.extend(core.net_event(ev, now)),
                         Err(_) => break,

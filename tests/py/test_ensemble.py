@@ -266,7 +266,7 @@ def test_a_deposed_leaders_uncommitted_txn_is_truncated_when_it_rejoins(ensemble
     ens.wait_serving()
     new = ens.leader()
     assert _sync_lines(ens, new, "TRUNC"), ens.read_log(new)[-2000:]
-    assert "log truncated to the leader's history" in ens.read_log(leader)
+    assert "log truncated to the leader's history" in ens.read_log(leader), ens.read_log(leader)[-3000:]
     for i in ens.ids:
         z = client(f"127.0.0.1:{ens.port(i)}")
         z.sync("/t")

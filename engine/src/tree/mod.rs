@@ -247,6 +247,23 @@ impl DataTree {
         self.nodes.get(path)
     }
 
+    /// Puts an ensemble's membership into `/zookeeper/config`, as ZooKeeper's
+    /// `initConfigInZKDatabase` does at startup: the configuration text, version -1, mzxid
+    /// unchanged (0 for a static configuration), mtime `now_ms`. No txn: every member does it
+    /// for itself.
+    pub fn set_config(&mut self, text: bytes::Bytes, now_ms: i64) {
+        let node = self
+            .nodes
+            .get_mut(CONFIG)
+            .expect("the config node always exists");
+        let n = Arc::make_mut(node);
+        let old = n.data.as_ref().map_or(0, |d| d.len()) as u64;
+        self.data_bytes = self.data_bytes - old + text.len() as u64;
+        n.data = Some(text);
+        n.version = -1;
+        n.mtime = now_ms;
+    }
+
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
     }

@@ -172,6 +172,11 @@ impl Member {
             .collect()
     }
 
+    /// A truncation is being carried out: nothing may be fed in until [`Member::truncated`].
+    pub fn stalled(&self) -> bool {
+        self.stalled.is_some()
+    }
+
     fn assert_not_stalled(&self) {
         assert!(
             self.stalled.is_none(),
