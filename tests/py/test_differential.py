@@ -346,6 +346,13 @@ def test_same_replies_as_a_java_zookeeper_ensemble(seed):
         zk.stop()
 
 
+def run_named(name, side, session, opcode, body, where):
+    try:
+        return side.run(session, opcode, body)
+    except TimeoutError as e:
+        raise AssertionError(f"{name} did not answer {where}") from e
+
+
 def compare_sides(a, b, seed, ops, synced=False):
     """Runs one seeded sequence on both sides, comparing every reply and every event."""
     rnd = random.Random(seed)
@@ -355,8 +362,9 @@ def compare_sides(a, b, seed, ops, synced=False):
     for i in range(ops):
         session = rnd.randrange(SESSIONS)
         opcode, body, desc = gen_op(rnd, session)
-        ra, rb = a.run(session, opcode, body), b.run(session, opcode, body)
         where = f"seed={seed} op#{i} session={session} {desc}"
+        ra = run_named("zookeeper", a, session, opcode, body, where)
+        rb = run_named("ringkeeper", b, session, opcode, body, where)
         assert rb == ra or known_difference(opcode, ra, rb), f"{where}\n  zookeeper:  {ra}\n  ringkeeper: {rb}"
         if rb != ra and opcode == jute.EXISTS and "watch=True" in desc:
             diverged.add(session)
