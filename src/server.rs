@@ -69,7 +69,7 @@ pub fn run(
                       start: Start,
                       snap_tx: flume::Sender<crate::snapshot::Job>| async move {
         match ensemble {
-            Some(e) => crate::ensemble::core::run(shared, rx, fronts, start, e).await,
+            Some(e) => crate::ensemble::core::run(shared, rx, fronts, start, e, snap_tx).await,
             None => pipeline_core::run(shared, rx, fronts, start, snap_tx).await,
         }
     };

@@ -131,18 +131,18 @@ pub struct NodeConfig {
 
 /// When to snapshot: counts logged txns against a threshold rolled from a seed.
 #[derive(Debug)]
-struct SnapTrigger {
+pub(crate) struct SnapTrigger {
     snap_count: u64,
-    txns_since: u64,
-    threshold: u64,
+    pub(crate) txns_since: u64,
+    pub(crate) threshold: u64,
     /// splitmix64 state: the runtime's seed, then each roll.
     rng: u64,
     /// A snapshot is being written.
-    busy: bool,
+    pub(crate) busy: bool,
 }
 
 impl SnapTrigger {
-    fn new(snap_count: u64, seed: u64) -> SnapTrigger {
+    pub(crate) fn new(snap_count: u64, seed: u64) -> SnapTrigger {
         let mut t = SnapTrigger {
             snap_count,
             txns_since: 0,
@@ -163,7 +163,7 @@ impl SnapTrigger {
     }
 
     /// ZooKeeper's rule: more than snapCount/2 plus a roll below snapCount/2.
-    fn roll(&mut self) {
+    pub(crate) fn roll(&mut self) {
         let half = self.snap_count / 2;
         self.threshold = half + self.next_random() % half.max(1);
         self.txns_since = 0;

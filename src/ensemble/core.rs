@@ -15,6 +15,7 @@ use crate::pipeline_core::{pipeline_config, publish_version, report};
 use crate::shared::{Batch, Control, PipeMsg, Shared, Start};
 use crate::stats::mode;
 use bytes::Bytes;
+use ringkeeper_engine::node::Input;
 use ringkeeper_engine::pipeline::{Pipeline, PipelineConfig};
 use ringkeeper_engine::snap::SnapSession;
 use ringkeeper_engine::tree::DataTree;
@@ -203,6 +204,10 @@ struct Core {
     serving: bool,
     /// The membership text (`/zookeeper/config`, votes, NEWLEADER).
     config: Bytes,
+    snapshots: flume::Sender<crate::snapshot::Job>,
+    /// `snap` words waiting for their snapshot, by the token the member was given.
+    snap_askers: std::collections::HashMap<u64, flume::Sender<String>>,
+    next_token: u64,
     /// When this server last started electing (for the log line once it serves again).
     looking_since: Option<std::time::Instant>,
 }
@@ -226,6 +231,28 @@ impl Core {
                     .await;
                 }
                 Output::Role(role) => self.role(role).await,
+                Output::WriteSnapshot {
+                    tree,
+                    sessions,
+                    token,
+                } => {
+                    let job = crate::snapshot::Job {
+                        tree,
+                        sessions,
+                        reply: token.and_then(|t| self.snap_askers.remove(&t)),
+                    };
+                    self.snapshots
+                        .try_send(job)
+                        .expect("the snapshot queue has room while no snapshot is being written");
+                }
+                Output::SnapshotBusy { token } => {
+                    if let Some(asker) = self.snap_askers.remove(&token) {
+                        let _ = asker.try_send(
+                            "busy: a snapshot is being written, or this member is not serving\n"
+                                .to_string(),
+                        );
+                    }
+                }
                 Output::Truncate(zxid) => {
                     let (done, wait) = flume::bounded(1);
                     let _ = self.log.send_async(LogCmd::Truncate { zxid, done }).await;
@@ -409,11 +436,15 @@ impl Core {
                 Vec::new()
             }
             PipeMsg::Snapshot { reply } => {
-                let _ =
-                    reply.try_send("snapshots of an ensemble member are not written yet\n".into());
+                let token = self.next_token;
+                self.next_token += 1;
+                self.snap_askers.insert(token, reply);
+                self.member.input(Input::SnapshotAsked { token }, now)
+            }
+            PipeMsg::SnapshotWritten => {
+                self.member.snapshot_written();
                 Vec::new()
             }
-            PipeMsg::SnapshotWritten => Vec::new(),
         }
     }
 }
@@ -425,6 +456,7 @@ pub async fn run(
     fronts: Vec<flume::Sender<Batch>>,
     start: Start,
     ensemble: Ensemble,
+    snapshots: flume::Sender<crate::snapshot::Job>,
 ) {
     let cfg = shared.cfg.clone();
     let now = now_ms();
@@ -583,6 +615,8 @@ pub async fn run(
         tree,
         &sessions,
         ENSEMBLE_SESSION_SECRET,
+        // The seed rolls the snapshot thresholds, so members do not snapshot at once.
+        (cfg.snap_count, rand::random()),
         now,
     );
     let mut core = Core {
@@ -595,6 +629,9 @@ pub async fn run(
         wake_at: i64::MAX,
         serving: false,
         config: config.clone(),
+        snapshots,
+        snap_askers: std::collections::HashMap::new(),
+        next_token: 0,
         looking_since: None,
     };
     core.carry(out).await;

@@ -35,7 +35,10 @@ def ensemble_factory():
 
 
 def client(hosts, timeout=6, **kw):
-    zk = KazooClient(hosts=hosts, timeout=timeout, connection_retry=KazooRetry(max_tries=-1, max_delay=0.2), **kw)
+    """A started client that reconnects through a member's failure; `zk.retry(...)` also retries
+    a request (a retried create may then find its node: callers catch NodeExistsError)."""
+    zk = KazooClient(hosts=hosts, timeout=timeout, connection_retry=KazooRetry(max_tries=-1, max_delay=0.2),
+                     command_retry=KazooRetry(max_tries=50, max_delay=0.2), **kw)
     zk.start(timeout=20)
     return zk
 
@@ -252,17 +255,22 @@ def test_a_deposed_leaders_uncommitted_txn_is_truncated_when_it_rejoins(ensemble
     zk = client(f"127.0.0.1:{ens.port(leader)}")
     zk.create("/t", b"committed")
     # Silence the leader's quorum port: its proposal reaches no follower, so nobody acknowledges
-    # it, and the followers, hearing no pings, elect a new leader among themselves.
+    # it; then the leader dies with the txn in its log, and the others elect a new leader.
     ens.proxies[leader].freeze()
     time.sleep(0.2)  # every pump has seen the freeze (one may be inside a 50 ms select)
     lost = zk.create_async("/t/lost", b"never acknowledged")
+    time.sleep(0.5)  # logged and fdatasync'd on the leader
+    assert not lost.ready()
+    ens.kill9(leader)
     others = [i for i in ens.ids if i != leader]
+    # They notice within syncLimit (their connections to it go through the frozen proxy).
     assert wait_until(lambda: any(ens.mode(i) == "leader" for i in others), timeout=20), modes(ens)
-    assert not lost.successful()
-    # Let the old leader back in before anything is written in the new epoch: its extra txn is
-    # past the end of the new leader's log, so it is told to drop it (TRUNC).
+    ens.wait_serving(others)
+    # It comes back before anything is written in the new epoch: its extra txn is past the end
+    # of the new leader's log, so it is told to drop it (TRUNC).
     ens.proxies[leader].drop_all()
     ens.proxies[leader].thaw()
+    ens.start(leader)
     ens.wait_serving()
     new = ens.leader()
     assert _sync_lines(ens, new, "TRUNC"), ens.read_log(new)[-2000:]
@@ -346,3 +354,59 @@ def test_a_taken_election_port_stops_the_member_with_exit_code_1(ensemble_factor
         assert f"server.{victim}" in out.stderr and "election port" in out.stderr, out.stderr[-2000:]
     finally:
         blocker.close()
+
+
+def test_five_members_survive_two_failures_and_not_three(ensemble_factory):
+    ens = ensemble_factory(voters=5)
+    assert sorted(modes(ens).values()) == ["follower"] * 4 + ["leader"], modes(ens)
+    zk = client(ens.hosts())
+    zk.create("/five", b"1")
+    leader = ens.leader()
+    down = [leader] + [i for i in ens.ids if i != leader][:1]
+    for i in down:
+        ens.kill9(i)
+    up = [i for i in ens.ids if i not in down]
+    ens.wait_serving(up)
+    zk.retry(zk.set, "/five", b"2")
+    ens.kill9(up[0])
+    assert wait_until(lambda: all(ens.mode(i) is None for i in up[1:]), timeout=15), modes(ens)
+    zk.stop()
+    zk.close()
+    for i in down + [up[0]]:
+        ens.start(i, wait=False)
+    ens.wait_serving()
+    for i in ens.ids:
+        z = client(f"127.0.0.1:{ens.port(i)}")
+        z.sync("/five")
+        assert z.get("/five")[0] == b"2", i
+        z.stop()
+        z.close()
+
+
+def test_members_snapshot_on_their_own_and_restart_from_snapshot_and_log(ensemble_factory):
+    ens = ensemble_factory(voters=3, extra_cfg="snapCount=100\nadmin.rateLimiterIntervalInMS=0")
+    zk = client(ens.hosts())
+    zk.create("/snapped", b"")
+    for n in range(300):
+        zk.create(f"/snapped/n{n}", b"x")
+    snaps = lambda i: [f for f in os.listdir(os.path.join(ens.data_dir(i), "rk-snap"))
+                       if re.fullmatch(r"snapshot\.[0-9a-f]{16}", f)]
+    assert wait_until(lambda: all(snaps(i) for i in ens.ids), timeout=20), {i: snaps(i) for i in ens.ids}
+    # The snap word works on a member, as on a standalone server.
+    answer = four_letter(ens.port(1), "snap")
+    assert re.search(r"snapshot\.[0-9a-f]{16}|busy", answer), answer
+    victim = next(i for i in ens.ids if i != ens.leader())
+    ens.kill9(victim)
+    try:
+        zk.retry(zk.create, "/snapped/after", b"")
+    except NodeExistsError:
+        pass  # a retry of a create that had gone through
+    ens.start(victim)
+    assert "snapshot loaded" in ens.read_log(victim)
+    z = client(f"127.0.0.1:{ens.port(victim)}")
+    z.sync("/snapped")
+    assert len(z.get_children("/snapped")) == 301
+    z.stop()
+    z.close()
+    zk.stop()
+    zk.close()

@@ -24,6 +24,10 @@
 //! - **A server that is not serving answers nobody**: it refuses connects, and when it stops
 //!   serving it forgets its clients' outstanding requests; the runtime closes their connections
 //!   on [`Output::Role`].
+//! - **Snapshots** of the committed tree, while serving, after about `snap_count` applied txns
+//!   (the standalone node's rule, `node.rs`), or when the `snap` word asks; one at a time. Only
+//!   committed txns are in them, so a later TRUNC never goes below one (it removes uncommitted
+//!   txns only).
 //! - **Truncation needs the disk.** On [`Output::Truncate`] the runtime drops the log's tail,
 //!   rebuilds the tree and sessions from its disk and hands them back with
 //!   [`Member::truncated`], before feeding anything else; the peer's outputs after the
@@ -33,7 +37,7 @@
 //! newest tree exists only on an established leader and is at or past the committed one; no
 //! session in the table is unknown to the committed tree's ephemeral owners.
 
-use crate::node::{Entry, Input};
+use crate::node::{Entry, Input, SnapTrigger};
 use crate::pipeline::{collectable, Committed, ConnectOutcome, Origin, PipelineConfig};
 use crate::prep::{self, PrepContext};
 use crate::proto::{ConnectRequest, ErrorCode, Request};
@@ -62,6 +66,15 @@ pub enum Output {
         tree: DataTree,
         sessions: Vec<SnapSession>,
     },
+    /// Write a snapshot of this committed tree and these sessions, then report
+    /// [`Member::snapshot_written`]; `token` is set when the `snap` word asked.
+    WriteSnapshot {
+        tree: DataTree,
+        sessions: Vec<SnapSession>,
+        token: Option<u64>,
+    },
+    /// The `snap` word asked while a snapshot is being written, or while not serving.
+    SnapshotBusy { token: u64 },
     /// Committed entries for every front, in order, ending with a flush point; `version` is the
     /// tree after them.
     Publish {
@@ -101,12 +114,14 @@ pub struct Member {
     next_container_check_ms: i64,
     /// Keys session passwords; the same on every member.
     secret: u64,
+    snap: SnapTrigger,
 }
 
 impl Member {
     /// A member over what its disk holds: `tree` and `sessions` have every txn of the log
     /// (`disk.last_zxid`). `secret` keys session passwords and must be the same on every
-    /// member.
+    /// member. `snaps` is `snapCount` and the seed its thresholds are rolled from.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         cfg: PipelineConfig,
         peer_cfg: PeerConfig,
@@ -114,6 +129,7 @@ impl Member {
         tree: DataTree,
         sessions: &[SnapSession],
         secret: u64,
+        snaps: (u64, u64),
         now: i64,
     ) -> (Member, Vec<Output>) {
         assert_eq!(tree.last_zxid(), disk.last_zxid, "the tree holds the log");
@@ -135,6 +151,7 @@ impl Member {
             syncs: VecDeque::new(),
             stalled: None,
             secret,
+            snap: SnapTrigger::new(snaps.0, snaps.1),
         };
         m.load_sessions(sessions, now);
         let out = m.carry(out, now);
@@ -310,8 +327,13 @@ impl Member {
                     self.touch_one(id, now);
                 }
             }
-            // Snapshots of an ensemble member are not written yet.
-            Input::SnapshotAsked { .. } => {}
+            Input::SnapshotAsked { token } => {
+                out.push(if self.snap.busy || !self.peer.serving() {
+                    Output::SnapshotBusy { token }
+                } else {
+                    self.snapshot(Some(token))
+                });
+            }
         }
         out
     }
@@ -458,10 +480,7 @@ impl Member {
         let mut outs: VecDeque<peer::Output> = outs.into();
         while let Some(o) = outs.pop_front() {
             match o {
-                peer::Output::Apply(txns) => {
-                    let p = self.apply(txns, now);
-                    out.push(p);
-                }
+                peer::Output::Apply(txns) => self.apply(txns, now, &mut out),
                 peer::Output::Forwarded { fwd, .. } => {
                     if self.newest.is_some() {
                         self.lead(fwd.session_id, fwd.cxid, &fwd.req, &fwd.auth, now, &mut out);
@@ -547,8 +566,25 @@ impl Member {
         }
     }
 
-    /// Applies committed txns to the committed tree and answers this server's clients.
-    fn apply(&mut self, txns: Vec<Txn>, now: i64) -> Output {
+    /// The snapshot asked for last is written (or failed: the log still has everything).
+    pub fn snapshot_written(&mut self) {
+        self.snap.busy = false;
+    }
+
+    fn snapshot(&mut self, token: Option<u64>) -> Output {
+        assert!(!self.snap.busy, "one snapshot at a time");
+        self.snap.busy = true;
+        Output::WriteSnapshot {
+            tree: self.tree.clone(),
+            sessions: self.snap_sessions(),
+            token,
+        }
+    }
+
+    /// Applies committed txns to the committed tree and answers this server's clients; past
+    /// the snapshot threshold, while serving, a snapshot follows.
+    fn apply(&mut self, txns: Vec<Txn>, now: i64, out: &mut Vec<Output>) {
+        let n = txns.len() as u64;
         let mut entries = Vec::with_capacity(txns.len() + 1);
         for txn in txns {
             let waiting = self.waiting.remove(&(txn.session_id, txn.cxid));
@@ -588,7 +624,16 @@ impl Member {
             }));
             entries.extend(connect);
         }
-        self.publish(entries)
+        out.push(self.publish(entries));
+        if self.peer.serving() {
+            self.snap.txns_since += n;
+            if self.snap.txns_since > self.snap.threshold {
+                if !self.snap.busy {
+                    out.push(self.snapshot(None));
+                }
+                self.snap.roll();
+            }
+        }
     }
 
     /// Entries for the fronts, with a flush point at the committed tree.

@@ -39,10 +39,14 @@ fn start(my_id: i64, sessions: &[SnapSession], now: i64) -> Member {
         DataTree::new(),
         sessions,
         7,
+        (SNAP_COUNT, 11),
         now,
     );
     m
 }
+
+/// Snapshots in these tests come after about this many applied txns (at least half of it).
+const SNAP_COUNT: u64 = 6;
 
 fn vote_for(leader: i64) -> Notification {
     Notification {
@@ -422,4 +426,43 @@ fn a_server_without_a_leader_refuses_clients_and_a_follower_expires_nobody() {
     let out = f.tick(800);
     assert!(sent_to(&out, 3).is_empty(), "{out:?}");
     assert!(f.sessions().get(sid).is_some());
+}
+
+#[test]
+fn a_serving_member_snapshots_its_committed_tree_after_about_snap_count_txns_one_at_a_time() {
+    let (mut m, conn) = follower();
+    let mut snaps = Vec::new();
+    for c in 1..=12 {
+        let t = txn(c, (3 << 56) | 1, c as i32, TxnOp::Error(ErrorCode::NoNode));
+        for o in commit_at(&mut m, conn, t, 400 + c) {
+            if let Output::WriteSnapshot { tree, token, .. } = o {
+                snaps.push((c, tree.last_zxid(), token));
+            }
+        }
+    }
+    // One, after more than half of snapCount and at most all of it; no second one while the
+    // first is being written.
+    let [(c, zxid, None)] = snaps[..] else {
+        panic!("{snaps:?}")
+    };
+    assert!((4..=6).contains(&c), "{c}");
+    assert_eq!(zxid, make_zxid(1, c), "the committed tree, at its last txn");
+    let out = m.input(Input::SnapshotAsked { token: 9 }, 500);
+    assert!(
+        matches!(out[..], [Output::SnapshotBusy { token: 9 }]),
+        "{out:?}"
+    );
+    m.snapshot_written();
+    let out = m.input(Input::SnapshotAsked { token: 9 }, 501);
+    assert!(
+        matches!(&out[..], [Output::WriteSnapshot { token: Some(9), tree, .. }] if tree.last_zxid() == make_zxid(1, 12)),
+        "{out:?}"
+    );
+    // A member that does not serve writes none.
+    let mut idle = start(2, &[], 0);
+    let out = idle.input(Input::SnapshotAsked { token: 3 }, 10);
+    assert!(
+        matches!(out[..], [Output::SnapshotBusy { token: 3 }]),
+        "{out:?}"
+    );
 }

@@ -107,13 +107,26 @@ impl Disk {
             Some(s) => (s.tree.clone(), s.txns.clone(), s.sessions.clone()),
             None => (DataTree::new(), BTreeMap::new(), Vec::new()),
         };
-        let txns: Vec<&Txn> = self.log.iter().filter(|t| t.zxid <= through).collect();
+        let base_zxid = self.snap.as_ref().map_or(0, |s| s.zxid);
+        let txns: Vec<&Txn> = self
+            .log
+            .iter()
+            .filter(|t| t.zxid > base_zxid && t.zxid <= through)
+            .collect();
         for t in &txns {
             tree.apply(t, &mut Vec::new());
             map.insert(t.zxid, txn_hash(t));
         }
         let sessions = replay_sessions(&base, txns.into_iter());
         (tree, map, sessions)
+    }
+
+    /// The newest zxid that is durable (in the synced part of the log, or the snapshot).
+    fn synced_zxid(&self) -> i64 {
+        match self.synced_len {
+            0 => self.snap.as_ref().map_or(0, |s| s.zxid),
+            n => self.log[n - 1].zxid,
+        }
     }
 
     fn last_zxid(&self) -> i64 {
@@ -289,6 +302,8 @@ pub(super) struct Sim {
     queue: BTreeMap<(i64, u64), Event>,
     cfg: PeerConfig,
     member_cfg: PipelineConfig,
+    /// Members snapshot after about this many applied txns.
+    snap_count: u64,
     servers: BTreeMap<i64, Server>,
     conns: BTreeMap<u64, ConnState>,
     blocked: BTreeSet<(i64, i64)>,
@@ -344,6 +359,8 @@ pub(super) struct Stats {
     pub reads: u64,
     pub synced_reads: u64,
     pub sessions: u64,
+    /// Snapshots members wrote on their own (not SNAP installs).
+    pub member_snaps: u64,
 }
 
 impl Stats {
@@ -358,6 +375,7 @@ impl Stats {
         self.reads += o.reads;
         self.synced_reads += o.synced_reads;
         self.sessions += o.sessions;
+        self.member_snaps += o.member_snaps;
     }
 }
 
@@ -419,6 +437,7 @@ impl Sim {
         } else {
             rng.gen_range(0.0..0.002)
         };
+        let snap_count = rng.gen_range(20..400);
         let (disk_ms, slow_rate) = match rng.gen_range(0..3) {
             0 => ((1, 6), 0.0),
             1 => ((5, 60), 0.0),
@@ -434,6 +453,7 @@ impl Sim {
             seq: 0,
             queue: BTreeMap::new(),
             cfg,
+            snap_count,
             member_cfg: PipelineConfig {
                 prep: PrepConfig {
                     extended_types: false,
@@ -498,7 +518,10 @@ impl Sim {
         let (tree, applied, sessions) = s.disk.rebuild(i64::MAX);
         s.applied = applied;
         s.generation += 1;
-        let (member, out) = Member::start(member_cfg, cfg, persisted, tree, &sessions, SECRET, now);
+        let snaps = (self.snap_count, self.rng.gen());
+        let (member, out) = Member::start(
+            member_cfg, cfg, persisted, tree, &sessions, SECRET, snaps, now,
+        );
         s.member = Some(member);
         self.check_tree(id);
         self.run(id, out);
@@ -595,6 +618,26 @@ impl Sim {
                 }
                 MemberOut::Publish { entries, .. } => self.publish(id, entries),
                 MemberOut::Role(role) => self.role(id, role),
+                MemberOut::WriteSnapshot { tree, sessions, .. } => {
+                    // As the runtime's snapshot thread: it becomes the disk's snapshot once the
+                    // log holds every txn in it durably; otherwise it is lost (as a snapshot
+                    // that failed). A later TRUNC below it fails the run (`Disk::truncate`).
+                    let zxid = tree.last_zxid();
+                    let s = self.servers.get_mut(&id).expect("server");
+                    let newer = s.disk.snap.as_ref().is_none_or(|x| x.zxid < zxid);
+                    if s.disk.synced_zxid() >= zxid && newer {
+                        s.disk.snap = Some(Snapshot {
+                            zxid,
+                            tree,
+                            txns: s.applied.clone(),
+                            sessions,
+                        });
+                        self.stats.member_snaps += 1;
+                    }
+                    let s = self.servers.get_mut(&id).expect("server");
+                    s.member.as_mut().expect("running").snapshot_written();
+                }
+                MemberOut::SnapshotBusy { .. } => {}
             }
         }
     }
