@@ -396,15 +396,7 @@ impl Node {
         self.snap.busy = true;
         Output::WriteSnapshot {
             tree: self.pipeline.version(),
-            sessions: self
-                .pipeline
-                .sessions()
-                .iter()
-                .map(|s| SnapSession {
-                    id: s.id,
-                    timeout_ms: s.timeout_ms,
-                })
-                .collect(),
+            sessions: self.pipeline.sessions().snap_sessions(),
             token,
         }
     }

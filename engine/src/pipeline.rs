@@ -558,14 +558,7 @@ mod tests {
         for (i, req) in reqs[..3].iter().enumerate() {
             p.write(origin(i as i32), session_id, req, &[], 10_000 + i as i64);
         }
-        let sessions: Vec<snap::SnapSession> = p
-            .sessions()
-            .iter()
-            .map(|s| snap::SnapSession {
-                id: s.id,
-                timeout_ms: s.timeout_ms,
-            })
-            .collect();
+        let sessions = p.sessions().snap_sessions();
         let file = bytes::Bytes::from(snap::encode_to_vec(&p.version(), &sessions));
         let mut after = Vec::new();
         for (i, req) in reqs[3..].iter().enumerate() {

@@ -118,6 +118,21 @@ impl SessionTable {
         self.sessions.values()
     }
 
+    /// Every session as a snapshot keeps it (id and timeout), by id: the same table always makes
+    /// the same file.
+    pub fn snap_sessions(&self) -> Vec<crate::snap::SnapSession> {
+        let mut out: Vec<crate::snap::SnapSession> = self
+            .sessions
+            .values()
+            .map(|s| crate::snap::SnapSession {
+                id: s.id,
+                timeout_ms: s.timeout_ms,
+            })
+            .collect();
+        out.sort_by_key(|s| s.id);
+        out
+    }
+
     /// Pushes a live session's deadline out; false if the session is gone.
     pub fn touch(&mut self, id: i64, now_ms: i64) -> bool {
         let Some(s) = self.sessions.get(&id) else {

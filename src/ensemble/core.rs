@@ -505,14 +505,7 @@ pub async fn run(
     let config = Bytes::from(config_text(&ensemble));
     let mut tree = pipeline.version();
     tree.set_config(config.clone(), now);
-    let sessions: Vec<SnapSession> = pipeline
-        .sessions()
-        .iter()
-        .map(|s| SnapSession {
-            id: s.id,
-            timeout_ms: s.timeout_ms,
-        })
-        .collect();
+    let sessions = pipeline.sessions().snap_sessions();
     shared.stats.log_synced_zxid.store(last_zxid, SeqCst);
     shared.stats.mode.store(mode::NOT_SERVING, Relaxed);
     // The fronts start from the recovered tree (they serve nobody until a leader is found).

@@ -72,14 +72,7 @@ pub fn rebuild(
     for t in &txns {
         pipeline.replay(t.clone(), now);
     }
-    let sessions = pipeline
-        .sessions()
-        .iter()
-        .map(|s| SnapSession {
-            id: s.id,
-            timeout_ms: s.timeout_ms,
-        })
-        .collect();
+    let sessions = pipeline.sessions().snap_sessions();
     Ok((pipeline.version(), sessions, txns))
 }
 

@@ -179,16 +179,6 @@ impl Member {
         }
     }
 
-    fn snap_sessions(&self) -> Vec<SnapSession> {
-        self.sessions
-            .iter()
-            .map(|s| SnapSession {
-                id: s.id,
-                timeout_ms: s.timeout_ms,
-            })
-            .collect()
-    }
-
     /// A truncation is being carried out: nothing may be fed in until [`Member::truncated`].
     pub fn stalled(&self) -> bool {
         self.stalled.is_some()
@@ -509,7 +499,7 @@ impl Member {
                     );
                     let image = Image {
                         tree: self.tree.clone(),
-                        sessions: self.snap_sessions(),
+                        sessions: self.sessions.snap_sessions(),
                     };
                     out.push(Output::Io(peer::Output::Send {
                         to,
@@ -576,7 +566,7 @@ impl Member {
         self.snap.busy = true;
         Output::WriteSnapshot {
             tree: self.tree.clone(),
-            sessions: self.snap_sessions(),
+            sessions: self.sessions.snap_sessions(),
             token,
         }
     }
