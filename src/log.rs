@@ -168,6 +168,23 @@ impl LogWriter {
         }))
     }
 
+    /// A writer for txns after `last_zxid`: it goes on in `tail` (the newest segment recovery
+    /// found) when that has room, else starts a new segment.
+    pub async fn open_after(
+        dir: &Path,
+        tail: Option<&TailSegment>,
+        last_zxid: i64,
+        segment_bytes: u64,
+        force_sync: bool,
+    ) -> io::Result<LogWriter> {
+        if let Some(seg) = tail {
+            if let Some(w) = LogWriter::resume(dir, seg, force_sync).await? {
+                return Ok(w);
+            }
+        }
+        LogWriter::create(dir, last_zxid + 1, segment_bytes, force_sync).await
+    }
+
     /// Starts the segment for a batch beginning at `first_zxid`: the spare prepared in the
     /// background when there is one (header, fdatasync, rename, directory fsync), a fresh one
     /// otherwise.

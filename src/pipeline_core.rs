@@ -173,23 +173,14 @@ pub async fn run(
         .log_synced_zxid
         .store(pipeline.last_zxid(), SeqCst);
     let dir = log_dir(&shared.cfg.data_log_dir);
-    let resumed = match &log_tail {
-        Some(seg) => LogWriter::resume(&dir, seg, shared.cfg.force_sync).await,
-        None => Ok(None),
-    };
-    let writer = match resumed {
-        Ok(Some(w)) => Ok(w),
-        Ok(None) => {
-            LogWriter::create(
-                &dir,
-                pipeline.last_zxid() + 1,
-                shared.cfg.prealloc_bytes,
-                shared.cfg.force_sync,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
+    let writer = LogWriter::open_after(
+        &dir,
+        log_tail.as_ref(),
+        pipeline.last_zxid(),
+        shared.cfg.prealloc_bytes,
+        shared.cfg.force_sync,
+    )
+    .await;
     let writer = match writer {
         Ok(w) => w,
         Err(e) => {

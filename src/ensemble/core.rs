@@ -169,12 +169,14 @@ async fn reopen(dir: &std::path::Path, last: i64, shared: &Shared) -> LogWriter 
     let cfg = &shared.cfg;
     let opened = async {
         let recovered = crate::log::recover(dir, last).map_err(std::io::Error::other)?;
-        if let Some(tail) = &recovered.tail {
-            if let Some(w) = LogWriter::resume(dir, tail, cfg.force_sync).await? {
-                return Ok(w);
-            }
-        }
-        LogWriter::create(dir, last + 1, cfg.prealloc_bytes, cfg.force_sync).await
+        LogWriter::open_after(
+            dir,
+            recovered.tail.as_ref(),
+            last,
+            cfg.prealloc_bytes,
+            cfg.force_sync,
+        )
+        .await
     };
     match opened.await {
         Ok(w) => w,
@@ -519,16 +521,14 @@ pub async fn run(
     .await;
 
     let dir = log_dir(&cfg.data_log_dir);
-    let writer = match &start.log_tail {
-        Some(seg) => match LogWriter::resume(&dir, seg, cfg.force_sync).await {
-            Ok(Some(w)) => Ok(w),
-            Ok(None) => {
-                LogWriter::create(&dir, last_zxid + 1, cfg.prealloc_bytes, cfg.force_sync).await
-            }
-            Err(e) => Err(e),
-        },
-        None => LogWriter::create(&dir, last_zxid + 1, cfg.prealloc_bytes, cfg.force_sync).await,
-    };
+    let writer = LogWriter::open_after(
+        &dir,
+        start.log_tail.as_ref(),
+        last_zxid,
+        cfg.prealloc_bytes,
+        cfg.force_sync,
+    )
+    .await;
     let writer = match writer {
         Ok(w) => w,
         Err(e) => {

@@ -1381,4 +1381,4 @@ fn conn_id(my_id: i64, n: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

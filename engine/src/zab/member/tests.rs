@@ -9,24 +9,8 @@ use crate::pipeline::test_config;
 use crate::proto::{opcode, Acl, CreateRequest};
 use crate::quorum::{state, Notification, NOTIFICATION_VERSION};
 use crate::zab::make_zxid;
+use crate::zab::peer::tests::cfg as peer_cfg;
 use bytes::Bytes;
-
-fn peer_cfg(my_id: i64) -> PeerConfig {
-    PeerConfig {
-        my_id,
-        voters: vec![1, 2, 3],
-        observers: vec![],
-        tick_ms: 100,
-        init_limit: 10,
-        sync_limit: 5,
-        diff_window: 500,
-        finalize_wait_ms: 200,
-        max_notification_interval_ms: 60_000,
-        config: Bytes::new(),
-        leader_connect_retry_ms: 100,
-        first_conn: 0,
-    }
-}
 
 fn start(my_id: i64, sessions: &[SnapSession], now: i64) -> Member {
     let mut cfg = test_config();

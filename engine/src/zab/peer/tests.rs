@@ -9,7 +9,8 @@ use crate::txn::TxnOp;
 
 mod sim;
 
-fn cfg(my_id: i64) -> PeerConfig {
+/// A 3-voter member's configuration for tests (100 ms ticks, ZooKeeper's other defaults).
+pub(crate) fn cfg(my_id: i64) -> PeerConfig {
     PeerConfig {
         my_id,
         voters: vec![1, 2, 3],
