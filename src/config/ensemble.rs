@@ -101,8 +101,8 @@ impl EnsembleKeys {
         voters > 1 || (!self.standalone_enabled && !self.servers.is_empty())
     }
 
-    /// Checks the lines against each other; `client` is this server's `clientPortAddress` and
-    /// `clientPort`.
+    /// Checks the lines against each other and the ensemble's shape; `extended_types` lowers
+    /// the largest id to 254.
     pub fn check(&mut self, extended_types: bool) -> Result<(), ConfigError> {
         self.servers.sort_by_key(|s| s.id);
         let voters = self.servers.iter().filter(|s| !s.observer).count();

@@ -140,6 +140,8 @@ async fn log_task(
                     w.close().await;
                 }
                 let result = disk::truncate_log(&cfg.data_dir, &cfg.data_log_dir, zxid);
+                // Everything through the point is durable (the snapshot thread waits on this).
+                shared.stats.log_synced_zxid.fetch_max(zxid, SeqCst);
                 writer = Some(reopen(&dir, zxid, &shared).await);
                 let _ = done.send_async(result).await;
             }
@@ -152,6 +154,7 @@ async fn log_task(
                     w.close().await;
                 }
                 let zxid = tree.last_zxid();
+                shared.stats.log_synced_zxid.fetch_max(zxid, SeqCst);
                 let result = disk::install(&cfg.data_dir, &cfg.data_log_dir, tree, sessions)
                     .map(|w| {
                         tracing::info!(path = %w.path.display(), zxid = format_args!("{zxid:#x}"), bytes = w.bytes, "installed the leader's snapshot");
@@ -273,7 +276,7 @@ impl Core {
                         Err(_) => Err("the log task stopped".to_string()),
                     };
                     match rebuilt {
-                        Ok((mut tree, sessions, _)) => {
+                        Ok((mut tree, sessions)) => {
                             tree.set_config(self.config.clone(), now_ms());
                             tracing::info!(
                                 zxid = format_args!("{zxid:#x}"),
@@ -633,8 +636,10 @@ pub async fn run(
     loop {
         let until = core.wake_at.min(next_tick);
         let wait = Duration::from_millis((until - now_ms()).max(0) as u64);
-        let wake = futures_lite::future::or(
-            futures_lite::future::or(
+        // `race` picks at random among ready sources: a busy client side cannot starve the
+        // quorum messages, log completions and timers.
+        let wake = futures_lite::future::race(
+            futures_lite::future::race(
                 async {
                     rx.recv_async()
                         .await
@@ -649,7 +654,7 @@ pub async fn run(
                         .unwrap_or(Wake::Closed)
                 },
             ),
-            futures_lite::future::or(
+            futures_lite::future::race(
                 async {
                     synced_rx
                         .recv_async()

@@ -48,14 +48,14 @@ pub fn write_epoch(data_dir: &Path, name: &str, epoch: i64) -> io::Result<()> {
 }
 
 /// The tree and sessions on disk: the newest snapshot at or below `through`, then the log
-/// through `through`. Returns them with the txns replayed.
+/// through `through`.
 pub fn rebuild(
     data_dir: &Path,
     data_log_dir: &Path,
     cfg: &PipelineConfig,
     through: i64,
     now: i64,
-) -> Result<(DataTree, Vec<SnapSession>, Vec<Txn>), String> {
+) -> Result<(DataTree, Vec<SnapSession>), String> {
     let snap_dir = snapshot::snap_dir(data_dir);
     let mut pipeline = Pipeline::new(cfg.clone(), now, 0);
     let snaps = snapshot::list(&snap_dir).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
@@ -73,7 +73,7 @@ pub fn rebuild(
         pipeline.replay(t.clone(), now);
     }
     let sessions = pipeline.sessions().snap_sessions();
-    Ok((pipeline.version(), sessions, txns))
+    Ok((pipeline.version(), sessions))
 }
 
 /// Drops every logged txn after `zxid`: later segments are deleted, and the segment holding
@@ -87,6 +87,7 @@ pub fn truncate_log(data_dir: &Path, data_log_dir: &Path, zxid: i64) -> Result<(
     for (z, path) in snaps {
         if z > zxid {
             std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            sync_dir(&snap_dir).map_err(|e| format!("{}: {e}", snap_dir.display()))?;
         }
     }
     let dir = log_dir(data_log_dir);
@@ -121,8 +122,8 @@ pub fn truncate_log(data_dir: &Path, data_log_dir: &Path, zxid: i64) -> Result<(
 }
 
 /// Makes a leader's snapshot this server's state: writes it as `snapshot.<zxid>`, then
-/// deletes every log segment and every snapshot above it (they may hold txns the leader's
-/// history does not). The writer must be closed; a new segment starts after `zxid`.
+/// deletes every log segment (the snapshot holds all the history they could add to) and every
+/// snapshot above it (they may hold txns the leader's history does not). The writer must be closed; a new segment starts after `zxid`.
 pub fn install(
     data_dir: &Path,
     data_log_dir: &Path,

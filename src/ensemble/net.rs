@@ -220,6 +220,8 @@ impl Net {
     async fn accept_election(self, listener: TcpListener) {
         loop {
             let Ok(stream) = listener.accept().await else {
+                // Out of descriptors, say: wait rather than spin.
+                glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -338,11 +340,15 @@ impl Net {
             if c.tx.try_send(msg).is_err() {
                 tracing::warn!(server = to, "quorum connection's queue is full; closing it");
                 st.conns.remove(&conn);
+                // Its task ends without a word (the connection is no longer listed): say it.
+                drop(st);
+                let report = self.report(NetEvent::Closed { from: to, conn });
+                glommio::spawn_local(report).detach();
             }
             return;
         }
-        if conn >= ACCEPTED_CONN {
-            return; // an accepted connection that is gone
+        if conn >= ACCEPTED_CONN || !matches!(msg, Msg::LearnerInfo { .. }) {
+            return; // a connection that is gone; only a learner's opening opens one
         }
         let (tx, rx) = flume::bounded(QUORUM_QUEUE_MAX);
         let _ = tx.try_send(msg);
@@ -382,6 +388,8 @@ impl Net {
     async fn accept_quorum(self, listener: TcpListener) {
         loop {
             let Ok(stream) = listener.accept().await else {
+                // Out of descriptors, say: wait rather than spin.
+                glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -493,6 +501,9 @@ impl Net {
                     };
                     buf.drain(..n);
                     if p.kind == packet::SNAP {
+                        if peer.is_none() {
+                            return; // only a leader this server dialed sends a snapshot
+                        }
                         pending_snap = Some((p.zxid, None));
                         continue;
                     }

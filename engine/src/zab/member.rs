@@ -34,8 +34,8 @@
 //!   truncation wait for that.
 //!
 //! Invariants ([`Member::check_invariants`]): the committed tree is at the peer's `applied`; the
-//! newest tree exists only on an established leader and is at or past the committed one; no
-//! session in the table is unknown to the committed tree's ephemeral owners.
+//! newest tree exists only on an established leader and is at or past the committed one; every
+//! ephemeral owner in the committed tree is in the session table.
 
 use crate::node::{Entry, Input, SnapTrigger};
 use crate::pipeline::{collectable, Committed, ConnectOutcome, Origin, PipelineConfig};
@@ -115,6 +115,8 @@ pub struct Member {
     /// Keys session passwords; the same on every member.
     secret: u64,
     snap: SnapTrigger,
+    /// The tree the fronts were last given.
+    visible: DataTree,
 }
 
 impl Member {
@@ -143,6 +145,7 @@ impl Member {
             next_container_check_ms: now + cfg.container_check_ms,
             cfg,
             peer,
+            visible: tree.clone(),
             tree,
             newest: None,
             closing: BTreeSet::new(),
@@ -351,6 +354,7 @@ impl Member {
                 && req.passwd[..] == self.sessions.password(req.session_id)[..];
             Some(if valid {
                 let timeout_ms = self.sessions.negotiate(req.timeout_ms);
+                self.sessions.set_timeout(req.session_id, timeout_ms, now);
                 self.touch_one(req.session_id, now);
                 ConnectOutcome::Accepted {
                     session_id: req.session_id,
@@ -364,8 +368,9 @@ impl Member {
             None
         };
         if let Some(outcome) = outcome {
+            let resumed = matches!(outcome, ConnectOutcome::Accepted { .. });
             let mut entries = vec![Entry::ConnectReply { conn, outcome }];
-            if req.session_id != 0 {
+            if resumed {
                 // Any other connection of the session here must close.
                 entries.push(Entry::Resumed {
                     session_id: req.session_id,
@@ -525,6 +530,10 @@ impl Member {
                 peer::Output::Role(role) => {
                     self.role(role, now);
                     out.push(Output::Role(role));
+                    if self.peer.serving() {
+                        // The fronts move to the tree this server now serves.
+                        out.push(self.publish(Vec::new()));
+                    }
                 }
                 io => out.push(Output::Io(io)),
             }
@@ -575,6 +584,7 @@ impl Member {
     /// the snapshot threshold, while serving, a snapshot follows.
     fn apply(&mut self, txns: Vec<Txn>, now: i64, out: &mut Vec<Output>) {
         let n = txns.len() as u64;
+        let serving = self.peer.serving();
         let mut entries = Vec::with_capacity(txns.len() + 1);
         for txn in txns {
             let waiting = self.waiting.remove(&(txn.session_id, txn.cxid));
@@ -583,6 +593,11 @@ impl Member {
                 .map(|_| self.tree.clone());
             let mut triggers = Vec::new();
             let outcome = self.tree.apply(&txn, &mut triggers);
+            if !serving {
+                // A server leaving its role applies its log's uncommitted rest, and a syncing
+                // one what the leader sends: no client may see those, not even as a watch.
+                triggers.clear();
+            }
             let mut connect = None;
             match &txn.op {
                 TxnOp::CreateSession { timeout_ms } => {
@@ -615,7 +630,7 @@ impl Member {
             entries.extend(connect);
         }
         out.push(self.publish(entries));
-        if self.peer.serving() {
+        if serving {
             self.snap.txns_since += n;
             if self.snap.txns_since > self.snap.threshold {
                 if !self.snap.busy {
@@ -627,11 +642,16 @@ impl Member {
     }
 
     /// Entries for the fronts, with a flush point at the committed tree.
-    fn publish(&self, mut entries: Vec<Entry>) -> Output {
-        entries.push(Entry::Flush(self.tree.clone()));
+    /// Entries for the fronts, with a flush point: the committed tree while serving; while not,
+    /// the tree they were last given (the one here may hold uncommitted txns, or be mid-sync).
+    fn publish(&mut self, mut entries: Vec<Entry>) -> Output {
+        if self.peer.serving() {
+            self.visible = self.tree.clone();
+        }
+        entries.push(Entry::Flush(self.visible.clone()));
         Output::Publish {
             entries,
-            version: self.tree.clone(),
+            version: self.visible.clone(),
         }
     }
 

@@ -450,3 +450,46 @@ fn a_serving_member_snapshots_its_committed_tree_after_about_snap_count_txns_one
         "{out:?}"
     );
 }
+
+#[test]
+fn txns_applied_while_not_serving_reach_no_client() {
+    let (mut m, conn) = follower();
+    // A proposal logged here and never committed; then the leader is gone.
+    let t = txn(
+        1,
+        (3 << 56) | 1,
+        1,
+        TxnOp::Create {
+            path: "/ff".into(),
+            data: Some(Bytes::new()),
+            acl: std::sync::Arc::new(Acl::open_unsafe()),
+            ephemeral_owner: 0,
+            parent_cversion: 1,
+            opcode: opcode::CREATE,
+        },
+    );
+    m.message(3, conn, Msg::Proposal(t), 400);
+    m.log_synced(make_zxid(1, 1), 401);
+    let out = m.closed(3, conn, 402);
+    let role = out
+        .iter()
+        .position(|o| matches!(o, Output::Role(Role::Looking)))
+        .expect("looking");
+    let (at, entries, version) = out
+        .iter()
+        .enumerate()
+        .find_map(|(i, o)| match o {
+            Output::Publish { entries, version } => Some((i, entries, version)),
+            _ => None,
+        })
+        .expect("the fast-forward is published");
+    assert!(role < at, "the role change first");
+    // The tree has the txn (it votes with its log), but the fronts get no trigger for it and
+    // keep the tree they had.
+    assert!(m.tree().get("/ff").is_some());
+    let Entry::Commit(c) = &entries[0] else {
+        panic!("{entries:?}")
+    };
+    assert!(c.triggers.is_empty() && c.origin.is_none());
+    assert!(version.get("/ff").is_none());
+}
