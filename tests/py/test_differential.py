@@ -346,10 +346,15 @@ def test_same_replies_as_a_java_zookeeper_ensemble(seed):
         zk.stop()
 
 
-def run_named(name, side, session, opcode, body, where):
+def named(name, call, where):
+    """Runs `call`; a side that does not answer is named. Ringkeeper's silence fails the test.
+    Java ZooKeeper's (the reference: its 3-member ensemble once left a follower's sync
+    unanswered for 10 s in CI) skips the seed, saying so, rather than judge Ringkeeper by it."""
     try:
-        return side.run(session, opcode, body)
+        return call()
     except TimeoutError as e:
+        if name == "zookeeper":
+            pytest.skip(f"Java ZooKeeper did not answer {where}")
         raise AssertionError(f"{name} did not answer {where}") from e
 
 
@@ -363,14 +368,15 @@ def compare_sides(a, b, seed, ops, synced=False):
         session = rnd.randrange(SESSIONS)
         opcode, body, desc = gen_op(rnd, session)
         where = f"seed={seed} op#{i} session={session} {desc}"
-        ra = run_named("zookeeper", a, session, opcode, body, where)
-        rb = run_named("ringkeeper", b, session, opcode, body, where)
+        ra = named("zookeeper", lambda: a.run(session, opcode, body), where)
+        rb = named("ringkeeper", lambda: b.run(session, opcode, body), where)
         assert rb == ra or known_difference(opcode, ra, rb), f"{where}\n  zookeeper:  {ra}\n  ringkeeper: {rb}"
         if rb != ra and opcode == jute.EXISTS and "watch=True" in desc:
             diverged.add(session)
         if opcode == jute.CLOSE_SESSION:
             diverged.discard(session)
-        ea, eb = a.flush_events(synced), b.flush_events(synced)
+        ea = named("zookeeper", lambda: a.flush_events(synced), where + " (sync and ping)")
+        eb = named("ringkeeper", lambda: b.flush_events(synced), where + " (sync and ping)")
         for k in diverged:
             ea[k] = eb[k] = "not compared"
         assert eb == ea, f"{where}: watch events differ\n  zookeeper:  {ea}\n  ringkeeper: {eb}"
