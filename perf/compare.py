@@ -110,6 +110,17 @@ def bench(server, workload, outstanding, duration, warmup, out_json):
     return bench_json(f"127.0.0.1:{server.port}", workload, outstanding, duration, warmup, out_json)
 
 
+def run_meta(script, zk_version):
+    """When, where and how a comparison ran, for its tables."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
+                   f"{platform.system()} {platform.release()}",
+        "command": f"{script} " + " ".join(sys.argv[1:]),
+        "zookeeper_version": zk_version,
+    }
+
+
 def ratio(a, b):
     return a / b if b else float("nan")
 
@@ -200,13 +211,7 @@ def main():
         for s in servers.values():
             s.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
-                   f"{platform.system()} {platform.release()}",
-        "command": "perf/compare.py " + " ".join(sys.argv[1:]),
-        "zookeeper_version": zk_version,
-    }
+    meta = run_meta("perf/compare.py", zk_version)
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=2)
     print(write_table(rows, os.path.join(outdir, "results.md"), meta))

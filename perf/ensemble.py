@@ -223,13 +223,7 @@ def main():
         for e in ensembles.values():
             e.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    meta = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores, "
-                   f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
-        "command": "perf/ensemble.py " + " ".join(sys.argv[1:]),
-        "zookeeper_version": zk_version,
-    }
+    meta = compare.run_meta("perf/ensemble.py", zk_version)
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows, "failover_ms": failovers}, f, indent=1)
     print(write_table(rows, failovers if a.failovers else None, os.path.join(outdir, "results.md"), meta))

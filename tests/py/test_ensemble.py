@@ -3,6 +3,7 @@ with `server.N` lines and a `myid`: election, writes through any member, global 
 of the leader under write load, quorum loss and return, members that fell behind caught up by
 DIFF, SNAP and TRUNC, an observer, and zkCli.sh against the whole connect string."""
 
+import contextlib
 import os
 import re
 import subprocess
@@ -41,6 +42,18 @@ def client(hosts, timeout=6, **kw):
                      command_retry=KazooRetry(max_tries=50, max_delay=0.2), **kw)
     zk.start(timeout=20)
     return zk
+
+
+@contextlib.contextmanager
+def synced_on(ens, i, path):
+    """A client on member `i` only, after a sync of `path`: it sees what the leader had."""
+    z = client(f"127.0.0.1:{ens.port(i)}")
+    try:
+        z.sync(path)
+        yield z
+    finally:
+        z.stop()
+        z.close()
 
 
 def modes(ens):
@@ -130,15 +143,10 @@ def test_kill9_of_the_leader_under_write_load_loses_no_acknowledged_write(ensemb
     ens.start(old)
     # Every acknowledged write is on every member, the old leader included.
     for i in ens.ids:
-        z = client(f"127.0.0.1:{ens.port(i)}")
-        try:
-            z.sync("/load")
+        with synced_on(ens, i, "/load") as z:
             have = set(z.get_children("/load"))
-            missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
-            assert not missing, (i, missing[:5])
-        finally:
-            z.stop()
-            z.close()
+        missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
+        assert not missing, (i, missing[:5])
     zk.stop()
     zk.close()
     print(f"longest gap between acknowledged writes across the failover: {max(gaps) * 1000:.0f} ms")
@@ -231,20 +239,14 @@ def test_a_member_behind_is_caught_up_by_diff_and_far_behind_by_snap(ensemble_fa
     ens.start(lagging)
     assert _sync_lines(ens, leader, "SNAP"), ens.read_log(leader)[-2000:]
     assert "installed the leader's snapshot" in ens.read_log(lagging)
-    z = client(f"127.0.0.1:{ens.port(lagging)}")
-    z.sync("/lag")
-    assert len(z.get_children("/lag")) == 620
-    z.stop()
-    z.close()
+    with synced_on(ens, lagging, "/lag") as z:
+        assert len(z.get_children("/lag")) == 620
     # And it comes back from its own disk (the installed snapshot plus its log) after a kill.
     ens.kill9(lagging)
     zk.create("/lag/c", b"")
     ens.start(lagging)
-    z = client(f"127.0.0.1:{ens.port(lagging)}")
-    z.sync("/lag")
-    assert len(z.get_children("/lag")) == 621
-    z.stop()
-    z.close()
+    with synced_on(ens, lagging, "/lag") as z:
+        assert len(z.get_children("/lag")) == 621
     zk.stop()
     zk.close()
 
@@ -276,21 +278,16 @@ def test_a_deposed_leaders_uncommitted_txn_is_truncated_when_it_rejoins(ensemble
     assert _sync_lines(ens, new, "TRUNC"), ens.read_log(new)[-2000:]
     assert "log truncated to the leader's history" in ens.read_log(leader), ens.read_log(leader)[-3000:]
     for i in ens.ids:
-        z = client(f"127.0.0.1:{ens.port(i)}")
-        z.sync("/t")
-        assert z.exists("/t/lost") is None, i
-        assert z.get("/t")[0] == b"committed"
-        z.stop()
-        z.close()
+        with synced_on(ens, i, "/t") as z:
+            assert z.exists("/t/lost") is None, i
+            assert z.get("/t")[0] == b"committed"
     zk.stop()
     zk.close()
     # The truncation is on disk: restarted, the old leader still lacks the txn.
     ens.kill9(leader)
     ens.start(leader)
-    z = client(f"127.0.0.1:{ens.port(leader)}")
-    assert z.exists("/t/lost") is None
-    z.stop()
-    z.close()
+    with synced_on(ens, leader, "/t") as z:
+        assert z.exists("/t/lost") is None
 
 
 def test_an_observer_serves_reads_forwards_writes_and_never_votes(ensemble_factory):
@@ -330,11 +327,8 @@ def test_zkcli_against_the_whole_connect_string(ensemble_factory):
     zkcli("create", "/cli", "hello")
     out = zkcli("get", "/cli")
     assert re.search(r"^hello$", out, re.M), out
-    z = client(f"127.0.0.1:{ens.port(2)}")
-    z.sync("/cli")
-    assert z.get("/cli")[0] == b"hello"
-    z.stop()
-    z.close()
+    with synced_on(ens, 2, "/cli") as z:
+        assert z.get("/cli")[0] == b"hello"
 
 
 def test_a_taken_election_port_stops_the_member_with_exit_code_1(ensemble_factory):
@@ -376,11 +370,8 @@ def test_five_members_survive_two_failures_and_not_three(ensemble_factory):
         ens.start(i, wait=False)
     ens.wait_serving()
     for i in ens.ids:
-        z = client(f"127.0.0.1:{ens.port(i)}")
-        z.sync("/five")
-        assert z.get("/five")[0] == b"2", i
-        z.stop()
-        z.close()
+        with synced_on(ens, i, "/five") as z:
+            assert z.get("/five")[0] == b"2", i
 
 
 def test_members_snapshot_on_their_own_and_restart_from_snapshot_and_log(ensemble_factory):
@@ -403,10 +394,7 @@ def test_members_snapshot_on_their_own_and_restart_from_snapshot_and_log(ensembl
         pass  # a retry of a create that had gone through
     ens.start(victim)
     assert "snapshot loaded" in ens.read_log(victim)
-    z = client(f"127.0.0.1:{ens.port(victim)}")
-    z.sync("/snapped")
-    assert len(z.get_children("/snapped")) == 301
-    z.stop()
-    z.close()
+    with synced_on(ens, victim, "/snapped") as z:
+        assert len(z.get_children("/snapped")) == 301
     zk.stop()
     zk.close()

@@ -1004,7 +1004,6 @@ impl Sim {
         if self.ops[op].abandoned {
             return;
         }
-        let now = self.now;
         let c = self.client_of(op);
         let s = &self.servers[&server];
         let Some(peer) = s.member.as_ref().map(Member::peer).filter(|p| p.serving()) else {
@@ -1037,17 +1036,13 @@ impl Sim {
                     xid: cxid,
                     opcode: opcode::SYNC,
                 };
-                let s = self.servers.get_mut(&server).expect("server");
-                s.pending.insert(op);
-                let m = s.member.as_mut().expect("serving");
                 let input = Input::Sync {
                     origin,
                     session_id,
                     path,
                     reads_waiting: false,
                 };
-                let out = m.input(input, now);
-                self.run(server, out);
+                self.submit(server, op, input);
                 return;
             }
             OpKind::Create => Request::Create(crate::proto::CreateRequest {
@@ -1070,9 +1065,6 @@ impl Sim {
             xid: cxid,
             opcode: req.opcode(),
         };
-        let s = self.servers.get_mut(&server).expect("server");
-        s.pending.insert(op);
-        let m = s.member.as_mut().expect("serving");
         let input = Input::Write {
             origin,
             session_id,
@@ -1080,7 +1072,15 @@ impl Sim {
             auth: Vec::new(),
             reads_waiting: false,
         };
-        let out = m.input(input, now);
+        self.submit(server, op, input);
+    }
+
+    /// Hands a client's write or sync to a serving `server`, which answers it later.
+    fn submit(&mut self, server: i64, op: usize, input: Input) {
+        let now = self.now;
+        let s = self.servers.get_mut(&server).expect("server");
+        s.pending.insert(op);
+        let out = s.member.as_mut().expect("serving").input(input, now);
         self.run(server, out);
     }
 
