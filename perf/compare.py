@@ -23,7 +23,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "ringkeeper")
+# RINGKEEPER_PERF_BIN names another build to measure (an older commit's, say) in place of this tree's.
+BIN = os.environ.get("RINGKEEPER_PERF_BIN") or os.path.join(ROOT, "target", "release", "ringkeeper")
 sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
 from servers import free_port  # noqa: E402  (below 32768, like the tests' ports)
 ZK_CP = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"

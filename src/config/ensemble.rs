@@ -43,7 +43,16 @@ pub struct Ensemble {
     /// `initLimit` and `syncLimit`, in ticks.
     pub init_limit: i64,
     pub sync_limit: i64,
+    /// `electionFinalizeWaitMs` (Ringkeeper's own key): how long an election waits for a
+    /// better vote once a quorum agrees. ZooKeeper's `finalizeWait` is a fixed 200 ms.
+    pub finalize_wait_ms: i64,
 }
+
+/// The election's settling wait unless `electionFinalizeWaitMs` says otherwise. Safety does not
+/// rest on it (any quorum that agrees elects a member holding every committed txn); it only
+/// lets a better vote that is on its way arrive, and election links are standing TCP
+/// connections, on which a live voter's notification takes well under a millisecond on a LAN.
+pub const FINALIZE_WAIT_MS_DEFAULT: i64 = 50;
 
 impl Ensemble {
     pub fn me(&self) -> &ServerLine {
@@ -60,6 +69,7 @@ pub struct EnsembleKeys {
     pub servers: Vec<ServerLine>,
     pub init_limit: Option<i64>,
     pub sync_limit: Option<i64>,
+    pub finalize_wait_ms: Option<i64>,
     pub standalone_enabled: bool,
     /// `peerType=observer`.
     pub peer_type_observer: Option<bool>,
@@ -78,6 +88,13 @@ impl EnsembleKeys {
         match key {
             "initLimit" => self.init_limit = Some(limit(key, value)?),
             "syncLimit" => self.sync_limit = Some(limit(key, value)?),
+            "electionFinalizeWaitMs" => {
+                let v: i64 = num(key, value)?;
+                if !(0..=60_000).contains(&v) {
+                    return Err(err(key, "must be 0 to 60000 (milliseconds)"));
+                }
+                self.finalize_wait_ms = Some(v);
+            }
             "standaloneEnabled" => self.standalone_enabled = super::boolean(key, value)?,
             "peerType" => self.peer_type_observer = Some(learner_type(key, value)?),
             _ if key.starts_with("server.") => {
@@ -241,6 +258,7 @@ impl EnsembleKeys {
             servers: self.servers.clone(),
             init_limit,
             sync_limit,
+            finalize_wait_ms: self.finalize_wait_ms.unwrap_or(FINALIZE_WAIT_MS_DEFAULT),
         })
     }
 }

@@ -31,8 +31,7 @@ use std::time::Duration;
 
 /// ZooKeeper's `commitLogCount`: txns a leader keeps for DIFF.
 const DIFF_WINDOW_TXNS: usize = 500;
-/// ZooKeeper's `finalizeWait` and `maxNotificationInterval`.
-const FINALIZE_WAIT_MS: i64 = 200;
+/// ZooKeeper's `maxNotificationInterval`.
 const MAX_NOTIFICATION_INTERVAL_MS: i64 = 60_000;
 /// ZooKeeper's `leaderConnectDelayDuringRetryMs`.
 const LEADER_CONNECT_RETRY_MS: i64 = 100;
@@ -469,6 +468,7 @@ pub async fn run(
     pcfg.session.server_id = ensemble.my_id;
     // The tree and sessions recovery read, replayed.
     let mut pipeline = Pipeline::new(pcfg.clone(), now, 0);
+    let snapshot_zxid = start.snapshot.as_ref().map_or(0, |s| s.last_zxid);
     if let Some(snapshot) = start.snapshot {
         pipeline.restore(snapshot, now);
     }
@@ -506,6 +506,7 @@ pub async fn run(
         current_epoch: epoch_file(CURRENT_EPOCH),
         last_zxid,
         recent,
+        snapshot_zxid,
     };
     let config = Bytes::from(config_text(&ensemble));
     let mut tree = pipeline.version();
@@ -590,7 +591,7 @@ pub async fn run(
         init_limit: ensemble.init_limit,
         sync_limit: ensemble.sync_limit,
         diff_window: DIFF_WINDOW_TXNS,
-        finalize_wait_ms: FINALIZE_WAIT_MS,
+        finalize_wait_ms: ensemble.finalize_wait_ms,
         max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
         config: config.clone(),
         leader_connect_retry_ms: LEADER_CONNECT_RETRY_MS,

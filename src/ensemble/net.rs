@@ -12,9 +12,14 @@
 //!
 //! **Quorum port.** Every member listens; a learner dials the leader it elected. Packets are
 //! jute `QuorumPacket` records back to back. The first packet on an accepted connection must be
-//! FOLLOWERINFO or OBSERVERINFO, which names the learner. After SNAP, a Ringkeeper leader sends
-//! its snapshot in Ringkeeper's own format (`engine/src/snap/FORMAT.md`), preceded by its
-//! length in 8 bytes (Java ZooKeeper sends its own serialization there, which is not read yet).
+//! FOLLOWERINFO or OBSERVERINFO, which names the learner. After SNAP, a Ringkeeper leader streams
+//! its snapshot in Ringkeeper's own format (`engine/src/snap/FORMAT.md`): the file after its
+//! header as frames (a 4-byte big-endian length, then that many bytes), a zero length, then the
+//! 64-byte header (known only once the walk is done). A thread of its own walks the tree
+//! version the SNAP was taken from (an O(1) clone of the persistent tree) and hands the frames
+//! over a short queue, so the member core only copies them to the socket and the leader's write
+//! path never waits for the walk. The learner loads what it received on a thread too. (Java
+//! ZooKeeper sends its own serialization there, which is not read yet.)
 //! Each connection has an id: the learner's choice on its side, a count on the leader's.
 //!
 //! Limits: a notification is at most 512 KiB (ZooKeeper's `PACKETMAXSIZE`), a quorum packet
@@ -47,27 +52,157 @@ const REDIAL_MS: u64 = 200;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest snapshot a learner accepts in SNAP.
 const SNAPSHOT_BYTES_MAX: u64 = 1 << 36;
+/// Largest frame of a snapshot in SNAP (a chunk is `snap::CHUNK_NODES_MAX` nodes; the meta
+/// frame holds every session and ACL).
+const SNAPSHOT_FRAME_MAX: usize = 1 << 30;
+/// Frames of a snapshot encoded ahead of the socket.
+const SNAPSHOT_FRAMES_AHEAD: usize = 4;
 /// Bytes gathered for one write on a quorum connection before it is sent.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// Ids of connections this server accepted on its quorum port (a learner's own ids are below).
 const ACCEPTED_CONN: u64 = 1 << 62;
 
-/// Appends `msg` as it goes on a quorum connection: its packet, and after SNAP the snapshot
-/// (8-byte length, then Ringkeeper's snapshot format).
+/// Appends `msg`'s packet as it goes on a quorum connection (a SNAP's snapshot follows it
+/// through [`stream_snapshot`]).
 fn encode_into(msg: &Msg, sender: &Sender, out: &mut Vec<u8>) -> Result<(), ()> {
     match wire::encode(msg, sender) {
-        Ok(p) => p.encode(out),
+        Ok(p) => {
+            p.encode(out);
+            Ok(())
+        }
         Err(e) => {
             tracing::error!(?e, "a quorum message with no wire form; closing");
-            return Err(());
+            Err(())
         }
     }
-    if let Msg::Snap { image, .. } = msg {
-        let s = snap::encode_to_vec(&image.tree, &image.sessions);
-        out.extend_from_slice(&(s.len() as u64).to_be_bytes());
-        out.extend_from_slice(&s);
+}
+
+/// A piece of a snapshot on its way to a learner.
+enum SnapPiece {
+    /// Bytes of the file after its header (node frames, then the meta frame).
+    Body(Vec<u8>),
+    /// The file's header, once the walk is done.
+    Header([u8; snap::HEADER_BYTES]),
+}
+
+/// Walks `image` on a thread of its own; the pieces come out of the returned queue, which
+/// holds a few frames ahead of the socket.
+fn encode_on_thread(image: Image) -> flume::Receiver<SnapPiece> {
+    let (tx, rx) = flume::bounded(SNAPSHOT_FRAMES_AHEAD);
+    let spawned = std::thread::Builder::new()
+        .name("rk-snap-send".into())
+        .spawn(move || {
+            let mut enc = snap::Encoder::new(&image.tree);
+            while let Some(chunk) = enc.next_chunk() {
+                if tx.send(SnapPiece::Body(chunk)).is_err() {
+                    return; // the connection is gone
+                }
+            }
+            let (meta, header) = enc.finish(&image.sessions);
+            if tx.send(SnapPiece::Body(meta)).is_ok() {
+                let _ = tx.send(SnapPiece::Header(header));
+            }
+        });
+    if let Err(e) = spawned {
+        // The receiver sees the queue closed without a header: the connection closes and the
+        // learner syncs again.
+        tracing::error!(error = %e, "cannot start a thread to send a snapshot");
     }
-    Ok(())
+    rx
+}
+
+/// Streams `image` after its SNAP packet; returns the bytes sent, or None when the connection
+/// failed (or the encoding thread did not finish).
+async fn stream_snapshot(
+    wr: &mut (impl futures_lite::AsyncWrite + Unpin),
+    image: Image,
+) -> Option<u64> {
+    let pieces = encode_on_thread(image);
+    let mut sent = 0u64;
+    while let Ok(piece) = pieces.recv_async().await {
+        match piece {
+            SnapPiece::Body(b) => {
+                wr.write_all(&(b.len() as u32).to_be_bytes()).await.ok()?;
+                wr.write_all(&b).await.ok()?;
+                sent += b.len() as u64;
+            }
+            SnapPiece::Header(h) => {
+                wr.write_all(&0u32.to_be_bytes()).await.ok()?;
+                wr.write_all(&h).await.ok()?;
+                return Some(sent + h.len() as u64);
+            }
+        }
+    }
+    None
+}
+
+/// A snapshot being received after SNAP.
+struct SnapIn {
+    zxid: i64,
+    /// The file so far, its header's room first.
+    file: Vec<u8>,
+    /// The frames are done; the header comes next.
+    header_next: bool,
+}
+
+impl SnapIn {
+    fn new(zxid: i64) -> SnapIn {
+        SnapIn {
+            zxid,
+            file: vec![0u8; snap::HEADER_BYTES],
+            header_next: false,
+        }
+    }
+
+    /// Takes whole frames (and at last the header) off `avail`: the bytes taken, and whether
+    /// the file is whole. A frame past the limits is an error.
+    fn take(&mut self, avail: &[u8]) -> Result<(usize, bool), String> {
+        let mut pos = 0;
+        loop {
+            let rest = &avail[pos..];
+            if self.header_next {
+                let Some(h) = rest.get(..snap::HEADER_BYTES) else {
+                    return Ok((pos, false));
+                };
+                self.file[..snap::HEADER_BYTES].copy_from_slice(h);
+                return Ok((pos + snap::HEADER_BYTES, true));
+            }
+            let Some(h) = rest.get(..4) else {
+                return Ok((pos, false));
+            };
+            let n = u32::from_be_bytes(h.try_into().expect("4 bytes")) as usize;
+            if n == 0 {
+                pos += 4;
+                self.header_next = true;
+                continue;
+            }
+            if n > SNAPSHOT_FRAME_MAX || (self.file.len() + n) as u64 > SNAPSHOT_BYTES_MAX {
+                return Err(format!(
+                    "a frame of {n} bytes after {} bytes: past the limit",
+                    self.file.len()
+                ));
+            }
+            let Some(body) = rest.get(4..4 + n) else {
+                return Ok((pos, false));
+            };
+            self.file.extend_from_slice(body);
+            pos += 4 + n;
+        }
+    }
+}
+
+/// Loads a received snapshot on a thread of its own (the member core keeps running).
+async fn load_on_thread(file: Vec<u8>) -> Result<snap::Loaded, String> {
+    let (tx, rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("rk-snap-load".into())
+        .spawn(move || {
+            let _ = tx.send(snap::load(&bytes::Bytes::from(file)).map_err(|e| e.to_string()));
+        })
+        .map_err(|e| format!("cannot start a thread to load it: {e}"))?;
+    rx.recv_async()
+        .await
+        .unwrap_or_else(|_| Err("the loading thread died".into()))
 }
 
 /// What the sockets report to the member core.
@@ -423,10 +558,12 @@ impl Net {
             let mut out = Vec::new();
             while let Ok(first) = rx.recv_async().await {
                 // Everything queued goes out in one write (the ZAB pipeline's proposals, acks
-                // and commits come in bursts).
+                // and commits come in bursts), up to a SNAP, whose snapshot follows at once;
+                // what was queued after the SNAP waits for the snapshot.
                 let mut msg = Some(first);
+                let mut snapshot = None;
                 while let Some(m) = msg.take().or_else(|| {
-                    if out.len() < WRITE_BATCH_BYTES {
+                    if out.len() < WRITE_BATCH_BYTES && snapshot.is_none() {
                         rx.try_recv().ok()
                     } else {
                         None
@@ -435,49 +572,72 @@ impl Net {
                     if encode_into(&m, &sender, &mut out).is_err() {
                         return;
                     }
+                    if let Msg::Snap { zxid, image } = m {
+                        snapshot = Some((zxid, image));
+                    }
                 }
                 if wr.write_all(&out).await.is_err() {
                     return;
                 }
                 out.clear();
+                if let Some((zxid, image)) = snapshot {
+                    let started = std::time::Instant::now();
+                    let nodes = image.tree.node_count();
+                    let Some(bytes) = stream_snapshot(&mut wr, image).await else {
+                        tracing::warn!(learner = ?from.get(), "sending a snapshot failed; closing");
+                        return;
+                    };
+                    tracing::info!(
+                        learner = ?from.get(),
+                        zxid = format_args!("{zxid:#x}"),
+                        nodes,
+                        bytes,
+                        ms = started.elapsed().as_millis() as u64,
+                        "sent the snapshot for SNAP"
+                    );
+                }
             }
         };
         let max = self.st.borrow().quorum_packet_bytes_max;
         let reader = async {
+            // Bytes read and not yet taken; whole items are taken from `pos` on, and the taken
+            // ones dropped once per read.
             let mut buf: Vec<u8> = Vec::new();
+            let mut pos = 0usize;
             let mut chunk = vec![0u8; 64 * 1024];
-            // A snapshot being read after SNAP: its zxid and length.
-            let mut pending_snap: Option<(i64, Option<u64>)> = None;
+            let mut snap_in: Option<SnapIn> = None;
             loop {
                 // Take every whole item off the buffer.
                 loop {
-                    if let Some((zxid, len)) = pending_snap {
-                        let len = match len {
-                            Some(l) => l,
-                            None => {
-                                let Some(h) = buf.get(..8) else { break };
-                                let l = u64::from_be_bytes(h.try_into().expect("8 bytes"));
-                                if l > SNAPSHOT_BYTES_MAX {
-                                    return;
-                                }
-                                buf.drain(..8);
-                                pending_snap = Some((zxid, Some(l)));
-                                l
+                    let avail = &buf[pos..];
+                    if let Some(s) = snap_in.as_mut() {
+                        let (used, whole) = match s.take(avail) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                tracing::error!(error = %e, "the leader's snapshot is too big; closing");
+                                return;
                             }
                         };
-                        if (buf.len() as u64) < len {
+                        pos += used;
+                        if !whole {
                             break;
                         }
-                        let bytes =
-                            bytes::Bytes::from(buf.drain(..len as usize).collect::<Vec<u8>>());
-                        pending_snap = None;
-                        let loaded = match snap::load(&bytes) {
+                        let s = snap_in.take().expect("a snapshot being read");
+                        let received = s.file.len();
+                        let started = std::time::Instant::now();
+                        let loaded = match load_on_thread(s.file).await {
                             Ok(l) => l,
                             Err(e) => {
                                 tracing::error!(error = %e, "the leader's snapshot does not load; closing");
                                 return;
                             }
                         };
+                        tracing::info!(
+                            zxid = format_args!("{:#x}", s.zxid),
+                            bytes = received,
+                            load_ms = started.elapsed().as_millis() as u64,
+                            "received the leader's snapshot"
+                        );
                         let image = Image {
                             tree: loaded.tree,
                             sessions: loaded.sessions,
@@ -486,25 +646,28 @@ impl Net {
                         self.report(NetEvent::Msg {
                             from: f,
                             conn,
-                            msg: Msg::Snap { zxid, image },
+                            msg: Msg::Snap {
+                                zxid: s.zxid,
+                                image,
+                            },
                         })
                         .await;
                         continue;
                     }
-                    let n = match packet_len(&buf, max) {
+                    let n = match packet_len(avail, max) {
                         Ok(Some(n)) => n,
                         Ok(None) => break,
                         Err(_) => return,
                     };
-                    let Ok(p) = QuorumPacket::decode(&buf[..n]) else {
+                    let Ok(p) = QuorumPacket::decode(&avail[..n]) else {
                         return;
                     };
-                    buf.drain(..n);
+                    pos += n;
                     if p.kind == packet::SNAP {
                         if peer.is_none() {
                             return; // only a leader this server dialed sends a snapshot
                         }
-                        pending_snap = Some((p.zxid, None));
+                        snap_in = Some(SnapIn::new(p.zxid));
                         continue;
                     }
                     let decoded = match wire::decode(&p) {
@@ -536,6 +699,8 @@ impl Net {
                     })
                     .await;
                 }
+                buf.drain(..pos);
+                pos = 0;
                 match rd.read(&mut chunk).await {
                     Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
                     _ => return,
@@ -548,5 +713,97 @@ impl Net {
         if let (true, Some(f)) = (removed, from.get()) {
             self.report(NetEvent::Closed { from: f, conn }).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringkeeper_engine::snap::SnapSession;
+    use ringkeeper_engine::tree::DataTree;
+
+    /// A tree of `n` nodes (under a few parents) over several snapshot chunks, and sessions.
+    fn image(n: usize) -> Image {
+        use ringkeeper_engine::proto::opcode as op;
+        use ringkeeper_engine::proto::Acl;
+        use ringkeeper_engine::txn::{Txn, TxnOp};
+        let acl = std::sync::Arc::new(Acl::open_unsafe());
+        let mut tree = DataTree::new();
+        let mut zxid = 0;
+        let mut create = |tree: &mut DataTree, path: String, data: String| {
+            zxid += 1;
+            let parent = path
+                .rsplit_once('/')
+                .map(|(p, _)| if p.is_empty() { "/" } else { p })
+                .unwrap();
+            let parent_cversion = tree.get(parent).expect("parent").cversion + 1;
+            let txn = Txn {
+                zxid,
+                time_ms: 1_000 + zxid,
+                session_id: 7,
+                cxid: zxid as i32,
+                op: TxnOp::Create {
+                    path,
+                    data: Some(bytes::Bytes::from(data)),
+                    acl: acl.clone(),
+                    ephemeral_owner: 0,
+                    parent_cversion,
+                    opcode: op::CREATE,
+                },
+            };
+            tree.apply(&txn, &mut Vec::new());
+        };
+        for p in 0..7 {
+            create(&mut tree, format!("/p{p}"), String::new());
+        }
+        for i in 0..n {
+            create(&mut tree, format!("/p{}/n{i}", i % 7), format!("d{i}"));
+        }
+        let sessions = vec![SnapSession {
+            id: 7,
+            timeout_ms: 4000,
+        }];
+        Image { tree, sessions }
+    }
+
+    /// What SNAP streams, cut at arbitrary points as a socket cuts it, comes back whole: the
+    /// same tree (node for node) and sessions.
+    #[test]
+    fn a_streamed_snapshot_arrives_whole_through_any_cuts() {
+        let img = image(3 * snap::CHUNK_NODES_MAX + 100);
+        let mut wire = Vec::new();
+        let sent = futures_lite::future::block_on(stream_snapshot(&mut wire, img.clone()))
+            .expect("streamed");
+        assert!(sent > 0);
+        let mut rng = 17u64;
+        let mut inn = SnapIn::new(img.tree.last_zxid());
+        let (mut buf, mut pos, mut fed) = (Vec::new(), 0usize, 0usize);
+        let mut whole = false;
+        while !whole {
+            assert!(fed < wire.len(), "ran out of bytes before the header");
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let cut = ((rng >> 33) as usize % 70_000 + 1).min(wire.len() - fed);
+            buf.extend_from_slice(&wire[fed..fed + cut]);
+            fed += cut;
+            let (used, w) = inn.take(&buf[pos..]).unwrap();
+            pos += used;
+            whole = w;
+        }
+        assert_eq!(pos, wire.len(), "every byte taken, none left over");
+        let loaded = snap::load(&bytes::Bytes::from(inn.file)).expect("loads");
+        assert_eq!(loaded.tree.digest(), img.tree.digest());
+        assert_eq!(loaded.tree.node_count(), img.tree.node_count());
+        assert_eq!(loaded.sessions, img.sessions);
+    }
+
+    /// A frame longer than the limit is refused before it is read.
+    #[test]
+    fn an_oversized_frame_is_refused() {
+        let mut inn = SnapIn::new(1);
+        let mut wire = ((SNAPSHOT_FRAME_MAX + 1) as u32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&[0u8; 16]);
+        assert!(inn.take(&wire).is_err());
     }
 }

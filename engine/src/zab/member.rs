@@ -512,8 +512,16 @@ impl Member {
                         msg: Msg::Snap { zxid, image },
                     }));
                 }
-                peer::Output::Install { zxid, image } => {
+                peer::Output::Install { zxid, mut image } => {
                     assert_eq!(image.tree.last_zxid(), zxid);
+                    if zxid == 0 {
+                        // The empty tree a diff from zxid 0 starts from: this server's own
+                        // configuration node stays.
+                        if let Some(cfg) = self.tree.get(crate::tree::CONFIG) {
+                            let (text, mtime) = (cfg.data.clone(), cfg.mtime);
+                            image.tree.set_config(text.unwrap_or_default(), mtime);
+                        }
+                    }
                     self.tree = image.tree;
                     self.load_sessions(&image.sessions, now);
                     out.push(Output::Install {

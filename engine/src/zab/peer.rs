@@ -109,6 +109,8 @@ pub struct Persisted {
     /// The newest txns of the log, oldest first, ending at `last_zxid` (up to `diff_window` of
     /// them; fewer is fine, more are dropped).
     pub recent: Vec<Txn>,
+    /// The zxid of the newest snapshot on disk (0: none).
+    pub snapshot_zxid: i64,
 }
 
 /// A client write a learner hands to the leader (REQUEST).
@@ -357,6 +359,20 @@ pub struct Peer {
     conns_opened: u64,
     /// Sessions touched on this learner (id to timeout), for its next ping answer.
     touches: BTreeMap<i64, i32>,
+    /// The zxid of the newest snapshot on disk, below which no truncation can go: the log
+    /// before it may be gone. Snapshots of the committed tree never hold a txn a TRUNC removes,
+    /// but a leader's SNAP image may (a leader that never established sends its uncommitted
+    /// txns too, and the next leader may lack them).
+    floor: i64,
+    /// A TRUNC below `floor` came: this learner's disk cannot reach the leader's history by
+    /// truncating, so it reports zxid 0 in its next ACKEPOCH, which only a SNAP (or a DIFF from
+    /// the empty tree) can answer, and keeps what it has until then.
+    force_snap: bool,
+    /// Learners that dialed while this server was still electing (by id: connection, accepted
+    /// epoch, observer). A learner that decided a moment sooner is held rather than refused, so
+    /// it does not wait out a redial; on deciding, this server takes them as leader or closes
+    /// them.
+    early: BTreeMap<i64, (u64, i64, bool)>,
     state: State,
 }
 
@@ -395,6 +411,9 @@ impl Peer {
             applied: disk.last_zxid,
             conns_opened: cfg.first_conn,
             touches: BTreeMap::new(),
+            floor: disk.snapshot_zxid,
+            force_snap: false,
+            early: BTreeMap::new(),
             state: State::Looking(election),
             cfg,
         };
@@ -489,10 +508,20 @@ impl Peer {
             observer,
         } = msg
         {
-            if matches!(self.state, State::Leading(_)) {
-                self.learner_info(from, conn, accepted_epoch, observer, now, &mut out);
-            } else {
-                out.push(Output::Close { to: from, conn });
+            match self.state {
+                State::Leading(_) => {
+                    self.learner_info(from, conn, accepted_epoch, observer, now, &mut out)
+                }
+                State::Looking(_) => {
+                    let held = (conn, accepted_epoch, observer);
+                    if let Some((old, _, _)) = self.early.insert(from, held) {
+                        out.push(Output::Close {
+                            to: from,
+                            conn: old,
+                        });
+                    }
+                }
+                State::Following(_) => out.push(Output::Close { to: from, conn }),
             }
             return out;
         }
@@ -512,6 +541,9 @@ impl Peer {
     /// Quorum connection `conn` with `from` closed.
     pub fn closed(&mut self, from: i64, conn: u64, now: i64) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.early.get(&from).is_some_and(|e| e.0 == conn) {
+            self.early.remove(&from);
+        }
         match &mut self.state {
             State::Leading(l) if l.handlers.get(&from).is_some_and(|h| h.conn == conn) => {
                 l.handlers.remove(&from);
@@ -695,9 +727,16 @@ impl Peer {
                 } => {
                     self.last_election_epoch = election_epoch;
                     self.settled = Some((st, vote, election_epoch));
+                    let early = std::mem::take(&mut self.early);
                     if st == state::LEADING {
                         self.lead(now, out);
+                        for (from, (conn, accepted_epoch, observer)) in early {
+                            self.learner_info(from, conn, accepted_epoch, observer, now, out);
+                        }
                     } else {
+                        for (from, (conn, _, _)) in early {
+                            out.push(Output::Close { to: from, conn });
+                        }
                         self.follow(vote.leader, st == state::OBSERVING, now, out);
                     }
                     return;
@@ -789,6 +828,17 @@ impl Peer {
         let State::Leading(l) = &mut self.state else {
             unreachable!()
         };
+        if l.phase != LeaderPhase::Discovery && accepted_epoch >= l.epoch {
+            // A learner refuses a LEADERINFO below its accepted epoch (as ZooKeeper's does), and
+            // a leader past discovery cannot raise its epoch: this learner, whose accepted epoch
+            // a discovery that never finished raised, could not join while this leader lasts
+            // (ZooKeeper leaves it out). So the leader steps down; the next discovery counts
+            // the learner's epoch if it connects in time, and takes a higher epoch than this
+            // one in any case, so this happens at most a few times per such learner.
+            out.push(Output::Close { to: from, conn });
+            self.look(now, out);
+            return;
+        }
         if let Some(old) = l.handlers.remove(&from) {
             out.push(Output::Close {
                 to: from,
@@ -1173,11 +1223,35 @@ impl Peer {
                     conn,
                     msg: Msg::AckEpoch {
                         current_epoch,
-                        last_zxid: self.last_logged,
+                        last_zxid: if self.force_snap { 0 } else { self.last_logged },
                     },
                 });
             }
-            Msg::Diff { .. } if l.phase == LearnerPhase::Syncing => {}
+            Msg::Diff { .. } if l.phase == LearnerPhase::Syncing => {
+                if self.force_snap {
+                    // A diff from zxid 0: this server starts from the empty tree (made durable
+                    // as a snapshot at 0, as a SNAP would be) and logs what follows.
+                    self.force_snap = false;
+                    self.history.clear();
+                    self.history_base = 0;
+                    self.last_logged = 0;
+                    self.synced = 0;
+                    self.applied = 0;
+                    self.floor = 0;
+                    out.push(Output::Install {
+                        zxid: 0,
+                        image: Image {
+                            tree: crate::tree::DataTree::new(),
+                            sessions: Vec::new(),
+                        },
+                    });
+                }
+            }
+            Msg::Trunc { zxid } if l.phase == LearnerPhase::Syncing && zxid < self.floor => {
+                // Below the newest snapshot: ask for a whole image instead (see `force_snap`).
+                self.force_snap = true;
+                self.look(now, out);
+            }
             Msg::Trunc { zxid } if l.phase == LearnerPhase::Syncing => {
                 while self.history.back().is_some_and(|t| t.zxid > zxid) {
                     self.history.pop_back();
@@ -1190,6 +1264,8 @@ impl Peer {
                 out.push(Output::Truncate(zxid));
             }
             Msg::Snap { zxid, image } if l.phase == LearnerPhase::Syncing => {
+                self.force_snap = false;
+                self.floor = zxid;
                 self.history.clear();
                 self.history_base = zxid;
                 self.last_logged = zxid;
@@ -1362,6 +1438,10 @@ impl Peer {
             }
         }
         assert!(self.current_epoch <= self.accepted_epoch);
+        assert!(
+            self.early.is_empty() || matches!(self.state, State::Looking(_)),
+            "learners are held only while electing"
+        );
     }
 }
 

@@ -50,6 +50,7 @@ fn leader(log: &[i64], epoch: i64) -> Peer {
         current_epoch: epoch,
         last_zxid: last,
         recent: log.iter().map(|z| txn(*z)).collect(),
+        snapshot_zxid: 0,
     };
     let (mut p, _) = Peer::start(cfg(1), disk, 0);
     let vote = Notification {
@@ -226,6 +227,7 @@ fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_r
         current_epoch: 1,
         last_zxid: z(1, 1),
         recent: vec![txn(z(1, 1))],
+        snapshot_zxid: 0,
     };
     let (mut p, _) = Peer::start(cfg(2), disk, 0);
     let leading = Notification {
@@ -313,6 +315,133 @@ fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_r
         .any(|o| matches!(o, Output::Send { msg: Msg::Ack { zxid }, .. } if *zxid == z(2, 1))));
 }
 
+/// Server 2, its newest snapshot at `snapshot` and its log at `last`, joins leader 1 (which
+/// says LEADING); returns it with the connection it dialed, LEADERINFO answered.
+fn learner_joining(
+    last: i64,
+    snapshot: i64,
+    now: i64,
+    p: Option<Peer>,
+) -> (Peer, u64, Vec<Output>) {
+    let mut p = p.unwrap_or_else(|| {
+        let disk = Persisted {
+            accepted_epoch: 1,
+            current_epoch: 1,
+            last_zxid: last,
+            recent: vec![],
+            snapshot_zxid: snapshot,
+        };
+        Peer::start(cfg(2), disk, 0).0
+    });
+    let leading = Notification {
+        state: state::LEADING,
+        leader: 1,
+        zxid: z(1, 2),
+        election_epoch: 1,
+        peer_epoch: 1,
+        version: NOTIFICATION_VERSION,
+        config: Some(Bytes::new()),
+    };
+    let following = Notification {
+        state: state::FOLLOWING,
+        ..leading.clone()
+    };
+    p.vote_received(1, &leading, now);
+    let out = p.vote_received(3, &following, now + 1);
+    let conn = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                to: 1,
+                conn,
+                msg: Msg::LearnerInfo { .. },
+            } => Some(*conn),
+            _ => None,
+        })
+        .expect("learner info sent");
+    let out = p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, now + 2);
+    (p, conn, out)
+}
+
+fn acked_zxid(out: &[Output]) -> Option<i64> {
+    out.iter().find_map(|o| match o {
+        Output::Send {
+            msg: Msg::AckEpoch { last_zxid, .. },
+            ..
+        } => Some(*last_zxid),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_trunc_below_the_newest_snapshot_makes_the_learner_ask_for_a_whole_image() {
+    // Its snapshot came from a leader's SNAP and holds txns (1,5]..(1,9] the next leader lacks.
+    let (mut p, conn, out) = learner_joining(z(1, 9), z(1, 9), 10, None);
+    assert_eq!(acked_zxid(&out), Some(z(1, 9)));
+    let out = p.message(1, conn, Msg::Trunc { zxid: z(1, 5) }, 20);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Truncate(_))),
+        "no truncation below the snapshot: {out:?}"
+    );
+    assert_eq!(p.role(), Role::Looking);
+    assert_eq!(p.last_logged(), z(1, 9), "it keeps what it has meanwhile");
+    // Back with the leader: it reports zxid 0, so only a SNAP or a diff from 0 answers.
+    let (mut p, conn, out) = learner_joining(0, 0, 30, Some(p));
+    assert_eq!(acked_zxid(&out), Some(0));
+    let out = p.message(1, conn, Msg::Diff { zxid: z(1, 5) }, 40);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Install { zxid: 0, image } if image.tree.node_count() == crate::tree::DataTree::new().node_count()
+        )),
+        "a diff from 0 starts from the empty tree: {out:?}"
+    );
+    assert_eq!(p.last_logged(), 0);
+    p.message(1, conn, Msg::Proposal(txn(z(1, 1))), 41);
+    assert_eq!(
+        p.last_logged(),
+        z(1, 1),
+        "the diff's txns are logged after it"
+    );
+    p.check_invariants();
+}
+
+#[test]
+fn a_leader_past_discovery_steps_down_for_a_learner_whose_accepted_epoch_it_cannot_exceed() {
+    // Epoch 2 is fixed (learner 2 connected); learner 3 already accepted epoch 2 in a
+    // discovery that never finished, so it would refuse LEADERINFO 2 for as long as this leader lasts.
+    let mut p = leader(&[z(1, 1)], 1);
+    let info = |accepted_epoch| Msg::LearnerInfo {
+        accepted_epoch,
+        observer: false,
+    };
+    let out = p.message(3, 8, info(1), 311);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            to: 3,
+            msg: Msg::LeaderInfo { new_epoch: 2 },
+            ..
+        }
+    )));
+    assert!(matches!(p.role(), Role::Leading { .. }));
+    let out = p.message(3, 9, info(2), 312);
+    assert_eq!(p.role(), Role::Looking, "{out:?}");
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Close { to: 3, conn: 9 })));
+    p.check_invariants();
+}
+
+#[test]
+fn a_trunc_above_the_newest_snapshot_truncates() {
+    let (mut p, conn, _) = learner_joining(z(1, 9), z(1, 3), 10, None);
+    let out = p.message(1, conn, Msg::Trunc { zxid: z(1, 5) }, 20);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Truncate(t) if *t == z(1, 5))));
+}
+
 #[test]
 fn a_leader_commits_only_on_a_quorum_of_durable_copies_and_in_order() {
     let mut p = leader(&[z(1, 1)], 1);
@@ -372,6 +501,76 @@ fn a_leader_commits_only_on_a_quorum_of_durable_copies_and_in_order() {
         })
         .collect();
     assert_eq!(commits, [z(2, 1), z(2, 2)]);
+}
+
+/// A server that is still electing when a learner dials it: `vote` from server 2 decides it
+/// (leading when it names server 1); the learner dialed first, on connection 7.
+fn learner_dials_during_election(vote_for: i64, vote_zxid: i64) -> (Vec<Output>, Vec<Output>) {
+    let disk = Persisted {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        last_zxid: z(1, 5),
+        recent: vec![],
+        snapshot_zxid: 0,
+    };
+    let (mut p, _) = Peer::start(cfg(1), disk, 0);
+    let early = p.message(
+        2,
+        7,
+        Msg::LearnerInfo {
+            accepted_epoch: 1,
+            observer: false,
+        },
+        5,
+    );
+    let vote = Notification {
+        state: state::LOOKING,
+        leader: vote_for,
+        zxid: vote_zxid,
+        election_epoch: 1,
+        peer_epoch: 1,
+        version: NOTIFICATION_VERSION,
+        config: Some(Bytes::new()),
+    };
+    let mut decided = p.vote_received(2, &vote, 10);
+    decided.extend(p.tick(300));
+    p.check_invariants();
+    (early, decided)
+}
+
+#[test]
+fn a_learner_that_dials_before_the_leader_has_decided_is_held_and_taken_on_leading() {
+    let (early, decided) = learner_dials_during_election(1, z(1, 5));
+    assert!(
+        !early.iter().any(|o| matches!(o, Output::Close { .. })),
+        "held, not refused: {early:?}"
+    );
+    assert!(
+        decided.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                to: 2,
+                conn: 7,
+                msg: Msg::LeaderInfo { new_epoch: 2 }
+            }
+        )),
+        "the held learner gets LEADERINFO on its connection: {decided:?}"
+    );
+}
+
+#[test]
+fn a_learner_held_during_election_is_closed_when_this_server_follows() {
+    // Server 2 has more history: server 1 follows it and lets the held connection go.
+    let (_, decided) = learner_dials_during_election(2, z(1, 9));
+    assert!(
+        decided
+            .iter()
+            .any(|o| matches!(o, Output::Close { to: 2, conn: 7 })),
+        "{decided:?}"
+    );
+    assert!(!decided
+        .iter()
+        .any(|o| matches!(o, Output::Send { conn: 7, .. })));
 }
 
 fn seeds(default: u64) -> std::ops::Range<u64> {

@@ -144,6 +144,7 @@ impl Disk {
             current_epoch: self.current,
             last_zxid: self.last_zxid(),
             recent: self.log[start..].to_vec(),
+            snapshot_zxid: self.snap.as_ref().map_or(0, |s| s.zxid),
         }
     }
 
