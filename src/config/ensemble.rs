@@ -43,12 +43,12 @@ pub struct Ensemble {
     /// `initLimit` and `syncLimit`, in ticks.
     pub init_limit: i64,
     pub sync_limit: i64,
-    /// `electionFinalizeWaitMs` (Ringkeeper's own key): how long an election waits for a
+    /// `ringkeeper.electionFinalizeWaitMs`: how long an election waits for a
     /// better vote once a quorum agrees. ZooKeeper's `finalizeWait` is a fixed 200 ms.
     pub finalize_wait_ms: i64,
 }
 
-/// The election's settling wait unless `electionFinalizeWaitMs` says otherwise. Safety does not
+/// The election's settling wait unless `ringkeeper.electionFinalizeWaitMs` says otherwise. Safety does not
 /// rest on it (any quorum that agrees elects a member holding every committed txn); it only
 /// lets a better vote that is on its way arrive, and election links are standing TCP
 /// connections, on which a live voter's notification takes well under a millisecond on a LAN.
@@ -88,7 +88,7 @@ impl EnsembleKeys {
         match key {
             "initLimit" => self.init_limit = Some(limit(key, value)?),
             "syncLimit" => self.sync_limit = Some(limit(key, value)?),
-            "electionFinalizeWaitMs" => {
+            "ringkeeper.electionFinalizeWaitMs" => {
                 let v: i64 = num(key, value)?;
                 if !(0..=60_000).contains(&v) {
                     return Err(err(key, "must be 0 to 60000 (milliseconds)"));
@@ -418,6 +418,11 @@ mod tests {
             .collect();
         assert_eq!(observers, vec![3]);
         assert_eq!((e.me().id, e.init_limit, e.sync_limit), (2, 5, 2));
+        assert_eq!(e.finalize_wait_ms, FINALIZE_WAIT_MS_DEFAULT);
+        let slow = keys(&[three(), vec![("ringkeeper.electionFinalizeWaitMs", "200")]].concat());
+        let client = "0.0.0.0:2182".parse().unwrap();
+        let e = slow.unwrap().resolve(Some(2), "m", client, true).unwrap();
+        assert_eq!(e.finalize_wait_ms, 200);
     }
 
     #[test]
@@ -450,6 +455,10 @@ mod tests {
         }
         let e = keys(&[("initLimit", "0")]).unwrap_err();
         assert_eq!(e.key, "initLimit");
+        for bad in ["-1", "60001", "x"] {
+            let e = keys(&[("ringkeeper.electionFinalizeWaitMs", bad)]).unwrap_err();
+            assert_eq!(e.key, "ringkeeper.electionFinalizeWaitMs", "{bad}");
+        }
     }
 
     #[test]
