@@ -157,3 +157,131 @@ pub fn run_with_files(text: &str, files: &[(&str, &str)]) -> (Option<i32>, Strin
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// Ensemble members on loopback, each the real binary from a plain zoo.cfg with `server.N`
+/// lines and a `myid` file; each member is stopped (by its own pid) when dropped.
+pub struct Ensemble {
+    pub members: Vec<Option<Child>>,
+    /// Client, quorum and election ports, by member (index 0 is server.1).
+    pub ports: Vec<(u16, u16, u16)>,
+    pub dir: PathBuf,
+}
+
+impl Ensemble {
+    /// Starts `n` voting members and waits until one leads and the rest follow.
+    pub fn start(n: usize) -> Ensemble {
+        let dir = temp_dir("ens");
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let lines: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, q, e))| format!("server.{}=127.0.0.1:{q}:{e};127.0.0.1:{c}\n", i + 1))
+            .collect();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let d = dir.join(format!("m{}", i + 1));
+            std::fs::create_dir_all(d.join("data")).unwrap();
+            std::fs::write(d.join("data").join("myid"), format!("{}\n", i + 1)).unwrap();
+            std::fs::write(
+                d.join("zoo.cfg"),
+                format!(
+                    "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
+                     clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\npreAllocSize=1024\n\
+                     admin.enableServer=false\n{lines}",
+                    d.join("data").display()
+                ),
+            )
+            .unwrap();
+        }
+        let mut e = Ensemble {
+            members: (0..n).map(|_| None).collect(),
+            ports,
+            dir,
+        };
+        for i in 1..=n {
+            e.start_member(i);
+        }
+        e.wait_serving();
+        e
+    }
+
+    /// Starts member `id` (1-based) on its dataDir.
+    pub fn start_member(&mut self, id: usize) {
+        let d = self.dir.join(format!("m{id}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("server.log"))
+            .unwrap();
+        self.members[id - 1] = Some(
+            Command::new(env!("CARGO_BIN_EXE_ringkeeper"))
+                .args(["serve", "--config"])
+                .arg(d.join("zoo.cfg"))
+                .arg("--no-pin")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start ringkeeper"),
+        );
+    }
+
+    /// Kills member `id` with SIGKILL.
+    pub fn kill9(&mut self, id: usize) {
+        if let Some(mut c) = self.members[id - 1].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn addr(&self, id: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[id - 1].0)
+    }
+
+    /// The whole connect string.
+    pub fn hosts(&self) -> String {
+        (1..=self.ports.len())
+            .map(|i| self.addr(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `leader`, `follower`, `observer`, or None (down or not serving).
+    pub fn mode(&self, id: usize) -> Option<String> {
+        let out = four_letter(&self.addr(id), "srvr").ok()?;
+        out.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(str::to_string)
+    }
+
+    pub fn leader(&self) -> Option<usize> {
+        (1..=self.ports.len()).find(|i| self.mode(*i).as_deref() == Some("leader"))
+    }
+
+    /// Waits until every running member serves, one of them as leader.
+    pub fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let running: Vec<usize> = (1..=self.members.len())
+                .filter(|i| self.members[i - 1].is_some())
+                .collect();
+            let modes: Vec<Option<String>> = running.iter().map(|i| self.mode(*i)).collect();
+            if modes.iter().all(Option::is_some) && modes.iter().flatten().any(|m| m == "leader") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("ensemble not serving; logs in {}", self.dir.display());
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for id in 1..=self.members.len() {
+            self.kill9(id);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
