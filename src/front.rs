@@ -306,7 +306,15 @@ async fn apply_batches(
                             }
                         }
                     }
-                    if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id) {
+                    let moved = matches!(c.txn.op, TxnOp::Error(ErrorCode::SessionMoved));
+                    if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id && moved) {
+                        // The session moved to another server (an ensemble's leader said so):
+                        // ZooKeeper closes this connection without an answer (ZOOKEEPER-710), so
+                        // the client reconnects and learns where its session is.
+                        if let Some(conn) = st.conns.get_mut(&origin.conn) {
+                            conn.close();
+                        }
+                    } else if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id) {
                         let (err, body) = write_reply(origin.opcode, &c.outcome);
                         if reply_to_write(st, &shared, origin, c.txn.zxid, err, &body) {
                             defer_reads(st, origin.conn);

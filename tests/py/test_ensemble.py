@@ -398,3 +398,32 @@ def test_members_snapshot_on_their_own_and_restart_from_snapshot_and_log(ensembl
         assert len(z.get_children("/snapped")) == 301
     zk.stop()
     zk.close()
+
+
+@pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
+def test_a_session_resumed_on_another_member_moves_and_its_old_connection_gets_closed_on_write(
+        ensemble_factory, kind):
+    """ZooKeeper's session-move rule, checked against Java ZooKeeper too: a session resumed on
+    another member (which asks the leader, REVALIDATE) belongs to that member; a write through
+    its old connection is refused with SESSIONMOVED, which closes that connection unanswered."""
+    import jute
+
+    ens = ensemble_factory(voters=3, kind=kind)
+    leader = ens.leader()
+    a, b = [i for i in ens.ids if i != leader]
+    open_acl = [(31, "world", "anyone")]
+    old = jute.Conn(ens.port(a), timeout_ms=6000)
+    _, (err, _, _) = old.call(jute.CREATE, bytes(jute.W().str("/sm").buf(b"0").acls(open_acl).int(0).b))
+    assert err == 0
+    new = jute.Conn(ens.port(b), timeout_ms=6000, session_id=old.session_id, passwd=old.passwd)
+    try:
+        assert new.session_id == old.session_id and new.timeout > 0, "resumed on the other member"
+        with pytest.raises(ConnectionError):
+            old.call(jute.SET_DATA, bytes(jute.W().str("/sm").buf(b"old").int(-1).b))
+        _, (err, _, _) = new.call(jute.SET_DATA, bytes(jute.W().str("/sm").buf(b"new").int(-1).b))
+        assert err == 0
+        _, (err, _, r) = new.call(jute.GET_DATA, bytes(jute.W().str("/sm").bool(False).b))
+        assert err == 0 and r.buf() == b"new", "the old connection's write did nothing"
+    finally:
+        old.close()
+        new.close()

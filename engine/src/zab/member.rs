@@ -21,6 +21,13 @@
 //!   learner's next ping answer. A newly established leader gives every session a fresh full
 //!   timeout, so a failover expires no live session. A session being closed (its closeSession
 //!   prepped, not yet applied) gets SESSIONEXPIRED for any later write, as in ZooKeeper.
+//! - **A session belongs to one server at a time** (ZooKeeper's owner rule). A client that
+//!   reconnects with its session to a learner is answered only once the leader says the session
+//!   is live (REVALIDATE, [`Msg::Revalidate`]), which also makes that learner the owner; on the
+//!   leader, a reconnect makes the leader the owner. createSession sets it too, and a new leader
+//!   (which knows no owners) takes a session's first writer. The leader gives any other
+//!   server's write of the session an error txn of SESSIONMOVED (closeSession excepted), and
+//!   that server's front closes the connection it came from without an answer.
 //! - **A server that is not serving answers nobody**: it refuses connects, and when it stops
 //!   serving it forgets its clients' outstanding requests; the runtime closes their connections
 //!   on [`Output::Role`].
@@ -107,6 +114,16 @@ pub struct Member {
     waiting: BTreeMap<(i64, i32), Waiting>,
     /// New sessions of this server's clients, waiting for their createSession to apply.
     connects: BTreeMap<i64, ConnId>,
+    /// (On a learner) reconnects waiting for the leader's revalidation: session id to the
+    /// connection and the timeout it negotiated. A second reconnect of one session replaces
+    /// the first, whose client is never answered (as in ZooKeeper; its connect times out).
+    revalidating: BTreeMap<i64, (ConnId, i32)>,
+    /// (On an established leader) each session's owner, as ZooKeeper's session tracker keeps
+    /// it: the server its client is connected to. createSession and a reconnect (the leader's
+    /// own, or a learner's revalidation) set it; a new leader starts with none, and a
+    /// session's first write sets it. A write from any other server gets SESSIONMOVED (its
+    /// server closes that connection).
+    owners: BTreeMap<i64, i64>,
     /// This server's clients' syncs, in the order asked.
     syncs: VecDeque<(Origin, String)>,
     /// The peer's outputs after a truncation, until [`Member::truncated`].
@@ -151,6 +168,8 @@ impl Member {
             closing: BTreeSet::new(),
             waiting: BTreeMap::new(),
             connects: BTreeMap::new(),
+            revalidating: BTreeMap::new(),
+            owners: BTreeMap::new(),
             syncs: VecDeque::new(),
             stalled: None,
             secret,
@@ -253,8 +272,9 @@ impl Member {
             .into_iter()
             .filter(|id| !self.closing.contains(id))
             .collect();
+        let me = self.my_id();
         for id in expired {
-            self.lead(id, 0, &Request::CloseSession, &[], now, &mut done);
+            self.lead(id, 0, &Request::CloseSession, &[], me, now, &mut done);
         }
         if now >= self.next_container_check_ms {
             self.next_container_check_ms = now + self.cfg.container_check_ms;
@@ -340,6 +360,40 @@ impl Member {
         }
     }
 
+    fn my_id(&self) -> i64 {
+        self.cfg.session.server_id
+    }
+
+    /// A reconnect's outcome once its session is known to be live (`valid`) or not.
+    fn resumed(&mut self, id: i64, timeout_ms: i32, valid: bool, now: i64) -> ConnectOutcome {
+        if !valid {
+            return ConnectOutcome::Invalid;
+        }
+        if self.sessions.get(id).is_some() {
+            self.sessions.set_timeout(id, timeout_ms, now);
+        }
+        if self.newest.is_some() {
+            self.sessions.touch(id, now);
+        } else {
+            self.peer.touch([(id, timeout_ms)]);
+        }
+        ConnectOutcome::Accepted {
+            session_id: id,
+            timeout_ms,
+            passwd: self.sessions.password(id),
+        }
+    }
+
+    /// The answer to a connect; a resumed session's other connections here close.
+    fn answer_connect(&mut self, conn: ConnId, session_id: i64, outcome: ConnectOutcome) -> Output {
+        let resumed = matches!(outcome, ConnectOutcome::Accepted { .. });
+        let mut entries = vec![Entry::ConnectReply { conn, outcome }];
+        if resumed && session_id != 0 {
+            entries.push(Entry::Resumed { session_id, conn });
+        }
+        self.publish(entries)
+    }
+
     fn connect(&mut self, conn: ConnId, req: &ConnectRequest, now: i64, out: &mut Vec<Output>) {
         let applied = self.peer.applied();
         let outcome = if !self.peer.serving() {
@@ -350,35 +404,40 @@ impl Member {
                 our_zxid: applied,
             })
         } else if req.session_id != 0 {
-            let valid = self.sessions.get(req.session_id).is_some()
-                && req.passwd[..] == self.sessions.password(req.session_id)[..];
-            Some(if valid {
-                let timeout_ms = self.sessions.negotiate(req.timeout_ms);
-                self.sessions.set_timeout(req.session_id, timeout_ms, now);
-                self.touch_one(req.session_id, now);
-                ConnectOutcome::Accepted {
-                    session_id: req.session_id,
-                    timeout_ms,
-                    passwd: self.sessions.password(req.session_id),
+            let id = req.session_id;
+            let timeout_ms = self.sessions.negotiate(req.timeout_ms);
+            if req.passwd[..] != self.sessions.password(id)[..] {
+                Some(ConnectOutcome::Invalid)
+            } else if self.newest.is_some() {
+                // The leader knows: live if tracked and not closing; this server owns it now.
+                let valid = self.sessions.get(id).is_some() && !self.closing.contains(&id);
+                if valid {
+                    self.owners.insert(id, self.my_id());
                 }
+                Some(self.resumed(id, timeout_ms, valid, now))
             } else {
-                ConnectOutcome::Invalid
-            })
+                // A learner asks the leader, which makes this server the owner (ZooKeeper's
+                // REVALIDATE): the session may be one this server has not applied yet, and a
+                // connection of it elsewhere must get SESSIONMOVED from now on.
+                match self.peer.revalidate(id, timeout_ms) {
+                    Some(o) => {
+                        self.revalidating.insert(id, (conn, timeout_ms));
+                        let more = self.carry(o, now);
+                        out.extend(more);
+                        None
+                    }
+                    None => Some(ConnectOutcome::NotServing),
+                }
+            }
         } else {
             None
         };
         if let Some(outcome) = outcome {
-            let resumed = matches!(outcome, ConnectOutcome::Accepted { .. });
-            let mut entries = vec![Entry::ConnectReply { conn, outcome }];
-            if resumed {
-                // Any other connection of the session here must close.
-                entries.push(Entry::Resumed {
-                    session_id: req.session_id,
-                    conn,
-                });
-            }
-            out.push(self.publish(entries));
+            out.push(self.answer_connect(conn, req.session_id, outcome));
             return;
+        }
+        if req.session_id != 0 {
+            return; // waiting for the leader
         }
         let session_id = self.sessions.next_id();
         let timeout_ms = self.sessions.negotiate(req.timeout_ms);
@@ -398,7 +457,8 @@ impl Member {
         out: &mut Vec<Output>,
     ) {
         if self.newest.is_some() {
-            self.lead(session_id, cxid, &req, &auth, now, out);
+            let me = self.my_id();
+            self.lead(session_id, cxid, &req, &auth, me, now, out);
             return;
         }
         self.touch_one(session_id, now);
@@ -414,13 +474,16 @@ impl Member {
         }
     }
 
-    /// The leader preps a write against its newest tree and proposes it.
+    /// The leader preps a write of a client of server `from` against its newest tree and
+    /// proposes it.
+    #[allow(clippy::too_many_arguments)]
     fn lead(
         &mut self,
         session_id: i64,
         cxid: i32,
         req: &Request,
         auth: &[crate::proto::Id],
+        from: i64,
         now: i64,
         out: &mut Vec<Output>,
     ) {
@@ -432,7 +495,20 @@ impl Member {
             Request::CreateSession { .. } => true,
             _ => !self.closing.contains(&session_id) && self.sessions.touch(session_id, now),
         };
-        let op = if known {
+        // ZooKeeper checks the owner of every write but closeSession (which expiry queues
+        // without being the owner); a session with no owner yet takes the writer's server.
+        let moved = known
+            && !matches!(req, Request::CloseSession)
+            && match self.owners.get(&session_id) {
+                Some(owner) => *owner != from,
+                None => {
+                    self.owners.insert(session_id, from);
+                    false
+                }
+            };
+        let op = if moved {
+            TxnOp::Error(ErrorCode::SessionMoved)
+        } else if known {
             let ctx = PrepContext {
                 session_id,
                 auth,
@@ -476,9 +552,37 @@ impl Member {
         while let Some(o) = outs.pop_front() {
             match o {
                 peer::Output::Apply(txns) => self.apply(txns, now, &mut out),
-                peer::Output::Forwarded { fwd, .. } => {
+                peer::Output::Forwarded { from, fwd } => {
                     if self.newest.is_some() {
-                        self.lead(fwd.session_id, fwd.cxid, &fwd.req, &fwd.auth, now, &mut out);
+                        let (id, cxid) = (fwd.session_id, fwd.cxid);
+                        self.lead(id, cxid, &fwd.req, &fwd.auth, from, now, &mut out);
+                    }
+                }
+                peer::Output::Revalidate {
+                    from,
+                    conn,
+                    session_id,
+                    timeout_ms,
+                } => {
+                    let valid = self.newest.is_some()
+                        && self.sessions.get(session_id).is_some()
+                        && !self.closing.contains(&session_id);
+                    if valid {
+                        self.sessions.set_timeout(session_id, timeout_ms, now);
+                        self.sessions.touch(session_id, now);
+                        self.owners.insert(session_id, from);
+                    }
+                    let msg = Msg::Revalidated { session_id, valid };
+                    out.push(Output::Io(peer::Output::Send {
+                        to: from,
+                        conn,
+                        msg,
+                    }));
+                }
+                peer::Output::Revalidated { session_id, valid } => {
+                    if let Some((conn, timeout_ms)) = self.revalidating.remove(&session_id) {
+                        let outcome = self.resumed(session_id, timeout_ms, valid, now);
+                        out.push(self.answer_connect(conn, session_id, outcome));
                     }
                 }
                 peer::Output::Touched(touches) => {
@@ -556,6 +660,7 @@ impl Member {
         {
             self.newest = Some(self.tree.clone());
             self.closing.clear();
+            self.owners.clear();
             // Nobody told this leader who was alive: a fresh full timeout for everyone.
             let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
             for id in ids {
@@ -565,10 +670,12 @@ impl Member {
         } else {
             self.newest = None;
             self.closing.clear();
+            self.owners.clear();
         }
         if !self.peer.serving() {
             self.waiting.clear();
             self.connects.clear();
+            self.revalidating.clear();
             self.syncs.clear();
         }
     }
@@ -625,6 +732,7 @@ impl Member {
                 TxnOp::CloseSession => {
                     self.sessions.remove(txn.session_id);
                     self.closing.remove(&txn.session_id);
+                    self.owners.remove(&txn.session_id);
                 }
                 _ => {}
             }

@@ -180,6 +180,17 @@ pub enum Msg {
     SyncRequest(Forward),
     /// The leader's answer to the oldest sync request a learner has outstanding.
     Sync,
+    /// A learner's client reconnected with this session (ZooKeeper's REVALIDATE): is it live?
+    /// The leader makes the learner the session's owner if so.
+    Revalidate {
+        session_id: i64,
+        timeout_ms: i32,
+    },
+    /// The leader's answer to [`Msg::Revalidate`].
+    Revalidated {
+        session_id: i64,
+        valid: bool,
+    },
 }
 
 /// What this server is doing.
@@ -249,6 +260,19 @@ pub enum Output {
     Forwarded {
         from: i64,
         fwd: Forward,
+    },
+    /// (On the leader) learner `from` asks whether a session its client reconnected with is
+    /// live; answer with [`Msg::Revalidated`] on `conn`.
+    Revalidate {
+        from: i64,
+        conn: u64,
+        session_id: i64,
+        timeout_ms: i32,
+    },
+    /// (On a learner) the leader's answer to [`Peer::revalidate`].
+    Revalidated {
+        session_id: i64,
+        valid: bool,
     },
     /// The role changed (for logs, for serving clients or not).
     Role(Role),
@@ -701,6 +725,22 @@ impl Peer {
         }
     }
 
+    /// Asks the leader whether a session a client reconnected with here is live (a serving
+    /// learner only; else `None`); the answer comes as [`Output::Revalidated`].
+    pub fn revalidate(&mut self, session_id: i64, timeout_ms: i32) -> Option<Vec<Output>> {
+        match &self.state {
+            State::Following(l) if l.phase == LearnerPhase::Serving => Some(vec![Output::Send {
+                to: l.leader,
+                conn: l.conn,
+                msg: Msg::Revalidate {
+                    session_id,
+                    timeout_ms,
+                },
+            }]),
+            _ => None,
+        }
+    }
+
     /// Sends a client write to the leader (a serving learner only; else `None`).
     pub fn forward(&mut self, fwd: Forward) -> Option<Vec<Output>> {
         match &self.state {
@@ -731,7 +771,12 @@ impl Peer {
                     if st == state::LEADING {
                         self.lead(now, out);
                         for (from, (conn, accepted_epoch, observer)) in early {
-                            self.learner_info(from, conn, accepted_epoch, observer, now, out);
+                            if matches!(self.state, State::Leading(_)) {
+                                self.learner_info(from, conn, accepted_epoch, observer, now, out);
+                            } else {
+                                // Stepped down for an earlier one (see `learner_info`).
+                                out.push(Output::Close { to: from, conn });
+                            }
                         }
                     } else {
                         for (from, (conn, _, _)) in early {
@@ -828,7 +873,7 @@ impl Peer {
         let State::Leading(l) = &mut self.state else {
             unreachable!()
         };
-        if l.phase != LeaderPhase::Discovery && accepted_epoch >= l.epoch {
+        if l.phase != LeaderPhase::Discovery && accepted_epoch > l.epoch {
             // A learner refuses a LEADERINFO below its accepted epoch (as ZooKeeper's does), and
             // a leader past discovery cannot raise its epoch: this learner, whose accepted epoch
             // a discovery that never finished raised, could not join while this leader lasts
@@ -930,6 +975,19 @@ impl Peer {
             Msg::Request(fwd) => {
                 if l.phase == LeaderPhase::Broadcast {
                     out.push(Output::Forwarded { from, fwd });
+                }
+            }
+            Msg::Revalidate {
+                session_id,
+                timeout_ms,
+            } => {
+                if l.phase == LeaderPhase::Broadcast {
+                    out.push(Output::Revalidate {
+                        from,
+                        conn: h.conn,
+                        session_id,
+                        timeout_ms,
+                    });
                 }
             }
             Msg::SyncRequest(_) => {
@@ -1291,6 +1349,9 @@ impl Peer {
                 if !self.commit_through(z, out) {
                     self.look(now, out);
                 }
+            }
+            Msg::Revalidated { session_id, valid } if l.phase == LearnerPhase::Serving => {
+                out.push(Output::Revalidated { session_id, valid });
             }
             Msg::NewLeader { zxid } if l.phase == LearnerPhase::Syncing => {
                 if epoch_of(zxid) != l.new_epoch {

@@ -14,6 +14,8 @@
 //! | Ping | PING | 0 | a learner's: its touches, each session id (8 bytes) and timeout (4); the leader's: empty |
 //! | Sync | SYNC | 0 | none |
 //! | Request, SyncRequest | REQUEST | -1 | session id (8 bytes), cxid (4), type (4), then the request's record as the client sent it (createSession: the timeout, 4 bytes); the session's auth ids in `authinfo` |
+//! | Revalidate | REVALIDATE | -1 | session id (8 bytes), timeout (4) |
+//! | Revalidated | REVALIDATE | -1 | session id (8 bytes), valid (1 byte boolean) |
 //!
 //! Not mapped yet: the snapshot stream after SNAP; [`encode`] and [`decode`] refuse it.
 
@@ -92,6 +94,19 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
             QuorumPacket::new(packet::PING, 0, Some(Bytes::from(data)))
         }
         Msg::Sync => QuorumPacket::new(packet::SYNC, 0, None),
+        Msg::Revalidate {
+            session_id,
+            timeout_ms,
+        } => {
+            let mut data = session_id.to_be_bytes().to_vec();
+            data.extend_from_slice(&timeout_ms.to_be_bytes());
+            QuorumPacket::new(packet::REVALIDATE, -1, Some(Bytes::from(data)))
+        }
+        Msg::Revalidated { session_id, valid } => {
+            let mut data = session_id.to_be_bytes().to_vec();
+            data.push(u8::from(*valid));
+            QuorumPacket::new(packet::REVALIDATE, -1, Some(Bytes::from(data)))
+        }
         Msg::Request(fwd) | Msg::SyncRequest(fwd) => {
             // Learner.request: a DataOutputStream of the header, then the record's bytes.
             let mut data = Vec::new();
@@ -188,6 +203,22 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
             Msg::Ping { touches }
         }
         packet::SYNC => Msg::Sync,
+        packet::REVALIDATE => {
+            // The learner's question has 12 bytes, the leader's answer 9.
+            let d = p.data.as_deref().ok_or_else(bad)?;
+            let session_id = i64::from_be_bytes(d.get(..8).ok_or_else(bad)?.try_into().expect("8"));
+            match &d[8..] {
+                [a, b, c, e] => Msg::Revalidate {
+                    session_id,
+                    timeout_ms: i32::from_be_bytes([*a, *b, *c, *e]),
+                },
+                [v] => Msg::Revalidated {
+                    session_id,
+                    valid: *v != 0,
+                },
+                _ => return Err(bad()),
+            }
+        }
         packet::SNAP => return Err(WireError::Unsupported("SNAP's snapshot stream")),
         packet::REQUEST => request(p)?,
         _ => return Err(bad()),

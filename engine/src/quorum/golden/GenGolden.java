@@ -102,6 +102,21 @@ public class GenGolden {
         touchOut.writeInt(4000);
         touchOut.flush();
         emit("packet_ping_touches", record(new QuorumPacket(Leader.PING, 0x300000009L, touches.toByteArray(), none), "packet"));
+        // Learner.validateSession: the session id and the timeout the reconnect negotiated; the
+        // leader's answer (Leader.revalidateSession) is the same packet with the session id and
+        // whether it is valid.
+        ByteArrayOutputStream reval = new ByteArrayOutputStream();
+        DataOutputStream revalOut = new DataOutputStream(reval);
+        revalOut.writeLong(0x0200000000000011L);
+        revalOut.writeInt(30000);
+        revalOut.flush();
+        emit("packet_revalidate", record(new QuorumPacket(Leader.REVALIDATE, -1L, reval.toByteArray(), null), "packet"));
+        ByteArrayOutputStream valid = new ByteArrayOutputStream();
+        DataOutputStream validOut = new DataOutputStream(valid);
+        validOut.writeLong(0x0200000000000011L);
+        validOut.writeBoolean(true);
+        validOut.flush();
+        emit("packet_revalidate_answer", record(new QuorumPacket(Leader.REVALIDATE, -1L, valid.toByteArray(), null), "packet"));
         emit("packet_diff", record(new QuorumPacket(Leader.DIFF, 0x200000005L, null, null), "packet"));
         emit("packet_trunc", record(new QuorumPacket(Leader.TRUNC, 0x200000003L, null, null), "packet"));
         emit("packet_snap", record(new QuorumPacket(Leader.SNAP, 0x200000005L, null, null), "packet"));

@@ -222,19 +222,51 @@ fn a_learner_creates_a_session_through_the_leader_and_answers_its_client_once_ap
     assert!(matches!(e[2], Entry::Flush(t) if t.last_zxid() == make_zxid(1, 1)));
     assert!(m.sessions().get(sid).is_some());
 
-    // Resuming it here with its password works at once; a wrong password does not.
+    // Resuming it here asks the leader (REVALIDATE) and answers once the leader says it is
+    // live; a wrong password is refused at once.
+    let passwd = *passwd;
     let out = m.input(
         Input::Connect {
             conn: 6,
-            req: connect_req(sid, *passwd),
+            req: connect_req(sid, passwd),
         },
         420,
     );
+    assert!(published(&out).is_empty(), "{out:?}");
+    assert!(matches!(
+        &sent_to(&out, 3)[..],
+        [Msg::Revalidate { session_id, timeout_ms: 4000 }] if *session_id == sid
+    ));
+    let answer = Msg::Revalidated {
+        session_id: sid,
+        valid: true,
+    };
+    let out = m.message(3, conn, answer, 421);
     assert!(matches!(
         published(&out)[0],
         Entry::ConnectReply {
             conn: 6,
             outcome: ConnectOutcome::Accepted { .. }
+        }
+    ));
+    // One the leader does not know (expired meanwhile, say) is refused.
+    m.input(
+        Input::Connect {
+            conn: 7,
+            req: connect_req(sid, passwd),
+        },
+        422,
+    );
+    let answer = Msg::Revalidated {
+        session_id: sid,
+        valid: false,
+    };
+    let out = m.message(3, conn, answer, 423);
+    assert!(matches!(
+        published(&out)[0],
+        Entry::ConnectReply {
+            conn: 7,
+            outcome: ConnectOutcome::Invalid
         }
     ));
     let out = m.input(
@@ -380,6 +412,79 @@ fn only_the_leader_expires_sessions_touches_from_learners_keep_them_and_a_new_le
         matches!(&p[..], [t] if t.op == TxnOp::Error(ErrorCode::SessionExpired)),
         "{p:?}"
     );
+}
+
+#[test]
+fn a_session_belongs_to_the_server_it_last_connected_to_and_writes_from_elsewhere_get_sessionmoved()
+{
+    // Server 2's session; the new leader has no owner for it yet.
+    let sid = (2 << 56) | 1;
+    let mut m = leader(&[SnapSession {
+        id: sid,
+        timeout_ms: 6000,
+    }]);
+    let write = |m: &mut Member, path: &str, cxid: i32, at: i64| {
+        let fwd = Forward {
+            session_id: sid,
+            cxid,
+            req: create(path),
+            auth: Vec::new(),
+        };
+        proposals_to_2(&m.message(2, 7, Msg::Request(fwd), at))
+    };
+    // Its first write (through server 2) makes server 2 the owner.
+    let p = write(&mut m, "/a", 1, 400);
+    assert!(
+        matches!(&p[..], [t] if matches!(t.op, TxnOp::Create { .. })),
+        "{p:?}"
+    );
+    // The client reconnects to the leader itself: the leader owns it now, and server 2's
+    // writes of it (from its old connection) get SESSIONMOVED.
+    let passwd = m.sessions().password(sid);
+    let out = m.input(
+        Input::Connect {
+            conn: 9,
+            req: connect_req(sid, passwd),
+        },
+        410,
+    );
+    assert!(matches!(
+        published(&out)[0],
+        Entry::ConnectReply {
+            conn: 9,
+            outcome: ConnectOutcome::Accepted { .. }
+        }
+    ));
+    let p = write(&mut m, "/b", 2, 420);
+    assert!(
+        matches!(&p[..], [t] if t.op == TxnOp::Error(ErrorCode::SessionMoved)),
+        "{p:?}"
+    );
+    // Server 2 revalidates it (its client came back there): server 2 owns it again.
+    let reval = Msg::Revalidate {
+        session_id: sid,
+        timeout_ms: 6000,
+    };
+    let out = m.message(2, 7, reval, 430);
+    assert!(matches!(
+        &sent_to(&out, 2)[..],
+        [Msg::Revalidated { session_id, valid: true }] if *session_id == sid
+    ));
+    let p = write(&mut m, "/c", 3, 440);
+    assert!(
+        matches!(&p[..], [t] if matches!(t.op, TxnOp::Create { .. })),
+        "{p:?}"
+    );
+    // A session the leader does not know is not valid.
+    let reval = Msg::Revalidate {
+        session_id: sid + 1,
+        timeout_ms: 6000,
+    };
+    let out = m.message(2, 7, reval, 450);
+    assert!(matches!(
+        &sent_to(&out, 2)[..],
+        [Msg::Revalidated { valid: false, .. }]
+    ));
 }
 
 #[test]

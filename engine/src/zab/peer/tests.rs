@@ -408,28 +408,31 @@ fn a_trunc_below_the_newest_snapshot_makes_the_learner_ask_for_a_whole_image() {
 
 #[test]
 fn a_leader_past_discovery_steps_down_for_a_learner_whose_accepted_epoch_it_cannot_exceed() {
-    // Epoch 2 is fixed (learner 2 connected); learner 3 already accepted epoch 2 in a
-    // discovery that never finished, so it would refuse LEADERINFO 2 for as long as this leader lasts.
+    // Epoch 2 is fixed (learner 2 connected); learner 3 already accepted epoch 3 in a
+    // discovery that never finished, so it would refuse LEADERINFO 2 for as long as this
+    // leader lasts. Epochs 1 and 2 are fine (2 is this very epoch, accepted already).
     let mut p = leader(&[z(1, 1)], 1);
     let info = |accepted_epoch| Msg::LearnerInfo {
         accepted_epoch,
         observer: false,
     };
-    let out = p.message(3, 8, info(1), 311);
-    assert!(out.iter().any(|o| matches!(
-        o,
-        Output::Send {
-            to: 3,
-            msg: Msg::LeaderInfo { new_epoch: 2 },
-            ..
-        }
-    )));
-    assert!(matches!(p.role(), Role::Leading { .. }));
-    let out = p.message(3, 9, info(2), 312);
+    for (conn, accepted) in [(8, 1), (9, 2)] {
+        let out = p.message(3, conn, info(accepted), 311);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                to: 3,
+                msg: Msg::LeaderInfo { new_epoch: 2 },
+                ..
+            }
+        )));
+        assert!(matches!(p.role(), Role::Leading { .. }));
+    }
+    let out = p.message(3, 10, info(3), 312);
     assert_eq!(p.role(), Role::Looking, "{out:?}");
     assert!(out
         .iter()
-        .any(|o| matches!(o, Output::Close { to: 3, conn: 9 })));
+        .any(|o| matches!(o, Output::Close { to: 3, conn: 10 })));
     p.check_invariants();
 }
 

@@ -62,6 +62,20 @@ fn packets_filled_as_java_fills_them_are_byte_identical() {
         ),
         ("packet_uptodate", Msg::UpToDate),
         (
+            "packet_revalidate",
+            Msg::Revalidate {
+                session_id: 0x0200_0000_0000_0011,
+                timeout_ms: 30000,
+            },
+        ),
+        (
+            "packet_revalidate_answer",
+            Msg::Revalidated {
+                session_id: 0x0200_0000_0000_0011,
+                valid: true,
+            },
+        ),
+        (
             "packet_newleader",
             Msg::NewLeader {
                 zxid: 0x3_0000_0000,
@@ -223,6 +237,14 @@ fn every_message_survives_encode_and_decode() {
             touches: vec![(1 << 56 | 7, 4000), (-1, 0)],
         },
         Msg::Sync,
+        Msg::Revalidate {
+            session_id: -5,
+            timeout_ms: 1,
+        },
+        Msg::Revalidated {
+            session_id: 3,
+            valid: false,
+        },
     ];
     for m in msgs {
         let mut bytes = Vec::new();
@@ -244,6 +266,11 @@ fn bad_data_is_an_error() {
     );
     let p = QuorumPacket::new(packet::PROPOSAL, 1, Some(golden("txn_set_data").into()));
     assert!(decode(&p).is_err());
+    // REVALIDATE is 12 bytes one way and 9 the other; nothing else.
+    for len in [0, 8, 10, 13] {
+        let p = QuorumPacket::new(packet::REVALIDATE, -1, Some(Bytes::from(vec![0u8; len])));
+        assert!(decode(&p).is_err(), "{len}");
+    }
     let p = QuorumPacket::new(99, 1, None);
     assert!(decode(&p).is_err());
     // A touch table is whole entries of 12 bytes.

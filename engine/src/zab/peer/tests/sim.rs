@@ -229,6 +229,10 @@ struct Client {
     versions: [i32; KEYS],
     /// The newest zxid it has seen (ZooKeeper's `lastZxidSeen`).
     last_seen: i64,
+    /// The server its session is connected to: requests go there; to move, the client
+    /// reconnects elsewhere with its session id and password.
+    home: Option<i64>,
+    passwd: [u8; 16],
 }
 
 #[derive(Debug)]
@@ -362,6 +366,9 @@ pub(super) struct Stats {
     pub sessions: u64,
     /// Snapshots members wrote on their own (not SNAP installs).
     pub member_snaps: u64,
+    /// Sessions resumed on another server, and writes refused because their session had moved.
+    pub moves: u64,
+    pub moved: u64,
 }
 
 impl Stats {
@@ -377,6 +384,8 @@ impl Stats {
         self.synced_reads += o.synced_reads;
         self.sessions += o.sessions;
         self.member_snaps += o.member_snaps;
+        self.moves += o.moves;
+        self.moved += o.moved;
     }
 }
 
@@ -418,6 +427,8 @@ impl Sim {
         }
         let clients = (0..3)
             .map(|_| Client {
+                home: None,
+                passwd: [0; 16],
                 session: 0,
                 connecting: false,
                 attempts: 0,
@@ -754,11 +765,24 @@ impl Sim {
                 Entry::ConnectReply { conn, outcome } => {
                     let c = (conn - CONNECT_CONN) as usize;
                     let client = &mut self.clients[c];
-                    if let ConnectOutcome::Accepted { session_id, .. } = outcome {
-                        if client.session == 0 {
-                            client.session = session_id;
-                            self.stats.sessions += 1;
+                    match outcome {
+                        ConnectOutcome::Accepted {
+                            session_id, passwd, ..
+                        } => {
+                            if client.session == 0 {
+                                client.session = session_id;
+                                client.passwd = passwd;
+                                self.stats.sessions += 1;
+                            } else if client.session == session_id {
+                                self.stats.moves += 1;
+                            }
+                            client.home = Some(id);
                         }
+                        ConnectOutcome::Invalid if client.session != 0 => {
+                            let s = client.session;
+                            self.fail(format!("{id} refused live session {s:#x} on reconnect"));
+                        }
+                        _ => {}
                     }
                     if client.connecting {
                         client.connecting = false;
@@ -928,8 +952,12 @@ impl Sim {
             return;
         }
         let ids: Vec<i64> = self.servers.keys().copied().collect();
-        let server = ids[self.rng.gen_range(0..ids.len())];
-        if c.session == 0 {
+        let server = match c.home {
+            Some(home) if self.rng.gen_bool(0.8) => home,
+            _ => ids[self.rng.gen_range(0..ids.len())],
+        };
+        if c.session == 0 || c.home != Some(server) {
+            // A new session, or a move: the client connects there first.
             let c = &mut self.clients[client];
             c.connecting = true;
             c.attempts += 1;
@@ -975,12 +1003,13 @@ impl Sim {
         if !self.clients[client].connecting {
             return;
         }
+        let c = &self.clients[client];
         let req = ConnectRequest {
             protocol_version: 0,
-            last_zxid_seen: self.clients[client].last_seen,
+            last_zxid_seen: c.last_seen,
             timeout_ms: 600_000,
-            session_id: 0,
-            passwd: Bytes::from_static(&[0; 16]),
+            session_id: c.session,
+            passwd: Bytes::copy_from_slice(&c.passwd),
             read_only: None,
         };
         let conn = CONNECT_CONN + client as u64;
@@ -1010,6 +1039,7 @@ impl Sim {
         let Some(peer) = s.member.as_ref().map(Member::peer).filter(|p| p.serving()) else {
             // Not serving: refused, with no effect. Not part of the history.
             self.ops[op].done = Some((self.now, Res::Err(ErrorCode::ConnectionLoss)));
+            self.clients[c].home = None;
             self.finish(c);
             return;
         };
@@ -1017,6 +1047,7 @@ impl Sim {
             // The client has seen newer state than this server has: ZooKeeper refuses the
             // connection. No effect; not part of the history.
             self.ops[op].done = Some((self.now, Res::Err(ErrorCode::ConnectionLoss)));
+            self.clients[c].home = None;
             self.finish(c);
             return;
         }
@@ -1110,6 +1141,16 @@ impl Sim {
 
     fn answer(&mut self, op: usize, res: Res, zxid: i64, hash: u64) {
         if self.ops[op].abandoned || self.ops[op].done.is_some() {
+            return;
+        }
+        if let Res::Err(ErrorCode::SessionMoved) = res {
+            // The server closes the connection unanswered (the session moved on since this
+            // write left it): no effect, and the client reconnects somewhere.
+            self.ops[op].done = Some((self.now, Res::Err(ErrorCode::ConnectionLoss)));
+            self.stats.moved += 1;
+            let c = self.client_of(op);
+            self.clients[c].home = None;
+            self.finish(c);
             return;
         }
         self.ops[op].done = Some((self.now, res));
