@@ -132,9 +132,11 @@ class Ensemble:
     each from a plain zoo.cfg with `server.N` lines and a `myid` file. With `proxied=True` every
     member reaches the others' quorum ports through a PausableProxy per member (`proxy(i)`), so a
     test can silence one member's quorum traffic; each member then has its own config (its own
-    line real, the others' through the proxies)."""
+    line real, the others' through the proxies). With `tmpfs_mb`, each member's dataDir is a
+    tmpfs of that size (root only: a RuntimeError otherwise), which a test can shrink with
+    `resize_data(i, mb)` to fill one member's disk."""
 
-    def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper"):
+    def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None):
         from helpers import PausableProxy
 
         self.kind = kind
@@ -146,6 +148,17 @@ class Ensemble:
         self.dirs = {i: tempfile.mkdtemp(prefix=f"rk-py-ens{i}-") for i in self.ids}
         self.procs = {}
         self.logs = {}
+        self.mounts = []
+        for i in self.ids:
+            if tmpfs_mb:
+                mnt = os.path.join(self.dirs[i], "data")
+                os.makedirs(mnt)
+                r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mb}m", "tmpfs", mnt],
+                                   capture_output=True)
+                if r.returncode != 0:
+                    self.stop()
+                    raise RuntimeError(f"cannot mount a tmpfs: {r.stderr.decode().strip()}")
+                self.mounts.append(mnt)
         for i in self.ids:
             lines = []
             for j in self.ids:
@@ -159,7 +172,7 @@ class Ensemble:
                 f"clientPort={self.ports[i][0]}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
                 f"preAllocSize=1024\nadmin.enableServer=false\n" + "\n".join(lines) + f"\n{extra_cfg}\n"
             )
-            os.makedirs(os.path.join(self.dirs[i], "data"))
+            os.makedirs(os.path.join(self.dirs[i], "data"), exist_ok=True)
             with open(os.path.join(self.dirs[i], "data", "myid"), "w") as f:
                 f.write(f"{i}\n")
             with open(os.path.join(self.dirs[i], "zoo.cfg"), "w") as f:
@@ -242,5 +255,11 @@ class Ensemble:
             p.close()
         for f in self.logs.values():
             f.close()
+        for m in self.mounts:
+            subprocess.run(["umount", m], capture_output=True)
         for d in self.dirs.values():
             shutil.rmtree(d, ignore_errors=True)
+
+    def resize_data(self, i, mb):
+        """Resizes member `i`'s tmpfs dataDir (see `tmpfs_mb`)."""
+        subprocess.run(["mount", "-o", f"remount,size={mb}m", os.path.join(self.dirs[i], "data")], check=True)

@@ -427,3 +427,67 @@ def test_a_session_resumed_on_another_member_moves_and_its_old_connection_gets_c
     finally:
         old.close()
         new.close()
+
+
+def test_a_full_disk_stops_the_leader_and_the_others_elect_a_new_one_losing_nothing(ensemble_factory):
+    """Every dataDir a 64 MiB tmpfs; the leader's shrunk to 3 MiB (its log takes 1 MiB segments,
+    zero-filled: the third cannot be). Writes of 100 KB fill it: the leader stops with exit code
+    2, the other two elect a leader, and every acknowledged write is on both of them."""
+    try:
+        ens = ensemble_factory(voters=3, tmpfs_mb=64)
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    leader = ens.leader()
+    others = [i for i in ens.ids if i != leader]
+    ens.resize_data(leader, 3)
+    zk = client(ens.hosts(others), timeout=10)
+    acked = []
+    try:
+        zk.create("/full", b"")
+        for n in range(60):
+            path = f"/full/n{n}"
+            try:
+                zk.retry(zk.create, path, bytes([n]) * 100_000)
+            except NodeExistsError:
+                pass  # a retried create that had landed
+            acked.append(path)
+            if ens.procs[leader].poll() is not None:
+                break
+        assert ens.procs[leader].wait(timeout=30) == 2, "a write error is final: exit code 2"
+        log = ens.read_log(leader)
+        assert "No space left on device" in log and "stopping" in log, log[-2000:]
+        assert wait_until(lambda: ens.leader() in others, timeout=20), "a new leader"
+        # Writes go on, and nothing acknowledged was lost.
+        zk.retry(zk.create, "/full/after", b"")
+        for i in others:
+            with synced_on(ens, i, "/full") as z:
+                have = set(z.get_children("/full"))
+                missing = [p for p in acked + ["/full/after"] if p.rsplit("/", 1)[1] not in have]
+                assert not missing, (i, missing)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_a_member_with_a_corrupt_log_refuses_to_start_naming_file_and_offset(ensemble_factory):
+    ens = ensemble_factory(voters=3)
+    victim = next(i for i in ens.ids if i != ens.leader())
+    zk = client(ens.hosts())
+    for n in range(20):
+        zk.create(f"/c{n}", b"x")
+    zk.stop()
+    zk.close()
+    ens.kill9(victim)
+    log_dir = os.path.join(ens.data_dir(victim), "rk-log")
+    seg = os.path.join(log_dir, sorted(os.listdir(log_dir))[0])
+    with open(seg, "r+b") as f:
+        f.seek(4096 + 40)  # inside the first record, with good records after it
+        b = f.read(1)
+        f.seek(4096 + 40)
+        f.write(bytes([b[0] ^ 0x55]))
+    ens.start(victim, wait=False)
+    assert ens.procs[victim].wait(timeout=30) == 1
+    log = ens.read_log(victim)
+    assert seg in log and "corrupt record at offset 4096" in log, log[-2000:]
+    # The others serve on.
+    assert ens.mode(ens.leader()) == "leader"
