@@ -399,10 +399,43 @@ async fn mntr(shared: &Shared) -> String {
         let _ = writeln!(out, "zk_{k}\t{v}");
     };
     line("version", format!("{VERSION_LINE}, built on unknown"));
-    line(
-        "server_state",
-        crate::stats::mode::name(s.mode.load(Relaxed)).into(),
-    );
+    let mode = s.mode.load(Relaxed);
+    line("server_state", crate::stats::mode::name(mode).into());
+    {
+        use crate::stats::mode;
+        let peer_state = match mode {
+            mode::LEADER => Some("leading - broadcast"),
+            mode::FOLLOWER => Some("following - broadcast"),
+            mode::OBSERVER => Some("observing - broadcast"),
+            _ => None,
+        };
+        if let Some(p) = peer_state {
+            line("peer_state", p.into());
+        }
+        if mode == mode::LEADER {
+            // ZooKeeper 3.8's names; zk_followers is what 3.4 and 3.5 called zk_learners.
+            let learners = s.learners.load(Relaxed).to_string();
+            line("learners", learners.clone());
+            line("followers", learners);
+            line(
+                "synced_followers",
+                s.synced_followers.load(Relaxed).to_string(),
+            );
+            line("synced_non_voting_followers", "0".into());
+            line(
+                "synced_observers",
+                s.synced_observers.load(Relaxed).to_string(),
+            );
+            line("pending_syncs", s.pending_syncs.load(Relaxed).to_string());
+            let since = s.leading_since_ms.load(Relaxed);
+            let uptime = if since > 0 {
+                (crate::clock::now_ms() - since).max(0)
+            } else {
+                0
+            };
+            line("leader_uptime", uptime.to_string());
+        }
+    }
     line("ephemerals_count", r.ephemerals_count.to_string());
     line(
         "num_alive_connections",

@@ -28,6 +28,14 @@ pub mod mode {
 pub struct ServerStats {
     /// One of [`mode`]'s values.
     pub mode: AtomicU8,
+    /// An ensemble leader's figures (`mntr`'s `zk_learners` and the rest), published by the
+    /// member core after each round; zero elsewhere.
+    pub learners: AtomicU64,
+    pub synced_followers: AtomicU64,
+    pub synced_observers: AtomicU64,
+    pub pending_syncs: AtomicU64,
+    /// When this server became an established leader (ms since the epoch; 0: it is not one).
+    pub leading_since_ms: AtomicI64,
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub latency_count: AtomicU64,

@@ -362,6 +362,18 @@ impl Core {
                     std::process::exit(2);
                 }
             }
+            peer::Output::LearnerSynced {
+                learner,
+                how,
+                txns,
+                ms,
+            } => tracing::info!(
+                learner,
+                how = how.name(),
+                txns,
+                ms,
+                "a learner is in step (UPTODATE sent)"
+            ),
             other => unreachable!("the member carries out {other:?}"),
         }
     }
@@ -415,6 +427,11 @@ impl Core {
             _ => tracing::debug!(?role, "role"),
         }
         self.shared.stats.mode.store(m, Relaxed);
+        let leading_since = if m == mode::LEADER { now_ms() } else { 0 };
+        self.shared
+            .stats
+            .leading_since_ms
+            .store(leading_since, Relaxed);
         if self.serving && !serving {
             for c in &self.shared.controls {
                 let _ = c.send_async(Control::CloseClients).await;
@@ -715,6 +732,12 @@ pub async fn run(
             let out = core.member.tick(now);
             core.carry(out).await;
         }
+        let ls = core.member.peer().leader_stats().unwrap_or_default();
+        let st = &core.shared.stats;
+        st.learners.store(ls.learners, Relaxed);
+        st.synced_followers.store(ls.synced_followers, Relaxed);
+        st.synced_observers.store(ls.synced_observers, Relaxed);
+        st.pending_syncs.store(ls.pending_syncs, Relaxed);
         if cfg!(debug_assertions) {
             core.member.check_invariants();
         }

@@ -239,6 +239,9 @@ def test_a_member_behind_is_caught_up_by_diff_and_far_behind_by_snap(ensemble_fa
     ens.start(lagging)
     assert _sync_lines(ens, leader, "SNAP"), ens.read_log(leader)[-2000:]
     assert "installed the leader's snapshot" in ens.read_log(lagging)
+    # The leader's log says how the learner was synced and how long it took.
+    assert re.search(r'in step \(UPTODATE sent\) learner=\d+ how="SNAP" txns=0 ms=\d+', ens.read_log(leader))
+    assert re.search(r'in step \(UPTODATE sent\) learner=\d+ how="DIFF" txns=20 ms=\d+', ens.read_log(leader))
     with synced_on(ens, lagging, "/lag") as z:
         assert len(z.get_children("/lag")) == 620
     # And it comes back from its own disk (the installed snapshot plus its log) after a kill.
@@ -491,3 +494,26 @@ def test_a_member_with_a_corrupt_log_refuses_to_start_naming_file_and_offset(ens
     assert seg in log and "corrupt record at offset 4096" in log, log[-2000:]
     # The others serve on.
     assert ens.mode(ens.leader()) == "leader"
+
+
+@pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
+def test_mntr_shows_the_leaders_learners_as_zookeeper_does(ensemble_factory, kind):
+    ens = ensemble_factory(voters=3, observers=1, kind=kind)
+
+    def mntr(i):
+        return dict(line.split("\t", 1) for line in four_letter(ens.port(i), "mntr").splitlines() if "\t" in line)
+
+    want = {"zk_server_state": "leader", "zk_peer_state": "leading - broadcast", "zk_learners": "3",
+            "zk_synced_followers": "2", "zk_synced_non_voting_followers": "0", "zk_synced_observers": "1",
+            "zk_pending_syncs": "0"}
+    leader = ens.leader()
+    assert wait_until(lambda: all(mntr(leader).get(k) == v for k, v in want.items()), timeout=10), mntr(leader)
+    assert int(mntr(leader)["zk_leader_uptime"]) >= 0
+    for i in ens.ids:
+        if i == leader:
+            continue
+        m = mntr(i)
+        state = "observer" if i in ens.observer_ids else "follower"
+        assert m["zk_server_state"] == state, m
+        assert m["zk_peer_state"] == ("observing" if state == "observer" else "following") + " - broadcast", m
+        assert "zk_learners" not in m and "zk_synced_followers" not in m, m

@@ -193,6 +193,17 @@ pub enum Msg {
     },
 }
 
+/// What `mntr` shows of a leader (ZooKeeper's `zk_learners`, `zk_synced_followers`,
+/// `zk_synced_observers`, `zk_pending_syncs`): learners connected, voting followers and
+/// observers in step (UPTODATE sent), and learners' syncs not yet answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderStats {
+    pub learners: u64,
+    pub synced_followers: u64,
+    pub synced_observers: u64,
+    pub pending_syncs: u64,
+}
+
 /// What this server is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -274,6 +285,14 @@ pub enum Output {
         session_id: i64,
         valid: bool,
     },
+    /// (On the leader) learner `learner` is in step (UPTODATE sent): synced by `how`, with
+    /// `txns` txns (DIFF/TRUNC), `ms` after its LearnerInfo came.
+    LearnerSynced {
+        learner: i64,
+        how: SyncKind,
+        txns: u64,
+        ms: i64,
+    },
     /// The role changed (for logs, for serving clients or not).
     Role(Role),
     /// (On the leader) a learner's clients touched these sessions (id, timeout).
@@ -298,6 +317,27 @@ struct Handler {
     /// The highest proposal it has acknowledged.
     acked: i64,
     last_heard: i64,
+    /// When its FOLLOWERINFO/OBSERVERINFO came, and how it was synced (for the log).
+    since: i64,
+    synced_by: Option<(SyncKind, u64)>,
+}
+
+/// How a learner was brought to the leader's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    Diff,
+    Trunc,
+    Snap,
+}
+
+impl SyncKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncKind::Diff => "DIFF",
+            SyncKind::Trunc => "TRUNC",
+            SyncKind::Snap => "SNAP",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -459,6 +499,25 @@ impl Peer {
                 serving: l.phase == LearnerPhase::Serving,
             },
         }
+    }
+
+    /// A leader's figures for `mntr` (None unless leading).
+    pub fn leader_stats(&self) -> Option<LeaderStats> {
+        let State::Leading(l) = &self.state else {
+            return None;
+        };
+        let synced = |observer: bool| {
+            l.handlers
+                .values()
+                .filter(|h| h.up_to_date && h.observer == observer)
+                .count() as u64
+        };
+        Some(LeaderStats {
+            learners: l.handlers.len() as u64,
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+            pending_syncs: l.syncs.len() as u64,
+        })
     }
 
     /// Serving clients: an established leader or an up-to-date learner.
@@ -902,6 +961,8 @@ impl Peer {
                 up_to_date: false,
                 acked: 0,
                 last_heard: now,
+                since: now,
+                synced_by: None,
             },
         );
         if l.phase == LeaderPhase::Discovery {
@@ -965,6 +1026,7 @@ impl Peer {
                                 conn: h.conn,
                                 msg: Msg::UpToDate,
                             });
+                            out.extend(learner_synced(from, h, now));
                         }
                     }
                 } else if h.forwarding && !h.observer {
@@ -1068,6 +1130,15 @@ impl Peer {
             }
         }
         let send = |out: &mut Vec<Output>, msg| out.push(Output::Send { to: id, conn, msg });
+        let txns = packets
+            .iter()
+            .filter(|m| matches!(m, Msg::Proposal(_)))
+            .count() as u64;
+        h.synced_by = Some(match packets.first() {
+            Some(Msg::Trunc { .. }) => (SyncKind::Trunc, txns),
+            Some(_) => (SyncKind::Diff, txns),
+            None => (SyncKind::Snap, 0),
+        });
         if packets.is_empty() {
             out.push(Output::SendSnap {
                 to: id,
@@ -1214,6 +1285,7 @@ impl Peer {
                         conn: h.conn,
                         msg: Msg::UpToDate,
                     });
+                    out.extend(learner_synced(*id, h, now));
                 }
                 // Heard from at the start of broadcast: the sync limit runs from here.
                 h.last_heard = h.last_heard.max(now);
@@ -1504,6 +1576,17 @@ impl Peer {
             "learners are held only while electing"
         );
     }
+}
+
+/// The log line's facts for a learner just told UPTODATE.
+fn learner_synced(id: i64, h: &Handler, now: i64) -> Option<Output> {
+    let (how, txns) = h.synced_by?;
+    Some(Output::LearnerSynced {
+        learner: id,
+        how,
+        txns,
+        ms: now - h.since,
+    })
 }
 
 fn election_config(cfg: &PeerConfig) -> ElectionConfig {

@@ -446,6 +446,31 @@ fn a_trunc_above_the_newest_snapshot_truncates() {
 }
 
 #[test]
+fn a_learner_in_step_is_reported_with_how_it_was_synced() {
+    let mut p = leader(&[z(1, 1), z(1, 2), z(1, 3)], 1);
+    let ack_epoch = Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid: z(1, 1),
+    };
+    p.message(2, 7, ack_epoch, 320);
+    let mut out = p.message(2, 7, Msg::Ack { zxid: z(2, 0) }, 345);
+    out.extend(p.log_synced(z(1, 3), 346));
+    let synced: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::LearnerSynced {
+                learner,
+                how,
+                txns,
+                ms,
+            } => Some((*learner, *how, *txns, *ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(synced, [(2, SyncKind::Diff, 2, 35)], "{out:?}");
+}
+
+#[test]
 fn a_leader_commits_only_on_a_quorum_of_durable_copies_and_in_order() {
     let mut p = leader(&[z(1, 1)], 1);
     p.message(

@@ -668,6 +668,7 @@ impl Sim {
                 self.send(id, to, conn, msg)
             }
             Output::Close { to, conn } => self.close(id, to, conn),
+            Output::LearnerSynced { .. } => {}
             Output::WakeAt(at) => {
                 let generation = self.servers[&id].generation;
                 self.push(at.max(self.now), Event::Wake { id, generation });
