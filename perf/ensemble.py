@@ -28,7 +28,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import compare  # noqa: E402
-from compare import BIN, ROOT, ZK_CP, bench_json, four_letter, free_port, ratio  # noqa: E402
+from compare import BIN, ROOT, ZK_CP, bench_json, four_letter, ratio  # noqa: E402
+from servers import free_ports  # noqa: E402
 
 
 class Ensemble:
@@ -37,7 +38,8 @@ class Ensemble:
     def __init__(self, kind, workdir, n=3):
         self.kind = kind
         self.ids = list(range(1, n + 1))
-        self.ports = {i: (free_port(), free_port(), free_port()) for i in self.ids}
+        flat = free_ports(3 * n)
+        self.ports = {i: tuple(flat[3 * k:3 * k + 3]) for k, i in enumerate(self.ids)}
         self.dirs = {}
         self.cmds = {}
         self.procs = {}

@@ -171,8 +171,16 @@ impl Ensemble {
     /// Starts `n` voting members and waits until one leads and the rest follow.
     pub fn start(n: usize) -> Ensemble {
         let dir = temp_dir("ens");
+        // Nine distinct ports (free_port can hand out one port twice).
+        let mut seen = std::collections::HashSet::new();
+        let mut distinct = || loop {
+            let p = free_port();
+            if seen.insert(p) {
+                return p;
+            }
+        };
         let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| (free_port(), free_port(), free_port()))
+            .map(|_| (distinct(), distinct(), distinct()))
             .collect();
         let lines: String = ports
             .iter()

@@ -31,6 +31,16 @@ def free_port():
     raise RuntimeError("no free port in 20000..32000")
 
 
+def free_ports(n):
+    """`n` distinct free ports (`free_port` alone may hand out one port twice)."""
+    ports = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
 def four_letter(port, word, timeout=5.0):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(word.encode())
@@ -143,7 +153,8 @@ class Ensemble:
         n = voters + observers
         self.ids = list(range(1, n + 1))
         self.observer_ids = set(self.ids[voters:])
-        self.ports = {i: (free_port(), free_port(), free_port()) for i in self.ids}  # client, quorum, election
+        flat = free_ports(3 * n)
+        self.ports = {i: tuple(flat[3 * k:3 * k + 3]) for k, i in enumerate(self.ids)}  # client, quorum, election
         self.proxies = {i: PausableProxy(self.ports[i][1]) for i in self.ids} if proxied else {}
         self.dirs = {i: tempfile.mkdtemp(prefix=f"rk-py-ens{i}-") for i in self.ids}
         self.procs = {}
