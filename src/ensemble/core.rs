@@ -29,8 +29,13 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// ZooKeeper's `commitLogCount`: txns a leader keeps for DIFF.
-const DIFF_WINDOW_TXNS: usize = 500;
+/// Txns a member keeps for DIFF, at most, and their bytes at most (ZooKeeper reads a learner's
+/// DIFF back from its log where its 500 in memory do not reach; a window this size covers what
+/// its default snapCount of 100,000 keeps in the log after the last snapshot).
+const DIFF_WINDOW_TXNS: usize = 100_000;
+const DIFF_WINDOW_BYTES: u64 = 32 << 20;
+/// ZooKeeper's `commitLogCount`: a DIFF this short is sent whatever its size.
+const DIFF_ALWAYS_TXNS: usize = 500;
 /// ZooKeeper's `maxNotificationInterval`.
 const MAX_NOTIFICATION_INTERVAL_MS: i64 = 60_000;
 /// ZooKeeper's `leaderConnectDelayDuringRetryMs`.
@@ -608,6 +613,8 @@ pub async fn run(
         init_limit: ensemble.init_limit,
         sync_limit: ensemble.sync_limit,
         diff_window: DIFF_WINDOW_TXNS,
+        diff_window_bytes: DIFF_WINDOW_BYTES,
+        diff_always: DIFF_ALWAYS_TXNS,
         finalize_wait_ms: ensemble.finalize_wait_ms,
         max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
         config: config.clone(),

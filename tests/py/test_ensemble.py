@@ -517,3 +517,30 @@ def test_mntr_shows_the_leaders_learners_as_zookeeper_does(ensemble_factory, kin
         assert m["zk_server_state"] == state, m
         assert m["zk_peer_state"] == ("observing" if state == "observer" else "following") + " - broadcast", m
         assert "zk_learners" not in m and "zk_synced_followers" not in m, m
+
+
+def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ensemble_factory):
+    """Past ZooKeeper's 500 in-memory txns, a DIFF still beats SNAP while the txns come to less
+    than a third of the tree (ZooKeeper reads them back from its log; the leader here keeps them)."""
+    ens = ensemble_factory(voters=3)
+    leader = ens.leader()
+    lagging = next(i for i in ens.ids if i != leader)
+    zk = client(ens.hosts([i for i in ens.ids if i != lagging]))
+    try:
+        zk.create("/big")
+        for n in range(20):
+            zk.create(f"/big/n{n}", b"x" * 100_000)  # a 2 MB tree
+        zk.create("/small", b"")
+        ens.kill9(lagging)
+        for r in [zk.set_async("/small", b"%010d" % n) for n in range(1500)]:
+            r.get(timeout=30)
+        ens.start(lagging)
+        synced = re.findall(r'in step \(UPTODATE sent\) learner=%d how="(\w+)" txns=(\d+)' % lagging,
+                            ens.read_log(leader))
+        assert synced and synced[-1][0] == "DIFF" and int(synced[-1][1]) >= 1500, synced
+        with synced_on(ens, lagging, "/small") as z:
+            data, stat = z.get("/small")
+            assert stat.version == 1500 and data == b"%010d" % 1499
+    finally:
+        zk.stop()
+        zk.close()

@@ -650,6 +650,11 @@ impl Member {
                 io => out.push(Output::Io(io)),
             }
         }
+        // What a snapshot of the tree would take, roughly (its paths and data, and a node's
+        // fixed fields), for the peer's choice between a long DIFF and SNAP.
+        let tree = &self.tree;
+        let bytes = tree.approximate_data_size() + 64 * tree.node_count() as u64;
+        self.peer.set_tree_bytes(bytes);
         out
     }
 

@@ -66,9 +66,15 @@ pub struct PeerConfig {
     pub init_limit: i64,
     /// `syncLimit`, in ticks: how long a leader and a learner may go unheard.
     pub sync_limit: i64,
-    /// How many recent txns a leader keeps for DIFF (ZooKeeper's `commitLogCount`, 500); a
+    /// How many recent txns a member keeps for DIFF, at most, and how many bytes of them
+    /// (ZooKeeper keeps `commitLogCount` in memory and reads older ones back from its log); a
     /// learner further behind gets SNAP.
     pub diff_window: usize,
+    pub diff_window_bytes: u64,
+    /// A diff of at most this many txns is sent whatever its size (ZooKeeper's
+    /// `commitLogCount`, 500); a longer one only while its txns come to at most a third of the
+    /// tree (ZooKeeper's `snapshotSizeFactor`, 0.33), else SNAP is cheaper.
+    pub diff_always: usize,
     /// Election: `finalizeWait` and `maxNotificationInterval`.
     pub finalize_wait_ms: i64,
     pub max_notification_interval_ms: i64,
@@ -415,6 +421,10 @@ pub struct Peer {
     /// this server's log, up to `last_logged`.
     history: VecDeque<Txn>,
     history_base: i64,
+    /// The sum of [`txn_cost`] over `history`.
+    history_bytes: u64,
+    /// About what a snapshot of the tree would take (its owner says, [`Peer::set_tree_bytes`]).
+    tree_bytes: u64,
     last_logged: i64,
     synced: i64,
     /// The last txn the owner's tree has (a leader's commit point).
@@ -446,8 +456,10 @@ impl Peer {
     pub fn start(cfg: PeerConfig, disk: Persisted, now: i64) -> (Peer, Vec<Output>) {
         assert!(cfg.voters.windows(2).all(|w| w[0] < w[1]), "voters sorted");
         let mut history: VecDeque<Txn> = disk.recent.into();
-        while history.len() > cfg.diff_window {
-            history.pop_front();
+        let mut history_bytes: u64 = history.iter().map(txn_cost).sum();
+        while history.len() > cfg.diff_window || history_bytes > cfg.diff_window_bytes {
+            let t = history.pop_front().expect("not empty");
+            history_bytes -= txn_cost(&t);
         }
         if let Some(last) = history.back() {
             assert_eq!(
@@ -470,6 +482,8 @@ impl Peer {
             settled: None,
             history,
             history_base,
+            history_bytes,
+            tree_bytes: 0,
             last_logged: disk.last_zxid,
             synced: disk.last_zxid,
             applied: disk.last_zxid,
@@ -1130,10 +1144,14 @@ impl Peer {
             }
         }
         let send = |out: &mut Vec<Output>, msg| out.push(Output::Send { to: id, conn, msg });
-        let txns = packets
-            .iter()
-            .filter(|m| matches!(m, Msg::Proposal(_)))
-            .count() as u64;
+        let (txns, bytes) = packets.iter().fold((0u64, 0u64), |(n, b), m| match m {
+            Msg::Proposal(t) => (n + 1, b + txn_cost(t)),
+            _ => (n, b),
+        });
+        if txns as usize > self.cfg.diff_always && bytes > self.tree_bytes / 3 {
+            packets.clear(); // the tree is smaller than what changed: SNAP
+        }
+        let txns = if packets.is_empty() { 0 } else { txns };
         h.synced_by = Some(match packets.first() {
             Some(Msg::Trunc { .. }) => (SyncKind::Trunc, txns),
             Some(_) => (SyncKind::Diff, txns),
@@ -1363,6 +1381,7 @@ impl Peer {
                     // as a snapshot at 0, as a SNAP would be) and logs what follows.
                     self.force_snap = false;
                     self.history.clear();
+                    self.history_bytes = 0;
                     self.history_base = 0;
                     self.last_logged = 0;
                     self.synced = 0;
@@ -1384,7 +1403,8 @@ impl Peer {
             }
             Msg::Trunc { zxid } if l.phase == LearnerPhase::Syncing => {
                 while self.history.back().is_some_and(|t| t.zxid > zxid) {
-                    self.history.pop_back();
+                    let t = self.history.pop_back().expect("back");
+                    self.history_bytes -= txn_cost(&t);
                 }
                 // The disk keeps more of the log than memory does.
                 self.history_base = self.history_base.min(zxid);
@@ -1397,6 +1417,7 @@ impl Peer {
                 self.force_snap = false;
                 self.floor = zxid;
                 self.history.clear();
+                self.history_bytes = 0;
                 self.history_base = zxid;
                 self.last_logged = zxid;
                 self.synced = zxid;
@@ -1529,15 +1550,24 @@ impl Peer {
         }
     }
 
+    /// About how many bytes a snapshot of the owner's tree takes, for choosing between a long
+    /// DIFF and SNAP.
+    pub fn set_tree_bytes(&mut self, bytes: u64) {
+        self.tree_bytes = bytes;
+    }
+
     /// Logs a txn: into the history (trimmed to the window) and to the disk.
     fn log(&mut self, txn: Txn, out: &mut Vec<Output>) {
         assert!(txn.zxid > self.last_logged, "log in order");
         self.last_logged = txn.zxid;
+        self.history_bytes += txn_cost(&txn);
         self.history.push_back(txn.clone());
-        while self.history.len() > self.cfg.diff_window
+        while (self.history.len() > self.cfg.diff_window
+            || self.history_bytes > self.cfg.diff_window_bytes)
             && self.history.front().is_some_and(|t| t.zxid <= self.applied)
         {
             let t = self.history.pop_front().expect("front");
+            self.history_bytes -= txn_cost(&t);
             self.history_base = t.zxid;
         }
         out.push(Output::Append(vec![txn]));
@@ -1564,6 +1594,11 @@ impl Peer {
             prev, self.last_logged,
             "history ends at the last logged zxid"
         );
+        assert_eq!(
+            self.history_bytes,
+            self.history.iter().map(txn_cost).sum::<u64>(),
+            "the history's size is kept"
+        );
         if let State::Leading(l) = &self.state {
             assert!(l.epoch > self.current_epoch || l.phase >= LeaderPhase::NewLeaderAck);
             if l.phase >= LeaderPhase::NewLeaderAck {
@@ -1576,6 +1611,26 @@ impl Peer {
             "learners are held only while electing"
         );
     }
+}
+
+/// About what a txn takes in a DIFF (its header, paths and data), for the window's bound and the
+/// DIFF-or-SNAP choice.
+pub fn txn_cost(t: &Txn) -> u64 {
+    fn op(o: &crate::txn::TxnOp) -> u64 {
+        use crate::txn::TxnOp::*;
+        let data = |d: &crate::proto::Data| d.as_ref().map_or(0, |d| d.len()) as u64;
+        match o {
+            Create {
+                path, data: d, acl, ..
+            } => 16 + path.len() as u64 + data(d) + 24 * acl.len() as u64,
+            SetData { path, data: d, .. } => 8 + path.len() as u64 + data(d),
+            SetAcl { path, acl, .. } => 8 + path.len() as u64 + 24 * acl.len() as u64,
+            Delete { path } | Check { path, .. } => 4 + path.len() as u64,
+            Multi(ops) => ops.iter().map(|o| 8 + op(o)).sum(),
+            CreateSession { .. } | CloseSession | Error(_) => 4,
+        }
+    }
+    32 + op(&t.op)
 }
 
 /// The log line's facts for a learner just told UPTODATE.

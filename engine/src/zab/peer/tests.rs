@@ -19,6 +19,8 @@ pub(crate) fn cfg(my_id: i64) -> PeerConfig {
         init_limit: 10,
         sync_limit: 5,
         diff_window: 500,
+        diff_window_bytes: 1 << 30,
+        diff_always: 500,
         finalize_wait_ms: 200,
         max_notification_interval_ms: 60_000,
         config: Bytes::new(),
@@ -44,6 +46,11 @@ fn z(epoch: i64, counter: i64) -> i64 {
 /// Server 1 with these txns in its log, in epoch `epoch`, elected by server 2's vote and past
 /// discovery with server 2 as its learner on connection 7 (LEADERINFO sent).
 fn leader(log: &[i64], epoch: i64) -> Peer {
+    leader_with(cfg(1), log, epoch)
+}
+
+/// [`leader`] with its own configuration.
+fn leader_with(cfg: PeerConfig, log: &[i64], epoch: i64) -> Peer {
     let last = log.last().copied().unwrap_or(0);
     let disk = Persisted {
         accepted_epoch: epoch,
@@ -52,7 +59,7 @@ fn leader(log: &[i64], epoch: i64) -> Peer {
         recent: log.iter().map(|z| txn(*z)).collect(),
         snapshot_zxid: 0,
     };
-    let (mut p, _) = Peer::start(cfg(1), disk, 0);
+    let (mut p, _) = Peer::start(cfg, disk, 0);
     let vote = Notification {
         state: state::LOOKING,
         leader: 1,
@@ -468,6 +475,44 @@ fn a_learner_in_step_is_reported_with_how_it_was_synced() {
         })
         .collect();
     assert_eq!(synced, [(2, SyncKind::Diff, 2, 35)], "{out:?}");
+}
+
+/// What learner 2, at `peer_last`, gets from a leader with 100 txns whose tree is about
+/// `tree_bytes` and which always diffs up to 10 txns.
+fn long_sync(peer_last: i64, tree_bytes: u64) -> Vec<&'static str> {
+    let mut c = cfg(1);
+    c.diff_window = 1000;
+    c.diff_always = 10;
+    let log: Vec<i64> = (1..=100).map(|n| z(1, n)).collect();
+    let mut p = leader_with(c, &log, 1);
+    p.set_tree_bytes(tree_bytes);
+    let ack = Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid: peer_last,
+    };
+    p.message(2, 7, ack, 320)
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to: 2,
+                msg: Msg::Diff { .. },
+                ..
+            } => Some("DIFF"),
+            Output::SendSnap { to: 2, .. } => Some("SNAP"),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_diff_is_sent_only_while_its_txns_are_under_a_third_of_the_tree() {
+    // 50 txns of 36 bytes: 1,800 bytes.
+    let cost = txn_cost(&txn(z(1, 1)));
+    assert_eq!(cost, 36);
+    assert_eq!(long_sync(z(1, 50), 3 * 1800), ["DIFF"]);
+    assert_eq!(long_sync(z(1, 50), 3 * 1800 - 3), ["SNAP"]);
+    // Within `diff_always`, a DIFF whatever the tree.
+    assert_eq!(long_sync(z(1, 95), 0), ["DIFF"]);
 }
 
 #[test]

@@ -405,6 +405,8 @@ impl Sim {
             sync_limit: 5,
             // Small, so that SNAP happens.
             diff_window: rng.gen_range(5..40),
+            diff_window_bytes: rng.gen_range(500..5000),
+            diff_always: rng.gen_range(0..10),
             finalize_wait_ms: 200,
             max_notification_interval_ms: 1_000,
             config: Bytes::new(),
