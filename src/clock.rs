@@ -1,11 +1,32 @@
-//! Wall-clock time for the engine's inputs, and ZooKeeper's way of printing it.
+//! The two clocks the server keeps, as ZooKeeper does: an elapsed-time clock for session
+//! deadlines and timers ([`now_ms`], which never jumps) and wall time for znode stamps and
+//! what is printed ([`wall_ms`]). Also ZooKeeper's way of printing a time.
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Wall time: milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The engine's clock: wall time when the process started plus the monotonic time since. It
+/// reads like wall time but a step of the wall clock (an NTP correction, an operator's `date`)
+/// does not move it, so a session's deadline or a peer's sync limit never passes early or late
+/// because of one.
+pub fn now_ms() -> i64 {
+    static START: OnceLock<(Instant, i64)> = OnceLock::new();
+    let (at, wall) = START.get_or_init(|| (Instant::now(), wall_ms()));
+    wall + at.elapsed().as_millis() as i64
+}
+
+/// What to add to [`now_ms`] to get wall time now (the engine's stamps take it).
+pub fn wall_offset_ms() -> i64 {
+    let now = now_ms();
+    wall_ms() - now
 }
 
 /// `Wed Nov 25 01:40:00 UTC 2026`, as Java's `Date.toString` prints in UTC.

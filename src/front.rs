@@ -17,7 +17,7 @@
 //! Socket IO and the per-connection limits live in `conn.rs`; this core adds the server-wide
 //! budget for unsent bytes (`enforce_budget`).
 
-use crate::clock::now_ms;
+use crate::clock::wall_ms;
 use crate::conn::{self, OutLimits, Outbox, Ticket, READ_CHUNK};
 use crate::fourlw;
 use crate::shared::{Batch, ConnInfo, Control, Entry, Input, PipeMsg, Shared};
@@ -125,7 +125,7 @@ impl Conn {
         s.last_op = op::short_name(opcode);
         s.last_cxid = xid;
         s.last_zxid = zxid;
-        s.last_response_ms = now_ms();
+        s.last_response_ms = wall_ms();
         s.last_latency_ms = ms;
         s.min_latency_ms = if s.count == 0 {
             ms
@@ -936,7 +936,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
                 peer,
                 session_id,
                 timeout_ms,
-                established_ms: now_ms(),
+                established_ms: wall_ms(),
                 auth: vec![Id::new("ip", &peer.ip().to_string())],
                 outbox: outbox.clone(),
                 pending: VecDeque::new(),

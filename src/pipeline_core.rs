@@ -4,7 +4,7 @@
 //! points, when to snapshot) are the node's, tested in `engine/src/node/tests.rs`; this loop only
 //! waits for messages, log completions and ticks, and feeds them in.
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, wall_offset_ms};
 use crate::log::{log_dir, LogWriter};
 use crate::shared::{Batch, PipeMsg, Report, Shared, Start};
 use crate::snapshot;
@@ -212,6 +212,7 @@ pub async fn run(
     };
     // The seed rolls the snapshot thresholds, so servers started together do not snapshot at once.
     let mut node = Node::new(pipeline, node_cfg, rand::random());
+    node.set_wall_offset(wall_offset_ms());
     let mut effects = Effects {
         shared: &shared,
         fronts: &fronts,
@@ -252,6 +253,7 @@ pub async fn run(
         )
         .await;
         let now = now_ms();
+        node.set_wall_offset(wall_offset_ms());
         let mut outputs = Vec::new();
         match wake {
             Wake::Closed => return,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Ringkeeper. On a fresh Debian machine (root, package registries reachable)
 # it first installs what the tests need: Java ZooKeeper and zkCli.sh (Debian's zookeeper and
-# zookeeper-bin, the reference the differential test compares against), a Java runtime, and the
-# Python clients (kazoo, pytest).
+# zookeeper-bin, the reference the differential test compares against), a Java runtime, libfaketime
+# (test_clock.py steps a server's wall clock), and the Python clients (kazoo, pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ need=()
 [ -x /usr/share/zookeeper/bin/zkCli.sh ] || need+=(zookeeper-bin)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

@@ -226,6 +226,11 @@ impl Node {
         &self.pipeline
     }
 
+    /// Wall time minus the inputs' `now_ms`: see [`Pipeline::set_wall_offset`].
+    pub fn set_wall_offset(&mut self, ms: i64) {
+        self.pipeline.set_wall_offset(ms);
+    }
+
     /// False while `pending_txns_max` txns wait for a log write: the runtime stops taking
     /// requests (its fronts then stop reading their connections) until the write completes.
     pub fn accepting(&self) -> bool {

@@ -69,6 +69,8 @@ pub struct Pipeline {
     sessions: SessionTable,
     last_zxid: i64,
     next_container_check_ms: i64,
+    /// Wall time minus the `now_ms` the inputs carry (see [`Pipeline::set_wall_offset`]).
+    wall_offset_ms: i64,
 }
 
 impl Pipeline {
@@ -81,7 +83,16 @@ impl Pipeline {
             sessions,
             last_zxid: 0,
             next_container_check_ms,
+            wall_offset_ms: 0,
         }
+    }
+
+    /// The inputs' `now_ms` is a clock that never jumps (session deadlines and timers run on
+    /// it, as ZooKeeper's run on its elapsed-time clock); znode stamps (ctime, mtime, a txn's
+    /// time) and the TTL and container checks against them are wall time, `now_ms` plus this
+    /// offset, as in ZooKeeper. The runtime sets it each round; 0 makes the two one clock.
+    pub fn set_wall_offset(&mut self, ms: i64) {
+        self.wall_offset_ms = ms;
     }
 
     /// The newest tree version (O(1) to take).
@@ -104,7 +115,7 @@ impl Pipeline {
     fn next_txn(&mut self, session_id: i64, cxid: i32, now_ms: i64) -> Txn {
         Txn {
             zxid: self.last_zxid + 1,
-            time_ms: now_ms,
+            time_ms: now_ms + self.wall_offset_ms,
             session_id,
             cxid,
             op: TxnOp::Error(ErrorCode::Ok),
@@ -233,7 +244,7 @@ impl Pipeline {
                 session_id,
                 auth,
                 zxid: txn.zxid,
-                time_ms: now_ms,
+                time_ms: txn.time_ms,
             };
             let (op, applied) = prep::prep_applying(&self.tree, req, &ctx, &self.cfg.prep);
             if let Some(applied) = applied {
@@ -295,7 +306,8 @@ impl Pipeline {
         }
         if now_ms >= self.next_container_check_ms {
             self.next_container_check_ms = now_ms + self.cfg.container_check_ms;
-            for path in collectable(&self.tree, &self.cfg, now_ms) {
+            let wall = now_ms + self.wall_offset_ms;
+            for path in collectable(&self.tree, &self.cfg, wall) {
                 if let Some(op) = prep::prep_delete_container(&self.tree, &path) {
                     let mut txn = self.next_txn(0, 0, now_ms);
                     txn.op = op;
@@ -537,6 +549,59 @@ mod tests {
             "{reaped:?}"
         );
         assert!(p.version().get("/c").is_none());
+        p.check_invariants();
+    }
+
+    #[test]
+    fn sessions_run_on_now_and_stamps_on_wall_time() {
+        let mut p = pipeline();
+        let ConnectOutcome::Accepted { session_id, .. } = connect(&mut p, 0, [0; 16], 10_000)
+        else {
+            panic!()
+        };
+        // The wall clock steps two hours ahead; `now` goes on as before.
+        let step = 2 * 3600 * 1000;
+        p.set_wall_offset(step);
+        let c = p.write(
+            origin(1),
+            session_id,
+            &create("/n", 0, op::CREATE),
+            &[],
+            10_050,
+        );
+        assert_eq!(c.txn.time_ms, 10_050 + step);
+        let n = p.version().get("/n").expect("created").clone();
+        assert_eq!((n.ctime, n.mtime), (10_050 + step, 10_050 + step));
+        assert!(
+            p.tick(10_150).is_empty(),
+            "a 200 ms session touched 100 ms ago is alive"
+        );
+        // A TTL is wall time, as in ZooKeeper: a node whose mtime is before the step is older
+        // than its TTL at once.
+        p.set_wall_offset(0);
+        let mut ttl = create("/t", 0, op::CREATE_TTL);
+        if let Request::Create(c) = &mut ttl {
+            c.flags = 5; // persistent with TTL
+            c.ttl = 1_000;
+        }
+        p.write(origin(2), session_id, &ttl, &[], 10_160);
+        p.touch(&[session_id], 10_260);
+        p.set_wall_offset(step);
+        let reaped = p.tick(10_260);
+        assert!(
+            reaped
+                .iter()
+                .any(|c| c.txn.op == TxnOp::Delete { path: "/t".into() }),
+            "{reaped:?}"
+        );
+        // The session expires on `now` alone, step or no step.
+        p.set_wall_offset(-step);
+        assert!(p.tick(10_300).is_empty());
+        let expired = p.tick(10_600);
+        assert!(
+            expired.iter().any(|c| c.txn.op == TxnOp::CloseSession),
+            "{expired:?}"
+        );
         p.check_invariants();
     }
 

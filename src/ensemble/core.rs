@@ -8,7 +8,7 @@
 
 use super::disk::{self, ACCEPTED_EPOCH, CURRENT_EPOCH};
 use super::net::{Net, NetEvent};
-use crate::clock::now_ms;
+use crate::clock::{now_ms, wall_ms, wall_offset_ms};
 use crate::config::ensemble::Ensemble;
 use crate::log::{log_dir, LogWriter};
 use crate::pipeline_core::{pipeline_config, publish_version, report};
@@ -281,7 +281,7 @@ impl Core {
                     };
                     match rebuilt {
                         Ok((mut tree, sessions)) => {
-                            tree.set_config(self.config.clone(), now_ms());
+                            tree.set_config(self.config.clone(), wall_ms());
                             tracing::info!(
                                 zxid = format_args!("{zxid:#x}"),
                                 "log truncated to the leader's history (TRUNC)"
@@ -532,7 +532,7 @@ pub async fn run(
     };
     let config = Bytes::from(config_text(&ensemble));
     let mut tree = pipeline.version();
-    tree.set_config(config.clone(), now);
+    tree.set_config(config.clone(), wall_ms());
     let sessions = pipeline.sessions().snap_sessions();
     shared.stats.log_synced_zxid.store(last_zxid, SeqCst);
     shared.stats.mode.store(mode::NOT_SERVING, Relaxed);
@@ -629,7 +629,7 @@ pub async fn run(
         current_epoch = persisted.current_epoch,
         "ensemble member starting: electing a leader"
     );
-    let (member, out) = Member::start(
+    let (mut member, out) = Member::start(
         pcfg.clone(),
         peer_cfg,
         persisted,
@@ -640,6 +640,7 @@ pub async fn run(
         (cfg.snap_count, rand::random()),
         now,
     );
+    member.set_wall_offset(wall_offset_ms());
     let mut core = Core {
         shared: shared.clone(),
         fronts,
@@ -695,6 +696,7 @@ pub async fn run(
         )
         .await;
         let now = now_ms();
+        core.member.set_wall_offset(wall_offset_ms());
         let out = match wake {
             Wake::Closed => return,
             Wake::Front(msg) => {

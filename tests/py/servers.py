@@ -55,8 +55,9 @@ def four_letter(port, word, timeout=5.0):
 class Server:
     """A running server; `kind` is "ringkeeper" or "zookeeper"."""
 
-    def __init__(self, kind, extra_cfg="", binary=None, port=None):
+    def __init__(self, kind, extra_cfg="", binary=None, port=None, env=None):
         self.kind = kind
+        self.env = env
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix=f"rk-py-{kind}-")
         cfg = (
@@ -76,7 +77,7 @@ class Server:
         else:
             raise ValueError(kind)
         self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
         self._wait_ready()
 
     @property
@@ -93,7 +94,8 @@ class Server:
         self.proc.wait()
 
     def restart(self):
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir,
+                                     env=self.env)
         self._wait_ready()
 
     def data_dir(self):
@@ -146,8 +148,12 @@ class Ensemble:
     tmpfs of that size (root only: a RuntimeError otherwise), which a test can shrink with
     `resize_data(i, mb)` to fill one member's disk."""
 
-    def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None):
+    def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
+                 env=None):
         from helpers import PausableProxy
+
+        # Environment per member id (the others inherit this one's).
+        self.env = env or {}
 
         self.kind = kind
         n = voters + observers
@@ -202,7 +208,7 @@ class Ensemble:
 
     def start(self, i, wait=True):
         self.procs[i] = subprocess.Popen(self.cmd(i), stdout=self.logs[i], stderr=subprocess.STDOUT,
-                                         cwd=self.dirs[i])
+                                         cwd=self.dirs[i], env=self.env.get(i))
         if wait:
             self.wait_serving([i])
 

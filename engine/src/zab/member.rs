@@ -129,6 +129,9 @@ pub struct Member {
     /// The peer's outputs after a truncation, until [`Member::truncated`].
     stalled: Option<VecDeque<peer::Output>>,
     next_container_check_ms: i64,
+    /// Wall time minus the inputs' `now` (see `Pipeline::set_wall_offset`): znode stamps and
+    /// TTL checks are wall time; sessions and the peer's timers run on `now`, which never jumps.
+    wall_offset_ms: i64,
     /// Keys session passwords; the same on every member.
     secret: u64,
     snap: SnapTrigger,
@@ -160,6 +163,7 @@ impl Member {
         let mut m = Member {
             sessions: SessionTable::new(cfg.session.clone(), now, secret),
             next_container_check_ms: now + cfg.container_check_ms,
+            wall_offset_ms: 0,
             cfg,
             peer,
             visible: tree.clone(),
@@ -199,6 +203,11 @@ impl Member {
             self.sessions.ensure_next_above(s.id);
             self.sessions.add(s.id, s.timeout_ms, now);
         }
+    }
+
+    /// Wall time minus the inputs' `now`; the runtime sets it each round (0 in the simulator).
+    pub fn set_wall_offset(&mut self, ms: i64) {
+        self.wall_offset_ms = ms;
     }
 
     /// A truncation is being carried out: nothing may be fed in until [`Member::truncated`].
@@ -279,7 +288,8 @@ impl Member {
         if now >= self.next_container_check_ms {
             self.next_container_check_ms = now + self.cfg.container_check_ms;
             let newest = self.newest.as_ref().expect("leading");
-            let ops: Vec<TxnOp> = collectable(newest, &self.cfg, now)
+            let wall = now + self.wall_offset_ms;
+            let ops: Vec<TxnOp> = collectable(newest, &self.cfg, wall)
                 .iter()
                 .filter_map(|p| prep::prep_delete_container(newest, p))
                 .collect();
@@ -513,7 +523,7 @@ impl Member {
                 session_id,
                 auth,
                 zxid,
-                time_ms: now,
+                time_ms: now + self.wall_offset_ms,
             };
             prep::prep(newest, req, &ctx, &self.cfg.prep)
         } else {
@@ -529,7 +539,7 @@ impl Member {
         let zxid = self.peer.next_zxid().expect("leading");
         let txn = Txn {
             zxid,
-            time_ms: now,
+            time_ms: now + self.wall_offset_ms,
             session_id,
             cxid,
             op,
