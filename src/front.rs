@@ -1,7 +1,8 @@
 //! A front core: owns client connections, answers reads from its own tree version, keeps its
 //! own watch table, and applies the committed stream in order (DESIGN.md sections 4 and 5).
 //!
-//! Ordering rules, as ZooKeeper's:
+//! Ordering rules, as ZooKeeper's (the queue and flush-point rules are the engine's state machine
+//! `ringkeeper_engine::order`, tested there; this core carries them out):
 //! - A connection's requests are answered in order: a read that arrives while the same
 //!   connection has a write (or sync) in flight waits in that connection's `pending` queue and is
 //!   answered after the write's reply, from a version that includes the write.
@@ -23,6 +24,7 @@ use crate::fourlw;
 use crate::shared::{Batch, ConnInfo, Control, Entry, Input, PipeMsg, Shared};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
+use ringkeeper_engine::order;
 use ringkeeper_engine::pipeline::{ConnectOutcome, Origin};
 use ringkeeper_engine::proto::{
     encode_notification, encode_reply, opcode as op, perms, ConnectRequest, ConnectResponse,
@@ -34,17 +36,16 @@ use ringkeeper_engine::tree::{acl, DataTree, DescendantWalk};
 use ringkeeper_engine::txn::TxnOp;
 use ringkeeper_engine::watch::{ConnId, Fired, WatchTable};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A request waiting behind its connection's in-flight write.
-enum Pending {
-    /// A write or sync sent to the pipeline; its reply comes with the committed stream.
-    Write { xid: i32, started: Instant },
+/// A request waiting behind its connection's in-flight write (the writes themselves are kept
+/// in the queue as the time they arrived).
+enum Queued {
     /// A read-like request to answer once every write before it has been answered.
     Read {
         xid: i32,
@@ -83,7 +84,8 @@ struct Conn {
     established_ms: i64,
     auth: Vec<Id>,
     outbox: Rc<Outbox>,
-    pending: VecDeque<Pending>,
+    /// What is in flight, in order (the engine's ordering rules, `ringkeeper_engine::order`).
+    pending: order::Queue<Instant, Queued>,
     stats: ConnStats,
 }
 
@@ -175,7 +177,7 @@ struct FrontState {
     next_conn: u64,
     fired: Vec<Fired>,
     /// Connections whose reads wait for the next flush point of the committed stream.
-    deferred: Vec<ConnId>,
+    flushes: order::Flushes<ConnId>,
     /// Unsent bytes over all this core's connections, and this core's share of the server-wide
     /// budget for them.
     unsent: Rc<Cell<usize>>,
@@ -245,7 +247,7 @@ pub async fn run(
         touched: HashSet::new(),
         next_conn: 1,
         fired: Vec::new(),
-        deferred: Vec::new(),
+        flushes: order::Flushes::default(),
         unsent: Rc::new(Cell::new(0)),
         budget_bytes: conn::front_budget_bytes(&shared.cfg, shared.controls.len()),
         walks,
@@ -448,24 +450,19 @@ async fn walk(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, mut w: Walk) 
 
 /// Marks a connection whose queue now starts with reads: they wait for the next flush point.
 fn defer_reads(st: &mut FrontState, conn_id: ConnId) {
-    let reads_first = st.conns.get(&conn_id).is_some_and(|c| {
-        c.pending
-            .front()
-            .is_some_and(|p| !matches!(p, Pending::Write { .. }))
-    });
-    if reads_first {
-        st.deferred.push(conn_id);
+    if let Some(c) = st.conns.get(&conn_id) {
+        st.flushes.after_answer(conn_id, &c.pending);
     }
 }
 
 /// Moves this core to `version` and answers the reads that waited for it.
 fn flush(st: &mut FrontState, shared: &Shared, version: &DataTree) {
     st.tree = version.clone();
-    let mut waiting = std::mem::take(&mut st.deferred);
-    for conn in waiting.drain(..) {
+    let waiting = st.flushes.take();
+    for &conn in &waiting {
         drain_pending(st, shared, conn);
     }
-    st.deferred = waiting; // keeps its allocation
+    st.flushes.reuse(waiting);
 }
 
 /// Sends a write's reply to its connection; true if the connection is still there.
@@ -478,20 +475,14 @@ fn reply_to_write(
     body: &Response,
 ) -> bool {
     debug_assert!(
-        !st.deferred.contains(&origin.conn),
+        !st.flushes.is_waiting(origin.conn),
         "a reply would overtake reads waiting on connection {:#x}",
         origin.conn
     );
     let Some(conn) = st.conns.get_mut(&origin.conn) else {
         return false;
     };
-    let started = match conn.pending.pop_front() {
-        Some(Pending::Write { xid, started }) => {
-            assert_eq!(xid, origin.xid, "replies come in request order");
-            started
-        }
-        _ => panic!("reply for xid {} with no write pending", origin.xid),
-    };
+    let started = conn.pending.write_answered(origin.xid);
     shared.stats.outstanding.fetch_sub(1, Relaxed);
     let mut frame = Vec::with_capacity(64);
     encode_reply(
@@ -517,29 +508,27 @@ fn drain_pending(st: &mut FrontState, shared: &Shared, conn_id: ConnId) {
         let Some(conn) = st.conns.get_mut(&conn_id) else {
             return;
         };
-        match conn.pending.front() {
-            Some(Pending::Read { .. }) | Some(Pending::Canned { .. }) => {}
-            _ => return,
-        }
+        let Some(queued) = conn.pending.pop_ready() else {
+            return;
+        };
         shared.stats.outstanding.fetch_sub(1, Relaxed);
-        match conn.pending.pop_front() {
-            Some(Pending::Read {
+        match queued {
+            Queued::Read {
                 xid,
                 opcode,
                 req,
                 started,
-            }) => answer_read(st, shared, conn_id, xid, opcode, &req, started),
-            Some(Pending::Canned {
+            } => answer_read(st, shared, conn_id, xid, opcode, &req, started),
+            Queued::Canned {
                 xid,
                 opcode,
                 frame,
                 started,
-            }) => {
+            } => {
                 let zxid = st.tree.last_zxid();
                 conn.send(frame);
                 conn.record(opcode, xid, zxid, started, shared);
             }
-            _ => unreachable!("checked above"),
         }
     }
 }
@@ -939,7 +928,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
                 established_ms: wall_ms(),
                 auth: vec![Id::new("ip", &peer.ip().to_string())],
                 outbox: outbox.clone(),
-                pending: VecDeque::new(),
+                pending: order::Queue::default(),
                 stats: ConnStats::default(),
             },
         );
@@ -1148,11 +1137,7 @@ async fn on_request(
 /// Queues a write or sync; returns whether reads are waiting behind an earlier one (the pipeline
 /// then keeps the tree version those reads need).
 fn push_write(conn: &mut Conn, shared: &Shared, xid: i32, started: Instant) -> bool {
-    let reads_waiting = conn
-        .pending
-        .iter()
-        .any(|p| !matches!(p, Pending::Write { .. }));
-    conn.pending.push_back(Pending::Write { xid, started });
+    let reads_waiting = conn.pending.push_write(xid, started);
     shared.stats.outstanding.fetch_add(1, Relaxed);
     reads_waiting
 }
@@ -1189,27 +1174,27 @@ fn queue_or_answer(
     let Some(conn) = st.conns.get_mut(&conn_id) else {
         return;
     };
-    if !conn.pending.is_empty() {
-        conn.pending.push_back(match req {
-            Ok(req) => Pending::Read {
-                xid,
-                opcode,
-                req,
-                started,
-            },
-            Err(frame) => Pending::Canned {
-                xid,
-                opcode,
-                frame,
-                started,
-            },
-        });
+    let queued = match req {
+        Ok(req) => Queued::Read {
+            xid,
+            opcode,
+            req,
+            started,
+        },
+        Err(frame) => Queued::Canned {
+            xid,
+            opcode,
+            frame,
+            started,
+        },
+    };
+    let Some(now) = conn.pending.push_read(queued) else {
         shared.stats.outstanding.fetch_add(1, Relaxed);
         return;
-    }
-    match req {
-        Ok(req) => answer_read(st, shared, conn_id, xid, opcode, &req, started),
-        Err(frame) => {
+    };
+    match now {
+        Queued::Read { req, .. } => answer_read(st, shared, conn_id, xid, opcode, &req, started),
+        Queued::Canned { frame, .. } => {
             conn.send(frame);
             conn.record(opcode, xid, st.tree.last_zxid(), started, shared);
         }

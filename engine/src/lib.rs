@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod node;
+pub mod order;
 pub mod pipeline;
 pub mod prep;
 pub mod proto;
