@@ -46,7 +46,14 @@ pub struct Ensemble {
     /// `ringkeeper.electionFinalizeWaitMs`: how long an election waits for a
     /// better vote once a quorum agrees. ZooKeeper's `finalizeWait` is a fixed 200 ms.
     pub finalize_wait_ms: i64,
+    /// `ringkeeper.learnerQueueBytes`: about how many bytes of txns the leader queues for one
+    /// learner (and a learner for its leader) before it cuts that connection off; the learner
+    /// then syncs again. ZooKeeper's queue has no bound.
+    pub learner_queue_bytes: u64,
 }
+
+/// The learner queue's bound unless `ringkeeper.learnerQueueBytes` says otherwise.
+pub const LEARNER_QUEUE_BYTES_DEFAULT: u64 = 256 << 20;
 
 /// The election's settling wait unless `ringkeeper.electionFinalizeWaitMs` says otherwise. Safety does not
 /// rest on it (any quorum that agrees elects a member holding every committed txn); it only
@@ -70,6 +77,7 @@ pub struct EnsembleKeys {
     pub init_limit: Option<i64>,
     pub sync_limit: Option<i64>,
     pub finalize_wait_ms: Option<i64>,
+    pub learner_queue_bytes: Option<u64>,
     pub standalone_enabled: bool,
     /// `peerType=observer`.
     pub peer_type_observer: Option<bool>,
@@ -94,6 +102,13 @@ impl EnsembleKeys {
                     return Err(err(key, "must be 0 to 60000 (milliseconds)"));
                 }
                 self.finalize_wait_ms = Some(v);
+            }
+            "ringkeeper.learnerQueueBytes" => {
+                let v: u64 = num(key, value)?;
+                if !((1 << 16)..=(1 << 40)).contains(&v) {
+                    return Err(err(key, "must be 65536 to 1099511627776 (bytes)"));
+                }
+                self.learner_queue_bytes = Some(v);
             }
             "standaloneEnabled" => self.standalone_enabled = super::boolean(key, value)?,
             "peerType" => self.peer_type_observer = Some(learner_type(key, value)?),
@@ -259,6 +274,9 @@ impl EnsembleKeys {
             init_limit,
             sync_limit,
             finalize_wait_ms: self.finalize_wait_ms.unwrap_or(FINALIZE_WAIT_MS_DEFAULT),
+            learner_queue_bytes: self
+                .learner_queue_bytes
+                .unwrap_or(LEARNER_QUEUE_BYTES_DEFAULT),
         })
     }
 }
@@ -423,6 +441,15 @@ mod tests {
         let client = "0.0.0.0:2182".parse().unwrap();
         let e = slow.unwrap().resolve(Some(2), "m", client, true).unwrap();
         assert_eq!(e.finalize_wait_ms, 200);
+        assert_eq!(e.learner_queue_bytes, LEARNER_QUEUE_BYTES_DEFAULT);
+        let small = keys(&[three(), vec![("ringkeeper.learnerQueueBytes", "1048576")]].concat());
+        let e = small.unwrap().resolve(Some(2), "m", client, true).unwrap();
+        assert_eq!(e.learner_queue_bytes, 1 << 20);
+        for bad in ["1000", "-1", "x", "2000000000000"] {
+            let k = keys(&[three(), vec![("ringkeeper.learnerQueueBytes", bad)]].concat());
+            let e = k.expect_err(bad).to_string();
+            assert!(e.contains("ringkeeper.learnerQueueBytes"), "{e}");
+        }
     }
 
     #[test]

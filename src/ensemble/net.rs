@@ -24,8 +24,10 @@
 //!
 //! Limits: a notification is at most 512 KiB (ZooKeeper's `PACKETMAXSIZE`), a quorum packet
 //! `quorum_packet_bytes_max`; a peer sending more loses the connection. Each quorum
-//! connection's output queue holds `QUORUM_QUEUE_MAX` messages; a learner that falls that far
-//! behind is disconnected (it syncs again when it reconnects).
+//! connection's output queue holds at most `QUORUM_QUEUE_MAX` messages and
+//! `ringkeeper.learnerQueueBytes` bytes of txns (256 MiB unless set; ZooKeeper's queue per
+//! learner has no bound); a learner that falls that far behind is disconnected (it syncs again
+//! when it reconnects).
 
 use crate::config::ensemble::{Ensemble, ServerLine};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -45,7 +47,9 @@ use std::time::Duration;
 const NOTIFICATION_BYTES_MAX: usize = 512 * 1024;
 /// Votes queued for a server with no link.
 const VOTE_QUEUE_MAX: usize = 8;
-/// Messages queued on one quorum connection.
+/// Messages queued on one quorum connection, and about how many bytes they may take
+/// ([`queued_cost`]): a learner behind by more is cut off rather than grow the leader's memory.
+/// (`ringkeeper.learnerQueueBytes`).
 const QUORUM_QUEUE_MAX: usize = 65_536;
 /// How often a server re-dials a smaller-id server it has no link with.
 const REDIAL_MS: u64 = 200;
@@ -219,6 +223,18 @@ type VoteQueue = (flume::Sender<Vec<u8>>, flume::Receiver<Vec<u8>>);
 struct QuorumConn {
     to: i64,
     tx: flume::Sender<Msg>,
+    /// The [`queued_cost`] of what is in `tx`, shared with the connection's writer.
+    queued: Rc<std::cell::Cell<u64>>,
+}
+
+/// What a queued message holds, about: a txn's size for PROPOSAL and INFORM (what a lagging
+/// learner's queue fills with), a small constant for the rest (forwarded requests are bounded
+/// by the clients' outstanding limit, a SNAP's image is a shared tree version).
+fn queued_cost(msg: &Msg) -> u64 {
+    match msg {
+        Msg::Proposal(t) | Msg::Inform(t) => ringkeeper_engine::zab::peer::txn_cost(t),
+        _ => 64,
+    }
 }
 
 struct State {
@@ -233,6 +249,7 @@ struct State {
     conns: HashMap<u64, QuorumConn>,
     next_accepted: u64,
     quorum_packet_bytes_max: usize,
+    queue_bytes_max: u64,
 }
 
 /// The member core's handle on its sockets.
@@ -297,6 +314,7 @@ impl Net {
                 conns: HashMap::new(),
                 next_accepted: 0,
                 quorum_packet_bytes_max,
+                queue_bytes_max: ensemble.learner_queue_bytes,
             })),
         };
         glommio::spawn_local(net.clone().accept_election(election)).detach();
@@ -472,8 +490,17 @@ impl Net {
     pub fn send(&self, to: i64, conn: u64, msg: Msg) {
         let mut st = self.st.borrow_mut();
         if let Some(c) = st.conns.get(&conn) {
-            if c.tx.try_send(msg).is_err() {
-                tracing::warn!(server = to, "quorum connection's queue is full; closing it");
+            let cost = queued_cost(&msg);
+            let room = c.queued.get() + cost <= st.queue_bytes_max;
+            if room && c.tx.try_send(msg).is_ok() {
+                c.queued.set(c.queued.get() + cost);
+            } else {
+                tracing::warn!(
+                    server = to,
+                    messages = c.tx.len(),
+                    bytes = c.queued.get(),
+                    "quorum connection's queue is full; closing it"
+                );
                 st.conns.remove(&conn);
                 // Its task ends without a word (the connection is no longer listed): say it.
                 drop(st);
@@ -486,10 +513,12 @@ impl Net {
             return; // a connection that is gone; only a learner's opening opens one
         }
         let (tx, rx) = flume::bounded(QUORUM_QUEUE_MAX);
+        let queued = Rc::new(std::cell::Cell::new(queued_cost(&msg)));
         let _ = tx.try_send(msg);
-        st.conns.insert(conn, QuorumConn { to, tx });
+        let q = queued.clone();
+        st.conns.insert(conn, QuorumConn { to, tx, queued });
         drop(st);
-        glommio::spawn_local(self.clone().dial_quorum(to, conn, rx)).detach();
+        glommio::spawn_local(self.clone().dial_quorum(to, conn, rx, q)).detach();
     }
 
     /// Closes quorum connection `conn` (its queue drains first).
@@ -504,7 +533,13 @@ impl Net {
         }
     }
 
-    async fn dial_quorum(self, to: i64, conn: u64, rx: flume::Receiver<Msg>) {
+    async fn dial_quorum(
+        self,
+        to: i64,
+        conn: u64,
+        rx: flume::Receiver<Msg>,
+        queued: Rc<std::cell::Cell<u64>>,
+    ) {
         let addr = {
             let st = self.st.borrow();
             let s = &st.servers[&to];
@@ -517,7 +552,7 @@ impl Net {
             return;
         };
         let _ = stream.set_nodelay(true);
-        self.serve_quorum(Some(to), conn, stream, rx).await;
+        self.serve_quorum(Some(to), conn, stream, rx, queued).await;
     }
 
     async fn accept_quorum(self, listener: TcpListener) {
@@ -534,12 +569,18 @@ impl Net {
                 ACCEPTED_CONN | st.next_accepted
             };
             let (tx, rx) = flume::bounded(QUORUM_QUEUE_MAX);
+            let queued = Rc::new(std::cell::Cell::new(0));
             // Whom it is from is known at its first packet.
-            self.st
-                .borrow_mut()
-                .conns
-                .insert(conn, QuorumConn { to: -1, tx });
-            glommio::spawn_local(self.clone().serve_quorum(None, conn, stream, rx)).detach();
+            self.st.borrow_mut().conns.insert(
+                conn,
+                QuorumConn {
+                    to: -1,
+                    tx,
+                    queued: queued.clone(),
+                },
+            );
+            glommio::spawn_local(self.clone().serve_quorum(None, conn, stream, rx, queued))
+                .detach();
         }
     }
 
@@ -550,6 +591,7 @@ impl Net {
         conn: u64,
         stream: TcpStream,
         rx: flume::Receiver<Msg>,
+        queued: Rc<std::cell::Cell<u64>>,
     ) {
         let from = Rc::new(std::cell::Cell::new(peer));
         let (mut rd, mut wr) = futures_lite::io::split(stream);
@@ -569,6 +611,7 @@ impl Net {
                         None
                     }
                 }) {
+                    queued.set(queued.get().saturating_sub(queued_cost(&m)));
                     if encode_into(&m, &sender, &mut out).is_err() {
                         return;
                     }

@@ -5,6 +5,7 @@ DIFF, SNAP and TRUNC, an observer, and zkCli.sh against the whole connect string
 
 import contextlib
 import os
+import signal
 import re
 import subprocess
 import threading
@@ -541,6 +542,34 @@ def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ens
         with synced_on(ens, lagging, "/small") as z:
             data, stat = z.get("/small")
             assert stat.version == 1500 and data == b"%010d" % 1499
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_a_learner_that_stops_reading_is_cut_off_at_its_queue_bound_and_catches_up(ensemble_factory):
+    """The leader queues at most ringkeeper.learnerQueueBytes of txns for a learner that does not
+    read (ZooKeeper's queue has no bound: a stuck follower grows the leader's heap); past it the
+    connection is closed, the others keep committing, and the learner syncs again once it runs."""
+    ens = ensemble_factory(voters=3, extra_cfg="syncLimit=100\nringkeeper.learnerQueueBytes=1048576")
+    leader = ens.leader()
+    stuck = next(i for i in ens.ids if i != leader)
+    zk = client(ens.hosts([i for i in ens.ids if i != stuck]))
+    value = b"v" * 400_000
+    os.kill(ens.procs[stuck].pid, signal.SIGSTOP)
+    try:
+        # About 24 MB: more than the kernel's socket buffers hold, then the queue's 1 MiB.
+        for n in range(60):
+            zk.create(f"/big{n}", value)
+        assert wait_until(lambda: "quorum connection's queue is full; closing it" in ens.read_log(leader),
+                          timeout=10), ens.read_log(leader)[-3000:]
+    finally:
+        os.kill(ens.procs[stuck].pid, signal.SIGCONT)
+    try:
+        with synced_on(ens, stuck, "/") as z:
+            for n in range(60):
+                data, _ = z.get(f"/big{n}")
+                assert data == value, n
     finally:
         zk.stop()
         zk.close()
