@@ -312,9 +312,14 @@ async fn apply_batches(
                     if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id && moved) {
                         // The session moved to another server (an ensemble's leader said so):
                         // ZooKeeper closes this connection without an answer (ZOOKEEPER-710), so
-                        // the client reconnects and learns where its session is.
+                        // the client reconnects and learns where its session is. The write leaves
+                        // the queue all the same: replies to what the connection sent after it
+                        // (a sync, say) still come, and find their own write at the head.
                         if let Some(conn) = st.conns.get_mut(&origin.conn) {
+                            conn.pending.write_answered(origin.xid);
+                            shared.stats.outstanding.fetch_sub(1, Relaxed);
                             conn.close();
+                            defer_reads(st, origin.conn);
                         }
                     } else if let Some(origin) = c.origin.filter(|o| front_of(o.conn) == st.id) {
                         let (err, body) = write_reply(origin.opcode, &c.outcome);

@@ -6,6 +6,7 @@ DIFF, SNAP and TRUNC, an observer, and zkCli.sh against the whole connect string
 import contextlib
 import os
 import signal
+import struct
 import re
 import subprocess
 import threading
@@ -428,6 +429,41 @@ def test_a_session_resumed_on_another_member_moves_and_its_old_connection_gets_c
         assert err == 0
         _, (err, _, r) = new.call(jute.GET_DATA, bytes(jute.W().str("/sm").bool(False).b))
         assert err == 0 and r.buf() == b"new", "the old connection's write did nothing"
+    finally:
+        old.close()
+        new.close()
+
+
+@pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
+@pytest.mark.parametrize("old_on", ["follower", "leader"])
+def test_requests_pipelined_behind_a_moved_write_close_only_that_connection(ensemble_factory, kind, old_on):
+    """A write and a sync sent back to back on a moved session's old connection: the write is
+    refused (SESSIONMOVED closes the connection unanswered) and the sync, answered after it, must
+    not find the refused write still queued; every member keeps running and serving."""
+    import jute
+
+    ens = ensemble_factory(voters=3, kind=kind)
+    leader = ens.leader()
+    followers = [i for i in ens.ids if i != leader]
+    old_member = followers[0] if old_on == "follower" else leader
+    new_member = followers[1]
+    open_acl = [(31, "world", "anyone")]
+    old = jute.Conn(ens.port(old_member), timeout_ms=6000)
+    _, (err, _, _) = old.call(jute.CREATE, bytes(jute.W().str("/pm").buf(b"0").acls(open_acl).int(0).b))
+    assert err == 0
+    new = jute.Conn(ens.port(new_member), timeout_ms=6000, session_id=old.session_id, passwd=old.passwd)
+    try:
+        assert new.session_id == old.session_id and new.timeout > 0
+        old._send(struct.pack(">ii", 100, jute.SET_DATA) + bytes(jute.W().str("/pm").buf(b"old").int(-1).b))
+        old._send(struct.pack(">ii", 101, jute.SYNC) + bytes(jute.W().str("/pm").b))
+        with pytest.raises((ConnectionError, OSError)):
+            while True:
+                old._recv()  # nothing is answered before the close
+        time.sleep(0.5)
+        for i in ens.ids:
+            assert ens.procs[i].poll() is None, f"member {i} exited: {ens.read_log(i)[-3000:]}"
+        _, (err, _, r) = new.call(jute.GET_DATA, bytes(jute.W().str("/pm").bool(False).b))
+        assert err == 0 and r.buf() == b"0", "the moved write did nothing"
     finally:
         old.close()
         new.close()
