@@ -31,8 +31,11 @@ pub const HEADER_BYTES: usize = 64;
 /// Frames start at multiples of this, so archives are aligned for zero-copy access.
 pub const FRAME_ALIGN: usize = 16;
 pub const FRAME_HEADER_BYTES: usize = 16;
-/// Most nodes in one node frame.
+/// Most nodes in one node frame, and about the most bytes of paths and data (a chunk closes
+/// once it passes this, so a tree of large nodes makes frames far below what a reader or SNAP
+/// accepts).
 pub const CHUNK_NODES_MAX: usize = 8192;
+pub const CHUNK_BYTES_MAX: usize = 64 << 20;
 /// Largest frame payload a reader accepts (a chunk of 8192 nodes of 1 MiB each stays under it).
 pub const FRAME_BYTES_MAX: u64 = 16 << 30;
 
@@ -314,7 +317,8 @@ impl<'t> Encoder<'t> {
     /// The next node frame, or None once every node is out.
     pub fn next_chunk(&mut self) -> Option<Vec<u8>> {
         let mut nodes = Vec::new();
-        while nodes.len() < CHUNK_NODES_MAX {
+        let mut bytes = 0usize;
+        while nodes.len() < CHUNK_NODES_MAX && bytes < CHUNK_BYTES_MAX {
             let Some(p) = self.stack.pop() else { break };
             let node = self
                 .tree
@@ -323,6 +327,7 @@ impl<'t> Encoder<'t> {
             for child in node.children.iter().rev() {
                 self.stack.push(path::join(&p, child));
             }
+            bytes += p.len() + node.data.as_ref().map_or(0, |d| d.len());
             nodes.push(SnapNode {
                 name: if p == ROOT {
                     String::new()

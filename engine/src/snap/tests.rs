@@ -219,6 +219,22 @@ fn a_tree_bigger_than_one_chunk_round_trips_and_acls_are_shared() {
 }
 
 #[test]
+fn large_nodes_close_a_chunk_by_bytes_long_before_its_node_count() {
+    let open = Arc::new(Acl::open_unsafe());
+    let mut b = Builder::new();
+    // 200 nodes of 1 MiB: 200 MiB, which one 8192-node chunk would hold whole.
+    let big = vec![7u8; 1 << 20];
+    for i in 0..200 {
+        b.create(&format!("/big{i}"), &big, &open, 0);
+    }
+    let bytes = Bytes::from(encode_to_vec(&b.tree, &[]));
+    let header = Header::decode(&bytes).unwrap();
+    assert!(header.chunk_count >= 3, "{header:?}");
+    let loaded = load(&bytes).unwrap();
+    assert_same(&b.tree, &loaded.tree);
+}
+
+#[test]
 fn the_empty_tree_round_trips() {
     let tree = DataTree::new();
     let loaded = load(&Bytes::from(encode_to_vec(&tree, &[]))).unwrap();
