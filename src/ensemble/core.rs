@@ -31,9 +31,20 @@ use std::time::Duration;
 
 /// Txns a member keeps for DIFF, at most, and their bytes at most (ZooKeeper reads a learner's
 /// DIFF back from its log where its 500 in memory do not reach; a window this size covers what
-/// its default snapCount of 100,000 keeps in the log after the last snapshot).
+/// its default snapCount of 100,000 keeps in the log after the last snapshot). Both shrink to
+/// fit a quarter of `ringkeeper.learnerQueueBytes`, so a whole DIFF (each txn a PROPOSAL and a
+/// COMMIT) always fits a learner's queue with room for the writes that follow it.
 const DIFF_WINDOW_TXNS: usize = 100_000;
 const DIFF_WINDOW_BYTES: u64 = 32 << 20;
+
+/// The DIFF window for a learner queue of `queue_bytes`: (txns, bytes of txns).
+fn diff_window(queue_bytes: u64) -> (usize, u64) {
+    let share = queue_bytes / 4;
+    let per_txn = 2 * std::mem::size_of::<ringkeeper_engine::zab::peer::Msg>() as u64;
+    let bytes = DIFF_WINDOW_BYTES.min(share / 2);
+    let txns = (DIFF_WINDOW_TXNS as u64).min(share / 2 / per_txn).max(1) as usize;
+    (txns, bytes)
+}
 /// ZooKeeper's `commitLogCount`: a DIFF this short is sent whatever its size.
 const DIFF_ALWAYS_TXNS: usize = 500;
 /// ZooKeeper's `maxNotificationInterval`.
@@ -605,6 +616,7 @@ pub async fn run(
             voters.push(s.id);
         }
     }
+    let (window_txns, window_bytes) = diff_window(ensemble.learner_queue_bytes);
     let peer_cfg = PeerConfig {
         my_id: ensemble.my_id,
         voters,
@@ -612,8 +624,8 @@ pub async fn run(
         tick_ms: cfg.tick_ms,
         init_limit: ensemble.init_limit,
         sync_limit: ensemble.sync_limit,
-        diff_window: DIFF_WINDOW_TXNS,
-        diff_window_bytes: DIFF_WINDOW_BYTES,
+        diff_window: window_txns,
+        diff_window_bytes: window_bytes,
         diff_always: DIFF_ALWAYS_TXNS,
         finalize_wait_ms: ensemble.finalize_wait_ms,
         max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
@@ -749,6 +761,48 @@ pub async fn run(
         st.pending_syncs.store(ls.pending_syncs, Relaxed);
         if cfg!(debug_assertions) {
             core.member.check_invariants();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringkeeper_engine::zab::peer::{txn_cost, Msg};
+    use ringkeeper_engine::{proto::ErrorCode, txn::TxnOp};
+
+    /// What a whole DIFF of `txns` txns costs a learner's queue besides the txns' own bytes
+    /// (each is a PROPOSAL and a COMMIT).
+    fn diff_slots(txns: usize) -> u64 {
+        let t = Txn {
+            zxid: 1,
+            time_ms: 0,
+            session_id: 0,
+            cxid: 0,
+            op: TxnOp::Error(ErrorCode::Ok),
+        };
+        let slot = crate::ensemble::net::queued_cost(&Msg::Commit { zxid: 1 });
+        assert_eq!(
+            crate::ensemble::net::queued_cost(&Msg::Proposal(t.clone())),
+            slot + txn_cost(&t)
+        );
+        txns as u64 * 2 * slot
+    }
+
+    #[test]
+    fn a_whole_diff_window_fits_a_quarter_of_the_learner_queue() {
+        let default = crate::config::ensemble::LEARNER_QUEUE_BYTES_DEFAULT;
+        let (txns, bytes) = diff_window(default);
+        assert_eq!(bytes, DIFF_WINDOW_BYTES);
+        assert!(txns > 50_000 && txns <= DIFF_WINDOW_TXNS, "{txns}");
+        for queue in [1 << 16, 1 << 20, 64 << 20, default, 1 << 40] {
+            let (txns, bytes) = diff_window(queue);
+            // The window holds at most `txns` txns and `bytes` of them.
+            let worst = diff_slots(txns) + bytes;
+            assert!(
+                worst <= queue / 4,
+                "queue {queue}: {txns} txns, {bytes} B: {worst}"
+            );
         }
     }
 }

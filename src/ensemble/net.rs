@@ -24,10 +24,10 @@
 //!
 //! Limits: a notification is at most 512 KiB (ZooKeeper's `PACKETMAXSIZE`), a quorum packet
 //! `quorum_packet_bytes_max`; a peer sending more loses the connection. Each quorum
-//! connection's output queue holds at most `QUORUM_QUEUE_MAX` messages and
-//! `ringkeeper.learnerQueueBytes` bytes of txns (256 MiB unless set; ZooKeeper's queue per
-//! learner has no bound); a learner that falls that far behind is disconnected (it syncs again
-//! when it reconnects).
+//! connection's output queue holds at most `ringkeeper.learnerQueueBytes` (256 MiB unless set;
+//! ZooKeeper's queue per learner has no bound), counted by [`queued_cost`]; a learner that
+//! falls that far behind is disconnected (it syncs again when it reconnects). The DIFF window
+//! is sized to fit well within it (`core.rs`).
 
 use crate::config::ensemble::{Ensemble, ServerLine};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -47,10 +47,6 @@ use std::time::Duration;
 const NOTIFICATION_BYTES_MAX: usize = 512 * 1024;
 /// Votes queued for a server with no link.
 const VOTE_QUEUE_MAX: usize = 8;
-/// Messages queued on one quorum connection, and about how many bytes they may take
-/// ([`queued_cost`]): a learner behind by more is cut off rather than grow the leader's memory.
-/// (`ringkeeper.learnerQueueBytes`).
-const QUORUM_QUEUE_MAX: usize = 65_536;
 /// How often a server re-dials a smaller-id server it has no link with.
 const REDIAL_MS: u64 = 200;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -227,13 +223,14 @@ struct QuorumConn {
     queued: Rc<std::cell::Cell<u64>>,
 }
 
-/// What a queued message holds, about: a txn's size for PROPOSAL and INFORM (what a lagging
-/// learner's queue fills with), a small constant for the rest (forwarded requests are bounded
-/// by the clients' outstanding limit, a SNAP's image is a shared tree version).
-fn queued_cost(msg: &Msg) -> u64 {
+/// What a queued message holds, about: its slot in the queue, plus a txn's size for PROPOSAL
+/// and INFORM (what a lagging learner's queue fills with). Forwarded requests are bounded by the
+/// clients' outstanding limit, and a SNAP's image is a shared tree version.
+pub fn queued_cost(msg: &Msg) -> u64 {
+    let slot = std::mem::size_of::<Msg>() as u64;
     match msg {
-        Msg::Proposal(t) | Msg::Inform(t) => ringkeeper_engine::zab::peer::txn_cost(t),
-        _ => 64,
+        Msg::Proposal(t) | Msg::Inform(t) => slot + ringkeeper_engine::zab::peer::txn_cost(t),
+        _ => slot,
     }
 }
 
@@ -492,7 +489,7 @@ impl Net {
         if let Some(c) = st.conns.get(&conn) {
             let cost = queued_cost(&msg);
             let room = c.queued.get() + cost <= st.queue_bytes_max;
-            if room && c.tx.try_send(msg).is_ok() {
+            if room && c.tx.send(msg).is_ok() {
                 c.queued.set(c.queued.get() + cost);
             } else {
                 tracing::warn!(
@@ -512,7 +509,7 @@ impl Net {
         if conn >= ACCEPTED_CONN || !matches!(msg, Msg::LearnerInfo { .. }) {
             return; // a connection that is gone; only a learner's opening opens one
         }
-        let (tx, rx) = flume::bounded(QUORUM_QUEUE_MAX);
+        let (tx, rx) = flume::unbounded();
         let queued = Rc::new(std::cell::Cell::new(queued_cost(&msg)));
         let _ = tx.try_send(msg);
         let q = queued.clone();
@@ -568,7 +565,7 @@ impl Net {
                 st.next_accepted += 1;
                 ACCEPTED_CONN | st.next_accepted
             };
-            let (tx, rx) = flume::bounded(QUORUM_QUEUE_MAX);
+            let (tx, rx) = flume::unbounded();
             let queued = Rc::new(std::cell::Cell::new(0));
             // Whom it is from is known at its first packet.
             self.st.borrow_mut().conns.insert(

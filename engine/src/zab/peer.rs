@@ -946,13 +946,18 @@ impl Peer {
         let State::Leading(l) = &mut self.state else {
             unreachable!()
         };
-        if l.phase != LeaderPhase::Discovery && accepted_epoch > l.epoch {
+        if l.phase != LeaderPhase::Discovery
+            && accepted_epoch > l.epoch
+            && !observer
+            && self.cfg.is_voter(from)
+        {
             // A learner refuses a LEADERINFO below its accepted epoch (as ZooKeeper's does), and
             // a leader past discovery cannot raise its epoch: this learner, whose accepted epoch
             // a discovery that never finished raised, could not join while this leader lasts
             // (ZooKeeper leaves it out). So the leader steps down; the next discovery counts
             // the learner's epoch if it connects in time, and takes a higher epoch than this
-            // one in any case, so this happens at most a few times per such learner.
+            // one in any case, so this happens at most a few times per such learner. Only a
+            // voter can do this (an observer's epoch counts in no discovery; it waits).
             out.push(Output::Close { to: from, conn });
             self.look(now, out);
             return;
@@ -1142,6 +1147,12 @@ impl Peer {
             if !op_sent {
                 packets.clear();
             }
+        }
+        if peer_last == 0 && committed > 0 {
+            // A learner with nothing, or one that gave up its log (`force_snap`), gets SNAP, as
+            // from ZooKeeper: a DIFF from 0 would have it discard its disk before the data came,
+            // and a leader dying meanwhile would leave it with a prefix under a newer epoch.
+            packets.clear();
         }
         let send = |out: &mut Vec<Output>, msg| out.push(Output::Send { to: id, conn, msg });
         let (txns, bytes) = packets.iter().fold((0u64, 0u64), |(n, b), m| match m {

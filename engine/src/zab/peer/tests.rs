@@ -505,6 +505,22 @@ fn long_sync(peer_last: i64, tree_bytes: u64) -> Vec<&'static str> {
 }
 
 #[test]
+fn a_learner_with_nothing_gets_snap_not_a_diff_from_zero() {
+    // The history reaches back to 0, so a DIFF could be built; ZooKeeper sends SNAP, and so
+    // must this leader: a learner that gave up its log (`force_snap`) reports 0 too, and a DIFF
+    // from 0 would have it discard its disk before the data arrived.
+    let out = sync_of(&[z(1, 1), z(1, 2)], 0);
+    assert_eq!(
+        out.first().map(String::as_str),
+        Some("SNAP 0x100000002"),
+        "{out:?}"
+    );
+    // With nothing committed there is nothing to send.
+    let out = sync_of(&[], 0);
+    assert_eq!(out.first().map(String::as_str), Some("DIFF 0x0"), "{out:?}");
+}
+
+#[test]
 fn a_long_diff_is_sent_only_while_its_txns_are_under_a_third_of_the_tree() {
     // 50 txns of 36 bytes: 1,800 bytes.
     let cost = txn_cost(&txn(z(1, 1)));
