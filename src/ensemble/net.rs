@@ -221,7 +221,13 @@ struct QuorumConn {
     tx: flume::Sender<Msg>,
     /// The [`queued_cost`] of what is in `tx`, shared with the connection's writer.
     queued: Rc<std::cell::Cell<u64>>,
+    /// Dropped with this entry (never sent on): tells the connection's task it was closed, so
+    /// it ends after [`CLOSE_GRACE`] even if the peer stopped reading.
+    _closed: flume::Sender<()>,
 }
+
+/// How long a closed quorum connection may take to write out what was queued before it.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What a queued message holds, about: its slot in the queue, plus a txn's size for PROPOSAL
 /// and INFORM (what a lagging learner's queue fills with). Forwarded requests are bounded by the
@@ -232,6 +238,13 @@ pub fn queued_cost(msg: &Msg) -> u64 {
         Msg::Proposal(t) | Msg::Inform(t) => slot + ringkeeper_engine::zab::peer::txn_cost(t),
         _ => slot,
     }
+}
+
+/// The connection task's side of a [`QuorumConn`].
+struct Link {
+    rx: flume::Receiver<Msg>,
+    queued: Rc<std::cell::Cell<u64>>,
+    on_close: flume::Receiver<()>,
 }
 
 struct State {
@@ -512,10 +525,24 @@ impl Net {
         let (tx, rx) = flume::unbounded();
         let queued = Rc::new(std::cell::Cell::new(queued_cost(&msg)));
         let _ = tx.try_send(msg);
+        let (closed, on_close) = flume::bounded(1);
         let q = queued.clone();
-        st.conns.insert(conn, QuorumConn { to, tx, queued });
+        st.conns.insert(
+            conn,
+            QuorumConn {
+                to,
+                tx,
+                queued,
+                _closed: closed,
+            },
+        );
         drop(st);
-        glommio::spawn_local(self.clone().dial_quorum(to, conn, rx, q)).detach();
+        let link = Link {
+            rx,
+            queued: q,
+            on_close,
+        };
+        glommio::spawn_local(self.clone().dial_quorum(to, conn, link)).detach();
     }
 
     /// Closes quorum connection `conn` (its queue drains first).
@@ -530,13 +557,7 @@ impl Net {
         }
     }
 
-    async fn dial_quorum(
-        self,
-        to: i64,
-        conn: u64,
-        rx: flume::Receiver<Msg>,
-        queued: Rc<std::cell::Cell<u64>>,
-    ) {
+    async fn dial_quorum(self, to: i64, conn: u64, link: Link) {
         let addr = {
             let st = self.st.borrow();
             let s = &st.servers[&to];
@@ -549,7 +570,7 @@ impl Net {
             return;
         };
         let _ = stream.set_nodelay(true);
-        self.serve_quorum(Some(to), conn, stream, rx, queued).await;
+        self.serve_quorum(Some(to), conn, stream, link).await;
     }
 
     async fn accept_quorum(self, listener: TcpListener) {
@@ -567,6 +588,7 @@ impl Net {
             };
             let (tx, rx) = flume::unbounded();
             let queued = Rc::new(std::cell::Cell::new(0));
+            let (closed, on_close) = flume::bounded(1);
             // Whom it is from is known at its first packet.
             self.st.borrow_mut().conns.insert(
                 conn,
@@ -574,22 +596,25 @@ impl Net {
                     to: -1,
                     tx,
                     queued: queued.clone(),
+                    _closed: closed,
                 },
             );
-            glommio::spawn_local(self.clone().serve_quorum(None, conn, stream, rx, queued))
-                .detach();
+            let link = Link {
+                rx,
+                queued,
+                on_close,
+            };
+            glommio::spawn_local(self.clone().serve_quorum(None, conn, stream, link)).detach();
         }
     }
 
     /// Carries one quorum connection until either side ends it.
-    async fn serve_quorum(
-        self,
-        peer: Option<i64>,
-        conn: u64,
-        stream: TcpStream,
-        rx: flume::Receiver<Msg>,
-        queued: Rc<std::cell::Cell<u64>>,
-    ) {
+    async fn serve_quorum(self, peer: Option<i64>, conn: u64, stream: TcpStream, link: Link) {
+        let Link {
+            rx,
+            queued,
+            on_close,
+        } = link;
         let from = Rc::new(std::cell::Cell::new(peer));
         let (mut rd, mut wr) = futures_lite::io::split(stream);
         let sender = self.st.borrow().sender.clone();
@@ -747,8 +772,15 @@ impl Net {
                 }
             }
         };
-        futures_lite::future::or(writer, reader).await;
-        let _ = wr.close().await;
+        let closed = async {
+            // Closed by its owner (`Net::close`, or its queue overflowed): what was queued gets
+            // a short while to go out, then the connection ends even if the peer stopped
+            // reading (a stuck writer would hold the queue, and a SNAP's tree version, forever).
+            let _ = on_close.recv_async().await;
+            glommio::timer::sleep(CLOSE_GRACE).await;
+        };
+        futures_lite::future::or(futures_lite::future::or(writer, reader), closed).await;
+        let _ = crate::conn::within(CLOSE_GRACE, wr.close()).await;
         let removed = self.st.borrow_mut().conns.remove(&conn).is_some();
         if let (true, Some(f)) = (removed, from.get()) {
             self.report(NetEvent::Closed { from: f, conn }).await;

@@ -583,6 +583,13 @@ def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ens
         zk.close()
 
 
+def quorum_links(port):
+    """Established TCP connections on the local side of quorum port `port`."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(1 for line in out.splitlines() if line.strip())
+
+
 def test_a_learner_that_stops_reading_is_cut_off_at_its_queue_bound_and_catches_up(ensemble_factory):
     """The leader queues at most ringkeeper.learnerQueueBytes of txns for a learner that does not
     read (ZooKeeper's queue has no bound: a stuck follower grows the leader's heap); past it the
@@ -599,6 +606,10 @@ def test_a_learner_that_stops_reading_is_cut_off_at_its_queue_bound_and_catches_
             zk.create(f"/big{n}", value)
         assert wait_until(lambda: "quorum connection's queue is full; closing it" in ens.read_log(leader),
                           timeout=10), ens.read_log(leader)[-3000:]
+        # And it is closed for real, though the stuck learner reads nothing: only the other
+        # follower's connection stays (a writer stuck on a full socket would hold the queue).
+        assert wait_until(lambda: quorum_links(ens.ports[leader][1]) == 1, timeout=10), \
+            quorum_links(ens.ports[leader][1])
     finally:
         os.kill(ens.procs[stuck].pid, signal.SIGCONT)
     try:
