@@ -373,7 +373,7 @@ impl Net {
             if let Some(Ok(mut stream)) = stream {
                 let _ = stream.set_nodelay(true);
                 if stream.write_all(&self.opening()).await.is_ok() {
-                    self.serve_link(to, stream).await;
+                    self.serve_link(to, stream, Vec::new()).await;
                 }
             }
             glommio::timer::sleep(Duration::from_millis(REDIAL_MS)).await;
@@ -419,15 +419,18 @@ impl Net {
             // ZooKeeper's rule: only the larger id keeps a connection (it dials us back).
             return;
         }
-        if !buf.is_empty() {
-            // Notifications sent right behind the opening.
-            self.read_votes(sid, &mut buf);
+        // Notifications sent right behind the opening: the whole ones are taken now, and what
+        // is left of a partial one starts the link's buffer (dropping it would misalign every
+        // frame after it, and the link would break).
+        if !self.read_votes(sid, &mut buf) {
+            return;
         }
-        self.serve_link(sid, stream).await;
+        self.serve_link(sid, stream, buf).await;
     }
 
     /// Carries votes both ways on a link until it breaks or a newer link to `peer` replaces it.
-    async fn serve_link(&self, peer: i64, stream: TcpStream) {
+    /// `buf` holds bytes already read from it (the start of a notification).
+    async fn serve_link(&self, peer: i64, stream: TcpStream, buf: Vec<u8>) {
         let generation = {
             let mut st = self.st.borrow_mut();
             let g = st.link_gen.entry(peer).or_insert(0);
@@ -450,7 +453,7 @@ impl Net {
             }
         };
         let reader = async {
-            let mut buf = Vec::new();
+            let mut buf = buf;
             let mut chunk = vec![0u8; 16 * 1024];
             loop {
                 match rd.read(&mut chunk).await {
