@@ -50,6 +50,9 @@ pub struct Ensemble {
     /// learner (and a learner for its leader) before it cuts that connection off; the learner
     /// then syncs again. ZooKeeper's queue has no bound.
     pub learner_queue_bytes: u64,
+    /// `quorumListenOnAllIPs`: the quorum and election ports listen on every address (the
+    /// wildcard of the server line's address family), not just the one its line names.
+    pub listen_on_all_ips: bool,
 }
 
 /// The learner queue's bound unless `ringkeeper.learnerQueueBytes` says otherwise.
@@ -78,6 +81,7 @@ pub struct EnsembleKeys {
     pub sync_limit: Option<i64>,
     pub finalize_wait_ms: Option<i64>,
     pub learner_queue_bytes: Option<u64>,
+    pub listen_on_all_ips: bool,
     pub standalone_enabled: bool,
     /// `peerType=observer`.
     pub peer_type_observer: Option<bool>,
@@ -111,6 +115,7 @@ impl EnsembleKeys {
                 self.learner_queue_bytes = Some(v);
             }
             "standaloneEnabled" => self.standalone_enabled = super::boolean(key, value)?,
+            "quorumListenOnAllIPs" => self.listen_on_all_ips = super::boolean(key, value)?,
             "peerType" => self.peer_type_observer = Some(learner_type(key, value)?),
             _ if key.starts_with("server.") => {
                 let line = server_line(key, value)?;
@@ -277,6 +282,7 @@ impl EnsembleKeys {
             learner_queue_bytes: self
                 .learner_queue_bytes
                 .unwrap_or(LEARNER_QUEUE_BYTES_DEFAULT),
+            listen_on_all_ips: self.listen_on_all_ips,
         })
     }
 }
@@ -442,6 +448,19 @@ mod tests {
         let e = slow.unwrap().resolve(Some(2), "m", client, true).unwrap();
         assert_eq!(e.finalize_wait_ms, 200);
         assert_eq!(e.learner_queue_bytes, LEARNER_QUEUE_BYTES_DEFAULT);
+        assert!(!e.listen_on_all_ips);
+        let all = keys(&[three(), vec![("quorumListenOnAllIPs", "true")]].concat());
+        assert!(
+            all.unwrap()
+                .resolve(Some(2), "m", client, true)
+                .unwrap()
+                .listen_on_all_ips
+        );
+        let bad = keys(&[three(), vec![("quorumListenOnAllIPs", "yes please")]].concat());
+        assert!(bad
+            .expect_err("not a boolean")
+            .to_string()
+            .contains("quorumListenOnAllIPs"));
         let small = keys(&[three(), vec![("ringkeeper.learnerQueueBytes", "1048576")]].concat());
         let e = small.unwrap().resolve(Some(2), "m", client, true).unwrap();
         assert_eq!(e.learner_queue_bytes, 1 << 20);

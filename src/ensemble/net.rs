@@ -278,9 +278,9 @@ fn addr_of(host: &str, port: u16) -> String {
 
 /// Binds a port as the client port is bound (SO_REUSEADDR, a few seconds of retries while a
 /// server that was just killed still holds it).
-fn listen(host: &str, port: u16, what: &str) -> std::io::Result<TcpListener> {
-    use std::net::ToSocketAddrs;
-    let addr = (host, port)
+fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<TcpListener> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    let mut addr = (host, port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
@@ -290,6 +290,13 @@ fn listen(host: &str, port: u16, what: &str) -> std::io::Result<TcpListener> {
                 addr_of(host, port)
             ))
         })?;
+    if all_ips {
+        // `quorumListenOnAllIPs`, as ZooKeeper binds it: the wildcard address.
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+    }
     crate::net::bind_client_port(addr, crate::net::BIND_RETRY_MAX)
         .map(crate::net::into_glommio)
         .map_err(|e| std::io::Error::other(format!("{what} {addr}: {e}")))
@@ -305,8 +312,9 @@ impl Net {
         quorum_packet_bytes_max: usize,
     ) -> std::io::Result<Net> {
         let me = ensemble.me().clone();
-        let election = listen(&me.host, me.election_port, "election port")?;
-        let quorum = listen(&me.host, me.quorum_port, "quorum port")?;
+        let all = ensemble.listen_on_all_ips;
+        let election = listen(&me.host, me.election_port, all, "election port")?;
+        let quorum = listen(&me.host, me.quorum_port, all, "quorum port")?;
         let mut votes = HashMap::new();
         for s in &ensemble.servers {
             if s.id != ensemble.my_id {

@@ -669,3 +669,32 @@ def test_votes_right_behind_the_election_opening_are_all_read(ensemble_factory):
         assert 2 in leaders, leaders
     finally:
         s.close()
+
+
+def listening_on(port):
+    """The local addresses TCP listeners on `port` are bound to."""
+    out = subprocess.run(["ss", "-Hltn", f"( sport = :{port} )"], capture_output=True, text=True,
+                         check=True).stdout
+    return sorted(line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("all_ips", [True, False])
+def test_quorum_listen_on_all_ips_binds_the_quorum_and_election_ports_to_every_address(
+        ensemble_factory, all_ips):
+    """ZooKeeper's quorumListenOnAllIPs (containers whose server lines name an address the host
+    does not own): the quorum and election ports listen on the wildcard address; without it, on
+    the server line's address only. The ensemble works either way."""
+    ens = ensemble_factory(voters=3, extra_cfg=f"quorumListenOnAllIPs={str(all_ips).lower()}")
+    want = ["0.0.0.0"] if all_ips else ["127.0.0.1"]
+    for i in ens.ids:
+        for port in ens.ports[i][1:]:
+            assert listening_on(port) == want, (i, port, listening_on(port))
+    zk = client(ens.hosts())
+    try:
+        zk.create("/all-ips", b"x")
+        for i in ens.ids:
+            with synced_on(ens, i, "/all-ips") as z:
+                assert z.get("/all-ips")[0] == b"x"
+    finally:
+        zk.stop()
+        zk.close()
