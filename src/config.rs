@@ -82,6 +82,9 @@ pub struct Config {
     ensemble_keys: EnsembleKeys,
     /// Whether `clientPort` was given (a `server.N` line's client part must then agree).
     client_port_given: bool,
+    /// `dynamicConfigFile`: where the `server.N` lines are (ZooKeeper 3.5's split config);
+    /// [`Config::load`] reads it.
+    dynamic_config_file: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -160,6 +163,9 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
         let mut cfg = Config::parse(&text, &path.display().to_string(), None)?;
+        if let Some(dynamic) = cfg.dynamic_config_file.clone() {
+            cfg.read_dynamic(&dynamic)?;
+        }
         let myid_path = cfg.data_dir.join("myid");
         let mut myid = None;
         if let Ok(id) = std::fs::read_to_string(&myid_path) {
@@ -226,6 +232,7 @@ impl Config {
             ensemble: None,
             ensemble_keys: EnsembleKeys::new(),
             client_port_given: false,
+            dynamic_config_file: None,
         };
         let mut data_log_dir = None;
         for (key, value) in &raw {
@@ -323,6 +330,14 @@ impl Config {
                     c.server_out_budget_bytes = positive(k, value)? as usize
                 }
                 "admin.rateLimiterIntervalInMS" => c.snap_interval_ms = num(k, value)?,
+                "dynamicConfigFile" => c.dynamic_config_file = Some(PathBuf::from(value)),
+                _ if stripped.starts_with("group.") || stripped.starts_with("weight.") => {
+                    // Ignoring them would change what a quorum is.
+                    return Err(err(
+                        k,
+                        "hierarchical quorums (group/weight) are not supported",
+                    ));
+                }
                 _ if c.ensemble_keys.take(stripped, value)? => {}
                 "admin.enableServer"
                 | "admin.serverPort"
@@ -367,6 +382,49 @@ impl Config {
         c.ensemble_keys.check(c.extended_types)?;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         Ok(c)
+    }
+
+    /// The `server.N` lines of a `dynamicConfigFile`, as ZooKeeper 3.5+ reads them: with one
+    /// set, the static file may hold none, and the dynamic file nothing else (ZooKeeper 3.8
+    /// refuses both, and a `version` inside the file too).
+    fn read_dynamic(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
+        if let Some(s) = self.ensemble_keys.servers.first() {
+            return Err(err(
+                &s.key,
+                "must be in the separate dynamic config file (dynamicConfigFile is set)",
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            err(
+                "dynamicConfigFile",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        for (key, value) in properties(&text)? {
+            if key.starts_with("server.") {
+                self.ensemble_keys.take(&key, &value)?;
+            } else if key == "version" {
+                // ZooKeeper keeps the version in the file's name, never inside.
+                return Err(err(
+                    &key,
+                    "a dynamic config file must not hold the version (ZooKeeper refuses it too)",
+                ));
+            } else if key.starts_with("group.") || key.starts_with("weight.") {
+                return Err(err(
+                    &key,
+                    "hierarchical quorums (group/weight) are not supported",
+                ));
+            } else {
+                return Err(err(
+                    &key,
+                    format!(
+                        "not a dynamic config key; {} may hold only server.N lines (ZooKeeper refuses others too)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        self.ensemble_keys.check(self.extended_types)
     }
 
     pub fn client_addr(&self) -> SocketAddr {
@@ -451,5 +509,77 @@ mod tests {
         .unwrap();
         assert!(c.extended_types);
         assert_eq!(c.jute_max_buffer, 4096);
+    }
+
+    /// Writes zoo.cfg (with `static_extra`), zoo.cfg.dynamic (`dynamic`) and myid 2 into a
+    /// fresh directory, and loads the config.
+    fn load_split(name: &str, static_extra: &str, dynamic: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("rk-cfg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), "2\n").unwrap();
+        std::fs::write(dir.join("zoo.cfg.dynamic"), dynamic).unwrap();
+        let cfg = format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={0}/data\n\
+             dynamicConfigFile={0}/zoo.cfg.dynamic\n{static_extra}",
+            dir.display()
+        );
+        std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+        let c = Config::load(&dir.join("zoo.cfg"));
+        let _ = std::fs::remove_dir_all(&dir);
+        c
+    }
+
+    const THREE: &str = "server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\n\
+                         server.3=127.0.0.1:2890:3890;2183\n";
+
+    #[test]
+    fn server_lines_come_from_the_dynamic_config_file() {
+        let c = load_split("ok", "", THREE).unwrap();
+        let e = c.ensemble.as_ref().expect("an ensemble");
+        assert_eq!((e.my_id, e.servers.len()), (2, 3));
+        assert_eq!(c.client_port, 2182, "the client port from server.2's line");
+    }
+
+    #[test]
+    fn a_split_config_is_refused_where_zookeeper_refuses_it() {
+        let key = |r: Result<Config, ConfigError>| r.expect_err("refused").key;
+        // A server line in the static file as well.
+        assert_eq!(
+            key(load_split("both", "server.1=127.0.0.1:2888:3888\n", THREE)),
+            "server.1"
+        );
+        // A version inside the dynamic file, or any key but server.N.
+        assert_eq!(
+            key(load_split(
+                "version",
+                "",
+                &format!("{THREE}version=100000000\n")
+            )),
+            "version"
+        );
+        assert_eq!(
+            key(load_split(
+                "other",
+                "",
+                &format!("{THREE}clientPort=2181\n")
+            )),
+            "clientPort"
+        );
+        // Hierarchical quorums, in either file.
+        assert_eq!(
+            key(load_split("group", "", &format!("{THREE}group.1=1:2:3\n"))),
+            "group.1"
+        );
+        assert_eq!(key(load_split("weight", "weight.1=1\n", THREE)), "weight.1");
+        // A dynamic file that is not there.
+        let missing = Config::parse(
+            "dynamicConfigFile=/nonexistent/zoo.cfg.dynamic\n",
+            "t",
+            None,
+        )
+        .unwrap()
+        .read_dynamic(std::path::Path::new("/nonexistent/zoo.cfg.dynamic"));
+        assert_eq!(missing.expect_err("no file").key, "dynamicConfigFile");
     }
 }

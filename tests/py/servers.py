@@ -149,7 +149,7 @@ class Ensemble:
     `resize_data(i, mb)` to fill one member's disk."""
 
     def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
-                 env=None):
+                 env=None, dynamic=False):
         from helpers import PausableProxy
 
         # Environment per member id (the others inherit this one's).
@@ -184,6 +184,12 @@ class Ensemble:
                     quorum = self.proxies[j].port
                 kind = ":observer" if j in self.observer_ids else ""
                 lines.append(f"server.{j}=127.0.0.1:{quorum}:{election}{kind};127.0.0.1:{client}")
+            if dynamic:
+                # ZooKeeper 3.5's split config: the server lines in a file of their own.
+                dyn = os.path.join(self.dirs[i], "zoo.cfg.dynamic")
+                with open(dyn, "w") as f:
+                    f.write("\n".join(lines) + "\n")
+                lines = [f"dynamicConfigFile={dyn}"]
             cfg = (
                 f"tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={self.dirs[i]}/data\n"
                 f"clientPort={self.ports[i][0]}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"

@@ -698,3 +698,38 @@ def test_quorum_listen_on_all_ips_binds_the_quorum_and_election_ports_to_every_a
     finally:
         zk.stop()
         zk.close()
+
+
+@pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
+def test_server_lines_in_a_dynamic_config_file(ensemble_factory, kind):
+    """ZooKeeper 3.5+'s split config, as a reconfig-era install has it: zoo.cfg names a
+    dynamicConfigFile holding the server.N lines. Checked against Java too."""
+    ens = ensemble_factory(voters=3, kind=kind, dynamic=True)
+    zk = client(ens.hosts())
+    try:
+        zk.create("/dyn", b"d")
+        for i in ens.ids:
+            with synced_on(ens, i, "/dyn") as z:
+                assert z.get("/dyn")[0] == b"d"
+    finally:
+        zk.stop()
+        zk.close()
+    assert sorted(ens.mode(i) for i in ens.ids) == ["follower", "follower", "leader"]
+
+
+def test_server_lines_in_both_files_are_refused_naming_the_key(tmp_path):
+    """With dynamicConfigFile set, a server.N line in zoo.cfg is refused, as ZooKeeper refuses it
+    ("must be in a separate dynamic config file"); here with exit code 1 and the key named."""
+    import servers
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "myid").write_text("1\n")
+    (tmp_path / "zoo.cfg.dynamic").write_text(
+        "server.1=127.0.0.1:21812:21813;21811\nserver.2=127.0.0.1:21822:21823;21821\n")
+    (tmp_path / "zoo.cfg").write_text(
+        f"tickTime=200\ndataDir={tmp_path}/data\ndynamicConfigFile={tmp_path}/zoo.cfg.dynamic\n"
+        "server.1=127.0.0.1:21812:21813\n")
+    r = subprocess.run([servers.RINGKEEPER, "serve", "--config", str(tmp_path / "zoo.cfg"), "--no-pin"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert "server.1" in r.stderr and "dynamic config file" in r.stderr, r.stderr
