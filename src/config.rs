@@ -191,6 +191,18 @@ impl Config {
                 cfg.client_port_address = c.ip();
                 cfg.client_port = c.port();
             }
+            let mut ensemble = ensemble;
+            // A learner's queue must hold the largest txn with room to spare, or every follower
+            // would be cut off by each large write.
+            let floor = 4 * cfg.jute_max_buffer as u64;
+            if ensemble.learner_queue_bytes < floor {
+                tracing::warn!(
+                    key = "ringkeeper.learnerQueueBytes",
+                    floor,
+                    "below 4 x jute.maxbuffer; using that"
+                );
+                ensemble.learner_queue_bytes = floor;
+            }
             cfg.ensemble = Some(ensemble);
         }
         Ok(cfg)
@@ -379,7 +391,10 @@ impl Config {
                 "must not be greater than ringkeeper.clientOutputMaxBytes",
             ));
         }
-        c.ensemble_keys.check(c.extended_types)?;
+        if c.dynamic_config_file.is_none() {
+            // Else the server lines are still to come: `read_dynamic` checks them.
+            c.ensemble_keys.check(c.extended_types)?;
+        }
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         Ok(c)
     }
@@ -539,6 +554,21 @@ mod tests {
         let e = c.ensemble.as_ref().expect("an ensemble");
         assert_eq!((e.my_id, e.servers.len()), (2, 3));
         assert_eq!(c.client_port, 2182, "the client port from server.2's line");
+        // ZooKeeper's reconfig layout: standaloneEnabled=false with the lines elsewhere.
+        let c = load_split("alone", "standaloneEnabled=false\n", THREE).unwrap();
+        assert_eq!(c.ensemble.expect("an ensemble").servers.len(), 3);
+    }
+
+    #[test]
+    fn a_learner_queue_holds_at_least_four_of_the_largest_txns() {
+        let small = "ringkeeper.learnerQueueBytes=65536\n";
+        let e = load_split("queue", small, THREE).unwrap().ensemble.unwrap();
+        assert_eq!(e.learner_queue_bytes, 4 * 0xfffff);
+        let e = load_split("queue2", "ringkeeper.learnerQueueBytes=8388608\n", THREE)
+            .unwrap()
+            .ensemble
+            .unwrap();
+        assert_eq!(e.learner_queue_bytes, 8 << 20);
     }
 
     #[test]

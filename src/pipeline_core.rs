@@ -371,7 +371,8 @@ fn dump_sessions(sessions: &SessionTable) -> String {
         out.push_str(&format!(
             "{} expire at {}:\n",
             ids.len(),
-            crate::clock::format_time_ms(deadline)
+            // Deadlines run on the clock that never jumps; printed as wall time.
+            crate::clock::format_time_ms(deadline + crate::clock::wall_offset_ms())
         ));
         for id in ids {
             out.push_str(&format!("\t0x{id:x}\n"));

@@ -279,8 +279,21 @@ fn addr_of(host: &str, port: u16) -> String {
 /// Binds a port as the client port is bound (SO_REUSEADDR, a few seconds of retries while a
 /// server that was just killed still holds it).
 fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<TcpListener> {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
-    let mut addr = (host, port)
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+    if all_ips {
+        // `quorumListenOnAllIPs`, as ZooKeeper binds it: the wildcard address, without asking
+        // what the server's own name resolves to (in a container it may not resolve yet).
+        let ip = if host.trim_matches(['[', ']']).parse::<Ipv6Addr>().is_ok() {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        let addr = SocketAddr::new(ip, port);
+        return crate::net::bind_client_port(addr, crate::net::BIND_RETRY_MAX)
+            .map(crate::net::into_glommio)
+            .map_err(|e| std::io::Error::other(format!("{what} {addr}: {e}")));
+    }
+    let addr = (host, port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
@@ -290,13 +303,6 @@ fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<T
                 addr_of(host, port)
             ))
         })?;
-    if all_ips {
-        // `quorumListenOnAllIPs`, as ZooKeeper binds it: the wildcard address.
-        addr.set_ip(match addr.ip() {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        });
-    }
     crate::net::bind_client_port(addr, crate::net::BIND_RETRY_MAX)
         .map(crate::net::into_glommio)
         .map_err(|e| std::io::Error::other(format!("{what} {addr}: {e}")))

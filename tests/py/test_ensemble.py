@@ -595,14 +595,16 @@ def test_a_learner_that_stops_reading_is_cut_off_at_its_queue_bound_and_catches_
     """The leader queues at most ringkeeper.learnerQueueBytes of txns for a learner that does not
     read (ZooKeeper's queue has no bound: a stuck follower grows the leader's heap); past it the
     connection is closed, the others keep committing, and the learner syncs again once it runs."""
-    ens = ensemble_factory(voters=3, extra_cfg="syncLimit=100\nringkeeper.learnerQueueBytes=1048576")
+    # The queue's floor is 4 x jute.maxbuffer: 2 MB here.
+    ens = ensemble_factory(voters=3, extra_cfg="syncLimit=100\nringkeeper.learnerQueueBytes=2000000\n"
+                                               "jute.maxbuffer=500000")
     leader = ens.leader()
     stuck = next(i for i in ens.ids if i != leader)
     zk = client(ens.hosts([i for i in ens.ids if i != stuck]))
     value = b"v" * 400_000
     os.kill(ens.procs[stuck].pid, signal.SIGSTOP)
     try:
-        # About 24 MB: more than the kernel's socket buffers hold, then the queue's 1 MiB.
+        # About 24 MB: more than the kernel's socket buffers hold, then the queue's 2 MB.
         for n in range(60):
             zk.create(f"/big{n}", value)
         assert wait_until(lambda: "quorum connection's queue is full; closing it" in ens.read_log(leader),
