@@ -224,7 +224,10 @@ def main():
     finally:
         for e in ensembles.values():
             e.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if os.environ.get("PERF_KEEP"):
+            print(f"kept the members' directories and logs in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     meta = compare.run_meta("perf/ensemble.py", zk_version)
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows, "failover_ms": failovers}, f, indent=1)
