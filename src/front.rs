@@ -87,6 +87,9 @@ struct Conn {
     /// What is in flight, in order (the engine's ordering rules, `ringkeeper_engine::order`).
     pending: order::Queue<Instant, Queued>,
     stats: ConnStats,
+    /// The leader made another server this session's owner: the next request closes this
+    /// connection unanswered.
+    moved: bool,
 }
 
 /// What an abort for the server-wide budget says.
@@ -389,6 +392,15 @@ async fn apply_batches(
                     }
                 }
                 Entry::Flush(v) => flush(st, &shared, v),
+                Entry::MovedAway { session_id } => {
+                    if let Some(conn) = st
+                        .by_session
+                        .get(session_id)
+                        .and_then(|id| st.conns.get_mut(id))
+                    {
+                        conn.moved = true;
+                    }
+                }
             }
         }
         flush(st, &shared, &batch.version);
@@ -934,6 +946,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
                 auth: vec![Id::new("ip", &peer.ip().to_string())],
                 outbox: outbox.clone(),
                 pending: order::Queue::default(),
+                moved: false,
                 stats: ConnStats::default(),
             },
         );
@@ -1047,6 +1060,12 @@ async fn on_request(
             return false;
         };
         if conn.closing() {
+            return false;
+        }
+        if conn.moved {
+            // As ZooKeeper's leader does for any request of a session another server owns.
+            tracing::info!(peer = %conn.peer, session = format_args!("{session_id:#x}"), "session moved to another server; closing its old connection");
+            conn.close();
             return false;
         }
         conn.stats.received += 1;

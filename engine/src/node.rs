@@ -62,6 +62,12 @@ pub enum Entry {
     /// A flush point (one per log write): the tree after the entries before it. Fronts move to
     /// it and answer the reads that waited behind those writes and syncs.
     Flush(DataTree),
+    /// An ensemble's leader made another server this session's owner (it was resumed there):
+    /// a connection of it on the leader is closed at its next request, read or ping included,
+    /// unanswered, as ZooKeeper's leader closes it (SESSIONMOVED).
+    MovedAway {
+        session_id: i64,
+    },
 }
 
 /// What the node is asked to do.

@@ -470,6 +470,39 @@ def test_requests_pipelined_behind_a_moved_write_close_only_that_connection(ense
         new.close()
 
 
+@pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
+@pytest.mark.parametrize("request_kind", ["read", "ping"])
+def test_a_moved_sessions_old_connection_on_the_leader_is_closed_at_its_next_request(
+        ensemble_factory, kind, request_kind):
+    """On the leader every request of a session is checked against its owner, reads and pings
+    too (followers check only writes): once the session is resumed on a follower, its old
+    connection on the leader is closed unanswered at its next request. Checked against Java."""
+    import jute
+
+    ens = ensemble_factory(voters=3, kind=kind)
+    leader = ens.leader()
+    follower = next(i for i in ens.ids if i != leader)
+    open_acl = [(31, "world", "anyone")]
+    old = jute.Conn(ens.port(leader), timeout_ms=6000)
+    _, (err, _, _) = old.call(jute.CREATE, bytes(jute.W().str("/mr").buf(b"0").acls(open_acl).int(0).b))
+    assert err == 0
+    new = jute.Conn(ens.port(follower), timeout_ms=6000, session_id=old.session_id, passwd=old.passwd)
+    try:
+        assert new.session_id == old.session_id and new.timeout > 0
+        time.sleep(0.3)  # the leader has taken the revalidation
+        with pytest.raises((ConnectionError, OSError)):
+            if request_kind == "read":
+                old.call(jute.GET_DATA, bytes(jute.W().str("/mr").bool(False).b))
+            else:
+                old._send(struct.pack(">ii", -2, 11))
+                old._recv()
+        _, (err, _, r) = new.call(jute.GET_DATA, bytes(jute.W().str("/mr").bool(False).b))
+        assert err == 0 and r.buf() == b"0", "the session lives on, on the follower"
+    finally:
+        old.close()
+        new.close()
+
+
 def test_a_full_disk_stops_the_leader_and_the_others_elect_a_new_one_losing_nothing(ensemble_factory):
     """Every dataDir a 64 MiB tmpfs; the leader's shrunk to 3 MiB (its log takes 1 MiB segments,
     zero-filled: the third cannot be). Writes of 100 KB fill it: the leader stops with exit code

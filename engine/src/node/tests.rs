@@ -95,6 +95,7 @@ fn summary(out: &[Output]) -> (Vec<Vec<i64>>, Vec<Vec<String>>) {
                         Entry::ConnectReply { conn, .. } => format!("connect {conn}"),
                         Entry::Resumed { conn, .. } => format!("resumed {conn}"),
                         Entry::Flush(v) => format!("flush {}", v.last_zxid()),
+                        Entry::MovedAway { session_id } => format!("moved {session_id}"),
                     })
                     .chain([format!("version {}", version.last_zxid())])
                     .collect(),

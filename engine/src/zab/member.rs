@@ -581,6 +581,10 @@ impl Member {
                         self.sessions.set_timeout(session_id, timeout_ms, now);
                         self.sessions.touch(session_id, now);
                         self.owners.insert(session_id, from);
+                        if from != self.my_id() {
+                            // A connection of it here answers nothing more.
+                            out.push(self.publish(vec![Entry::MovedAway { session_id }]));
+                        }
                     }
                     let msg = Msg::Revalidated { session_id, valid };
                     out.push(Output::Io(peer::Output::Send {

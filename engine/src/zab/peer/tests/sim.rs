@@ -793,7 +793,7 @@ impl Sim {
                         self.push(at, Event::Issue { client: c });
                     }
                 }
-                Entry::Resumed { .. } | Entry::Flush(_) => {}
+                Entry::Resumed { .. } | Entry::Flush(_) | Entry::MovedAway { .. } => {}
             }
         }
         self.check_tree(id);
