@@ -406,6 +406,27 @@ def test_members_snapshot_on_their_own_and_restart_from_snapshot_and_log(ensembl
     zk.close()
 
 
+@contextlib.contextmanager
+def moved_session(ens, old_member, new_member, path):
+    """A raw session opened on `old_member` (creating `path` with b"0"), then resumed on
+    `new_member`, which makes that member its owner: yields (old, new) connections."""
+    import jute
+
+    old = jute.Conn(ens.port(old_member), timeout_ms=6000)
+    new = None
+    try:
+        body = jute.W().str(path).buf(b"0").acls([(31, "world", "anyone")]).int(0).b
+        _, (err, _, _) = old.call(jute.CREATE, bytes(body))
+        assert err == 0
+        new = jute.Conn(ens.port(new_member), timeout_ms=6000, session_id=old.session_id, passwd=old.passwd)
+        assert new.session_id == old.session_id and new.timeout > 0, "resumed on the other member"
+        yield old, new
+    finally:
+        old.close()
+        if new:
+            new.close()
+
+
 @pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
 def test_a_session_resumed_on_another_member_moves_and_its_old_connection_gets_closed_on_write(
         ensemble_factory, kind):
@@ -417,22 +438,13 @@ def test_a_session_resumed_on_another_member_moves_and_its_old_connection_gets_c
     ens = ensemble_factory(voters=3, kind=kind)
     leader = ens.leader()
     a, b = [i for i in ens.ids if i != leader]
-    open_acl = [(31, "world", "anyone")]
-    old = jute.Conn(ens.port(a), timeout_ms=6000)
-    _, (err, _, _) = old.call(jute.CREATE, bytes(jute.W().str("/sm").buf(b"0").acls(open_acl).int(0).b))
-    assert err == 0
-    new = jute.Conn(ens.port(b), timeout_ms=6000, session_id=old.session_id, passwd=old.passwd)
-    try:
-        assert new.session_id == old.session_id and new.timeout > 0, "resumed on the other member"
+    with moved_session(ens, a, b, "/sm") as (old, new):
         with pytest.raises(ConnectionError):
             old.call(jute.SET_DATA, bytes(jute.W().str("/sm").buf(b"old").int(-1).b))
         _, (err, _, _) = new.call(jute.SET_DATA, bytes(jute.W().str("/sm").buf(b"new").int(-1).b))
         assert err == 0
         _, (err, _, r) = new.call(jute.GET_DATA, bytes(jute.W().str("/sm").bool(False).b))
         assert err == 0 and r.buf() == b"new", "the old connection's write did nothing"
-    finally:
-        old.close()
-        new.close()
 
 
 @pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
@@ -447,14 +459,7 @@ def test_requests_pipelined_behind_a_moved_write_close_only_that_connection(ense
     leader = ens.leader()
     followers = [i for i in ens.ids if i != leader]
     old_member = followers[0] if old_on == "follower" else leader
-    new_member = followers[1]
-    open_acl = [(31, "world", "anyone")]
-    old = jute.Conn(ens.port(old_member), timeout_ms=6000)
-    _, (err, _, _) = old.call(jute.CREATE, bytes(jute.W().str("/pm").buf(b"0").acls(open_acl).int(0).b))
-    assert err == 0
-    new = jute.Conn(ens.port(new_member), timeout_ms=6000, session_id=old.session_id, passwd=old.passwd)
-    try:
-        assert new.session_id == old.session_id and new.timeout > 0
+    with moved_session(ens, old_member, followers[1], "/pm") as (old, new):
         old._send(struct.pack(">ii", 100, jute.SET_DATA) + bytes(jute.W().str("/pm").buf(b"old").int(-1).b))
         old._send(struct.pack(">ii", 101, jute.SYNC) + bytes(jute.W().str("/pm").b))
         with pytest.raises((ConnectionError, OSError)):
@@ -465,9 +470,6 @@ def test_requests_pipelined_behind_a_moved_write_close_only_that_connection(ense
             assert ens.procs[i].poll() is None, f"member {i} exited: {ens.read_log(i)[-3000:]}"
         _, (err, _, r) = new.call(jute.GET_DATA, bytes(jute.W().str("/pm").bool(False).b))
         assert err == 0 and r.buf() == b"0", "the moved write did nothing"
-    finally:
-        old.close()
-        new.close()
 
 
 @pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
@@ -482,13 +484,7 @@ def test_a_moved_sessions_old_connection_on_the_leader_is_closed_at_its_next_req
     ens = ensemble_factory(voters=3, kind=kind)
     leader = ens.leader()
     follower = next(i for i in ens.ids if i != leader)
-    open_acl = [(31, "world", "anyone")]
-    old = jute.Conn(ens.port(leader), timeout_ms=6000)
-    _, (err, _, _) = old.call(jute.CREATE, bytes(jute.W().str("/mr").buf(b"0").acls(open_acl).int(0).b))
-    assert err == 0
-    new = jute.Conn(ens.port(follower), timeout_ms=6000, session_id=old.session_id, passwd=old.passwd)
-    try:
-        assert new.session_id == old.session_id and new.timeout > 0
+    with moved_session(ens, leader, follower, "/mr") as (old, new):
         time.sleep(0.3)  # the leader has taken the revalidation
         with pytest.raises((ConnectionError, OSError)):
             if request_kind == "read":
@@ -498,9 +494,6 @@ def test_a_moved_sessions_old_connection_on_the_leader_is_closed_at_its_next_req
                 old._recv()
         _, (err, _, r) = new.call(jute.GET_DATA, bytes(jute.W().str("/mr").bool(False).b))
         assert err == 0 and r.buf() == b"0", "the session lives on, on the follower"
-    finally:
-        old.close()
-        new.close()
 
 
 def test_a_full_disk_stops_the_leader_and_the_others_elect_a_new_one_losing_nothing(ensemble_factory):
