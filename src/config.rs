@@ -204,6 +204,13 @@ impl Config {
                 ensemble.learner_queue_bytes = floor;
             }
             cfg.ensemble = Some(ensemble);
+        } else if let Some(c) =
+            cfg.ensemble_keys
+                .standalone_client(myid, cfg.client_addr(), cfg.client_port_given)?
+        {
+            // One server line, standalone: its client address is where ZooKeeper listens too.
+            cfg.client_port_address = c.ip();
+            cfg.client_port = c.port();
         }
         Ok(cfg)
     }
@@ -557,6 +564,20 @@ mod tests {
         // ZooKeeper's reconfig layout: standaloneEnabled=false with the lines elsewhere.
         let c = load_split("alone", "standaloneEnabled=false\n", THREE).unwrap();
         assert_eq!(c.ensemble.expect("an ensemble").servers.len(), 3);
+    }
+
+    #[test]
+    fn one_server_line_runs_standalone_on_its_client_address() {
+        // As Java ZooKeeper 3.8 does (checked: it binds the line's 21855, not 2181).
+        let one = "server.2=127.0.0.1:2888:3888;127.0.0.1:21855\n";
+        let c = load_split("one", "", one).unwrap();
+        assert!(c.ensemble.is_none());
+        assert_eq!(
+            c.client_addr(),
+            "127.0.0.1:21855".parse::<SocketAddr>().unwrap()
+        );
+        let clash = load_split("one-clash", "clientPort=2181\n", one);
+        assert_eq!(clash.expect_err("2181 is not 21855").key, "clientPort");
     }
 
     #[test]

@@ -222,6 +222,21 @@ impl EnsembleKeys {
     /// The ensemble this server belongs to, given its `myid` (`None`: no file). `client` is the
     /// client address from `clientPortAddress`/`clientPort`, which a line's client part must
     /// agree with (ZooKeeper's `setupClientPort`).
+    /// Standalone with `server.N` lines (one voter, say): the client address `myid`'s line
+    /// gives, which ZooKeeper listens on then too.
+    pub fn standalone_client(
+        &self,
+        myid: Option<i64>,
+        client: SocketAddr,
+        client_port_given: bool,
+    ) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(me) = myid.and_then(|id| self.servers.iter().find(|s| s.id == id)) else {
+            return Ok(None);
+        };
+        client_agrees(me, client, client_port_given)?;
+        Ok(me.client)
+    }
+
     pub fn resolve(
         &self,
         myid: Option<i64>,
@@ -251,19 +266,7 @@ impl EnsembleKeys {
                 ),
             )
         })?;
-        if let (Some(c), true) = (me.client, client_port_given) {
-            let differs = if client.ip().is_unspecified() {
-                client.port() != c.port()
-            } else {
-                client != c
-            };
-            if differs {
-                return Err(err(
-                    "clientPort",
-                    format!("{client} differs from {}'s client address {c}", me.key),
-                ));
-            }
-        }
+        client_agrees(me, client, client_port_given)?;
         if let Some(observer) = self.peer_type_observer {
             if observer != me.observer {
                 tracing::warn!(
@@ -285,6 +288,28 @@ impl EnsembleKeys {
             listen_on_all_ips: self.listen_on_all_ips,
         })
     }
+}
+
+/// A `clientPort` that is given must agree with the server line's client address.
+fn client_agrees(
+    me: &ServerLine,
+    client: SocketAddr,
+    client_port_given: bool,
+) -> Result<(), ConfigError> {
+    if let (Some(c), true) = (me.client, client_port_given) {
+        let differs = if client.ip().is_unspecified() {
+            client.port() != c.port()
+        } else {
+            client != c
+        };
+        if differs {
+            return Err(err(
+                "clientPort",
+                format!("{client} differs from {}'s client address {c}", me.key),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn limit(key: &str, value: &str) -> Result<i64, ConfigError> {
