@@ -240,6 +240,27 @@ pub fn queued_cost(msg: &Msg) -> u64 {
     }
 }
 
+/// A quorum connection's entry (for senders) and the side its task keeps.
+fn quorum_link(to: i64) -> (QuorumConn, Link) {
+    let (tx, rx) = flume::unbounded();
+    let (closed, on_close) = flume::bounded(1);
+    let queued = Rc::new(std::cell::Cell::new(0));
+    let entry = QuorumConn {
+        to,
+        tx,
+        queued: queued.clone(),
+        _closed: closed,
+    };
+    (
+        entry,
+        Link {
+            rx,
+            queued,
+            on_close,
+        },
+    )
+}
+
 /// The connection task's side of a [`QuorumConn`].
 struct Link {
     rx: flume::Receiver<Msg>,
@@ -539,26 +560,11 @@ impl Net {
         if conn >= ACCEPTED_CONN || !matches!(msg, Msg::LearnerInfo { .. }) {
             return; // a connection that is gone; only a learner's opening opens one
         }
-        let (tx, rx) = flume::unbounded();
-        let queued = Rc::new(std::cell::Cell::new(queued_cost(&msg)));
-        let _ = tx.try_send(msg);
-        let (closed, on_close) = flume::bounded(1);
-        let q = queued.clone();
-        st.conns.insert(
-            conn,
-            QuorumConn {
-                to,
-                tx,
-                queued,
-                _closed: closed,
-            },
-        );
+        let (entry, link) = quorum_link(to);
+        entry.queued.set(queued_cost(&msg));
+        let _ = entry.tx.send(msg);
+        st.conns.insert(conn, entry);
         drop(st);
-        let link = Link {
-            rx,
-            queued: q,
-            on_close,
-        };
         glommio::spawn_local(self.clone().dial_quorum(to, conn, link)).detach();
     }
 
@@ -603,24 +609,9 @@ impl Net {
                 st.next_accepted += 1;
                 ACCEPTED_CONN | st.next_accepted
             };
-            let (tx, rx) = flume::unbounded();
-            let queued = Rc::new(std::cell::Cell::new(0));
-            let (closed, on_close) = flume::bounded(1);
             // Whom it is from is known at its first packet.
-            self.st.borrow_mut().conns.insert(
-                conn,
-                QuorumConn {
-                    to: -1,
-                    tx,
-                    queued: queued.clone(),
-                    _closed: closed,
-                },
-            );
-            let link = Link {
-                rx,
-                queued,
-                on_close,
-            };
+            let (entry, link) = quorum_link(-1);
+            self.st.borrow_mut().conns.insert(conn, entry);
             glommio::spawn_local(self.clone().serve_quorum(None, conn, stream, link)).detach();
         }
     }

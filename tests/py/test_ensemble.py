@@ -699,6 +699,19 @@ def test_votes_right_behind_the_election_opening_are_all_read(ensemble_factory):
         s.close()
 
 
+def assert_replicated(ens, path, value):
+    """Creates `path` through the whole connect string and reads it back on every member."""
+    zk = client(ens.hosts())
+    try:
+        zk.create(path, value)
+        for i in ens.ids:
+            with synced_on(ens, i, path) as z:
+                assert z.get(path)[0] == value, i
+    finally:
+        zk.stop()
+        zk.close()
+
+
 def listening_on(port):
     """The local addresses TCP listeners on `port` are bound to."""
     out = subprocess.run(["ss", "-Hltn", f"( sport = :{port} )"], capture_output=True, text=True,
@@ -717,15 +730,7 @@ def test_quorum_listen_on_all_ips_binds_the_quorum_and_election_ports_to_every_a
     for i in ens.ids:
         for port in ens.ports[i][1:]:
             assert listening_on(port) == want, (i, port, listening_on(port))
-    zk = client(ens.hosts())
-    try:
-        zk.create("/all-ips", b"x")
-        for i in ens.ids:
-            with synced_on(ens, i, "/all-ips") as z:
-                assert z.get("/all-ips")[0] == b"x"
-    finally:
-        zk.stop()
-        zk.close()
+    assert_replicated(ens, "/all-ips", b"x")
 
 
 @pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
@@ -733,15 +738,7 @@ def test_server_lines_in_a_dynamic_config_file(ensemble_factory, kind):
     """ZooKeeper 3.5+'s split config, as a reconfig-era install has it: zoo.cfg names a
     dynamicConfigFile holding the server.N lines. Checked against Java too."""
     ens = ensemble_factory(voters=3, kind=kind, dynamic=True)
-    zk = client(ens.hosts())
-    try:
-        zk.create("/dyn", b"d")
-        for i in ens.ids:
-            with synced_on(ens, i, "/dyn") as z:
-                assert z.get("/dyn")[0] == b"d"
-    finally:
-        zk.stop()
-        zk.close()
+    assert_replicated(ens, "/dyn", b"d")
     assert sorted(ens.mode(i) for i in ens.ids) == ["follower", "follower", "leader"]
 
 
