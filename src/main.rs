@@ -16,6 +16,8 @@ mod server;
 mod shared;
 mod snapshot;
 mod stats;
+mod status;
+mod stop;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,7 +51,8 @@ enum Command {
         /// A ZooKeeper zoo.cfg.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Cores to use (default: all online cores).
+        /// Cores to use (default: all online cores, split evenly between the ensemble members
+        /// whose server lines put them on this machine).
         #[arg(long)]
         cores: Option<usize>,
         /// Do not pin executors to cores.
@@ -63,6 +66,13 @@ enum Command {
     },
     /// Load generator for Ringkeeper or any ZooKeeper server.
     Bench(Box<ringkeeper_bench::args::BenchArgs>),
+    /// Prints what `zkServer.sh status` prints (client port, mode); exits 1 when the server
+    /// does not answer.
+    Status {
+        /// The zoo.cfg the server runs with (default: the embedded default config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The key session passwords are derived from, kept in dataDir so sessions can be resumed
@@ -170,6 +180,7 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Command::Status { config } => std::process::exit(status::run(config.as_deref())),
         Command::Bench(args) => {
             if let Err(e) = ringkeeper_bench::main(&args) {
                 eprintln!("ringkeeper bench: {e}");
@@ -211,7 +222,16 @@ fn main() {
             let online = std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1);
-            let cores = cores.unwrap_or(online).clamp(1, online.max(1));
+            // Members that share a machine share its cores: each gets its part, so that three
+            // members on two cores run one executor each rather than six executors waking one
+            // another (measured: create-delete at 32 outstanding +40%, set +23%).
+            let sharing = cfg
+                .ensemble
+                .as_ref()
+                .map_or(1, |e| e.members_on_this_host());
+            let cores = cores
+                .unwrap_or((online / sharing).max(1))
+                .clamp(1, online.max(1));
             tracing::info!(
                 source = %cfg.source, %addr, tick_ms = cfg.tick_ms,
                 min_session_timeout_ms = cfg.min_session_timeout_ms, max_session_timeout_ms = cfg.max_session_timeout_ms,

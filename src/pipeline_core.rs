@@ -62,7 +62,28 @@ async fn log_task(
     synced: flume::Sender<i64>,
     shared: Arc<Shared>,
 ) {
-    while let Ok(batch) = rx.recv_async().await {
+    let mut stopping = false;
+    loop {
+        let batch = if stopping {
+            // A stop was asked for: batches already queued are written first.
+            match rx.try_recv() {
+                Ok(batch) => batch,
+                Err(_) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
+            }
+        } else {
+            let next = futures_lite::future::or(async { Some(rx.recv_async().await) }, async {
+                crate::stop::requested(&shared.stop).await;
+                None
+            });
+            match next.await {
+                Some(Ok(batch)) => batch,
+                Some(Err(_)) => return,
+                None => {
+                    stopping = true;
+                    continue;
+                }
+            }
+        };
         let last = batch.last().expect("batches are never empty").zxid;
         let started = std::time::Instant::now();
         if let Err(e) = writer.append(&batch).await {

@@ -96,6 +96,8 @@ pub fn run(
         ip_counts,
         started: Instant::now(),
         snap_word_last: Mutex::new(None),
+        stop: crate::stop::watch_signals()
+            .map_err(|e| anyhow::anyhow!("cannot watch for SIGTERM: {e}"))?,
     });
     let placement = |core: usize| {
         if pin {

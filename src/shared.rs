@@ -101,4 +101,6 @@ pub struct Shared {
     pub started: Instant,
     /// When the `snap` word last started a snapshot (it is rate limited).
     pub snap_word_last: Mutex<Option<Instant>>,
+    /// Yields once SIGTERM or SIGINT asks the server to stop (`stop.rs`); the log task listens.
+    pub stop: flume::Receiver<()>,
 }

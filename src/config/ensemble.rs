@@ -71,6 +71,22 @@ impl Ensemble {
             .find(|s| s.id == self.my_id)
             .expect("my_id is checked to be a member")
     }
+
+    /// How many members (this one included) run on this server's machine, as far as the
+    /// server lines tell: those whose host is written as this one's is, or, when this one's
+    /// is a loopback address, every member on loopback.
+    pub fn members_on_this_host(&self) -> usize {
+        let mine = self.me().host.as_str();
+        let shares = |host: &str| host == mine || (is_loopback(mine) && is_loopback(host));
+        self.servers.iter().filter(|s| shares(&s.host)).count()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What `zoo.cfg`'s text says about an ensemble, before `myid` is read.
@@ -494,6 +510,27 @@ mod tests {
             let e = k.expect_err(bad).to_string();
             assert!(e.contains("ringkeeper.learnerQueueBytes"), "{e}");
         }
+    }
+
+    #[test]
+    fn members_on_this_host_count_loopback_as_one_machine() {
+        let client = "0.0.0.0:2182".parse().unwrap();
+        let on_loopback = keys(&three()).unwrap();
+        let e = on_loopback.resolve(Some(1), "m", client, true).unwrap();
+        assert_eq!(e.members_on_this_host(), 3, "127.0.0.1, 127.0.0.1 and ::1");
+        let spread = keys(&[
+            ("initLimit", "5"),
+            ("syncLimit", "2"),
+            ("server.1", "zk1.example:2888:3888"),
+            ("server.2", "zk2.example:2888:3888"),
+            ("server.3", "zk1.example:2889:3889"),
+            ("server.4", "127.0.0.1:2890:3890"),
+        ])
+        .unwrap();
+        let e = spread.clone().resolve(Some(1), "m", client, true).unwrap();
+        assert_eq!(e.members_on_this_host(), 2, "zk1.example twice");
+        let e = spread.resolve(Some(2), "m", client, true);
+        assert_eq!(e.unwrap().members_on_this_host(), 1);
     }
 
     #[test]

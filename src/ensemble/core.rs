@@ -115,13 +115,29 @@ async fn log_task(
     let cfg = &shared.cfg;
     let dir = log_dir(&cfg.data_log_dir);
     let mut held: Option<LogCmd> = None;
+    let mut stopping = false;
     loop {
         let cmd = match held.take() {
             Some(c) => c,
-            None => match rx.recv_async().await {
+            // A stop was asked for: commands already queued are carried out first.
+            None if stopping => match rx.try_recv() {
                 Ok(c) => c,
-                Err(_) => return,
+                Err(_) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
             },
+            None => {
+                let next = futures_lite::future::or(async { Some(rx.recv_async().await) }, async {
+                    crate::stop::requested(&shared.stop).await;
+                    None
+                });
+                match next.await {
+                    Some(Ok(c)) => c,
+                    Some(Err(_)) => return,
+                    None => {
+                        stopping = true;
+                        continue;
+                    }
+                }
+            }
         };
         match cmd {
             LogCmd::Append(mut batch) => {

@@ -1,0 +1,46 @@
+//! Stopping when asked: SIGTERM (what `systemctl stop` and `kill` send) or SIGINT (Ctrl-C).
+//!
+//! The signal thread only passes the request on, over a channel the log task listens to. The
+//! log task takes it between writes, so the write in flight, and any appends already queued
+//! behind it, are written and fdatasync'd first; then the process exits with code 0, which
+//! closes the listening sockets and every connection. Nothing acknowledged is at risk either way
+//! (a reply waits for its fdatasync); the point is an orderly end with an exit code a service
+//! manager reads as success. Until the executors start (recovery), the signals keep their default
+//! action, which ends the process at once: nothing has been acknowledged yet.
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// Starts the thread that waits for SIGTERM or SIGINT; the receiver yields once, on the first.
+pub fn watch_signals() -> std::io::Result<flume::Receiver<()>> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let (tx, rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("rk-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                tracing::info!(
+                    "{name}: stopping once the transaction log write in flight is synced"
+                );
+                let _ = tx.send(());
+            }
+        })?;
+    Ok(rx)
+}
+
+/// Ends the process after a requested stop, once the log holds everything it was given.
+pub fn exit_stopped(synced_zxid: i64) -> ! {
+    tracing::info!(
+        zxid = format_args!("{synced_zxid:#x}"),
+        "stopped: the transaction log is synced through this zxid"
+    );
+    std::process::exit(0)
+}
+
+/// Waits until a stop is requested (never, if the signal thread is gone).
+pub async fn requested(stop: &flume::Receiver<()>) {
+    if stop.recv_async().await.is_err() {
+        futures_lite::future::pending::<()>().await;
+    }
+}
