@@ -18,12 +18,14 @@ clientPortAddress=127.0.0.1
 maxClientCnxns=60
 # Words that reveal no data, paths or session ids; ZooKeeper's own default enables only srvr.
 4lw.commands.whitelist=ruok, srvr, mntr, conf, isro, dirs
+# The AdminServer on loopback too (ZooKeeper's default address is every interface).
+admin.serverAddress=127.0.0.1
 ";
 
 /// Every four-letter word this server knows.
 pub const ALL_4LW: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "wchs", "wchc", "wchp",
-    "dump", "isro", "snap",
+    "dump", "isro", "snap", "dirs",
 ];
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,17 @@ pub struct Config {
     pub server_out_budget_bytes: usize,
     /// `admin.rateLimiterIntervalInMS` (ZooKeeper's): least time between two `snap` words.
     pub snap_interval_ms: u64,
+    /// The AdminServer's address (`admin.serverAddress`:`admin.serverPort`, 0.0.0.0:8080 as in
+    /// ZooKeeper); `None` when `admin.enableServer=false`.
+    pub admin_addr: Option<SocketAddr>,
+    /// `admin.commandURL`: where the AdminServer's commands live.
+    pub admin_command_url: String,
+    /// The Prometheus endpoint's address (`metricsProvider.httpHost`:`metricsProvider.httpPort`,
+    /// 0.0.0.0:7000 as in ZooKeeper), when `metricsProvider.className` names ZooKeeper's
+    /// Prometheus provider or `ringkeeper.metricsEnabled=true`; `None` otherwise.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The config file's text as read (the AdminServer's `initial_configuration`).
+    pub text: String,
     /// Where this configuration came from (a path, or "embedded default").
     pub source: String,
     /// The ensemble this server is a member of; `None` runs standalone.
@@ -111,7 +124,7 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
 /// Parses Java-properties text into key/value pairs, in file order. A repeated key keeps its
 /// last value, as Java's `Properties` does, except a repeated `server.N`, which is an error:
 /// ZooKeeper would silently drop one of the two servers.
-fn properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+pub fn properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -247,6 +260,10 @@ impl Config {
             client_write_stall_ms: 0,
             server_out_budget_bytes: 256 << 20,
             snap_interval_ms: 300_000,
+            admin_addr: None,
+            admin_command_url: "/commands".to_string(),
+            metrics_addr: None,
+            text: text.to_string(),
             source: source.to_string(),
             ensemble: None,
             ensemble_keys: EnsembleKeys::new(),
@@ -254,6 +271,13 @@ impl Config {
             dynamic_config_file: None,
         };
         let mut data_log_dir = None;
+        let mut admin = (true, IpAddr::from([0, 0, 0, 0]), 8080u16);
+        let mut metrics = (false, IpAddr::from([0, 0, 0, 0]), 7000u16);
+        let ip = |k: &str, value: &str| -> Result<IpAddr, ConfigError> {
+            value
+                .parse()
+                .map_err(|_| err(k, format!("'{value}' is not an IP address")))
+        };
         for (key, value) in &raw {
             let k = key.as_str();
             let stripped = k.strip_prefix("zookeeper.").unwrap_or(k);
@@ -358,11 +382,30 @@ impl Config {
                     ));
                 }
                 _ if c.ensemble_keys.take(stripped, value)? => {}
-                "admin.enableServer"
-                | "admin.serverPort"
-                | "reconfigEnabled"
-                | "metricsProvider.className"
-                | "metricsProvider.httpPort" => {
+                "admin.enableServer" => admin.0 = boolean(k, value)?,
+                "admin.serverAddress" => admin.1 = ip(k, value)?,
+                "admin.serverPort" => admin.2 = num(k, value)?,
+                "admin.commandURL" => {
+                    if !value.starts_with('/') {
+                        return Err(err(k, "must start with '/'"));
+                    }
+                    c.admin_command_url = value.trim_end_matches('/').to_string();
+                }
+                "admin.idleTimeout" => {
+                    num::<u64>(k, value)?;
+                }
+                // ZooKeeper's Prometheus provider, by its class name; any other provider class
+                // (ZooKeeper's default is a null provider) leaves the endpoint off.
+                "metricsProvider.className" => {
+                    metrics.0 = value.ends_with(".PrometheusMetricsProvider")
+                }
+                "ringkeeper.metricsEnabled" => metrics.0 = boolean(k, value)?,
+                "metricsProvider.httpHost" => metrics.1 = ip(k, value)?,
+                "metricsProvider.httpPort" => metrics.2 = num(k, value)?,
+                "metricsProvider.exportJvmInfo" => {
+                    boolean(k, value)?;
+                }
+                "reconfigEnabled" => {
                     tracing::info!(
                         key = k,
                         "config key accepted; it has no effect until its feature lands"
@@ -403,6 +446,8 @@ impl Config {
             c.ensemble_keys.check(c.extended_types)?;
         }
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
+        c.admin_addr = admin.0.then(|| SocketAddr::new(admin.1, admin.2));
+        c.metrics_addr = metrics.0.then(|| SocketAddr::new(metrics.1, metrics.2));
         Ok(c)
     }
 

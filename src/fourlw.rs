@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 pub const VERSION_LINE: &str = concat!("3.9.0-ringkeeper-", env!("CARGO_PKG_VERSION"));
 
 pub fn is_word(word: &str) -> bool {
-    ALL_4LW.contains(&word) || word == "dirs"
+    ALL_4LW.contains(&word)
 }
 
 /// The text answering `word`; the caller writes it and closes the connection.
@@ -56,12 +56,7 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
             out
         }
         "crst" => {
-            for front in &shared.controls {
-                let (tx, rx) = flume::bounded(1);
-                if front.send_async(Control::ResetConnStats(tx)).await.is_ok() {
-                    let _ = rx.recv_async().await;
-                }
-            }
+            reset_conn_stats(shared).await;
             "Connection stats reset.\n".to_string()
         }
         "srst" => {
@@ -177,7 +172,16 @@ fn take_snap_turn(shared: &Shared) -> Result<(), u64> {
 }
 
 /// Bytes of the files directly in `dir` (0 if it does not exist).
-fn dir_bytes(dir: &std::path::Path) -> u64 {
+pub async fn reset_conn_stats(shared: &Shared) {
+    for front in &shared.controls {
+        let (tx, rx) = flume::bounded(1);
+        if front.send_async(Control::ResetConnStats(tx)).await.is_ok() {
+            let _ = rx.recv_async().await;
+        }
+    }
+}
+
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -207,7 +211,7 @@ fn server_lines(shared: &Shared) -> String {
 }
 
 /// A double as Java prints it (`0.0`, `1.25`).
-fn java_double(v: f64) -> String {
+pub fn java_double(v: f64) -> String {
     if v.fract() == 0.0 {
         format!("{v:.1}")
     } else {
@@ -215,7 +219,7 @@ fn java_double(v: f64) -> String {
     }
 }
 
-async fn conns(shared: &Shared) -> Vec<ConnInfo> {
+pub async fn conns(shared: &Shared) -> Vec<ConnInfo> {
     let mut all = Vec::new();
     for front in &shared.controls {
         let (tx, rx) = flume::bounded(1);
@@ -240,7 +244,8 @@ async fn unsent_bytes(shared: &Shared) -> usize {
     total
 }
 
-async fn watches(shared: &Shared) -> Vec<(String, i64)> {
+/// Data watches over all fronts as (path, session id), sorted.
+pub async fn watches(shared: &Shared) -> Vec<(String, i64)> {
     let mut all = Vec::new();
     for front in &shared.controls {
         let (tx, rx) = flume::bounded(1);
@@ -254,7 +259,7 @@ async fn watches(shared: &Shared) -> Vec<(String, i64)> {
     all
 }
 
-async fn report(shared: &Shared, dump: bool) -> Report {
+pub async fn report(shared: &Shared, dump: bool) -> Report {
     let (tx, rx) = flume::bounded(1);
     if shared
         .to_pipeline
@@ -342,6 +347,14 @@ fn conf(shared: &Shared) -> String {
 
 fn envi() -> String {
     let mut out = "Environment:\n".to_string();
+    for (k, v) in environment() {
+        let _ = writeln!(out, "{k}={v}");
+    }
+    out
+}
+
+/// `envi`'s keys and values: ZooKeeper's, with `<NA>` for the JVM's.
+pub fn environment() -> Vec<(&'static str, String)> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "<NA>".into());
@@ -352,7 +365,7 @@ fn envi() -> String {
     let cwd = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_else(|_| "<NA>".into());
-    for (k, v) in [
+    vec![
         ("zookeeper.version", VERSION_LINE.to_string()),
         ("host.name", host),
         ("java.version", "<NA>".into()),
@@ -368,13 +381,42 @@ fn envi() -> String {
         ("user.name", env("USER")),
         ("user.home", env("HOME")),
         ("user.dir", cwd),
-    ] {
-        let _ = writeln!(out, "{k}={v}");
-    }
-    out
+        // Java reports its heap here; Ringkeeper has no heap limit of its own, so: memory the
+        // machine has available, the machine's memory, and this process's resident memory.
+        (
+            "os.memory.free",
+            format!("{}MB", meminfo_mb("MemAvailable:")),
+        ),
+        ("os.memory.max", format!("{}MB", meminfo_mb("MemTotal:"))),
+        ("os.memory.total", format!("{}MB", rss_mb())),
+    ]
 }
 
-fn fd_counts() -> (u64, u64) {
+/// A `/proc/meminfo` line's value, in MiB (0 if absent).
+fn meminfo_mb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// This process's resident memory, in MiB (0 if unknown).
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+pub fn fd_counts() -> (u64, u64) {
     let open = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count() as u64)
         .unwrap_or(0);
@@ -390,14 +432,22 @@ fn fd_counts() -> (u64, u64) {
 }
 
 async fn mntr(shared: &Shared) -> String {
+    let mut out = String::new();
+    for (k, v) in mntr_values(shared).await {
+        let _ = writeln!(out, "zk_{k}\t{v}");
+    }
+    out
+}
+
+/// `mntr`'s keys (without its `zk_` prefix) and values, in its order; the metrics endpoint
+/// and the AdminServer's `monitor` report the same figures.
+pub async fn mntr_values(shared: &Shared) -> Vec<(&'static str, String)> {
     let r = report(shared, false).await;
     let s = &shared.stats;
     let (min, avg, max) = s.latency();
     let (open_fds, max_fds) = fd_counts();
-    let mut out = String::new();
-    let mut line = |k: &str, v: String| {
-        let _ = writeln!(out, "zk_{k}\t{v}");
-    };
+    let mut out = Vec::new();
+    let mut line = |k: &'static str, v: String| out.push((k, v));
     line("version", format!("{VERSION_LINE}, built on unknown"));
     let mode = s.mode.load(Relaxed);
     line("server_state", crate::stats::mode::name(mode).into());

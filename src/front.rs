@@ -141,6 +141,7 @@ impl Conn {
         s.total_latency_ms += ms;
         s.count += 1;
         shared.stats.record_latency(ms);
+        crate::hist::record_request(opcode, started.elapsed().as_micros() as u64);
         shared.stats.packets_sent.fetch_add(1, Relaxed);
     }
 
@@ -756,6 +757,9 @@ async fn answer_controls(state: Rc<RefCell<FrontState>>, controls: flume::Receiv
                     })
                     .collect();
                 let _ = reply.try_send(pairs);
+            }
+            Control::Latencies(reply) => {
+                let _ = reply.try_send(crate::hist::front_latencies());
             }
             Control::UnsentBytes(reply) => {
                 let _ = reply.try_send(st.unsent.get());

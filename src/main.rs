@@ -2,6 +2,7 @@
 
 #![deny(unsafe_code)] // allowed only where a comment says why it is sound (snapshot.rs)
 
+mod admin;
 mod clock;
 mod config;
 mod conn;
@@ -9,7 +10,10 @@ mod ensemble;
 mod files;
 mod fourlw;
 mod front;
+mod hist;
+mod http;
 mod log;
+mod metrics;
 mod net;
 mod pipeline_core;
 mod server;

@@ -98,6 +98,11 @@ async fn log_task(
                 "fsync-ing the transaction log took {ms} ms"
             );
         }
+        shared.stats.record_log_batch(
+            batch.len(),
+            started.elapsed().as_micros() as u64,
+            shared.cfg.fsync_warn_ms,
+        );
         shared.stats.log_syncs.fetch_add(1, Relaxed);
         shared
             .stats
@@ -368,12 +373,20 @@ pub fn report(version: &DataTree, sessions: &SessionTable, dump: bool) -> Report
         let mut ephemerals = format!("Sessions with Ephemerals ({}):\n", counts.len());
         for (session, _) in &counts {
             ephemerals.push_str(&format!("0x{session:x}:\n"));
-            for path in version.ephemerals_of(*session) {
+            let paths = version.ephemerals_of(*session);
+            for path in &paths {
                 ephemerals.push_str(&format!("\t{path}\n"));
             }
+            report.ephemerals_by_session.push((*session, paths));
         }
         report.ephemerals = ephemerals;
         report.sessions = dump_sessions(sessions);
+        let mut by_deadline: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for s in sessions.iter() {
+            let wall = s.deadline_ms + crate::clock::wall_offset_ms();
+            by_deadline.entry(wall).or_default().push(s.id);
+        }
+        report.sessions_by_deadline = by_deadline.into_iter().collect();
     }
     report
 }

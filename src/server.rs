@@ -108,6 +108,7 @@ pub fn run(
     };
     let mut handles = Vec::new();
     let snap_tx = crate::snapshot::spawn(shared.clone());
+    start_http(&shared)?;
 
     if map.shared_core {
         let shared = shared.clone();
@@ -180,6 +181,45 @@ pub fn run(
     for h in handles {
         h.join()
             .map_err(|e| anyhow::anyhow!("executor failed: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The metrics endpoint and the AdminServer. A metrics port that cannot be bound stops the
+/// server (ZooKeeper's Prometheus provider failing to start stops ZooKeeper); an AdminServer port
+/// that cannot be bound is logged and skipped, as ZooKeeper does.
+fn start_http(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    if let Some(addr) = shared.cfg.metrics_addr {
+        let handler = |shared: &Shared, _: &tiny_http::Method, url: &str| {
+            if url.split('?').next() == Some("/metrics") {
+                let body = futures_lite::future::block_on(crate::metrics::render(shared));
+                crate::http::Answer::new(
+                    200,
+                    Some("text/plain; version=0.0.4; charset=utf-8"),
+                    body,
+                )
+            } else {
+                crate::http::Answer::new(
+                    404,
+                    Some("text/plain"),
+                    "not found: try /metrics\n".into(),
+                )
+            }
+        };
+        crate::http::serve("rk-metrics", addr, shared.clone(), handler).map_err(|e| {
+            anyhow::anyhow!("cannot serve metrics on {addr} (metricsProvider.httpPort): {e}")
+        })?;
+        tracing::info!(%addr, "Prometheus metrics at /metrics");
+    }
+    if let Some(addr) = shared.cfg.admin_addr {
+        match crate::http::serve("rk-admin", addr, shared.clone(), crate::admin::handle) {
+            Ok(()) => {
+                tracing::info!(%addr, url = %shared.cfg.admin_command_url, "AdminServer started")
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot start the AdminServer (admin.serverPort); going on without it")
+            }
+        }
     }
     Ok(())
 }

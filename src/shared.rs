@@ -50,6 +50,10 @@ pub struct Report {
     pub ephemerals: String,
     pub ephemerals_count: usize,
     pub approximate_data_size: u64,
+    /// With `dump`: session ids by deadline (wall ms), and ephemeral paths by session, for
+    /// the AdminServer's `dump`.
+    pub sessions_by_deadline: Vec<(i64, Vec<i64>)>,
+    pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
 }
 
 /// What the pipeline publishes to every front core.
@@ -84,6 +88,8 @@ pub enum Control {
     /// Data-table watches as (path, session id) pairs.
     Watches(flume::Sender<Vec<(String, i64)>>),
     ResetConnStats(flume::Sender<()>),
+    /// This front's request latencies by opcode.
+    Latencies(flume::Sender<crate::hist::OpLatencies>),
     /// Bytes queued for this front's clients and not yet written.
     UnsentBytes(flume::Sender<usize>),
     /// An ensemble member stopped serving: close every client connection, and drop the

@@ -278,6 +278,7 @@ pub fn spawn(shared: Arc<Shared>) -> flume::Sender<Job> {
                         stats.snapshots_written.fetch_add(1, Relaxed);
                         stats.snapshot_last_zxid.store(w.zxid, Relaxed);
                         stats.snapshot_last_ms.store(w.ms, Relaxed);
+                        stats.snapshot_ms.lock().expect("not poisoned").record(w.ms);
                         stats.snapshot_last_bytes.store(w.bytes, Relaxed);
                         format!(
                             "snapshot {}\nzxid 0x{:x}\nnodes {}\nbytes {}\nms {}\n",

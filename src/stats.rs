@@ -1,7 +1,9 @@
 //! Server-wide counters shared by every core (atomics, relaxed: they feed `srvr`/`mntr`, not
 //! decisions).
 
+use crate::hist::Hist;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
 
 /// What `srvr` and `mntr` say this server is ([`ServerStats::mode`]).
 pub mod mode {
@@ -36,6 +38,9 @@ pub struct ServerStats {
     pub pending_syncs: AtomicU64,
     /// When this server became an established leader (ms since the epoch; 0: it is not one).
     pub leading_since_ms: AtomicI64,
+    /// The established leader's server id while this member serves (itself, when it leads);
+    /// 0 otherwise.
+    pub leader_id: AtomicI64,
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub latency_count: AtomicU64,
@@ -56,6 +61,8 @@ pub struct ServerStats {
     pub session_count: AtomicI64,
     // Published by the log task.
     pub log_syncs: AtomicU64,
+    /// Log batches whose write and fdatasync took `fsync.warningthresholdms` or more.
+    pub fsync_threshold_exceeded: AtomicU64,
     pub log_synced_txns: AtomicU64,
     /// The newest zxid the log has made durable (the snapshot thread waits on it).
     pub log_synced_zxid: AtomicI64,
@@ -65,6 +72,14 @@ pub struct ServerStats {
     pub snapshot_last_zxid: AtomicI64,
     pub snapshot_last_ms: AtomicU64,
     pub snapshot_last_bytes: AtomicU64,
+    /// Distributions for the metrics endpoint, each recorded once per log batch or snapshot:
+    /// a log write plus its fdatasync in microseconds, txns per such batch (the group commit),
+    /// and milliseconds per snapshot.
+    pub fsync_us: Mutex<Hist>,
+    pub commit_batch_txns: Mutex<Hist>,
+    pub snapshot_ms: Mutex<Hist>,
+    /// Milliseconds from looking to serving, per election this member took part in.
+    pub election_ms: Mutex<Hist>,
 }
 
 impl ServerStats {
@@ -80,6 +95,18 @@ impl ServerStats {
         self.latency_total_ms.fetch_add(ms, Relaxed);
         self.latency_min_ms.fetch_min(ms, Relaxed);
         self.latency_max_ms.fetch_max(ms, Relaxed);
+    }
+
+    /// Records one log batch: its write and fdatasync took `micros`.
+    pub fn record_log_batch(&self, txns: usize, micros: u64, warn_ms: u64) {
+        if micros / 1000 >= warn_ms {
+            self.fsync_threshold_exceeded.fetch_add(1, Relaxed);
+        }
+        self.fsync_us.lock().expect("not poisoned").record(micros);
+        self.commit_batch_txns
+            .lock()
+            .expect("not poisoned")
+            .record(txns as u64);
     }
 
     /// (min, avg, max) as ZooKeeper prints them: zeros when nothing was measured.

@@ -15,15 +15,16 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+[ -f /usr/share/java/servlet-api.jar ] || need+=(libservlet-api-java)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-python3 -c 'import kazoo, pytest' 2>/dev/null || {
-  log "installing kazoo and pytest (pip)"
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore kazoo pytest
+python3 -c 'import kazoo, pytest, prometheus_client' 2>/dev/null || {
+  log "installing kazoo, pytest and prometheus_client (pip)"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore kazoo pytest prometheus_client
 }
 
 log "quorum codec golden bytes still match Java ZooKeeper's own classes"

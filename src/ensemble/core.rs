@@ -152,10 +152,16 @@ async fn log_task(
                 }
                 let last = batch.last().expect("appends are never empty").zxid;
                 let w = writer.as_mut().expect("a writer between rewrites");
+                let started = std::time::Instant::now();
                 if let Err(e) = w.append(&batch).await {
                     tracing::error!(error = %e, zxid = format_args!("{last:#x}"), "transaction log write or fdatasync failed; stopping");
                     std::process::exit(2);
                 }
+                shared.stats.record_log_batch(
+                    batch.len(),
+                    started.elapsed().as_micros() as u64,
+                    cfg.fsync_warn_ms,
+                );
                 shared.stats.log_syncs.fetch_add(1, Relaxed);
                 shared
                     .stats
@@ -459,6 +465,26 @@ impl Core {
             _ => tracing::debug!(?role, "role"),
         }
         self.shared.stats.mode.store(m, Relaxed);
+        let leader_id = match role {
+            Role::Leading {
+                established: true, ..
+            } => self.shared.cfg.server_id,
+            Role::Following {
+                leader,
+                serving: true,
+                ..
+            } => leader,
+            _ => 0,
+        };
+        self.shared.stats.leader_id.store(leader_id, Relaxed);
+        if serving && !self.serving && self.looking_since.is_some() {
+            let stats = &self.shared.stats;
+            stats
+                .election_ms
+                .lock()
+                .expect("not poisoned")
+                .record(election_ms);
+        }
         let leading_since = if m == mode::LEADER { now_ms() } else { 0 };
         self.shared
             .stats

@@ -149,7 +149,7 @@ class Ensemble:
     `resize_data(i, mb)` to fill one member's disk."""
 
     def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
-                 env=None, dynamic=False):
+                 env=None, dynamic=False, admin=False):
         from helpers import PausableProxy
 
         # Environment per member id (the others inherit this one's).
@@ -161,6 +161,8 @@ class Ensemble:
         self.observer_ids = set(self.ids[voters:])
         flat = free_ports(3 * n)
         self.ports = {i: tuple(flat[3 * k:3 * k + 3]) for k, i in enumerate(self.ids)}  # client, quorum, election
+        # With `admin`, each member's AdminServer on a port of its own.
+        self.admin_ports = dict(zip(self.ids, free_ports(n))) if admin else {}
         self.proxies = {i: PausableProxy(self.ports[i][1]) for i in self.ids} if proxied else {}
         self.dirs = {i: tempfile.mkdtemp(prefix=f"rk-py-ens{i}-") for i in self.ids}
         self.procs = {}
@@ -195,6 +197,9 @@ class Ensemble:
                 f"clientPort={self.ports[i][0]}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
                 f"preAllocSize=1024\nadmin.enableServer=false\n" + "\n".join(lines) + f"\n{extra_cfg}\n"
             )
+            if admin:
+                cfg += (f"admin.enableServer=true\nadmin.serverAddress=127.0.0.1\n"
+                        f"admin.serverPort={self.admin_ports[i]}\n")
             os.makedirs(os.path.join(self.dirs[i], "data"), exist_ok=True)
             with open(os.path.join(self.dirs[i], "data", "myid"), "w") as f:
                 f.write(f"{i}\n")

@@ -43,6 +43,64 @@ pub const XID_AUTH: i32 = -4;
 /// xid of setWatches sent on reconnect.
 pub const XID_SET_WATCHES: i32 = -8;
 
+/// The name ZooKeeper's `Request.op2String` gives an opcode (its metrics' and logs' name).
+pub fn name(op: i32) -> &'static str {
+    match op {
+        NOTIFICATION => "notification",
+        CREATE => "create",
+        DELETE => "delete",
+        EXISTS => "exists",
+        GET_DATA => "getData",
+        SET_DATA => "setData",
+        GET_ACL => "getACL",
+        SET_ACL => "setACL",
+        GET_CHILDREN => "getChildren",
+        SYNC => "sync",
+        PING => "ping",
+        GET_CHILDREN2 => "getChildren2",
+        CHECK => "check",
+        MULTI => "multi",
+        CREATE2 => "create2",
+        RECONFIG => "reconfig",
+        CHECK_WATCHES => "checkWatches",
+        REMOVE_WATCHES => "removeWatches",
+        CREATE_CONTAINER => "createContainer",
+        DELETE_CONTAINER => "deleteContainer",
+        CREATE_TTL => "createTtl",
+        MULTI_READ => "multiRead",
+        AUTH => "auth",
+        SET_WATCHES => "setWatches",
+        SASL => "sasl",
+        GET_EPHEMERALS => "getEphemerals",
+        GET_ALL_CHILDREN_NUMBER => "getAllChildrenNumber",
+        SET_WATCHES2 => "setWatches2",
+        ADD_WATCH => "addWatch",
+        WHO_AM_I => "whoAmI",
+        CREATE_SESSION => "createSession",
+        CLOSE_SESSION => "closeSession",
+        ERROR => "error",
+        _ => "unknown",
+    }
+}
+
+/// Whether a request changes the tree (ZooKeeper's `updatelatency`, not `readlatency`).
+pub fn is_update(op: i32) -> bool {
+    matches!(
+        op,
+        CREATE
+            | DELETE
+            | SET_DATA
+            | SET_ACL
+            | CHECK
+            | MULTI
+            | CREATE2
+            | RECONFIG
+            | CREATE_CONTAINER
+            | DELETE_CONTAINER
+            | CREATE_TTL
+    )
+}
+
 /// The short name ZooKeeper's logs and `cons` use for an opcode.
 pub fn short_name(op: i32) -> &'static str {
     match op {
