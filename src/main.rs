@@ -70,6 +70,12 @@ enum Command {
     },
     /// Load generator for Ringkeeper or any ZooKeeper server.
     Bench(Box<ringkeeper_bench::args::BenchArgs>),
+    /// ZooKeeper's zkCli: `ringkeeper cli [-server host:port] [-timeout ms] [-r] [cmd args...]`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Prints what `zkServer.sh status` prints (client port, mode); exits 1 when the server
     /// does not answer.
     Status {
@@ -184,6 +190,7 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Command::Cli { args } => std::process::exit(ringkeeper_tools::cli::main(&args)),
         Command::Status { config } => std::process::exit(status::run(config.as_deref())),
         Command::Bench(args) => {
             if let Err(e) = ringkeeper_bench::main(&args) {

@@ -16,6 +16,7 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -f /usr/share/java/servlet-api.jar ] || need+=(libservlet-api-java)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

@@ -759,6 +759,48 @@ impl Response {
     }
 }
 
+impl Response {
+    /// Decodes the body of a successful reply to a request with `opcode`, as a client reads
+    /// it. Multi replies are not decoded here.
+    pub fn decode(opcode: i32, body: &[u8]) -> Result<Response, DecodeError> {
+        let mut r = Reader::new(body);
+        let strings = |r: &mut Reader, field| r.vector(field, 4, |r| r.ustring(field));
+        let response = match opcode {
+            op::CREATE => Response::Create {
+                path: r.ustring("path")?,
+            },
+            op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => Response::Create2 {
+                path: r.ustring("path")?,
+                stat: Stat::decode(&mut r)?,
+            },
+            op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(Stat::decode(&mut r)?),
+            op::GET_DATA => Response::GetData {
+                data: r.buffer_opt("data")?,
+                stat: Stat::decode(&mut r)?,
+            },
+            op::GET_ACL => Response::GetAcl {
+                acl: decode_acls(&mut r)?,
+                stat: Stat::decode(&mut r)?,
+            },
+            op::GET_CHILDREN => Response::Children(strings(&mut r, "children")?),
+            op::GET_CHILDREN2 => Response::Children2 {
+                children: strings(&mut r, "children")?,
+                stat: Stat::decode(&mut r)?,
+            },
+            op::SYNC => Response::Sync {
+                path: r.ustring("path")?,
+            },
+            op::GET_EPHEMERALS => Response::Ephemerals(strings(&mut r, "ephemerals")?),
+            op::GET_ALL_CHILDREN_NUMBER | op::ADD_WATCH => Response::Int(r.int("number")?),
+            op::WHO_AM_I => Response::WhoAmI(r.vector("clientInfo", 8, |r| {
+                Ok((r.ustring("authScheme")?, r.ustring("user")?))
+            })?),
+            _ => Response::Empty,
+        };
+        Ok(response)
+    }
+}
+
 fn encode_multi<B: BufMut>(w: &mut Writer<B>, results: &[MultiResult]) {
     for result in results {
         let err = match result {
@@ -847,6 +889,81 @@ pub fn encode_notification(out: &mut Vec<u8>, zxid: i64, event_type: i32, path: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_decode_as_they_were_encoded() {
+        let stat = Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: 6,
+            aversion: 7,
+            ephemeral_owner: 8,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
+        let cases = [
+            (op::CREATE, Response::Create { path: "/a".into() }),
+            (
+                op::CREATE_TTL,
+                Response::Create2 {
+                    path: "/t".into(),
+                    stat,
+                },
+            ),
+            (op::SET_DATA, Response::Stat(stat)),
+            (op::GET_DATA, Response::GetData { data: None, stat }),
+            (
+                op::GET_DATA,
+                Response::GetData {
+                    data: Some(Bytes::from_static(b"x")),
+                    stat,
+                },
+            ),
+            (
+                op::GET_ACL,
+                Response::GetAcl {
+                    acl: Acl::open_unsafe(),
+                    stat,
+                },
+            ),
+            (
+                op::GET_CHILDREN,
+                Response::Children(vec!["a".into(), "b".into()]),
+            ),
+            (
+                op::GET_CHILDREN2,
+                Response::Children2 {
+                    children: vec![],
+                    stat,
+                },
+            ),
+            (op::SYNC, Response::Sync { path: "/".into() }),
+            (op::GET_EPHEMERALS, Response::Ephemerals(vec!["/e".into()])),
+            (op::GET_ALL_CHILDREN_NUMBER, Response::Int(42)),
+            (
+                op::WHO_AM_I,
+                Response::WhoAmI(vec![("ip".into(), "127.0.0.1".into())]),
+            ),
+            (op::DELETE, Response::Empty),
+        ];
+        for (opcode, response) in cases {
+            let mut body = Vec::new();
+            response.encode(&mut Writer::new(&mut body));
+            assert_eq!(
+                Response::decode(opcode, &body).unwrap(),
+                response,
+                "opcode {opcode}"
+            );
+        }
+        assert!(
+            Response::decode(op::GET_DATA, &[0, 0]).is_err(),
+            "a short body is an error"
+        );
+    }
 
     fn encode_create(opcode: i32, path: &str, ttl: Option<i64>) -> Vec<u8> {
         let mut out = Vec::new();
