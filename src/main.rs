@@ -12,6 +12,7 @@ mod fourlw;
 mod front;
 mod hist;
 mod http;
+mod import;
 mod log;
 mod metrics;
 mod net;
@@ -42,9 +43,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Inspect {
-    /// Prints a transaction-log segment's records and verifies their CRCs.
+    /// Prints a transaction-log segment's records and verifies their CRCs (Ringkeeper's, or
+    /// Java ZooKeeper's `log.*`).
     Log { file: PathBuf },
-    /// Prints a snapshot's nodes, Stats and sessions and verifies its checksums.
+    /// Prints a snapshot's nodes, Stats and sessions and verifies its checksums (Ringkeeper's,
+    /// or Java ZooKeeper's `snapshot.*`).
     Snapshot { file: PathBuf },
 }
 
@@ -70,6 +73,18 @@ enum Command {
     },
     /// Load generator for Ringkeeper or any ZooKeeper server.
     Bench(Box<ringkeeper_bench::args::BenchArgs>),
+    /// Makes a Java ZooKeeper dataDir (its snapshots and logs) into a Ringkeeper dataDir.
+    Import {
+        /// Java ZooKeeper's dataDir (or its version-2 folder).
+        #[arg(long)]
+        from: PathBuf,
+        /// Java ZooKeeper's dataLogDir, when the logs are kept apart.
+        #[arg(long)]
+        from_log_dir: Option<PathBuf>,
+        /// The Ringkeeper dataDir to write (empty or new).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// ZooKeeper's zkCli: `ringkeeper cli [-server host:port] [-timeout ms] [-r] [cmd args...]`.
     #[command(disable_help_flag = true)]
     Cli {
@@ -152,6 +167,16 @@ fn recover(cfg: &config::Config, secret: u64) -> Result<shared::Start, String> {
     })
 }
 
+/// Whether `path` starts as Java ZooKeeper's snapshots and logs do (`ZKSN`, `ZKLG`).
+fn is_java_file(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && (&magic == b"ZKSN" || &magic == b"ZKLG")
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -172,6 +197,18 @@ fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect {
+            what: Inspect::Log { file } | Inspect::Snapshot { file },
+        } if is_java_file(&file) => {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            match import::inspect_java(&file, &bytes).expect("checked to be a Java file") {
+                Ok(text) => print!("{text}"),
+                Err(e) => {
+                    eprintln!("ringkeeper inspect: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Inspect {
             what: Inspect::Log { file },
         } => match log::inspect(&file) {
             Ok(text) => print!("{text}"),
@@ -190,6 +227,26 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Command::Import {
+            from,
+            from_log_dir,
+            to,
+        } => match import::run(&from, from_log_dir.as_deref(), &to) {
+            Ok(i) => println!(
+                "imported {} and {} txns from {} log(s): {} znodes, {} sessions, last zxid {:#x}, in {} ms",
+                i.snapshot.display(),
+                i.txns,
+                i.logs,
+                i.nodes,
+                i.sessions,
+                i.last_zxid,
+                i.ms
+            ),
+            Err(e) => {
+                eprintln!("ringkeeper import: {e}");
+                std::process::exit(1);
+            }
+        },
         Command::Cli { args } => std::process::exit(ringkeeper_tools::cli::main(&args)),
         Command::Status { config } => std::process::exit(status::run(config.as_deref())),
         Command::Bench(args) => {

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod javafiles;
 pub mod node;
 pub mod order;
 pub mod pipeline;
