@@ -93,15 +93,18 @@ thread_local! {
     static FRONT_LATENCIES: RefCell<OpLatencies> = RefCell::new(OpLatencies::default());
 }
 
+/// Where requests with opcodes ZooKeeper does not define are counted, together, so a client
+/// cannot grow the table by sending made-up opcodes.
+pub const UNKNOWN_OPCODE: i32 = i32::MIN;
+
 /// Records one answered request on the calling front core.
 pub fn record_request(opcode: i32, micros: u64) {
-    FRONT_LATENCIES.with(|l| {
-        l.borrow_mut()
-            .by_op
-            .entry(opcode)
-            .or_default()
-            .record(micros)
-    });
+    let key = if ringkeeper_engine::proto::opcode::name(opcode) == "unknown" {
+        UNKNOWN_OPCODE
+    } else {
+        opcode
+    };
+    FRONT_LATENCIES.with(|l| l.borrow_mut().by_op.entry(key).or_default().record(micros));
 }
 
 /// A copy of the calling front core's latencies.
@@ -152,5 +155,15 @@ mod tests {
         let mut all = mine.clone();
         all.merge(&other);
         assert_eq!(all.by_op.len(), 2);
+        for made_up in 1000..1100 {
+            record_request(made_up, 5);
+        }
+        let l = front_latencies();
+        assert_eq!(
+            l.by_op[&UNKNOWN_OPCODE].count(),
+            100,
+            "made-up opcodes share one entry"
+        );
+        assert_eq!(l.by_op.len(), 2);
     }
 }

@@ -123,6 +123,13 @@ pub fn run(from: &Path, from_log: Option<&Path>, to: &Path) -> Result<Imported, 
             txns += 1;
         }
     }
+    // Ephemerals of sessions the data no longer holds go, as ZooKeeper's `loadData` kills
+    // such sessions at startup (stamped with the last zxid, no txn of their own).
+    for owner in tree.ephemeral_owners() {
+        if !sessions.contains_key(&owner) {
+            tree.kill_session(owner, last);
+        }
+    }
     let sessions: Vec<SnapSession> = sessions
         .into_iter()
         .map(|(id, timeout_ms)| SnapSession { id, timeout_ms })

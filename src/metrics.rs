@@ -40,7 +40,13 @@ pub async fn render(shared: &Shared) -> String {
     for (op, h) in &latencies.by_op {
         if opcode::is_update(*op) {
             updates.merge(h);
-        } else if *op != opcode::PING && *op != opcode::CREATE_SESSION {
+        } else if ![
+            opcode::PING,
+            opcode::CREATE_SESSION,
+            crate::hist::UNKNOWN_OPCODE,
+        ]
+        .contains(op)
+        {
             reads.merge(h);
         }
     }

@@ -62,25 +62,35 @@ async fn log_task(
     synced: flume::Sender<i64>,
     shared: Arc<Shared>,
 ) {
-    let mut stopping = false;
+    // Once a stop is asked for: how many batches queued at that moment are still to write.
+    // Batches queued later are not written (nothing in them was acknowledged).
+    let mut left: Option<usize> = None;
     loop {
-        let batch = if stopping {
-            // A stop was asked for: batches already queued are written first.
-            match rx.try_recv() {
-                Ok(batch) => batch,
-                Err(_) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
+        let batch = match left {
+            Some(0) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
+            Some(n) => {
+                left = Some(n - 1);
+                match rx.try_recv() {
+                    Ok(batch) => batch,
+                    Err(_) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
+                }
             }
-        } else {
-            let next = futures_lite::future::or(async { Some(rx.recv_async().await) }, async {
-                crate::stop::requested(&shared.stop).await;
-                None
-            });
-            match next.await {
-                Some(Ok(batch)) => batch,
-                Some(Err(_)) => return,
-                None => {
-                    stopping = true;
-                    continue;
+            None => {
+                // The stop is looked at first, so a steady stream of batches cannot keep it out.
+                let next = futures_lite::future::or(
+                    async {
+                        crate::stop::requested(&shared.stop).await;
+                        None
+                    },
+                    async { Some(rx.recv_async().await) },
+                );
+                match next.await {
+                    Some(Ok(batch)) => batch,
+                    Some(Err(_)) => return,
+                    None => {
+                        left = Some(rx.len());
+                        continue;
+                    }
                 }
             }
         };

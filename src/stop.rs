@@ -18,12 +18,19 @@ pub fn watch_signals() -> std::io::Result<flume::Receiver<()>> {
     std::thread::Builder::new()
         .name("rk-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            let mut forever = signals.forever();
+            if let Some(sig) = forever.next() {
                 let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
                 tracing::info!(
                     "{name}: stopping once the transaction log write in flight is synced"
                 );
                 let _ = tx.send(());
+            }
+            // A second signal does not wait (for a log write hung on a dead disk, say).
+            // Nothing acknowledged is at risk: every reply waited for its fdatasync.
+            if forever.next().is_some() {
+                tracing::warn!("second stop signal: exiting now");
+                std::process::exit(1);
             }
         })?;
     Ok(rx)

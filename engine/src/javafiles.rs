@@ -300,6 +300,11 @@ pub fn read_log(bytes: &[u8]) -> Result<Vec<LogEntry>, JavaFileError> {
             // Cut short by a crash at the end of the file: never acknowledged.
             break;
         }
+        // An entry without its closing 'B' is one a crash cut short: the log ends before it,
+        // as ZooKeeper's `readTxnBytes` has it ("Last transaction was partial").
+        if bytes[end] != END_OF_RECORD {
+            break;
+        }
         let body = &bytes[start..end];
         let want = adler(body);
         if crc != want as i64 {
@@ -308,12 +313,6 @@ pub fn read_log(bytes: &[u8]) -> Result<Vec<LogEntry>, JavaFileError> {
                 format!(
                     "entry checksum mismatch: the file says {crc:#x}, its bytes give {want:#x}"
                 ),
-            ));
-        }
-        if bytes[end] != END_OF_RECORD {
-            return Err(bad(
-                end,
-                format!("entry not ended by 'B' (found {:#x})", bytes[end]),
             ));
         }
         let txn = crate::quorum::txn::decode(body)
@@ -346,6 +345,23 @@ pub fn replay(tree: &mut DataTree, sessions: &mut BTreeMap<i64, i32>, txn: &Txn)
             sessions.remove(&txn.session_id);
         }
         _ => {}
+    }
+    // A create that finds its node there still raises the parent's cversion, as ZooKeeper's
+    // replay does (ZOOKEEPER-1046).
+    if let TxnOp::Create {
+        path,
+        parent_cversion,
+        ..
+    } = &txn.op
+    {
+        if tree.get(path).is_some() {
+            let parent = match path.rfind('/') {
+                Some(0) => "/",
+                Some(i) => &path[..i],
+                None => "/",
+            };
+            tree.set_cversion_pzxid(parent, *parent_cversion, txn.zxid);
+        }
     }
     let op = fitting(tree, &txn.op);
     let applied = Txn {
@@ -476,6 +492,14 @@ mod tests {
         // A write cut short at the end is no damage: it was never acknowledged.
         let cut = &file[..second + 15];
         assert_eq!(read_log(cut).unwrap().len(), 1);
+        // Nor is one whose closing 'B' never reached the disk (a preallocated, zeroed file).
+        let mut torn = file.clone();
+        let len1 = i32::from_be_bytes(file[second + 8..second + 12].try_into().unwrap());
+        let b_at = second + 12 + len1 as usize;
+        assert_eq!(torn[b_at], END_OF_RECORD);
+        torn[b_at] = 0;
+        torn[b_at - 1] = 0;
+        assert_eq!(read_log(&torn).unwrap().len(), 1);
         let mut not_log = file.clone();
         not_log[0] = b'X';
         assert!(read_log(&not_log)

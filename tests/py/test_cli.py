@@ -12,6 +12,7 @@ import time
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.security import make_digest_acl
 
 from servers import RINGKEEPER, Server, java_zookeeper_available
 
@@ -246,4 +247,43 @@ def test_interactive_cli_as_a_person_uses_it(kind):
         t.close()
         other.stop()
         other.close()
+        srv.stop()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_a_reconnect_keeps_the_shells_watches_and_credentials():
+    """The server restarts under an interactive shell: its session resumes, the watch it had
+    set is registered again (setWatches) and fires, and its addauth credentials are sent again."""
+    srv = Server("ringkeeper", "maxSessionTimeout=60000")
+    other = KazooClient(hosts=srv.hosts, timeout=10)
+    other.start(timeout=15)
+    other.create("/w", b"1")
+    other.create("/dig", b"secret", acl=[make_digest_acl("u", "p", all=True)])
+    other.stop()
+    other.close()
+    t = Tmux(f"{RINGKEEPER} cli -timeout 30000 -server {srv.hosts}")
+    try:
+        t.wait_for(f"[zk: {srv.hosts}(CONNECTED) 0]")
+        t.type("addauth digest u:p")
+        t.keys("Enter")
+        t.type("get -w /w")
+        t.keys("Enter")
+        t.wait_for(f"[zk: {srv.hosts}(CONNECTED) 2]")
+        srv.kill9_and_restart()
+        t.wait_for("WatchedEvent state:Disconnected type:None path:null")
+        deadline = time.time() + 30
+        while t.screen().count("WatchedEvent state:SyncConnected type:None path:null") < 2:
+            assert time.time() < deadline, t.screen()
+            time.sleep(0.05)
+        other = KazooClient(hosts=srv.hosts, timeout=10)
+        other.start(timeout=15)
+        other.set("/w", b"2")
+        t.wait_for("WatchedEvent state:SyncConnected type:NodeDataChanged path:/w")
+        t.type("get /dig")
+        t.keys("Enter")
+        t.wait_for("\nsecret\n")
+        other.stop()
+        other.close()
+    finally:
+        t.close()
         srv.stop()

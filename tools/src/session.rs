@@ -86,6 +86,9 @@ struct Link {
     last_sent: std::time::Instant,
     /// Set once closeSession is on its way: the server's closing the socket is no loss.
     closing: bool,
+    /// Credentials added with `auth`, sent again on every new connection, as ZooKeeper's
+    /// client does.
+    auths: Vec<(String, Bytes)>,
 }
 
 type Reply = Result<(i64, Result<Response, ErrorCode>), CallError>;
@@ -132,6 +135,7 @@ impl Session {
                 rounds_failed: 0,
                 last_sent: std::time::Instant::now(),
                 closing: false,
+                auths: Vec::new(),
             }),
             changed: Condvar::new(),
             events: tx,
@@ -186,6 +190,9 @@ impl Session {
                 State::Connected => {}
                 State::Disconnected => return Err(CallError::ConnectionLoss),
                 _ => return Err(CallError::SessionGone),
+            }
+            if let Request::Auth { scheme, auth, .. } = req {
+                l.auths.push((scheme.clone(), auth.clone()));
             }
             let xid = match opcode {
                 op::AUTH => op::XID_AUTH,
@@ -253,7 +260,8 @@ impl Session {
             if matches!(
                 self.state(),
                 State::Closed | State::Expired | State::AuthFailed
-            ) {
+            ) || self.link.lock().unwrap().closing
+            {
                 return;
             }
             if self.hosts.is_empty() {
@@ -315,8 +323,15 @@ impl Session {
         if resp.timeout_ms <= 0 {
             return Err(Opened::Expired);
         }
-        let _ = stream.set_read_timeout(None);
+        // A server that says nothing for two thirds of the session timeout (pings go out every
+        // third) is gone: the connection is dropped and the next server tried, as ZooKeeper's
+        // client does.
+        let silent = Duration::from_millis((resp.timeout_ms as u64 * 2 / 3).max(100));
+        let _ = stream.set_read_timeout(Some(silent));
         let mut l = self.link.lock().unwrap();
+        if l.closing {
+            return Err(Opened::Failed);
+        }
         l.session_id = resp.session_id;
         l.passwd = resp.passwd;
         l.timeout_ms = resp.timeout_ms;
@@ -335,15 +350,15 @@ impl Session {
                 persistent: w.persistent.into_iter().collect(),
                 persistent_recursive: w.persistent_recursive.into_iter().collect(),
             });
-            let mut frame = vec![0u8; 4];
-            {
-                let mut wr = Writer::new(&mut frame);
-                wr.int(op::XID_SET_WATCHES).int(op::SET_WATCHES2);
-                req.encode(&mut wr);
-            }
-            let len = (frame.len() - 4) as i32;
-            frame[..4].copy_from_slice(&len.to_be_bytes());
-            let _ = stream.write_all(&frame);
+            let _ = stream.write_all(&frame_of(op::XID_SET_WATCHES, &req));
+        }
+        for (scheme, auth) in l.auths.clone() {
+            let req = Request::Auth {
+                kind: 0,
+                scheme,
+                auth,
+            };
+            let _ = stream.write_all(&frame_of(op::XID_AUTH, &req));
         }
         self.set_state(&mut l, State::Connected);
         Ok((stream, generation))
@@ -356,12 +371,15 @@ impl Session {
             }
         }
         let mut l = self.link.lock().unwrap();
-        if l.generation != generation || l.closing {
-            return; // closed, or replaced already
+        if l.generation != generation {
+            return; // replaced already
         }
-        l.stream = None;
         if let Some((_, _, tx)) = l.waiting.take() {
             let _ = tx.send(Err(CallError::ConnectionLoss));
+        }
+        l.stream = None;
+        if l.closing || matches!(l.state, State::AuthFailed | State::Expired | State::Closed) {
+            return;
         }
         self.set_state(&mut l, State::Disconnected);
     }
@@ -393,6 +411,13 @@ impl Session {
                 let _ = self.events.send(Event::Watch { kind, path, zxid });
             }
             op::XID_PING | op::XID_SET_WATCHES => {}
+            // The answer to credentials sent again on a new connection.
+            op::XID_AUTH if !matches!(l.waiting, Some((op::XID_AUTH, _, _))) => {
+                if err == ErrorCode::AuthFailed.code() {
+                    self.set_state(&mut l, State::AuthFailed);
+                    return false;
+                }
+            }
             _ => {
                 let Some((want, opcode, tx)) = l.waiting.take() else {
                     return false;
@@ -478,6 +503,19 @@ impl Session {
 enum Opened {
     Failed,
     Expired,
+}
+
+/// A request frame: length, xid, the request's own opcode, its record.
+fn frame_of(xid: i32, req: &Request) -> Vec<u8> {
+    let mut frame = vec![0u8; 4];
+    {
+        let mut w = Writer::new(&mut frame);
+        w.int(xid).int(req.opcode());
+        req.encode(&mut w);
+    }
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    frame
 }
 
 fn is_empty(w: &Watches) -> bool {

@@ -436,6 +436,41 @@ impl DataTree {
         }
     }
 
+    /// Deletes a session's ephemerals without a txn, stamping `zxid` on their parents, as
+    /// ZooKeeper's `DataTree.killSession` does for sessions a restored tree names but no
+    /// session table holds.
+    pub fn kill_session(&mut self, session_id: i64, zxid: i64) {
+        let mut triggers = Vec::new();
+        for path in self.ephemerals_of(session_id) {
+            self.delete(&path, zxid, &mut triggers);
+        }
+    }
+
+    /// ZooKeeper's `DataTree.setCversionPzxid`: raises a node's cversion (and moves its pzxid)
+    /// when a replayed create finds its node already there.
+    pub fn set_cversion_pzxid(&mut self, path: &str, cversion: i32, zxid: i64) {
+        if self.nodes.get(path).is_none() {
+            return;
+        }
+        let node = self.node_mut(path);
+        let cversion = if cversion == -1 {
+            node.cversion + 1
+        } else {
+            cversion
+        };
+        if cversion > node.cversion {
+            node.cversion = cversion;
+            node.pzxid = zxid;
+        }
+    }
+
+    /// Every session that owns an ephemeral node.
+    pub fn ephemeral_owners(&self) -> Vec<i64> {
+        let mut owners: Vec<i64> = self.ephemerals.keys().copied().collect();
+        owners.sort_unstable();
+        owners
+    }
+
     fn node_mut(&mut self, path: &str) -> &mut Node {
         let node = self
             .nodes
