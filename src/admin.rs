@@ -45,6 +45,7 @@ const COMMANDS: &[(&str, &[&str], bool)] = &[
     ("ruok", &[], true),
     ("server_stats", &["srvr"], true),
     ("set_trace_mask", &["stmk"], false),
+    ("snapshot", &["snap"], true),
     ("stat_reset", &["srst"], true),
     ("stats", &["stat"], true),
     ("system_properties", &["sysp"], false),
@@ -58,7 +59,8 @@ const COMMANDS: &[(&str, &[&str], bool)] = &[
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
 
 /// Answers one HTTP request.
-pub fn handle(shared: &Shared, method: &tiny_http::Method, url: &str) -> Answer {
+pub fn handle(shared: &Shared, asked: &crate::http::Asked) -> Answer {
+    let (method, url) = (asked.method, asked.url);
     let base = shared.cfg.admin_command_url.as_str();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let Some(rest) = path.strip_prefix(base) else {
@@ -78,8 +80,126 @@ pub fn handle(shared: &Shared, method: &tiny_http::Method, url: &str) -> Answer 
     if name.is_empty() {
         return Answer::new(200, None, index(base));
     }
+    if name == "snapshot" || name == "snap" {
+        return futures_lite::future::block_on(snapshot(shared, asked, &name, query));
+    }
     let body = futures_lite::future::block_on(run(shared, &name, query));
     Answer::new(200, Some("application/json"), to_jackson(&body))
+}
+
+fn json_answer(status: u16, body: &Map<String, Value>) -> Answer {
+    Answer::new(status, Some("application/json"), to_jackson(body))
+}
+
+/// When the `snapshot` command last streamed one (it is rate limited).
+static SNAPSHOT_LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// ZooKeeper 3.9's `snapshot`: the committed tree and sessions streamed in Java ZooKeeper's
+/// own snapshot format (a Java server loads it as a `snapshot.<zxid>` file; `ringkeeper
+/// import` reads it too), with `last_zxid` and `snapshot_size` headers. As in 3.9 it needs
+/// every permission on `/` for the credentials of the `Authorization` header (`digest
+/// user:password`, or `ip`), can be turned off (`admin.snapshot.enabled=false`: 503), and is
+/// rate limited (`admin.rateLimiterIntervalInMS`: 429). `streaming=false` answers the headers
+/// with a JSON body. Unlike ZooKeeper it does not also write a snapshot into the dataDir (the
+/// `snap` four-letter word does that).
+async fn snapshot(
+    shared: &Shared,
+    asked: &crate::http::Asked<'_>,
+    typed: &str,
+    query: &str,
+) -> Answer {
+    if shared.stats.mode.load(Relaxed) == mode::NOT_SERVING {
+        return json_answer(200, &envelope_error("snapshot", NOT_SERVING));
+    }
+    let report = fourlw::report(shared, true).await;
+    let Some(tree) = report.tree else {
+        return json_answer(500, &envelope_error("snapshot", "no tree to snapshot"));
+    };
+    // Credentials, checked against the ACL of `/` for each permission.
+    let Some(auth) = asked.authorization.as_deref() else {
+        return json_answer(
+            401,
+            &envelope_error(typed, "Auth info is missing for the command"),
+        );
+    };
+    let mut parts = auth.splitn(2, ' ');
+    let ids = match (parts.next().unwrap_or(""), parts.next()) {
+        ("digest", Some(user_password)) => {
+            let id = ringkeeper_engine::tree::acl::digest_id(user_password);
+            let mut ids = vec![ringkeeper_engine::proto::Id::new("digest", &id)];
+            if shared.cfg.super_digest.as_deref() == Some(id.as_str()) {
+                ids.push(ringkeeper_engine::proto::Id::new("super", &id));
+            }
+            ids
+        }
+        ("ip", None) => match asked.remote {
+            Some(a) => vec![ringkeeper_engine::proto::Id::new("ip", &a.ip().to_string())],
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    if ids.is_empty() {
+        return json_answer(401, &envelope_error(typed, "Not authenticated"));
+    }
+    let root_acl = &tree.get("/").expect("the root always exists").acl;
+    use ringkeeper_engine::proto::perms;
+    for perm in [
+        perms::READ,
+        perms::WRITE,
+        perms::CREATE,
+        perms::DELETE,
+        perms::ADMIN,
+    ] {
+        if ringkeeper_engine::tree::acl::check(root_acl, perm, &ids).is_err() {
+            return json_answer(403, &envelope_error(typed, "Not authorized"));
+        }
+    }
+    if !shared.cfg.admin_snapshot_enabled {
+        return json_answer(503, &envelope_error("snapshot", "")).with_null_error();
+    }
+    {
+        let mut last = SNAPSHOT_LAST.lock().expect("not poisoned");
+        let interval = std::time::Duration::from_millis(shared.cfg.snap_interval_ms);
+        if last.is_some_and(|t| t.elapsed() < interval) {
+            return json_answer(429, &envelope_error("snapshot", "")).with_null_error();
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    let zxid = tree.last_zxid();
+    let bytes = ringkeeper_engine::javafiles::write_snapshot(&tree, &report.session_timeouts);
+    let headers = vec![
+        ("last_zxid", format!("0x{zxid:x}")),
+        ("snapshot_size", bytes.len().to_string()),
+    ];
+    let streaming = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("streaming="))
+        .is_none_or(|v| v.eq_ignore_ascii_case("true"));
+    let mut answer = if streaming {
+        Answer {
+            status: 200,
+            content_type: Some("application/octet-stream"),
+            body: bytes,
+            headers: Vec::new(),
+        }
+    } else {
+        let mut m = Map::new();
+        m.insert("command".into(), json!("snapshot"));
+        m.insert("error".into(), Value::Null);
+        json_answer(200, &m)
+    };
+    answer.headers = headers;
+    answer
+}
+
+impl Answer {
+    /// ZooKeeper answers 503 and 429 with `"error" : null`.
+    fn with_null_error(self) -> Answer {
+        let mut m = Map::new();
+        m.insert("command".into(), json!("snapshot"));
+        m.insert("error".into(), Value::Null);
+        json_answer(self.status, &m)
+    }
 }
 
 fn not_found(path: &str) -> Answer {
@@ -282,6 +402,7 @@ async fn data(shared: &Shared, command: &str, query: &str) -> Result<Map<String,
             watch_data(command, fourlw::watches(shared).await)
         }
         "zabstate" => zabstate(shared),
+        "snapshot" => return Err("the snapshot command streams; it is answered by handle".into()),
         other => unreachable!("{other} is in COMMANDS but has no data"),
     })
 }

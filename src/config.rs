@@ -81,6 +81,8 @@ pub struct Config {
     pub admin_addr: Option<SocketAddr>,
     /// `admin.commandURL`: where the AdminServer's commands live.
     pub admin_command_url: String,
+    /// `admin.snapshot.enabled` (ZooKeeper 3.9's, default true): the AdminServer's `snapshot`.
+    pub admin_snapshot_enabled: bool,
     /// The Prometheus endpoint's address (`metricsProvider.httpHost`:`metricsProvider.httpPort`,
     /// 0.0.0.0:7000 as in ZooKeeper), when `metricsProvider.className` names ZooKeeper's
     /// Prometheus provider or `ringkeeper.metricsEnabled=true`; `None` otherwise.
@@ -262,6 +264,7 @@ impl Config {
             snap_interval_ms: 300_000,
             admin_addr: None,
             admin_command_url: "/commands".to_string(),
+            admin_snapshot_enabled: true,
             metrics_addr: None,
             text: text.to_string(),
             source: source.to_string(),
@@ -391,6 +394,7 @@ impl Config {
                     }
                     c.admin_command_url = value.trim_end_matches('/').to_string();
                 }
+                "admin.snapshot.enabled" => c.admin_snapshot_enabled = boolean(k, value)?,
                 "admin.idleTimeout" => {
                     num::<u64>(k, value)?;
                 }

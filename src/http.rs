@@ -13,7 +13,9 @@ use crate::shared::Shared;
 pub struct Answer {
     pub status: u16,
     pub content_type: Option<&'static str>,
-    pub body: String,
+    pub body: Vec<u8>,
+    /// Headers besides Content-Type.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Answer {
@@ -21,12 +23,22 @@ impl Answer {
         Answer {
             status,
             content_type,
-            body,
+            body: body.into_bytes(),
+            headers: Vec::new(),
         }
     }
 }
 
-/// Binds `addr` and answers its requests with `handler(method, url)` on a thread named `name`.
+/// What a handler sees of a request.
+pub struct Asked<'r> {
+    pub method: &'r tiny_http::Method,
+    pub url: &'r str,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    pub remote: Option<SocketAddr>,
+}
+
+/// Binds `addr` and answers its requests with `handler` on a thread named `name`.
 pub fn serve<H>(
     name: &str,
     addr: SocketAddr,
@@ -34,20 +46,37 @@ pub fn serve<H>(
     handler: H,
 ) -> std::io::Result<()>
 where
-    H: Fn(&Shared, &tiny_http::Method, &str) -> Answer + Send + 'static,
+    H: Fn(&Shared, &Asked) -> Answer + Send + 'static,
 {
     let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {
             for request in server.incoming_requests() {
-                let answer = handler(&shared, request.method(), request.url());
+                let authorization = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .map(|h| h.value.as_str().to_string());
+                let asked = Asked {
+                    method: request.method(),
+                    url: request.url(),
+                    authorization,
+                    remote: request.remote_addr().copied(),
+                };
+                let answer = handler(&shared, &asked);
                 let mut response =
-                    tiny_http::Response::from_string(answer.body).with_status_code(answer.status);
+                    tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
                 if let Some(ct) = answer.content_type {
                     let header =
                         tiny_http::Header::from_bytes("Content-Type", ct).expect("a valid header");
                     response = response.with_header(header);
+                }
+                for (name, value) in &answer.headers {
+                    if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+                    {
+                        response = response.with_header(h);
+                    }
                 }
                 // A client that went away gets nothing; the next request is answered.
                 let _ = request.respond(response);

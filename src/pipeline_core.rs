@@ -397,6 +397,9 @@ pub fn report(version: &DataTree, sessions: &SessionTable, dump: bool) -> Report
             by_deadline.entry(wall).or_default().push(s.id);
         }
         report.sessions_by_deadline = by_deadline.into_iter().collect();
+        report.session_timeouts = sessions.iter().map(|s| (s.id, s.timeout_ms)).collect();
+        report.session_timeouts.sort_unstable();
+        report.tree = Some(version.clone());
     }
     report
 }

@@ -190,8 +190,8 @@ pub fn run(
 /// that cannot be bound is logged and skipped, as ZooKeeper does.
 fn start_http(shared: &Arc<Shared>) -> anyhow::Result<()> {
     if let Some(addr) = shared.cfg.metrics_addr {
-        let handler = |shared: &Shared, _: &tiny_http::Method, url: &str| {
-            if url.split('?').next() == Some("/metrics") {
+        let handler = |shared: &Shared, asked: &crate::http::Asked| {
+            if asked.url.split('?').next() == Some("/metrics") {
                 let body = futures_lite::future::block_on(crate::metrics::render(shared));
                 crate::http::Answer::new(
                     200,

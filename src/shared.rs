@@ -54,6 +54,10 @@ pub struct Report {
     /// the AdminServer's `dump`.
     pub sessions_by_deadline: Vec<(i64, Vec<i64>)>,
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+    /// With `dump`: every session's id and timeout, and the tree version the report was made
+    /// from (an O(1) clone), for the AdminServer's `snapshot`.
+    pub session_timeouts: Vec<(i64, i32)>,
+    pub tree: Option<DataTree>,
 }
 
 /// What the pipeline publishes to every front core.
