@@ -62,37 +62,13 @@ async fn log_task(
     synced: flume::Sender<i64>,
     shared: Arc<Shared>,
 ) {
-    // Once a stop is asked for: how many batches queued at that moment are still to write.
-    // Batches queued later are not written (nothing in them was acknowledged).
-    let mut left: Option<usize> = None;
+    let mut gate = crate::stop::Gate::default();
     loop {
-        let batch = match left {
-            Some(0) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
-            Some(n) => {
-                left = Some(n - 1);
-                match rx.try_recv() {
-                    Ok(batch) => batch,
-                    Err(_) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
-                }
-            }
-            None => {
-                // The stop is looked at first, so a steady stream of batches cannot keep it out.
-                let next = futures_lite::future::or(
-                    async {
-                        crate::stop::requested(&shared.stop).await;
-                        None
-                    },
-                    async { Some(rx.recv_async().await) },
-                );
-                match next.await {
-                    Some(Ok(batch)) => batch,
-                    Some(Err(_)) => return,
-                    None => {
-                        left = Some(rx.len());
-                        continue;
-                    }
-                }
-            }
+        use crate::stop::Next;
+        let batch = match gate.next(&rx, &shared.stop).await {
+            Next::Item(batch) => batch,
+            Next::Closed => return,
+            Next::Stop => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
         };
         let last = batch.last().expect("batches are never empty").zxid;
         let started = std::time::Instant::now();

@@ -51,3 +51,62 @@ pub async fn requested(stop: &flume::Receiver<()>) {
         futures_lite::future::pending::<()>().await;
     }
 }
+
+/// What a log task takes next.
+pub enum Next<T> {
+    Item(T),
+    /// The sending side is gone.
+    Closed,
+    /// A stop was asked for and everything queued when it came is done: exit now.
+    Stop,
+}
+
+/// A log task's receiving side with the stop rule: the stop is looked at before each next
+/// item, so a steady stream cannot keep it out; once it came, only the items queued at that
+/// moment are still taken (later ones were never acknowledged).
+#[derive(Default)]
+pub struct Gate {
+    left: Option<usize>,
+}
+
+impl Gate {
+    pub async fn next<T>(
+        &mut self,
+        rx: &flume::Receiver<T>,
+        stop: &flume::Receiver<()>,
+    ) -> Next<T> {
+        if self.left.is_none() {
+            let next = futures_lite::future::or(
+                async {
+                    requested(stop).await;
+                    None
+                },
+                async { Some(rx.recv_async().await) },
+            );
+            match next.await {
+                Some(Ok(item)) => return Next::Item(item),
+                Some(Err(_)) => return Next::Closed,
+                None => self.left = Some(rx.len()),
+            }
+        }
+        if !self.take_one_more() {
+            return Next::Stop;
+        }
+        match rx.try_recv() {
+            Ok(item) => Next::Item(item),
+            Err(_) => Next::Stop,
+        }
+    }
+
+    /// Whether one more queued item may be taken now (always, until a stop came).
+    pub fn take_one_more(&mut self) -> bool {
+        match self.left.as_mut() {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
+    }
+}

@@ -164,31 +164,13 @@ pub fn read_snapshot(bytes: &[u8], zxid: i64) -> Result<JavaSnapshot, JavaFileEr
         };
         raw.push(RawNode { path, node });
     }
-    let sealed_at = r.position();
-    let want = adler(&bytes[..sealed_at]);
-    let got = r.long("val").map_err(|e| at(&r, e))?;
-    r.ustring("path").map_err(|e| at(&r, e))?;
-    if got != want as i64 {
-        return Err(bad(
-            sealed_at,
-            format!("checksum mismatch: the file says {got:#x}, its bytes give {want:#x}"),
-        ));
-    }
+    check_seal(&mut r, bytes, "checksum")?;
     let mut digest_zxid = None;
     if r.remaining() > 0 {
         let z = r.long("zxid").map_err(|e| at(&r, e))?;
         r.int("digestVersion").map_err(|e| at(&r, e))?;
         r.long("digest").map_err(|e| at(&r, e))?;
-        let sealed_at = r.position();
-        let want = adler(&bytes[..sealed_at]);
-        let got = r.long("val").map_err(|e| at(&r, e))?;
-        r.ustring("path").map_err(|e| at(&r, e))?;
-        if got != want as i64 {
-            return Err(bad(
-                sealed_at,
-                format!("digest seal mismatch: {got:#x} against {want:#x}"),
-            ));
-        }
+        check_seal(&mut r, bytes, "digest seal")?;
         digest_zxid = Some(z);
     }
     let node_count = raw.len();
@@ -199,6 +181,21 @@ pub fn read_snapshot(bytes: &[u8], zxid: i64) -> Result<JavaSnapshot, JavaFileEr
         node_count,
         digest_zxid,
     })
+}
+
+/// A seal: the Adler-32 of every byte before it, then "/".
+fn check_seal(r: &mut Reader, bytes: &[u8], what: &str) -> Result<(), JavaFileError> {
+    let sealed_at = r.position();
+    let want = adler(&bytes[..sealed_at]);
+    let got = r.long("val").map_err(|e| at(r, e))?;
+    r.ustring("path").map_err(|e| at(r, e))?;
+    if got != want as i64 {
+        return Err(bad(
+            sealed_at,
+            format!("{what} mismatch: the file says {got:#x}, its bytes give {want:#x}"),
+        ));
+    }
+    Ok(())
 }
 
 fn read_acl_cache(
@@ -606,7 +603,11 @@ mod tests {
             "/zookeeper/config",
         ] {
             let (a, b) = (back.tree.get(p).unwrap(), tree.get(p).unwrap());
-            assert_eq!((&a.data, &a.acl, a.stat()), (&b.data, &b.acl, b.stat()), "{p}");
+            assert_eq!(
+                (&a.data, &a.acl, a.stat()),
+                (&b.data, &b.acl, b.stat()),
+                "{p}"
+            );
             assert!(a.children.iter().eq(b.children.iter()), "{p}");
         }
         assert_eq!(back.tree.node_count(), tree.node_count());

@@ -115,47 +115,22 @@ async fn log_task(
     let cfg = &shared.cfg;
     let dir = log_dir(&cfg.data_log_dir);
     let mut held: Option<LogCmd> = None;
-    // Once a stop is asked for: how many commands queued at that moment are still to carry
-    // out. Appends queued later are not written (nothing in them was acknowledged).
-    let mut left: Option<usize> = None;
+    let mut gate = crate::stop::Gate::default();
     loop {
-        let cmd = match (held.take(), left) {
-            (Some(c), _) => c,
-            (None, Some(0)) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
-            (None, Some(n)) => {
-                left = Some(n - 1);
-                match rx.try_recv() {
-                    Ok(c) => c,
-                    Err(_) => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
-                }
-            }
-            (None, None) => {
-                // The stop is looked at first, so a steady stream of appends cannot keep it out.
-                let next = futures_lite::future::or(
-                    async {
-                        crate::stop::requested(&shared.stop).await;
-                        None
-                    },
-                    async { Some(rx.recv_async().await) },
-                );
-                match next.await {
-                    Some(Ok(c)) => c,
-                    Some(Err(_)) => return,
-                    None => {
-                        left = Some(rx.len());
-                        continue;
-                    }
-                }
-            }
+        use crate::stop::Next;
+        let cmd = match held.take() {
+            Some(c) => c,
+            None => match gate.next(&rx, &shared.stop).await {
+                Next::Item(c) => c,
+                Next::Closed => return,
+                Next::Stop => crate::stop::exit_stopped(shared.stats.log_synced_zxid.load(SeqCst)),
+            },
         };
         match cmd {
             LogCmd::Append(mut batch) => {
                 // Queued appends go down together; when stopping, only those queued before.
-                while left != Some(0) {
+                while gate.take_one_more() {
                     let Ok(next) = rx.try_recv() else { break };
-                    if let Some(n) = left.as_mut() {
-                        *n -= 1;
-                    }
                     match next {
                         LogCmd::Append(more) => batch.extend(more),
                         other => {

@@ -227,15 +227,7 @@ impl Shell {
 
     fn ls(&mut self, words: &[String]) -> Outcome {
         let a = args(words, "swR?", "")?;
-        let mut watch = a.has('w');
-        let Some(path) = a.args.first() else {
-            return usage("ls");
-        };
-        if a.args.len() > 1 && a.args[1] == "watch" {
-            eprintln!("'ls path [watch]' has been deprecated. Please use 'ls [-w] path' instead.");
-            watch = true;
-        }
-        Self::checked_path(path, false)?;
+        let (path, watch) = read_target("ls", &a, "ls [-w] path")?;
         if a.has('R') {
             return self.ls_recursive(path);
         }
@@ -292,17 +284,7 @@ impl Shell {
 
     fn get(&mut self, words: &[String]) -> Outcome {
         let a = args(words, "sw", "")?;
-        let mut watch = a.has('w');
-        let Some(path) = a.args.first() else {
-            return usage("get");
-        };
-        if a.args.len() > 1 && a.args[1] == "watch" {
-            eprintln!(
-                "'get path [watch]' has been deprecated. Please use 'get [-s] [-w] path' instead."
-            );
-            watch = true;
-        }
-        Self::checked_path(path, false)?;
+        let (path, watch) = read_target("get", &a, "get [-s] [-w] path")?;
         let resp = self.call(
             Request::GetData {
                 path: path.clone(),
@@ -507,17 +489,7 @@ impl Shell {
 
     fn stat(&mut self, words: &[String]) -> Outcome {
         let a = args(words, "w", "")?;
-        let mut watch = a.has('w');
-        let Some(path) = a.args.first() else {
-            return usage("stat");
-        };
-        if a.args.len() > 1 && a.args[1] == "watch" {
-            eprintln!(
-                "'stat path [watch]' has been deprecated. Please use 'stat [-w] path' instead."
-            );
-            watch = true;
-        }
-        Self::checked_path(path, false)?;
+        let (path, watch) = read_target("stat", &a, "stat [-w] path")?;
         match self.request(
             Request::Exists {
                 path: path.clone(),
@@ -858,6 +830,21 @@ impl Shell {
         self.open(&server);
         Ok(())
     }
+}
+
+/// The path a reading command names and whether it sets a watch: `-w`, or zkCli's old
+/// trailing `watch` word, which still works and is warned about.
+fn read_target<'a>(cmd: &str, a: &'a Args, now: &str) -> Result<(&'a String, bool), Failed> {
+    let Some(path) = a.args.first() else {
+        eprintln!("{}", usage_line(cmd));
+        return Err(Failed(1));
+    };
+    let old_form = a.args.get(1).is_some_and(|w| w == "watch");
+    if old_form {
+        eprintln!("'{cmd} path [watch]' has been deprecated. Please use '{now}' instead.");
+    }
+    Shell::checked_path(path, false)?;
+    Ok((path, a.has('w') || old_form))
 }
 
 fn child_path(parent: &str, child: &str) -> String {
