@@ -75,8 +75,9 @@ struct Link {
     timeout_ms: i32,
     last_zxid: i64,
     next_xid: i32,
-    /// The request waiting for its reply: (xid, opcode, where the reply goes).
-    waiting: Option<(i32, i32, mpsc::Sender<Reply>)>,
+    /// The request waiting for its reply: (xid, opcode, where the reply goes, the watch it
+    /// asks for).
+    waiting: Option<(i32, i32, mpsc::Sender<Reply>, Option<WatchAsked>)>,
     state: State,
     /// Bumped on every new connection, so a reader thread of an old one stops.
     generation: u64,
@@ -209,7 +210,7 @@ impl Session {
             }
             let len = (frame.len() - 4) as i32;
             frame[..4].copy_from_slice(&len.to_be_bytes());
-            l.waiting = Some((xid, opcode, tx));
+            l.waiting = Some((xid, opcode, tx, WatchAsked::of(req)));
             let sent = l.stream.as_mut().map(|s| s.write_all(&frame));
             l.last_sent = std::time::Instant::now();
             if !matches!(sent, Some(Ok(()))) {
@@ -374,7 +375,7 @@ impl Session {
         if l.generation != generation {
             return; // replaced already
         }
-        if let Some((_, _, tx)) = l.waiting.take() {
+        if let Some((_, _, tx, _)) = l.waiting.take() {
             let _ = tx.send(Err(CallError::ConnectionLoss));
         }
         l.stream = None;
@@ -412,14 +413,14 @@ impl Session {
             }
             op::XID_PING | op::XID_SET_WATCHES => {}
             // The answer to credentials sent again on a new connection.
-            op::XID_AUTH if !matches!(l.waiting, Some((op::XID_AUTH, _, _))) => {
+            op::XID_AUTH if !matches!(l.waiting, Some((op::XID_AUTH, _, _, _))) => {
                 if err == ErrorCode::AuthFailed.code() {
                     self.set_state(&mut l, State::AuthFailed);
                     return false;
                 }
             }
             _ => {
-                let Some((want, opcode, tx)) = l.waiting.take() else {
+                let Some((want, opcode, tx, watch)) = l.waiting.take() else {
                     return false;
                 };
                 if xid != want {
@@ -436,6 +437,11 @@ impl Session {
                 } else {
                     Err(ErrorCode::from_code(err).unwrap_or(ErrorCode::SystemError))
                 };
+                // The watch is on the books before the reply is handed over, so an event that
+                // fires right after finds it there (and forgets it).
+                if let Some(w) = watch {
+                    w.record(&mut self.watches.lock().unwrap(), &reply);
+                }
                 let _ = tx.send(Ok((zxid, reply)));
             }
         }
@@ -500,6 +506,52 @@ impl Session {
     }
 }
 
+/// A watch a request sets, recorded when its reply comes (the server sets it then).
+struct WatchAsked {
+    path: String,
+    kind: WatchKind,
+}
+
+enum WatchKind {
+    /// getData: a data watch.
+    Data,
+    /// exists: a data watch if the node is there, else an exist watch.
+    Exists,
+    Child,
+    Persistent,
+    PersistentRecursive,
+}
+
+impl WatchAsked {
+    fn of(req: &Request) -> Option<WatchAsked> {
+        let (path, kind) = match req {
+            Request::GetData { path, watch: true } => (path, WatchKind::Data),
+            Request::Exists { path, watch: true } => (path, WatchKind::Exists),
+            Request::GetChildren { path, watch: true }
+            | Request::GetChildren2 { path, watch: true } => (path, WatchKind::Child),
+            Request::AddWatch { path, mode: 0 } => (path, WatchKind::Persistent),
+            Request::AddWatch { path, mode: 1 } => (path, WatchKind::PersistentRecursive),
+            _ => return None,
+        };
+        Some(WatchAsked {
+            path: path.clone(),
+            kind,
+        })
+    }
+
+    fn record(self, w: &mut Watches, reply: &Result<Response, ErrorCode>) {
+        let set = match (self.kind, reply) {
+            (WatchKind::Exists, Err(ErrorCode::NoNode)) => &mut w.exist,
+            (_, Err(_)) => return,
+            (WatchKind::Data | WatchKind::Exists, Ok(_)) => &mut w.data,
+            (WatchKind::Child, Ok(_)) => &mut w.child,
+            (WatchKind::Persistent, Ok(_)) => &mut w.persistent,
+            (WatchKind::PersistentRecursive, Ok(_)) => &mut w.persistent_recursive,
+        };
+        set.insert(self.path);
+    }
+}
+
 enum Opened {
     Failed,
     Expired,
@@ -539,4 +591,46 @@ fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len as usize];
     stream.read_exact(&mut buf)?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_are_recorded_as_the_server_sets_them() {
+        let mut w = Watches::default();
+        let ok = Ok(Response::Empty);
+        let exists = |watch| Request::Exists {
+            path: "/e".into(),
+            watch,
+        };
+        assert!(WatchAsked::of(&exists(false)).is_none());
+        WatchAsked::of(&exists(true))
+            .unwrap()
+            .record(&mut w, &Err(ErrorCode::NoNode));
+        assert!(w.exist.contains("/e") && !w.data.contains("/e"));
+        WatchAsked::of(&exists(true)).unwrap().record(&mut w, &ok);
+        assert!(w.data.contains("/e"));
+        let get = Request::GetData {
+            path: "/g".into(),
+            watch: true,
+        };
+        WatchAsked::of(&get)
+            .unwrap()
+            .record(&mut w, &Err(ErrorCode::NoAuth));
+        assert!(!w.data.contains("/g"), "a refused read sets no watch");
+        let add = Request::AddWatch {
+            path: "/r".into(),
+            mode: 1,
+        };
+        WatchAsked::of(&add).unwrap().record(&mut w, &ok);
+        assert!(w.persistent_recursive.contains("/r"));
+        let ls = Request::GetChildren2 {
+            path: "/c".into(),
+            watch: true,
+        };
+        WatchAsked::of(&ls).unwrap().record(&mut w, &ok);
+        assert!(w.child.contains("/c"));
+    }
 }

@@ -241,14 +241,6 @@ impl Shell {
         let Response::Children2 { mut children, stat } = resp else {
             return Err(Failed(1));
         };
-        if watch {
-            self.session
-                .watches
-                .lock()
-                .unwrap()
-                .child
-                .insert(path.clone());
-        }
         children.sort();
         println!("[{}]", children.join(", "));
         if a.has('s') {
@@ -295,14 +287,6 @@ impl Shell {
         let Response::GetData { data, stat } = resp else {
             return Err(Failed(1));
         };
-        if watch {
-            self.session
-                .watches
-                .lock()
-                .unwrap()
-                .data
-                .insert(path.clone());
-        }
         println!("{}", format::data_text(&data));
         if a.has('s') {
             print!("{}", stat_block(&stat));
@@ -498,29 +482,11 @@ impl Shell {
             path,
         ) {
             Ok(Response::Stat(stat)) => {
-                if watch {
-                    self.session
-                        .watches
-                        .lock()
-                        .unwrap()
-                        .data
-                        .insert(path.clone());
-                }
                 print!("{}", stat_block(&stat));
                 Ok(())
             }
             Ok(_) => Err(Failed(1)),
-            Err(code) => {
-                if watch && code == ErrorCode::NoNode {
-                    self.session
-                        .watches
-                        .lock()
-                        .unwrap()
-                        .exist
-                        .insert(path.clone());
-                }
-                err(cli_error(code, path))
-            }
+            Err(code) => err(cli_error(code, path)),
         }
     }
 
@@ -668,14 +634,6 @@ impl Shell {
         else {
             return Err(Failed(1));
         };
-        if watch {
-            self.session
-                .watches
-                .lock()
-                .unwrap()
-                .data
-                .insert(path.into());
-        }
         let text = data
             .as_deref()
             .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -738,12 +696,6 @@ impl Shell {
             },
             path,
         )?;
-        let mut w = self.session.watches.lock().unwrap();
-        if recursive {
-            w.persistent_recursive.insert(path.clone());
-        } else {
-            w.persistent.insert(path.clone());
-        }
         Ok(())
     }
 
