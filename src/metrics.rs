@@ -177,12 +177,8 @@ fn batch_histogram(out: &mut String, h: &Hist) {
         "txns per transaction log batch (one fdatasync each)",
         "histogram",
     );
-    for b in BATCH_BUCKETS {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", h.count_at_most(b));
-    }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count());
-    let _ = writeln!(out, "{name}_sum {}", h.sum());
-    let _ = writeln!(out, "{name}_count {}", h.count());
+    let buckets: Vec<(String, u64)> = BATCH_BUCKETS.iter().map(|b| (b.to_string(), *b)).collect();
+    histogram_lines(out, name, "", &buckets, h, 1.0);
 }
 
 fn latency_histograms(out: &mut String, l: &OpLatencies) {
@@ -193,24 +189,43 @@ fn latency_histograms(out: &mut String, l: &OpLatencies) {
         "request latency by opcode, from read off the socket to the reply queued",
         "histogram",
     );
+    // Bucket bounds in seconds, counted in the histograms' microseconds.
+    let buckets: Vec<(String, u64)> = LATENCY_BUCKETS_S
+        .iter()
+        .map(|b| (b.to_string(), (b * 1e6).round() as u64))
+        .collect();
     for (op, h) in &l.by_op {
-        let op = opcode::name(*op);
-        for b in LATENCY_BUCKETS_S {
-            let us = (b * 1e6).round() as u64;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{op=\"{op}\",le=\"{b}\"}} {}",
-                h.count_at_most(us)
-            );
-        }
+        let label = format!("op=\"{}\",", opcode::name(*op));
+        histogram_lines(out, name, &label, &buckets, h, 1e-6);
+    }
+}
+
+/// One histogram's samples: a bucket per (le, bound), `+Inf`, the sum (scaled) and the count;
+/// `label` is `key="value",` or empty.
+fn histogram_lines(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    buckets: &[(String, u64)],
+    h: &Hist,
+    scale: f64,
+) {
+    for (le, bound) in buckets {
         let _ = writeln!(
             out,
-            "{name}_bucket{{op=\"{op}\",le=\"+Inf\"}} {}",
-            h.count()
+            "{name}_bucket{{{label}le=\"{le}\"}} {}",
+            h.count_at_most(*bound)
         );
-        let _ = writeln!(out, "{name}_sum{{op=\"{op}\"}} {}", h.sum() as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count{{op=\"{op}\"}} {}", h.count());
     }
+    let _ = writeln!(out, "{name}_bucket{{{label}le=\"+Inf\"}} {}", h.count());
+    let plain = label.trim_end_matches(',');
+    let braces = if plain.is_empty() {
+        String::new()
+    } else {
+        format!("{{{plain}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {}", h.sum() as f64 * scale);
+    let _ = writeln!(out, "{name}_count{braces} {}", h.count());
 }
 
 /// CPU time (user + system) of each of the server's threads, from /proc/self/task.

@@ -141,6 +141,11 @@ fn usage(cmd: &str) -> Outcome {
     err(usage_line(cmd))
 }
 
+/// `-v version` (-1, any version, when absent).
+fn version_flag(a: &Args) -> Result<i32, Failed> {
+    a.value('v').map_or(Ok(-1), parse_version)
+}
+
 fn parse_version(v: &str) -> Result<i32, Failed> {
     v.parse::<i32>().map_err(|_| {
         eprintln!("java.lang.NumberFormatException: For input string: \"{v}\"");
@@ -300,10 +305,7 @@ impl Shell {
             return usage("set");
         }
         let (path, data) = (&a.args[0], &a.args[1]);
-        let version = match a.value('v') {
-            Some(v) => parse_version(v)?,
-            None => -1,
-        };
+        let version = version_flag(&a)?;
         Self::checked_path(path, false)?;
         let req = Request::SetData {
             path: path.clone(),
@@ -399,10 +401,7 @@ impl Shell {
         let Some(path) = a.args.first() else {
             return usage("delete");
         };
-        let mut version = match a.value('v') {
-            Some(v) => parse_version(v)?,
-            None => -1,
-        };
+        let mut version = version_flag(&a)?;
         if let Some(v) = a.args.get(1) {
             eprintln!("'delete path [version]' has been deprecated. Please use 'delete [-v version] path' instead.");
             version = parse_version(v)?;
@@ -516,10 +515,7 @@ impl Shell {
             return usage("setAcl");
         }
         let (path, text) = (&a.args[0], &a.args[1]);
-        let version = match a.value('v') {
-            Some(v) => parse_version(v)?,
-            None => -1,
-        };
+        let version = version_flag(&a)?;
         let mut warnings = Vec::new();
         let acl = format::parse_acls(text, &mut warnings);
         for w in warnings {
