@@ -248,7 +248,8 @@ impl Core {
     /// truncation's outputs end with).
     async fn carry(&mut self, outputs: Vec<Output>) {
         let mut queue: VecDeque<Output> = outputs.into();
-        while let Some(o) = queue.pop_front() {
+        // The round's entries for the fronts go to them last, as one batch (`Member::flush`).
+        while let Some(o) = queue.pop_front().or_else(|| self.member.flush()) {
             match o {
                 Output::Io(io) => self.io(io),
                 Output::Publish { entries, version } => {

@@ -9,7 +9,8 @@
 //!   clients' and those learners forward) against its *newest* tree, which has every proposed
 //!   txn applied, and proposes it. Every member applies committed txns ([`peer::Output::Apply`])
 //!   to its *committed* tree, which is what its clients read and what [`Output::Publish`] hands
-//!   the fronts, with a flush point after each batch. A deposed leader drops its newest tree.
+//!   the fronts, with a flush point after each round ([`Member::flush`]). A deposed leader drops
+//!   its newest tree.
 //! - **Clients are answered by the server they are connected to**, from its committed tree: a
 //!   write once its txn applies here (matched by session id and cxid), a sync once the leader
 //!   says everything it had proposed is here ([`peer::Output::SyncDone`]), a new session once its
@@ -137,6 +138,10 @@ pub struct Member {
     snap: SnapTrigger,
     /// The tree the fronts were last given.
     visible: DataTree,
+    /// Entries for the fronts not handed over yet ([`Member::flush`]), and whether this server
+    /// served when they were made.
+    unpublished: Option<Vec<Entry>>,
+    unpublished_serving: bool,
 }
 
 impl Member {
@@ -167,6 +172,8 @@ impl Member {
             cfg,
             peer,
             visible: tree.clone(),
+            unpublished: None,
+            unpublished_serving: false,
             tree,
             newest: None,
             closing: BTreeSet::new(),
@@ -351,6 +358,7 @@ impl Member {
                 }
             }
             Input::SnapshotAsked { token } => {
+                self.flush_into(&mut out);
                 out.push(if self.snap.busy || !self.peer.serving() {
                     Output::SnapshotBusy { token }
                 } else {
@@ -395,13 +403,13 @@ impl Member {
     }
 
     /// The answer to a connect; a resumed session's other connections here close.
-    fn answer_connect(&mut self, conn: ConnId, session_id: i64, outcome: ConnectOutcome) -> Output {
+    fn answer_connect(&mut self, conn: ConnId, session_id: i64, outcome: ConnectOutcome) {
         let resumed = matches!(outcome, ConnectOutcome::Accepted { .. });
         let mut entries = vec![Entry::ConnectReply { conn, outcome }];
         if resumed && session_id != 0 {
             entries.push(Entry::Resumed { session_id, conn });
         }
-        self.publish(entries)
+        self.publish(entries);
     }
 
     fn connect(&mut self, conn: ConnId, req: &ConnectRequest, now: i64, out: &mut Vec<Output>) {
@@ -443,7 +451,7 @@ impl Member {
             None
         };
         if let Some(outcome) = outcome {
-            out.push(self.answer_connect(conn, req.session_id, outcome));
+            self.answer_connect(conn, req.session_id, outcome);
             return;
         }
         if req.session_id != 0 {
@@ -583,7 +591,7 @@ impl Member {
                         self.owners.insert(session_id, from);
                         if from != self.my_id() {
                             // A connection of it here answers nothing more.
-                            out.push(self.publish(vec![Entry::MovedAway { session_id }]));
+                            self.publish(vec![Entry::MovedAway { session_id }]);
                         }
                     }
                     let msg = Msg::Revalidated { session_id, valid };
@@ -596,7 +604,7 @@ impl Member {
                 peer::Output::Revalidated { session_id, valid } => {
                     if let Some((conn, timeout_ms)) = self.revalidating.remove(&session_id) {
                         let outcome = self.resumed(session_id, timeout_ms, valid, now);
-                        out.push(self.answer_connect(conn, session_id, outcome));
+                        self.answer_connect(conn, session_id, outcome);
                     }
                 }
                 peer::Output::Touched(touches) => {
@@ -612,9 +620,10 @@ impl Member {
                         zxid: self.tree.last_zxid(),
                         version_before: None,
                     };
-                    out.push(self.publish(vec![e]));
+                    self.publish(vec![e]);
                 }
                 peer::Output::SendSnap { to, conn, zxid } => {
+                    self.flush_into(&mut out);
                     assert_eq!(
                         self.tree.last_zxid(),
                         zxid,
@@ -632,6 +641,7 @@ impl Member {
                 }
                 peer::Output::Install { zxid, mut image } => {
                     assert_eq!(image.tree.last_zxid(), zxid);
+                    self.flush_into(&mut out);
                     if zxid == 0 {
                         // The empty tree a diff from zxid 0 starts from: this server's own
                         // configuration node stays.
@@ -649,16 +659,19 @@ impl Member {
                     });
                 }
                 peer::Output::Truncate(zxid) => {
+                    self.flush_into(&mut out);
                     out.push(Output::Truncate(zxid));
                     self.stalled = Some(outs);
                     return out;
                 }
                 peer::Output::Role(role) => {
+                    // What the fronts were to get in the old role goes first.
+                    self.flush_into(&mut out);
                     self.role(role, now);
                     out.push(Output::Role(role));
                     if self.peer.serving() {
                         // The fronts move to the tree this server now serves.
-                        out.push(self.publish(Vec::new()));
+                        self.publish(Vec::new());
                     }
                 }
                 io => out.push(Output::Io(io)),
@@ -764,11 +777,12 @@ impl Member {
             }));
             entries.extend(connect);
         }
-        out.push(self.publish(entries));
+        self.publish(entries);
         if serving {
             self.snap.txns_since += n;
             if self.snap.txns_since > self.snap.threshold {
                 if !self.snap.busy {
+                    self.flush_into(out);
                     out.push(self.snapshot(None));
                 }
                 self.snap.roll();
@@ -776,18 +790,46 @@ impl Member {
         }
     }
 
-    /// Entries for the fronts, with a flush point at the committed tree.
-    /// Entries for the fronts, with a flush point: the committed tree while serving; while not,
-    /// the tree they were last given (the one here may hold uncommitted txns, or be mid-sync).
-    fn publish(&mut self, mut entries: Vec<Entry>) -> Output {
-        if self.peer.serving() {
+    /// Entries for the fronts, handed over by the next [`Member::flush`] (or before the next
+    /// role change, truncation, install, snapshot or SNAP, which hand over what came before).
+    fn publish(&mut self, entries: Vec<Entry>) {
+        match &mut self.unpublished {
+            Some(pending) => {
+                debug_assert_eq!(self.unpublished_serving, self.peer.serving());
+                pending.extend(entries);
+            }
+            None => {
+                self.unpublished = Some(entries);
+                self.unpublished_serving = self.peer.serving();
+            }
+        }
+    }
+
+    /// Hands the fronts the entries made since the last flush, as one [`Output::Publish`] that
+    /// ends with a flush point, or nothing if there are none. The runtime calls it once per
+    /// round of inputs, the simulator at moments of its choosing; until then the fronts do not
+    /// see them. A round's applies thus make one new tree version, not one each: every version
+    /// the fronts hold costs the next apply a copy of the tree's path to what it changes.
+    pub fn flush(&mut self) -> Option<Output> {
+        let mut out = Vec::new();
+        self.flush_into(&mut out);
+        out.pop()
+    }
+
+    /// The flush point is at the committed tree while serving; while not, at the tree the
+    /// fronts were last given (the one here may hold uncommitted txns, or be mid-sync).
+    fn flush_into(&mut self, out: &mut Vec<Output>) {
+        let Some(mut entries) = self.unpublished.take() else {
+            return;
+        };
+        if self.unpublished_serving {
             self.visible = self.tree.clone();
         }
         entries.push(Entry::Flush(self.visible.clone()));
-        Output::Publish {
+        out.push(Output::Publish {
             entries,
             version: self.visible.clone(),
-        }
+        });
     }
 
     pub fn check_invariants(&self) {

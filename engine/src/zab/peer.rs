@@ -1202,7 +1202,7 @@ impl Peer {
             return;
         }
         let mut txns = Vec::new();
-        let start = self.history.partition_point(|t| t.zxid <= self.applied);
+        let start = history_after(&self.history, self.applied);
         for t in self.history.range(start..) {
             let z = t.zxid;
             let durable = std::iter::once(self.cfg.my_id)
@@ -1499,11 +1499,12 @@ impl Peer {
         if zxid <= self.applied {
             return true;
         }
-        let Ok(end) = self.history.binary_search_by_key(&zxid, |t| t.zxid) else {
+        let end = history_after(&self.history, zxid);
+        if end == 0 || self.history[end - 1].zxid != zxid {
             return false;
-        };
-        let start = self.history.partition_point(|t| t.zxid <= self.applied);
-        let txns: Vec<Txn> = self.history.range(start..=end).cloned().collect();
+        }
+        let start = history_after(&self.history, self.applied);
+        let txns: Vec<Txn> = self.history.range(start..end).cloned().collect();
         self.applied = zxid;
         out.push(Output::Apply(txns));
         true
@@ -1531,7 +1532,7 @@ impl Peer {
             }
         }
         if l.newleader_acked && !l.observer {
-            let start = self.history.partition_point(|t| t.zxid <= l.acked);
+            let start = history_after(&self.history, l.acked);
             for t in self.history.range(start..) {
                 let z = t.zxid;
                 if z > self.synced {
@@ -1622,6 +1623,37 @@ impl Peer {
             "learners are held only while electing"
         );
     }
+}
+
+/// The index of the first txn in `history` (in zxid order) after `zxid`. What the callers look
+/// for is near the end (the txns not yet committed or acknowledged), while the history keeps
+/// the whole DIFF window, so this gallops back from the end and bisects only the last step:
+/// a few reads of the hot end instead of a search across the window.
+fn history_after(history: &VecDeque<Txn>, zxid: i64) -> usize {
+    let n = history.len();
+    // The txns at `hi..` are after `zxid`; those before `lo` are not.
+    let mut hi = n;
+    let mut step = 1;
+    let mut lo = loop {
+        if hi == 0 {
+            return 0;
+        }
+        let at = n.saturating_sub(step);
+        if history[at].zxid <= zxid {
+            break at + 1;
+        }
+        hi = at;
+        step *= 2;
+    };
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if history[mid].zxid <= zxid {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// About what a txn takes in a DIFF (its header, paths and data), for the window's bound and the

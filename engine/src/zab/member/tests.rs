@@ -12,7 +12,55 @@ use crate::zab::make_zxid;
 use crate::zab::peer::tests::cfg as peer_cfg;
 use bytes::Bytes;
 
-fn start(my_id: i64, sessions: &[SnapSession], now: i64) -> Member {
+/// A member driven as the runtime drives it: each input here is a round of its own, and a
+/// round ends with [`Member::flush`] (so the entries it made are in its outputs).
+struct Rounds(Member);
+
+impl std::ops::Deref for Rounds {
+    type Target = Member;
+    fn deref(&self) -> &Member {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rounds {
+    fn deref_mut(&mut self) -> &mut Member {
+        &mut self.0
+    }
+}
+
+impl Rounds {
+    fn end(&mut self, mut out: Vec<Output>) -> Vec<Output> {
+        out.extend(self.0.flush());
+        out
+    }
+    fn input(&mut self, input: Input, now: i64) -> Vec<Output> {
+        let out = self.0.input(input, now);
+        self.end(out)
+    }
+    fn message(&mut self, from: i64, conn: u64, msg: Msg, now: i64) -> Vec<Output> {
+        let out = self.0.message(from, conn, msg, now);
+        self.end(out)
+    }
+    fn log_synced(&mut self, zxid: i64, now: i64) -> Vec<Output> {
+        let out = self.0.log_synced(zxid, now);
+        self.end(out)
+    }
+    fn tick(&mut self, now: i64) -> Vec<Output> {
+        let out = self.0.tick(now);
+        self.end(out)
+    }
+    fn closed(&mut self, from: i64, conn: u64, now: i64) -> Vec<Output> {
+        let out = self.0.closed(from, conn, now);
+        self.end(out)
+    }
+    fn vote_received(&mut self, from: i64, note: &Notification, now: i64) -> Vec<Output> {
+        let out = self.0.vote_received(from, note, now);
+        self.end(out)
+    }
+}
+
+fn start(my_id: i64, sessions: &[SnapSession], now: i64) -> Rounds {
     let mut cfg = test_config();
     cfg.session.server_id = my_id;
     cfg.session.max_timeout_ms = 60_000;
@@ -26,7 +74,7 @@ fn start(my_id: i64, sessions: &[SnapSession], now: i64) -> Member {
         (SNAP_COUNT, 11),
         now,
     );
-    m
+    Rounds(m)
 }
 
 /// Snapshots in these tests come after about this many applied txns (at least half of it).
@@ -46,7 +94,7 @@ fn vote_for(leader: i64) -> Notification {
 
 /// Server 1, elected with server 2's vote, established with server 2 as its follower on
 /// connection 7, at time 330.
-fn leader(sessions: &[SnapSession]) -> Member {
+fn leader(sessions: &[SnapSession]) -> Rounds {
     let mut m = start(1, sessions, 0);
     m.vote_received(2, &vote_for(1), 10);
     m.tick(300);
@@ -79,7 +127,7 @@ fn leader(sessions: &[SnapSession]) -> Member {
 }
 
 /// Server 2 following server 3 in epoch 1, serving; returns the connection to the leader.
-fn follower() -> (Member, u64) {
+fn follower() -> (Rounds, u64) {
     let mut m = start(2, &[], 0);
     m.vote_received(3, &vote_for(3), 10);
     let out = m.tick(300);
@@ -171,7 +219,7 @@ fn txn(counter: i64, session_id: i64, cxid: i32, op: TxnOp) -> Txn {
 }
 
 /// The follower gets `t` proposed and committed; returns the commit's outputs.
-fn commit_at(m: &mut Member, conn: u64, t: Txn, now: i64) -> Vec<Output> {
+fn commit_at(m: &mut Rounds, conn: u64, t: Txn, now: i64) -> Vec<Output> {
     let z = t.zxid;
     let out = m.message(3, conn, Msg::Proposal(t), now);
     assert_eq!(appended(&out), Some(z));
@@ -374,7 +422,7 @@ fn only_the_leader_expires_sessions_touches_from_learners_keep_them_and_a_new_le
         timeout_ms: 2000,
     }]);
     // Server 2 keeps answering pings, so the leader keeps its quorum.
-    let until = |m: &mut Member, from: i64, to: i64| {
+    let until = |m: &mut Rounds, from: i64, to: i64| {
         let mut proposed = Vec::new();
         for t in (from..=to).step_by(100) {
             m.message(2, 7, Msg::Ping { touches: vec![] }, t);
@@ -423,7 +471,7 @@ fn a_session_belongs_to_the_server_it_last_connected_to_and_writes_from_elsewher
         id: sid,
         timeout_ms: 6000,
     }]);
-    let write = |m: &mut Member, path: &str, cxid: i32, at: i64| {
+    let write = |m: &mut Rounds, path: &str, cxid: i32, at: i64| {
         let fwd = Forward {
             session_id: sid,
             cxid,

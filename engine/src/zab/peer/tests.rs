@@ -697,3 +697,21 @@ fn zab_sim_five_voters_and_observers() {
     eprintln!("{total:?}");
     assert!(total.sessions >= 3 * seeds(40).count() as u64, "{total:?}");
 }
+
+#[test]
+fn history_after_agrees_with_a_search_of_the_whole_window() {
+    // Zxids with gaps across epochs, every length up to 70, every probe in and around them.
+    for len in 0..70usize {
+        let history: VecDeque<Txn> = (0..len)
+            .map(|i| txn(z(1 + i as i64 / 20, 1 + 3 * i as i64)))
+            .collect();
+        let mut probes = vec![-1, 0, i64::MAX];
+        for t in &history {
+            probes.extend([t.zxid - 1, t.zxid, t.zxid + 1]);
+        }
+        for p in probes {
+            let want = history.partition_point(|t| t.zxid <= p);
+            assert_eq!(history_after(&history, p), want, "len {len}, zxid {p:#x}");
+        }
+    }
+}

@@ -590,7 +590,23 @@ impl Sim {
         self.servers.get_mut(&id).and_then(|s| s.member.as_mut())
     }
 
+    /// Carries out what member `id` asked, then, at random, ends the runtime's round there
+    /// (the runtime hands the fronts a round's entries at its end, and a round takes in as many
+    /// inputs as are ready, so here it is one event or several).
     fn run(&mut self, id: i64, out: Vec<MemberOut>) {
+        self.carry_out(id, out);
+        if self.rng.gen_bool(0.5) {
+            self.end_round(id);
+        }
+    }
+
+    fn end_round(&mut self, id: i64) {
+        if let Some(p) = self.member(id).and_then(Member::flush) {
+            self.carry_out(id, vec![p]);
+        }
+    }
+
+    fn carry_out(&mut self, id: i64, out: Vec<MemberOut>) {
         for o in out {
             if self.servers[&id].member.is_none() {
                 return;
@@ -607,7 +623,7 @@ impl Sim {
                     let m = s.member.as_mut().expect("running");
                     let more = m.truncated(tree, &sessions, now);
                     self.check_tree(id);
-                    self.run(id, more);
+                    self.carry_out(id, more);
                 }
                 MemberOut::Install {
                     zxid,
@@ -802,7 +818,8 @@ impl Sim {
     /// Records the digest of `id`'s tree at its zxid; another replica's at the same zxid must
     /// match.
     fn check_tree(&mut self, id: i64) {
-        let Some(m) = self.servers[&id].member.as_ref() else {
+        // Mid-truncation the peer is at the truncation point and the tree is not yet.
+        let Some(m) = self.servers[&id].member.as_ref().filter(|m| !m.stalled()) else {
             return;
         };
         let z = m.tree().last_zxid();
@@ -1306,6 +1323,7 @@ impl Sim {
                     if let Some(m) = s.member.as_mut() {
                         let out = m.tick(now);
                         self.run(id, out);
+                        self.end_round(id);
                     }
                 }
             }
