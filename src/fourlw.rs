@@ -18,9 +18,10 @@ pub async fn answer(word: &str, shared: &Shared) -> String {
     if !shared.cfg.four_letter_allowed(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
-    let serving = shared.stats.mode.load(Relaxed) != crate::stats::mode::NOT_SERVING;
+    let serving = shared.stats.takes_clients.load(Relaxed);
     if !serving && !matches!(word, "ruok" | "conf" | "envi" | "isro" | "dirs") {
-        // ZooKeeper's words that need a running server say so while it elects or syncs.
+        // ZooKeeper's words that need a running server say so while it elects or syncs, and on
+        // a leader with `leaderServes=no` (whose client side has no server).
         return "This ZooKeeper instance is not currently serving requests\n".to_string();
     }
     match word {

@@ -905,7 +905,7 @@ async fn serve_conn(state: Rc<RefCell<FrontState>>, shared: Arc<Shared>, stream:
             return;
         }
         ConnectOutcome::NotServing => {
-            tracing::info!(%peer, "refusing session request: this server is not serving (no quorum)");
+            tracing::info!(%peer, "refusing session request: this server is not serving (no quorum, or it leads with leaderServes=no)");
             return;
         }
         ConnectOutcome::Invalid => {

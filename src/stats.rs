@@ -2,7 +2,7 @@
 //! decisions).
 
 use crate::hist::Hist;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// What `srvr` and `mntr` say this server is ([`ServerStats::mode`]).
@@ -30,6 +30,10 @@ pub mod mode {
 pub struct ServerStats {
     /// One of [`mode`]'s values.
     pub mode: AtomicU8,
+    /// Whether this server takes clients: standalone always; an ensemble member while it
+    /// serves, unless it leads with `leaderServes=no`. The four-letter words that need a
+    /// serving ZooKeeper server follow it.
+    pub takes_clients: AtomicBool,
     /// An ensemble leader's figures (`mntr`'s `zk_learners` and the rest), published by the
     /// member core after each round; zero elsewhere.
     pub learners: AtomicU64,
@@ -86,6 +90,7 @@ impl ServerStats {
     pub fn new() -> ServerStats {
         let s = ServerStats::default();
         s.mode.store(mode::STANDALONE, Relaxed);
+        s.takes_clients.store(true, Relaxed);
         s.latency_min_ms.store(u64::MAX, Relaxed);
         s
     }

@@ -53,6 +53,10 @@ pub struct Ensemble {
     /// `quorumListenOnAllIPs`: the quorum and election ports listen on every address (the
     /// wildcard of the server line's address family), not just the one its line names.
     pub listen_on_all_ips: bool,
+    /// `leaderServes`: the leader takes client connections. With `no` it refuses them and
+    /// its four-letter words that need a serving server say it is not serving, as
+    /// ZooKeeper's leader does; its clients go to the other members.
+    pub leader_serves: bool,
 }
 
 /// The learner queue's bound unless `ringkeeper.learnerQueueBytes` says otherwise.
@@ -98,6 +102,7 @@ pub struct EnsembleKeys {
     pub finalize_wait_ms: Option<i64>,
     pub learner_queue_bytes: Option<u64>,
     pub listen_on_all_ips: bool,
+    pub leader_serves: bool,
     pub standalone_enabled: bool,
     /// `peerType=observer`.
     pub peer_type_observer: Option<bool>,
@@ -107,6 +112,7 @@ impl EnsembleKeys {
     pub fn new() -> EnsembleKeys {
         EnsembleKeys {
             standalone_enabled: true,
+            leader_serves: true,
             ..EnsembleKeys::default()
         }
     }
@@ -132,6 +138,17 @@ impl EnsembleKeys {
             }
             "standaloneEnabled" => self.standalone_enabled = super::boolean(key, value)?,
             "quorumListenOnAllIPs" => self.listen_on_all_ips = super::boolean(key, value)?,
+            "leaderServes" => {
+                // ZooKeeper's test is `equals("no")`: every other value leaves it on.
+                if value != "yes" && value != "no" {
+                    tracing::warn!(
+                        key,
+                        value,
+                        "not yes or no; the leader serves clients, as in ZooKeeper"
+                    );
+                }
+                self.leader_serves = value != "no";
+            }
             "peerType" => self.peer_type_observer = Some(learner_type(key, value)?),
             _ if key.starts_with("server.") => {
                 let line = server_line(key, value)?;
@@ -302,6 +319,7 @@ impl EnsembleKeys {
                 .learner_queue_bytes
                 .unwrap_or(LEARNER_QUEUE_BYTES_DEFAULT),
             listen_on_all_ips: self.listen_on_all_ips,
+            leader_serves: self.leader_serves,
         })
     }
 }
@@ -497,6 +515,13 @@ mod tests {
                 .unwrap()
                 .listen_on_all_ips
         );
+        assert!(e.leader_serves);
+        // As ZooKeeper's `equals("no")`: only "no" turns it off.
+        for (v, serves) in [("no", false), ("yes", true), ("false", true), ("No", true)] {
+            let k = keys(&[three(), vec![("leaderServes", v)]].concat());
+            let e = k.unwrap().resolve(Some(2), "m", client, true).unwrap();
+            assert_eq!(e.leader_serves, serves, "leaderServes={v}");
+        }
         let bad = keys(&[three(), vec![("quorumListenOnAllIPs", "yes please")]].concat());
         assert!(bad
             .expect_err("not a boolean")

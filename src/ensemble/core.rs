@@ -455,6 +455,9 @@ impl Core {
             _ => tracing::debug!(?role, "role"),
         }
         self.shared.stats.mode.store(m, Relaxed);
+        let leader_serves = (self.shared.cfg.ensemble.as_ref()).is_none_or(|e| e.leader_serves);
+        let takes = serving && (m != mode::LEADER || leader_serves);
+        self.shared.stats.takes_clients.store(takes, Relaxed);
         let leader_id = match role {
             Role::Leading {
                 established: true, ..
@@ -480,7 +483,7 @@ impl Core {
             .stats
             .leading_since_ms
             .store(leading_since, Relaxed);
-        if self.serving && !serving {
+        if self.serving && !takes {
             for c in &self.shared.controls {
                 let _ = c.send_async(Control::CloseClients).await;
             }
@@ -579,6 +582,7 @@ pub async fn run(
     let sessions = pipeline.sessions().snap_sessions();
     shared.stats.log_synced_zxid.store(last_zxid, SeqCst);
     shared.stats.mode.store(mode::NOT_SERVING, Relaxed);
+    shared.stats.takes_clients.store(false, Relaxed);
     // The fronts start from the recovered tree (they serve nobody until a leader is found).
     publish_version(
         &fronts,
@@ -685,6 +689,10 @@ pub async fn run(
         now,
     );
     member.set_wall_offset(wall_offset_ms());
+    member.set_leader_serves(ensemble.leader_serves);
+    if !ensemble.leader_serves {
+        tracing::info!("leaderServes=no: while this member leads it takes no clients");
+    }
     let mut core = Core {
         shared: shared.clone(),
         fronts,

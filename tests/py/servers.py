@@ -1,5 +1,6 @@
 """Start Ringkeeper or Java ZooKeeper on a free loopback port for tests, and stop them by pid."""
 
+import json
 import os
 import random
 import shutil
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RINGKEEPER = os.environ.get("RINGKEEPER_BIN", os.path.join(ROOT, "target", "debug", "ringkeeper"))
@@ -14,6 +16,7 @@ RINGKEEPER = os.environ.get("RINGKEEPER_BIN", os.path.join(ROOT, "target", "debu
 RINGKEEPER_RELEASE = os.environ.get("RINGKEEPER_RELEASE_BIN",
                                     os.path.join(ROOT, "target", "release", "ringkeeper"))
 JAVA_ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+SERVLET_JAR = "/usr/share/java/servlet-api.jar"
 
 
 def free_port():
@@ -146,16 +149,22 @@ class Ensemble:
     test can silence one member's quorum traffic; each member then has its own config (its own
     line real, the others' through the proxies). With `tmpfs_mb`, each member's dataDir is a
     tmpfs of that size (root only: a RuntimeError otherwise), which a test can shrink with
-    `resize_data(i, mb)` to fill one member's disk."""
+    `resize_data(i, mb)` to fill one member's disk. With `leader_serves=False` the members have
+    `leaderServes=no` and an AdminServer each, through which a member's role is read (the
+    leader's four-letter words say it is not serving)."""
 
     def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
-                 env=None, dynamic=False, admin=False):
+                 env=None, dynamic=False, admin=False, leader_serves=True):
         from helpers import PausableProxy
 
         # Environment per member id (the others inherit this one's).
         self.env = env or {}
 
         self.kind = kind
+        self.leader_serves = leader_serves
+        if not leader_serves:
+            admin = True
+            extra_cfg += "\nleaderServes=no\n"
         n = voters + observers
         self.ids = list(range(1, n + 1))
         self.observer_ids = set(self.ids[voters:])
@@ -213,7 +222,9 @@ class Ensemble:
     def cmd(self, i):
         cfg = os.path.join(self.dirs[i], "zoo.cfg")
         if self.kind == "zookeeper":
-            return ["java", "-Xmx512m", "-cp", JAVA_ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.dirs[i]}",
+            # Java's AdminServer needs the servlet API (Debian's libservlet-api-java).
+            cp = JAVA_ZK_CLASSPATH + (":" + SERVLET_JAR if self.admin_ports else "")
+            return ["java", "-Xmx512m", "-cp", cp, f"-Dzookeeper.log.dir={self.dirs[i]}",
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
         return [RINGKEEPER, "serve", "--config", cfg, "--no-pin"]
 
@@ -238,6 +249,13 @@ class Ensemble:
 
     def mode(self, i):
         """`leader`, `follower`, `observer`, or None (down or not serving)."""
+        if not self.leader_serves:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_ports[i]}/commands/srvr",
+                                            timeout=1) as r:
+                    return (json.load(r).get("server_stats") or {}).get("server_state")
+            except (OSError, ValueError):
+                return None
         try:
             out = four_letter(self.port(i), "srvr", timeout=1)
         except OSError:

@@ -758,3 +758,44 @@ def test_server_lines_in_both_files_are_refused_naming_the_key(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1, r
     assert "server.1" in r.stderr and "dynamic config file" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("kind", ["ringkeeper", "zookeeper"])
+def test_a_leader_told_leader_serves_no_takes_no_clients_and_the_others_do(ensemble_factory, kind):
+    """ZooKeeper's `leaderServes=no`: the leader coordinates and refuses client connections (its
+    four-letter words that need a serving server say it is not serving); clients of the whole
+    connect string land on the other members, and so it stays after a failover."""
+    ens = ensemble_factory(voters=3, kind=kind, leader_serves=False)
+    leader = ens.leader()
+    assert leader is not None
+    not_serving = "This ZooKeeper instance is not currently serving requests\n"
+    assert four_letter(ens.port(leader), "srvr") == not_serving
+    assert four_letter(ens.port(leader), "ruok") == "imok"
+    for i in ens.ids:
+        if i != leader:
+            assert "Mode: follower" in four_letter(ens.port(i), "srvr")
+    # A client of the leader alone never gets a session.
+    alone = KazooClient(hosts=f"127.0.0.1:{ens.port(leader)}", timeout=2,
+                        connection_retry=KazooRetry(max_tries=2, delay=0.1))
+    with pytest.raises(Exception):
+        alone.start(timeout=3)
+    alone.stop()
+    alone.close()
+    zk = client(ens.hosts())
+    try:
+        assert zk.client_id[0] >> 56 != leader, "the session was made by a follower"
+        zk.create("/ls", b"one")
+        # The leader leaves; of the two left, the new leader refuses clients too, and the client
+        # ends up on the one member that takes them.
+        ens.kill9(leader)
+        assert wait_until(lambda: ens.leader() not in (None, leader), timeout=30)
+        second = ens.leader()
+        zk.retry(zk.set, "/ls", b"two")
+        assert zk.get("/ls")[0] == b"two"
+        assert four_letter(ens.port(second), "srvr") == not_serving
+        (last,) = [i for i in ens.ids if i not in (leader, second)]
+        stat = four_letter(ens.port(last), "cons")
+        assert "sid=0x%x" % zk.client_id[0] in stat, stat
+    finally:
+        zk.stop()
+        zk.close()

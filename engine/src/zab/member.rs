@@ -31,7 +31,8 @@
 //!   that server's front closes the connection it came from without an answer.
 //! - **A server that is not serving answers nobody**: it refuses connects, and when it stops
 //!   serving it forgets its clients' outstanding requests; the runtime closes their connections
-//!   on [`Output::Role`].
+//!   on [`Output::Role`]. A leader told `leaderServes=no` ([`Member::set_leader_serves`])
+//!   refuses connects too (it comes to lead from electing, when it had none).
 //! - **Snapshots** of the committed tree, while serving, after about `snap_count` applied txns
 //!   (the standalone node's rule, `node.rs`), or when the `snap` word asks; one at a time. Only
 //!   committed txns are in them, so a later TRUNC never goes below one (it removes uncommitted
@@ -142,6 +143,8 @@ pub struct Member {
     /// served when they were made.
     unpublished: Option<Vec<Entry>>,
     unpublished_serving: bool,
+    /// ZooKeeper's `leaderServes`: false makes an established leader refuse clients.
+    leader_serves: bool,
 }
 
 impl Member {
@@ -174,6 +177,7 @@ impl Member {
             visible: tree.clone(),
             unpublished: None,
             unpublished_serving: false,
+            leader_serves: true,
             tree,
             newest: None,
             closing: BTreeSet::new(),
@@ -215,6 +219,17 @@ impl Member {
     /// Wall time minus the inputs' `now`; the runtime sets it each round (0 in the simulator).
     pub fn set_wall_offset(&mut self, ms: i64) {
         self.wall_offset_ms = ms;
+    }
+
+    /// `leaderServes`: with false, this member refuses clients while it leads (they find
+    /// another member), as a ZooKeeper leader configured so does.
+    pub fn set_leader_serves(&mut self, serves: bool) {
+        self.leader_serves = serves;
+    }
+
+    /// Whether this member takes clients now: it serves, and it is not a leader told not to.
+    fn takes_clients(&self) -> bool {
+        self.peer.serving() && (self.leader_serves || self.newest.is_none())
     }
 
     /// A truncation is being carried out: nothing may be fed in until [`Member::truncated`].
@@ -414,7 +429,7 @@ impl Member {
 
     fn connect(&mut self, conn: ConnId, req: &ConnectRequest, now: i64, out: &mut Vec<Output>) {
         let applied = self.peer.applied();
-        let outcome = if !self.peer.serving() {
+        let outcome = if !self.takes_clients() {
             Some(ConnectOutcome::NotServing)
         } else if req.last_zxid_seen > applied {
             Some(ConnectOutcome::Refused {

@@ -566,6 +566,57 @@ fn a_server_without_a_leader_refuses_clients_and_a_follower_expires_nobody() {
 }
 
 #[test]
+fn a_leader_told_leader_serves_no_refuses_clients_and_its_followers_take_them() {
+    let connect = |m: &mut Rounds| {
+        m.input(
+            Input::Connect {
+                conn: 5,
+                req: connect_req(0, [0; 16]),
+            },
+            400,
+        )
+    };
+    let mut m = leader(&[]);
+    m.set_leader_serves(false);
+    let out = connect(&mut m);
+    assert!(
+        matches!(
+            published(&out)[..],
+            [
+                Entry::ConnectReply {
+                    conn: 5,
+                    outcome: ConnectOutcome::NotServing
+                },
+                Entry::Flush(_)
+            ]
+        ),
+        "{out:?}"
+    );
+    assert!(proposals_to_2(&out).is_empty(), "no session is created");
+    // It still leads: a follower's client's session is created through it.
+    let fwd = Forward {
+        session_id: (2 << 56) | 1,
+        cxid: 0,
+        req: Request::CreateSession { timeout_ms: 4000 },
+        auth: Vec::new(),
+    };
+    assert_eq!(
+        proposals_to_2(&m.message(2, 7, Msg::Request(fwd), 410)).len(),
+        1
+    );
+    // By default a leader takes clients (a new session is proposed), as do followers told no.
+    let mut m = leader(&[]);
+    assert_eq!(proposals_to_2(&connect(&mut m)).len(), 1);
+    let (mut f, _) = follower();
+    f.set_leader_serves(false);
+    assert_eq!(
+        sent_to(&connect(&mut f), 3).len(),
+        1,
+        "forwarded to the leader"
+    );
+}
+
+#[test]
 fn a_serving_member_snapshots_its_committed_tree_after_about_snap_count_txns_one_at_a_time() {
     let (mut m, conn) = follower();
     let mut snaps = Vec::new();
