@@ -1,6 +1,7 @@
 //! The transaction-log writer: segment files in `dataLogDir`, preallocated and zero-filled,
-//! appended to with O_DIRECT DMA writes (glommio/io_uring) and one fdatasync per batch. Byte
-//! layout and crash cases: `engine/src/wal/FORMAT.md`.
+//! appended to with O_DIRECT DMA writes (glommio/io_uring), each batch made durable by an
+//! fdatasync or written on an O_DSYNC handle ([`Durability`]). Byte layout and crash cases:
+//! `engine/src/wal/FORMAT.md`.
 //!
 //! O_DIRECT writes whole 4 KiB blocks, so the writer keeps the bytes of the last, partly filled
 //! block in memory and rewrites that block with the next batch. A block already holding
@@ -33,7 +34,7 @@ pub struct LogWriter {
     /// Block-aligned offset where `tail` starts; `tail` holds the bytes from there to `end`.
     tail_start: u64,
     tail: Vec<u8>,
-    force_sync: bool,
+    sync: Durability,
     /// The next segment, being zero-filled in the background once this one is half full, so a
     /// rollover only writes a header instead of the whole segment.
     spare: Option<glommio::Task<io::Result<DmaFile>>>,
@@ -78,6 +79,48 @@ async fn write_header(file: &DmaFile, first_zxid: i64) -> io::Result<()> {
     file.fdatasync().await.map_err(io_err)
 }
 
+/// How a batch is made durable before it counts as logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Not at all (`forceSync=no`): written, left to the kernel.
+    Off,
+    /// A write, then an fdatasync (two io_uring operations, one after the other).
+    Fdatasync,
+    /// One write on an O_DSYNC handle, complete once durable: one io_uring operation, and one
+    /// completion for the reactor to wait for instead of two in a row. The segment's blocks
+    /// are allocated and zeroed beforehand, so it syncs the data and nothing else. On this
+    /// machine it makes ensemble writes 10-25% faster at 1 and 32 outstanding and a standalone
+    /// server's single write about 13% slower (the kernel finishes an O_DSYNC io_uring write
+    /// from a workqueue), so ensemble members use it and standalone does not.
+    DsyncWrites,
+}
+
+impl Durability {
+    /// The mode for `forceSync` and the kind of server.
+    pub fn of(force_sync: bool, ensemble: bool) -> Durability {
+        match (force_sync, ensemble) {
+            (false, _) => Durability::Off,
+            (true, false) => Durability::Fdatasync,
+            (true, true) => Durability::DsyncWrites,
+        }
+    }
+}
+
+/// Opens a prepared segment for appends (O_DSYNC for [`Durability::DsyncWrites`]).
+async fn append_handle(path: &Path, sync: Durability) -> io::Result<DmaFile> {
+    glommio::io::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(if sync == Durability::DsyncWrites {
+            libc::O_DSYNC
+        } else {
+            0
+        })
+        .dma_open(path)
+        .await
+        .map_err(io_err)
+}
+
 fn io_err(e: glommio::GlommioError<()>) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -93,7 +136,7 @@ impl LogWriter {
         dir: &Path,
         first_zxid: i64,
         segment_bytes: u64,
-        force_sync: bool,
+        sync: Durability,
     ) -> io::Result<LogWriter> {
         assert!(
             segment_bytes as usize >= wal::HEADER_BYTES * 2,
@@ -113,6 +156,8 @@ impl LogWriter {
         let file = zero_filled(&path, segment_bytes).await?;
         write_header(&file, first_zxid).await?;
         sync_dir(dir)?;
+        file.close().await.map_err(io_err)?;
+        let file = append_handle(&path, sync).await?;
         let end = wal::HEADER_BYTES as u64;
         Ok(LogWriter {
             dir: dir.to_path_buf(),
@@ -122,7 +167,7 @@ impl LogWriter {
             end,
             tail_start: end,
             tail: Vec::new(),
-            force_sync,
+            sync,
             spare: None,
             spares_used: 0,
         })
@@ -133,14 +178,9 @@ impl LogWriter {
     pub async fn resume(
         dir: &Path,
         seg: &TailSegment,
-        force_sync: bool,
+        sync: Durability,
     ) -> io::Result<Option<LogWriter>> {
-        let file = glommio::io::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .dma_open(&seg.path)
-            .await
-            .map_err(io_err)?;
+        let file = append_handle(&seg.path, sync).await?;
         let segment_bytes = file.align_down(seg.file_bytes);
         if segment_bytes < seg.valid_end + file.alignment() * 2 {
             file.close().await.map_err(io_err)?;
@@ -162,7 +202,7 @@ impl LogWriter {
             end: seg.valid_end,
             tail_start,
             tail,
-            force_sync,
+            sync,
             spare: None,
             spares_used: 0,
         }))
@@ -175,14 +215,14 @@ impl LogWriter {
         tail: Option<&TailSegment>,
         last_zxid: i64,
         segment_bytes: u64,
-        force_sync: bool,
+        sync: Durability,
     ) -> io::Result<LogWriter> {
         if let Some(seg) = tail {
-            if let Some(w) = LogWriter::resume(dir, seg, force_sync).await? {
+            if let Some(w) = LogWriter::resume(dir, seg, sync).await? {
                 return Ok(w);
             }
         }
-        LogWriter::create(dir, last_zxid + 1, segment_bytes, force_sync).await
+        LogWriter::create(dir, last_zxid + 1, segment_bytes, sync).await
     }
 
     /// Starts the segment for a batch beginning at `first_zxid`: the spare prepared in the
@@ -197,6 +237,8 @@ impl LogWriter {
                 let path = self.dir.join(segment_name(first_zxid));
                 file.rename(&path).await.map_err(io_err)?;
                 sync_dir(&self.dir)?;
+                file.close().await.map_err(io_err)?;
+                let file = append_handle(&path, self.sync).await?;
                 let end = wal::HEADER_BYTES as u64;
                 LogWriter {
                     dir: self.dir.clone(),
@@ -206,7 +248,7 @@ impl LogWriter {
                     end,
                     tail_start: end,
                     tail: Vec::new(),
-                    force_sync: self.force_sync,
+                    sync: self.sync,
                     spare: None,
                     spares_used: self.spares_used + 1,
                 }
@@ -216,8 +258,7 @@ impl LogWriter {
                     let _ = spare.await; // a batch too big for it: finish and discard it
                 }
                 let bytes = self.segment_bytes.max(batch_bytes * 2);
-                let mut fresh =
-                    LogWriter::create(&self.dir, first_zxid, bytes, self.force_sync).await?;
+                let mut fresh = LogWriter::create(&self.dir, first_zxid, bytes, self.sync).await?;
                 fresh.spares_used = self.spares_used;
                 fresh
             }
@@ -271,7 +312,7 @@ impl LogWriter {
                 self.path.display()
             )));
         }
-        if self.force_sync {
+        if self.sync == Durability::Fdatasync {
             self.file.fdatasync().await.map_err(io_err)?;
         }
         self.end += records.len() as u64;
@@ -474,10 +515,19 @@ mod tests {
 
     #[test]
     fn batches_survive_reopen_and_roll_over_into_new_segments() {
-        let dir = temp_dir("roll");
+        batches_roll_over(Durability::Fdatasync, "roll");
+    }
+
+    #[test]
+    fn batches_on_an_o_dsync_handle_survive_reopen_and_roll_over_too() {
+        batches_roll_over(Durability::DsyncWrites, "roll-dsync");
+    }
+
+    fn batches_roll_over(sync: Durability, name: &str) {
+        let dir = temp_dir(name);
         let d = dir.clone();
         run(move || async move {
-            let mut w = LogWriter::create(&d, 1, 64 << 10, true).await.unwrap();
+            let mut w = LogWriter::create(&d, 1, 64 << 10, sync).await.unwrap();
             let mut zxid = 0;
             // Rollovers after the first segment use the spare prepared in the background.
             for batch in 0..120 {
@@ -533,7 +583,9 @@ mod tests {
         let dir = temp_dir("resume");
         let d = dir.clone();
         run(move || async move {
-            let mut w = LogWriter::create(&d, 1, 64 << 10, true).await.unwrap();
+            let mut w = LogWriter::create(&d, 1, 64 << 10, Durability::Fdatasync)
+                .await
+                .unwrap();
             for z in 1..=5 {
                 w.append(&[txn(z, 300 + z as usize)]).await.unwrap();
             }
@@ -543,7 +595,7 @@ mod tests {
         let seg = first.tail.expect("a newest segment");
         let d = dir.clone();
         run(move || async move {
-            let mut w = LogWriter::resume(&d, &seg, true)
+            let mut w = LogWriter::resume(&d, &seg, Durability::DsyncWrites)
                 .await
                 .unwrap()
                 .expect("room left");
@@ -575,7 +627,9 @@ mod tests {
         let dir = temp_dir("corrupt");
         let d = dir.clone();
         run(move || async move {
-            let mut w = LogWriter::create(&d, 1, 32 << 10, true).await.unwrap();
+            let mut w = LogWriter::create(&d, 1, 32 << 10, Durability::DsyncWrites)
+                .await
+                .unwrap();
             for z in 1..=10 {
                 w.append(&[txn(z, 50)]).await.unwrap();
             }

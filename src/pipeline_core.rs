@@ -190,7 +190,7 @@ pub async fn run(
         log_tail.as_ref(),
         pipeline.last_zxid(),
         shared.cfg.prealloc_bytes,
-        shared.cfg.force_sync,
+        crate::log::Durability::of(shared.cfg.force_sync, false),
     )
     .await;
     let writer = match writer {

@@ -203,7 +203,7 @@ async fn reopen(dir: &std::path::Path, last: i64, shared: &Shared) -> LogWriter 
             recovered.tail.as_ref(),
             last,
             cfg.prealloc_bytes,
-            cfg.force_sync,
+            crate::log::Durability::of(cfg.force_sync, true),
         )
         .await
     };
@@ -599,7 +599,7 @@ pub async fn run(
         start.log_tail.as_ref(),
         last_zxid,
         cfg.prealloc_bytes,
-        cfg.force_sync,
+        crate::log::Durability::of(cfg.force_sync, true),
     )
     .await;
     let writer = match writer {

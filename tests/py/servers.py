@@ -303,8 +303,9 @@ class Ensemble:
             f.close()
         for m in self.mounts:
             subprocess.run(["umount", m], capture_output=True)
-        for d in self.dirs.values():
-            shutil.rmtree(d, ignore_errors=True)
+        if not os.environ.get("RK_KEEP_DIRS"):  # set it to look at a failed test's members
+            for d in self.dirs.values():
+                shutil.rmtree(d, ignore_errors=True)
 
     def resize_data(self, i, mb):
         """Resizes member `i`'s tmpfs dataDir (see `tmpfs_mb`)."""

@@ -595,7 +595,15 @@ def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ens
         for n in range(20):
             zk.create(f"/big/n{n}", b"x" * 100_000)  # a 2 MB tree
         zk.create("/small", b"")
-        ens.kill9(lagging)
+        # The member to lag must have the big creates on its disk first: it is not needed for
+        # their quorum, so it can trail, and a follower applies a committed txn that its own
+        # log write has not finished yet. Behind by them too, its DIFF would pass a third of the
+        # tree, and SNAP would be the right choice. A sync there and a stop (SIGTERM, which
+        # finishes the log's writes) make sure of it.
+        with synced_on(ens, lagging, "/small") as z:
+            assert z.exists("/small")
+        ens.procs[lagging].terminate()
+        assert ens.procs[lagging].wait(timeout=10) == 0
         for r in [zk.set_async("/small", b"%010d" % n) for n in range(1500)]:
             r.get(timeout=30)
         ens.start(lagging)
