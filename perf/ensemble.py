@@ -66,7 +66,11 @@ class Ensemble:
             self.logs[i] = open(os.path.join(d, "server.log"), "a")
         for i in self.ids:
             self.start(i)
-        self.wait_serving(self.ids)
+        try:
+            self.wait_serving(self.ids)
+        except BaseException:
+            self.stop()  # a member that never served must not outlive the caller
+            raise
 
     def start(self, i):
         self.procs[i] = subprocess.Popen(self.cmds[i], stdout=self.logs[i], stderr=subprocess.STDOUT)

@@ -217,7 +217,11 @@ class Ensemble:
             self.logs[i] = open(os.path.join(self.dirs[i], "server.log"), "a")
         for i in self.ids:
             self.start(i, wait=False)
-        self.wait_serving()
+        try:
+            self.wait_serving()
+        except BaseException:
+            self.stop()  # a member that never served must not outlive the caller
+            raise
 
     def cmd(self, i):
         cfg = os.path.join(self.dirs[i], "zoo.cfg")
