@@ -418,13 +418,19 @@ impl Member {
     }
 
     /// The answer to a connect; a resumed session's other connections here close.
-    fn answer_connect(&mut self, conn: ConnId, session_id: i64, outcome: ConnectOutcome) {
+    fn answer_connect(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        outcome: ConnectOutcome,
+        out: &mut Vec<Output>,
+    ) {
         let resumed = matches!(outcome, ConnectOutcome::Accepted { .. });
         let mut entries = vec![Entry::ConnectReply { conn, outcome }];
         if resumed && session_id != 0 {
             entries.push(Entry::Resumed { session_id, conn });
         }
-        self.publish(entries);
+        self.publish(entries, out);
     }
 
     fn connect(&mut self, conn: ConnId, req: &ConnectRequest, now: i64, out: &mut Vec<Output>) {
@@ -466,7 +472,7 @@ impl Member {
             None
         };
         if let Some(outcome) = outcome {
-            self.answer_connect(conn, req.session_id, outcome);
+            self.answer_connect(conn, req.session_id, outcome, out);
             return;
         }
         if req.session_id != 0 {
@@ -606,7 +612,7 @@ impl Member {
                         self.owners.insert(session_id, from);
                         if from != self.my_id() {
                             // A connection of it here answers nothing more.
-                            self.publish(vec![Entry::MovedAway { session_id }]);
+                            self.publish(vec![Entry::MovedAway { session_id }], &mut out);
                         }
                     }
                     let msg = Msg::Revalidated { session_id, valid };
@@ -619,7 +625,7 @@ impl Member {
                 peer::Output::Revalidated { session_id, valid } => {
                     if let Some((conn, timeout_ms)) = self.revalidating.remove(&session_id) {
                         let outcome = self.resumed(session_id, timeout_ms, valid, now);
-                        self.answer_connect(conn, session_id, outcome);
+                        self.answer_connect(conn, session_id, outcome, &mut out);
                     }
                 }
                 peer::Output::Touched(touches) => {
@@ -635,7 +641,7 @@ impl Member {
                         zxid: self.tree.last_zxid(),
                         version_before: None,
                     };
-                    self.publish(vec![e]);
+                    self.publish(vec![e], &mut out);
                 }
                 peer::Output::SendSnap { to, conn, zxid } => {
                     self.flush_into(&mut out);
@@ -686,7 +692,7 @@ impl Member {
                     out.push(Output::Role(role));
                     if self.peer.serving() {
                         // The fronts move to the tree this server now serves.
-                        self.publish(Vec::new());
+                        self.publish(Vec::new(), &mut out);
                     }
                 }
                 io => out.push(Output::Io(io)),
@@ -747,6 +753,11 @@ impl Member {
     fn apply(&mut self, txns: Vec<Txn>, now: i64, out: &mut Vec<Output>) {
         let n = txns.len() as u64;
         let serving = self.peer.serving();
+        if self.unpublished.is_some() && self.unpublished_serving != serving {
+            // Those entries' flush point is the tree as it is now, before these txns (see
+            // `publish`).
+            self.flush_into(out);
+        }
         let mut entries = Vec::with_capacity(txns.len() + 1);
         for txn in txns {
             let waiting = self.waiting.remove(&(txn.session_id, txn.cxid));
@@ -792,7 +803,7 @@ impl Member {
             }));
             entries.extend(connect);
         }
-        self.publish(entries);
+        self.publish(entries, out);
         if serving {
             self.snap.txns_since += n;
             if self.snap.txns_since > self.snap.threshold {
@@ -807,15 +818,22 @@ impl Member {
 
     /// Entries for the fronts, handed over by the next [`Member::flush`] (or before the next
     /// role change, truncation, install, snapshot or SNAP, which hand over what came before).
-    fn publish(&mut self, entries: Vec<Entry>) {
+    /// Entries collected while serving and entries made while not (which must not move the
+    /// fronts to this tree) never share a flush point: a change between them hands over the
+    /// first ones at once, at the tree as it was then (`apply` checks before it applies). The
+    /// peer already puts a role change before the uncommitted rest of the log a member
+    /// applies on leaving its role, and a role change hands over what came before it; this
+    /// holds whatever the order.
+    fn publish(&mut self, entries: Vec<Entry>, out: &mut Vec<Output>) {
+        let serving = self.peer.serving();
+        if self.unpublished.is_some() && self.unpublished_serving != serving {
+            self.flush_into(out);
+        }
         match &mut self.unpublished {
-            Some(pending) => {
-                debug_assert_eq!(self.unpublished_serving, self.peer.serving());
-                pending.extend(entries);
-            }
+            Some(pending) => pending.extend(entries),
             None => {
                 self.unpublished = Some(entries);
-                self.unpublished_serving = self.peer.serving();
+                self.unpublished_serving = serving;
             }
         }
     }

@@ -185,6 +185,9 @@ struct Server {
     /// Ops (writes, synced reads) this server was given and has not answered.
     pending: BTreeSet<usize>,
     disk_free_at: i64,
+    /// The tree version its fronts serve reads from: the last `Publish`'s (none before its
+    /// first one since it started).
+    visible: Option<DataTree>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -424,6 +427,7 @@ impl Sim {
                     applied: BTreeMap::new(),
                     pending: BTreeSet::new(),
                     disk_free_at: 0,
+                    visible: None,
                 },
             );
         }
@@ -537,6 +541,7 @@ impl Sim {
             member_cfg, cfg, persisted, tree, &sessions, SECRET, snaps, now,
         );
         s.member = Some(member);
+        s.visible = None;
         self.check_tree(id);
         self.run(id, out);
     }
@@ -547,6 +552,7 @@ impl Sim {
             return;
         }
         s.member = None;
+        s.visible = None;
         s.generation += 1;
         s.disk.crash(&mut self.rng, !fsync_failed);
         let pending = std::mem::take(&mut s.pending);
@@ -646,7 +652,11 @@ impl Sim {
                     s.applied = map;
                     self.check_tree(id);
                 }
-                MemberOut::Publish { entries, .. } => self.publish(id, entries),
+                MemberOut::Publish { entries, version } => {
+                    // What waits for this flush point is answered from its version.
+                    self.servers.get_mut(&id).expect("server").visible = Some(version);
+                    self.publish(id, entries)
+                }
                 MemberOut::Role(role) => self.role(id, role),
                 MemberOut::WriteSnapshot { tree, sessions, .. } => {
                     // As the runtime's snapshot thread: it becomes the disk's snapshot once the
@@ -1071,6 +1081,20 @@ impl Sim {
             self.finish(c);
             return;
         }
+        let behind = s
+            .visible
+            .as_ref()
+            .is_none_or(|v| v.last_zxid() < self.clients[c].last_seen);
+        if matches!(self.ops[op].kind, OpKind::Read { synced: false }) && behind {
+            // The fronts' version is behind what the client has seen (the member has not
+            // handed over its round yet): a real client would not be connected here (its
+            // connection closed when the member stopped serving, and a reconnect waits for
+            // the member's answer, which comes with a newer version). As refused.
+            self.ops[op].done = Some((self.now, Res::Err(ErrorCode::ConnectionLoss)));
+            self.clients[c].home = None;
+            self.finish(c);
+            return;
+        }
         let session_id = self.clients[c].session;
         self.clients[c].cxid += 1;
         let cxid = self.clients[c].cxid;
@@ -1141,10 +1165,14 @@ impl Sim {
         if self.ops[op].abandoned || self.ops[op].done.is_some() {
             return;
         }
-        let m = self.servers[&server].member.as_ref().expect("serving");
-        let z = m.tree().last_zxid();
+        let s = &self.servers[&server];
+        let m = s.member.as_ref().expect("serving");
+        // As the fronts do: from the version they were last given, which may trail the
+        // member's committed tree by the rest of a round.
+        let tree = s.visible.as_ref().expect("a serving member has published");
+        let z = tree.last_zxid();
         let epoch = m.peer().current_epoch();
-        let res = match m.tree().get(&format!("/k{}", self.ops[op].key)) {
+        let res = match tree.get(&format!("/k{}", self.ops[op].key)) {
             Some(n) => Res::Ok(n.version),
             None => Res::Err(ErrorCode::NoNode),
         };
