@@ -697,3 +697,60 @@ fn txns_applied_while_not_serving_reach_no_client() {
     assert!(c.triggers.is_empty() && c.origin.is_none());
     assert!(version.get("/ff").is_none());
 }
+
+#[test]
+fn a_rounds_commits_reach_the_fronts_as_one_publish_and_a_role_change_hands_them_over_first() {
+    let (mut r, conn) = follower();
+    // Driven without the wrapper: the round ends only when `flush` says so.
+    let m = &mut r.0;
+    let session = (3 << 56) | 1;
+    let commit = |m: &mut Member, counter: i64| {
+        let t = txn(
+            counter,
+            session,
+            counter as i32,
+            TxnOp::Error(ErrorCode::NoNode),
+        );
+        let z = t.zxid;
+        m.message(3, conn, Msg::Proposal(t), 400);
+        m.log_synced(z, 400);
+        m.message(3, conn, Msg::Commit { zxid: z }, 400)
+    };
+    for c in 1..=2 {
+        let out = commit(m, c);
+        assert!(
+            published(&out).is_empty(),
+            "nothing before the round ends: {out:?}"
+        );
+    }
+    let out: Vec<Output> = m.flush().into_iter().collect();
+    assert!(
+        matches!(
+            published(&out)[..],
+            [Entry::Commit(a), Entry::Commit(b), Entry::Flush(v)]
+                if a.txn.zxid == make_zxid(1, 1)
+                    && b.txn.zxid == make_zxid(1, 2)
+                    && v.last_zxid() == make_zxid(1, 2)
+        ),
+        "{out:?}"
+    );
+    assert!(m.flush().is_none(), "handed over once");
+    // A commit left in the round, then the leader goes: the commit's entries go out with a
+    // flush point at the committed tree, before the role change.
+    commit(m, 3);
+    let out = m.closed(3, conn, 402);
+    let role = out
+        .iter()
+        .position(|o| matches!(o, Output::Role(Role::Looking)))
+        .expect("looking");
+    let Some((at, Output::Publish { entries, version })) = out
+        .iter()
+        .enumerate()
+        .find(|(_, o)| matches!(o, Output::Publish { .. }))
+    else {
+        panic!("{out:?}")
+    };
+    assert!(at < role, "handed over before the role change: {out:?}");
+    assert!(matches!(&entries[0], Entry::Commit(c) if c.txn.zxid == make_zxid(1, 3)));
+    assert_eq!(version.last_zxid(), make_zxid(1, 3));
+}
