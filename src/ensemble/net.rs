@@ -113,6 +113,9 @@ fn encode_on_thread(image: Image) -> flume::Receiver<SnapPiece> {
 
 /// Streams `image` after its SNAP packet; returns the bytes sent, or None when the connection
 /// failed (or the encoding thread did not finish).
+/// How long a learner waits before closing a connection whose snapshot it could not load.
+const SNAP_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 async fn stream_snapshot(
     wr: &mut (impl futures_lite::AsyncWrite + Unpin),
     image: Image,
@@ -701,7 +704,11 @@ impl Net {
                         let loaded = match load_on_thread(s.file).await {
                             Ok(l) => l,
                             Err(e) => {
-                                tracing::error!(error = %e, "the leader's snapshot does not load; closing");
+                                tracing::error!(error = %e, "the leader's snapshot does not load; closing in a second");
+                                // The same leader would send the same snapshot at once (a Java
+                                // leader's, say, which this server cannot read yet): without a
+                                // pause that is a loop a thousand times a second.
+                                glommio::timer::sleep(SNAP_RETRY_PAUSE).await;
                                 return;
                             }
                         };

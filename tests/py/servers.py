@@ -143,7 +143,8 @@ def java_zookeeper_available():
 
 
 class Ensemble:
-    """Ensemble members on loopback (Ringkeeper's, or Java ZooKeeper's with `kind="zookeeper"`),
+    """Ensemble members on loopback (Ringkeeper's, or Java ZooKeeper's with `kind="zookeeper"`, or both with
+    Java on the members in `java_ids`),
     each from a plain zoo.cfg with `server.N` lines and a `myid` file. With `proxied=True` every
     member reaches the others' quorum ports through a PausableProxy per member (`proxy(i)`), so a
     test can silence one member's quorum traffic; each member then has its own config (its own
@@ -154,13 +155,15 @@ class Ensemble:
     leader's four-letter words say it is not serving)."""
 
     def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
-                 env=None, dynamic=False, admin=False, leader_serves=True):
+                 env=None, dynamic=False, admin=False, leader_serves=True, java_ids=()):
         from helpers import PausableProxy
 
         # Environment per member id (the others inherit this one's).
         self.env = env or {}
 
         self.kind = kind
+        # Members that run Java ZooKeeper in a Ringkeeper ensemble (a mixed one).
+        self.java_ids = set(java_ids)
         self.leader_serves = leader_serves
         if not leader_serves:
             admin = True
@@ -225,7 +228,7 @@ class Ensemble:
 
     def cmd(self, i):
         cfg = os.path.join(self.dirs[i], "zoo.cfg")
-        if self.kind == "zookeeper":
+        if self.kind == "zookeeper" or i in self.java_ids:
             # Java's AdminServer needs the servlet API (Debian's libservlet-api-java).
             cp = JAVA_ZK_CLASSPATH + (":" + SERVLET_JAR if self.admin_ports else "")
             return ["java", "-Xmx512m", "-cp", cp, f"-Dzookeeper.log.dir={self.dirs[i]}",
