@@ -9,7 +9,7 @@
 
 use crate::prep::{self, PrepConfig, PrepContext};
 use crate::proto::{ConnectRequest, ErrorCode, Id, Request};
-use crate::session::{SessionConfig, SessionTable};
+use crate::session::{Passwords, SessionConfig, SessionTable};
 use crate::tree::{DataTree, Outcome, Trigger};
 use crate::txn::{NodeKind, Txn, TxnOp};
 use crate::watch::ConnId;
@@ -75,7 +75,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig, now_ms: i64, secret: u64) -> Pipeline {
-        let sessions = SessionTable::new(cfg.session.clone(), now_ms, secret);
+        let sessions = SessionTable::new(cfg.session.clone(), now_ms, Passwords::Keyed(secret));
         let next_container_check_ms = now_ms + cfg.container_check_ms;
         Pipeline {
             cfg,

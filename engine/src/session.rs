@@ -1,4 +1,5 @@
-//! The session table: ids laid out as ZooKeeper's, passwords derived from a secret, timeouts
+//! The session table: ids laid out as ZooKeeper's, passwords derived from a secret (standalone)
+//! or as ZooKeeper derives them (ensembles, [`Passwords`]), timeouts
 //! negotiated within bounds, and expiry driven by the `now_ms` the runtime passes in.
 //!
 //! Deadlines are rounded up to the next multiple of the tick, as ZooKeeper's `ExpiryQueue` does,
@@ -22,20 +23,64 @@ pub struct SessionConfig {
     pub server_id: i64,
 }
 
+/// How session passwords are derived from session ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passwords {
+    /// SHA-1 of a secret and the id (a standalone server's secret is random, kept in its
+    /// dataDir).
+    Keyed(u64),
+    /// ZooKeeper's own: `java.util.Random(id ^ 0xB3415C00).nextBytes(16)`
+    /// (`ZooKeeperServer.generatePasswd`). An ensemble uses it, so that a session made on a
+    /// Java member can be resumed on a Ringkeeper member and the other way round. It is no
+    /// weaker than one key every member shares: either is known to whoever has the code.
+    ZooKeeper,
+}
+
+/// `java.util.Random`'s linear congruential generator, as far as `nextBytes` needs it.
+struct JavaRandom(u64);
+
+impl JavaRandom {
+    const MULTIPLIER: u64 = 0x5_DEEC_E66D;
+    const MASK: u64 = (1 << 48) - 1;
+
+    fn new(seed: i64) -> JavaRandom {
+        JavaRandom((seed as u64 ^ Self::MULTIPLIER) & Self::MASK)
+    }
+
+    fn next_int(&mut self) -> i32 {
+        self.0 = (self.0.wrapping_mul(Self::MULTIPLIER).wrapping_add(0xB)) & Self::MASK;
+        (self.0 >> 16) as i32
+    }
+
+    /// Four bytes per `nextInt`, low byte first.
+    fn next_bytes(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(4) {
+            let mut r = self.next_int();
+            for b in chunk {
+                *b = r as u8;
+                r >>= 8;
+            }
+        }
+    }
+}
+
+/// ZooKeeper's `superSecret`.
+const ZOOKEEPER_SUPER_SECRET: i64 = 0xB341_5C00;
+
 /// All live sessions of this server.
 #[derive(Debug)]
 pub struct SessionTable {
     cfg: SessionConfig,
-    secret: u64,
+    secret: Passwords,
     next_id: i64,
     sessions: HashMap<i64, Session>,
     by_deadline: BTreeSet<(i64, i64)>,
 }
 
 impl SessionTable {
-    /// `now_ms` seeds the id counter (ZooKeeper's `initializeNextSessionId`); `secret` keys the
-    /// passwords and comes from the runtime's RNG.
-    pub fn new(cfg: SessionConfig, now_ms: i64, secret: u64) -> SessionTable {
+    /// `now_ms` seeds the id counter (ZooKeeper's `initializeNextSessionId`); `secret` says how
+    /// passwords are derived.
+    pub fn new(cfg: SessionConfig, now_ms: i64, secret: Passwords) -> SessionTable {
         assert!(cfg.tick_ms > 0);
         assert!(cfg.min_timeout_ms <= cfg.max_timeout_ms);
         let base = ((now_ms as u64) << 24 >> 8) as i64;
@@ -59,12 +104,18 @@ impl SessionTable {
 
     /// The password a client must present to resume `id`.
     pub fn password(&self, id: i64) -> [u8; 16] {
-        let mut h = Sha1::new();
-        h.update(self.secret.to_be_bytes());
-        h.update(id.to_be_bytes());
-        let d = h.finalize();
         let mut out = [0u8; 16];
-        out.copy_from_slice(&d[..16]);
+        match self.secret {
+            Passwords::Keyed(secret) => {
+                let mut h = Sha1::new();
+                h.update(secret.to_be_bytes());
+                h.update(id.to_be_bytes());
+                out.copy_from_slice(&h.finalize()[..16]);
+            }
+            Passwords::ZooKeeper => {
+                JavaRandom::new(id ^ ZOOKEEPER_SUPER_SECRET).next_bytes(&mut out);
+            }
+        }
         out
     }
 
@@ -190,7 +241,7 @@ mod tests {
             max_timeout_ms: 40000,
             server_id: 1,
         };
-        SessionTable::new(cfg, 1_700_000_000_000, 42)
+        SessionTable::new(cfg, 1_700_000_000_000, Passwords::Keyed(42))
     }
 
     #[test]
@@ -228,7 +279,34 @@ mod tests {
     fn passwords_depend_on_id_and_secret() {
         let t = table();
         assert_ne!(t.password(1), t.password(2));
-        let other = SessionTable::new(t.config().clone(), 0, 43);
+        let other = SessionTable::new(t.config().clone(), 0, Passwords::Keyed(43));
         assert_ne!(t.password(1), other.password(1));
+    }
+
+    #[test]
+    fn zookeepers_passwords_are_javas_random_bytes() {
+        // Printed by Java 17's `new java.util.Random(id ^ 0xB3415C00L).nextBytes(new byte[16])`,
+        // ZooKeeperServer.generatePasswd's derivation (tests/py/test_ensemble.py also resumes a
+        // Java member's session on a Ringkeeper member).
+        let t = SessionTable::new(table().config().clone(), 0, Passwords::ZooKeeper);
+        for (id, want) in JAVA_PASSWORDS {
+            assert_eq!(hex(&t.password(*id)), *want, "session {id:#x}");
+        }
+    }
+
+    /// (session id, password) as Java printed them. Java's seed keeps only the low 48 bits, so
+    /// the server id in the top byte does not change the password (ids 1 and 1 | 1 << 56).
+    const JAVA_PASSWORDS: &[(i64, &str)] = &[
+        (0, "f22acd4a97e69d6d20a49bb638eadb38"),
+        (1, "054cc74a37327db215e702e20c73f005"),
+        (0x0100_0000_0000_0001, "054cc74a37327db215e702e20c73f005"),
+        (0x0200_0193_a1b2_c3d4, "4fd5c80138419792fb157f4ed39accd3"),
+        (-1, "20f62cb5648dc2d771471c8a2486a9ee"),
+        (i64::MAX, "20f62cb5648dc2d771471c8a2486a9ee"),
+        (0xB341_5C00, "60b420bb3851d9d47acb933dbe70399b"),
+    ];
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

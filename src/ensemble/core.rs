@@ -58,10 +58,6 @@ const NET_EVENTS_PER_ROUND: usize = 1024;
 /// Sockets' events queued for the core; a full queue makes their tasks wait.
 const NET_EVENTS_MAX: usize = 4096;
 
-/// Session passwords are keyed by one secret every member shares. Java ZooKeeper derives them
-/// from the session id and a constant; this is Ringkeeper's constant (see ARCHITECTURE.md).
-const ENSEMBLE_SESSION_SECRET: u64 = 0xb341_5c00;
-
 /// The configuration text ZooKeeper sends with votes and NEWLEADER and keeps in
 /// `/zookeeper/config` (`QuorumVerifier`'s form; a line's client address only when the line
 /// gives one).
@@ -683,7 +679,8 @@ pub async fn run(
         persisted,
         tree,
         &sessions,
-        ENSEMBLE_SESSION_SECRET,
+        // ZooKeeper's own derivation, so a session moves between Java and Ringkeeper members.
+        ringkeeper_engine::session::Passwords::ZooKeeper,
         // The seed rolls the snapshot thresholds, so members do not snapshot at once.
         (cfg.snap_count, rand::random()),
         now,

@@ -813,9 +813,9 @@ def test_a_leader_told_leader_serves_no_takes_no_clients_and_the_others_do(ensem
 def test_a_java_follower_among_ringkeeper_members_votes_replicates_and_is_caught_up_by_diff(ensemble_factory):
     """Server-to-server traffic is ZooKeeper's own: a Java ZooKeeper 3.8 member (member 1) in a
     Ringkeeper ensemble takes part in elections, follows a Ringkeeper leader, replicates writes
-    made through any member, and when 300 txns behind is caught up by the leader's DIFF. What
-    does not work yet (SNAP between the kinds, and so a Java leader for a Ringkeeper learner
-    with nothing; sessions moving between the kinds) is in the README."""
+    made through any member, resumes sessions made on the other kind, and when 300 txns behind
+    is caught up by the leader's DIFF. What does not work yet (SNAP between the kinds, and so a
+    Java leader for a Ringkeeper learner with nothing) is in the README."""
     # A JVM warming up can pause past a syncLimit of 1 s (ticks are 200 ms here); a Java learner
     # dropped for it, with nothing on disk, would need SNAP from the Ringkeeper leader, which
     # does not work across the kinds yet. 10 s of syncLimit keeps that out of this test.
@@ -833,6 +833,22 @@ def test_a_java_follower_among_ringkeeper_members_votes_replicates_and_is_caught
             zk.stop()
             zk.close()
     assert ens.mode(1) == "follower" and ens.leader() in (2, 3), modes(ens)
+    # A session made on one kind is resumed on the other (both derive its password as
+    # ZooKeeper does) and its ephemeral is its own there.
+    for made_on, moved_to in [(1, 2), (3, 1)]:
+        first = client(f"127.0.0.1:{ens.port(made_on)}")
+        sid, passwd = first.client_id
+        moved = KazooClient(hosts=f"127.0.0.1:{ens.port(moved_to)}", timeout=6, client_id=(sid, passwd))
+        try:
+            moved.start(timeout=20)
+            assert moved.client_id[0] == sid, (made_on, moved_to)
+            moved.create(f"/eph-{made_on}", b"", ephemeral=True)
+            assert moved.exists(f"/eph-{made_on}").ephemeralOwner == sid
+        finally:
+            moved.stop()
+            moved.close()
+            first.stop()
+            first.close()
     ens.kill9(1)
     zk = client(f"127.0.0.1:{ens.port(2)}")
     try:

@@ -50,7 +50,7 @@ use crate::node::{Entry, Input, SnapTrigger};
 use crate::pipeline::{collectable, Committed, ConnectOutcome, Origin, PipelineConfig};
 use crate::prep::{self, PrepContext};
 use crate::proto::{ConnectRequest, ErrorCode, Request};
-use crate::session::SessionTable;
+use crate::session::{Passwords, SessionTable};
 use crate::snap::SnapSession;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnOp};
@@ -135,7 +135,7 @@ pub struct Member {
     /// TTL checks are wall time; sessions and the peer's timers run on `now`, which never jumps.
     wall_offset_ms: i64,
     /// Keys session passwords; the same on every member.
-    secret: u64,
+    secret: Passwords,
     snap: SnapTrigger,
     /// The tree the fronts were last given.
     visible: DataTree,
@@ -158,7 +158,7 @@ impl Member {
         disk: Persisted,
         tree: DataTree,
         sessions: &[SnapSession],
-        secret: u64,
+        secret: Passwords,
         snaps: (u64, u64),
         now: i64,
     ) -> (Member, Vec<Output>) {

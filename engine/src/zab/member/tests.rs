@@ -70,7 +70,7 @@ fn start(my_id: i64, sessions: &[SnapSession], now: i64) -> Rounds {
         Persisted::default(),
         DataTree::new(),
         sessions,
-        7,
+        crate::session::Passwords::ZooKeeper,
         (SNAP_COUNT, 11),
         now,
     );

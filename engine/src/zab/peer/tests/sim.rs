@@ -31,7 +31,7 @@ use crate::node::{Entry, Input};
 use crate::pipeline::{ConnectOutcome, Origin, PipelineConfig};
 use crate::prep::PrepConfig;
 use crate::proto::{opcode, ConnectRequest, ErrorCode, Request};
-use crate::session::SessionConfig;
+use crate::session::{Passwords, SessionConfig};
 use crate::snap::SnapSession;
 use crate::tree::DataTree;
 use crate::txn::TxnOp;
@@ -42,8 +42,6 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 const KEYS: usize = 3;
 const CLIENT_TIMEOUT_MS: i64 = 3_000;
-/// Session passwords' key, the same on every member.
-const SECRET: u64 = 0x5eed;
 /// Connection ids of connect requests: this plus the client's index (an op's is its index).
 const CONNECT_CONN: u64 = 1 << 40;
 
@@ -538,7 +536,14 @@ impl Sim {
         s.generation += 1;
         let snaps = (self.snap_count, self.rng.gen());
         let (member, out) = Member::start(
-            member_cfg, cfg, persisted, tree, &sessions, SECRET, snaps, now,
+            member_cfg,
+            cfg,
+            persisted,
+            tree,
+            &sessions,
+            Passwords::ZooKeeper,
+            snaps,
+            now,
         );
         s.member = Some(member);
         s.visible = None;
