@@ -106,6 +106,16 @@ impl Durability {
     }
 }
 
+/// A freshly prepared segment's handle, for appends: the same one, or for
+/// [`Durability::DsyncWrites`] the segment reopened O_DSYNC.
+async fn for_appends(file: DmaFile, path: &Path, sync: Durability) -> io::Result<DmaFile> {
+    if sync != Durability::DsyncWrites {
+        return Ok(file);
+    }
+    file.close().await.map_err(io_err)?;
+    append_handle(path, sync).await
+}
+
 /// Opens a prepared segment for appends (O_DSYNC for [`Durability::DsyncWrites`]).
 async fn append_handle(path: &Path, sync: Durability) -> io::Result<DmaFile> {
     glommio::io::OpenOptions::new()
@@ -156,8 +166,7 @@ impl LogWriter {
         let file = zero_filled(&path, segment_bytes).await?;
         write_header(&file, first_zxid).await?;
         sync_dir(dir)?;
-        file.close().await.map_err(io_err)?;
-        let file = append_handle(&path, sync).await?;
+        let file = for_appends(file, &path, sync).await?;
         let end = wal::HEADER_BYTES as u64;
         Ok(LogWriter {
             dir: dir.to_path_buf(),
@@ -237,8 +246,7 @@ impl LogWriter {
                 let path = self.dir.join(segment_name(first_zxid));
                 file.rename(&path).await.map_err(io_err)?;
                 sync_dir(&self.dir)?;
-                file.close().await.map_err(io_err)?;
-                let file = append_handle(&path, self.sync).await?;
+                let file = for_appends(file, &path, self.sync).await?;
                 let end = wal::HEADER_BYTES as u64;
                 LogWriter {
                     dir: self.dir.clone(),

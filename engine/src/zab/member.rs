@@ -753,11 +753,8 @@ impl Member {
     fn apply(&mut self, txns: Vec<Txn>, now: i64, out: &mut Vec<Output>) {
         let n = txns.len() as u64;
         let serving = self.peer.serving();
-        if self.unpublished.is_some() && self.unpublished_serving != serving {
-            // Those entries' flush point is the tree as it is now, before these txns (see
-            // `publish`).
-            self.flush_into(out);
-        }
+        // What was collected in the other state goes first, flushed at the tree as it is now.
+        self.flush_if_serving_changed(out);
         let mut entries = Vec::with_capacity(txns.len() + 1);
         for txn in txns {
             let waiting = self.waiting.remove(&(txn.session_id, txn.cxid));
@@ -825,16 +822,21 @@ impl Member {
     /// applies on leaving its role, and a role change hands over what came before it; this
     /// holds whatever the order.
     fn publish(&mut self, entries: Vec<Entry>, out: &mut Vec<Output>) {
-        let serving = self.peer.serving();
-        if self.unpublished.is_some() && self.unpublished_serving != serving {
-            self.flush_into(out);
-        }
+        self.flush_if_serving_changed(out);
         match &mut self.unpublished {
             Some(pending) => pending.extend(entries),
             None => {
                 self.unpublished = Some(entries);
-                self.unpublished_serving = serving;
+                self.unpublished_serving = self.peer.serving();
             }
+        }
+    }
+
+    /// Hands over what was collected when this server served and now does not, or the other
+    /// way round.
+    fn flush_if_serving_changed(&mut self, out: &mut Vec<Output>) {
+        if self.unpublished.is_some() && self.unpublished_serving != self.peer.serving() {
+            self.flush_into(out);
         }
     }
 
@@ -843,26 +845,22 @@ impl Member {
     /// round of inputs, the simulator at moments of its choosing; until then the fronts do not
     /// see them. A round's applies thus make one new tree version, not one each: every version
     /// the fronts hold costs the next apply a copy of the tree's path to what it changes.
-    pub fn flush(&mut self) -> Option<Output> {
-        let mut out = Vec::new();
-        self.flush_into(&mut out);
-        out.pop()
-    }
-
     /// The flush point is at the committed tree while serving; while not, at the tree the
     /// fronts were last given (the one here may hold uncommitted txns, or be mid-sync).
-    fn flush_into(&mut self, out: &mut Vec<Output>) {
-        let Some(mut entries) = self.unpublished.take() else {
-            return;
-        };
+    pub fn flush(&mut self) -> Option<Output> {
+        let mut entries = self.unpublished.take()?;
         if self.unpublished_serving {
             self.visible = self.tree.clone();
         }
         entries.push(Entry::Flush(self.visible.clone()));
-        out.push(Output::Publish {
+        Some(Output::Publish {
             entries,
             version: self.visible.clone(),
-        });
+        })
+    }
+
+    fn flush_into(&mut self, out: &mut Vec<Output>) {
+        out.extend(self.flush());
     }
 
     pub fn check_invariants(&self) {
