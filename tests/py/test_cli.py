@@ -112,9 +112,12 @@ ZXID = re.compile(r"^(cZxid|mZxid|pZxid) = 0x[0-9a-f]+$", re.M)
 def run(cli, server, words):
     """(exit code, stdout after the connect preamble, stderr without the JVM's log noise)."""
     r = subprocess.run(cli + ["-server", server.hosts] + words, capture_output=True, text=True, timeout=60)
-    out = r.stdout
-    marker = "WatchedEvent state:SyncConnected type:None path:null\n"
-    out = out.split(marker, 1)[1] if marker in out else out.split("\n", 1)[-1]
+    # zkCli prints "Connecting to ...", then its watcher prints "\nWATCHER::" and the connect
+    # event from the event thread, which can land between the lines of the command's own
+    # output: each piece is taken out where it is, not everything before the last.
+    out = r.stdout.split("\n", 1)[-1] if r.stdout.startswith("Connecting to ") else r.stdout
+    for piece in ("\nWATCHER::\n", "\nWatchedEvent state:SyncConnected type:None path:null\n"):
+        out = out.replace(piece, "", 1)
     err = "".join(line + "\n" for line in r.stderr.splitlines() if not line.startswith("SLF4J:"))
     # The times are the servers' own; their format is compared, then the values set aside.
     assert all(DATE.match(line) for line in out.splitlines() if line.startswith(("ctime =", "mtime ="))), out
