@@ -70,6 +70,9 @@ pub struct JavaSnapshot {
     pub node_count: usize,
     /// The zxid of the digest record, when the file has one.
     pub digest_zxid: Option<i64>,
+    /// The largest zxid a node's stat carries (czxid, mzxid or pzxid): of a fuzzy snapshot,
+    /// taken while txns went on, no txn above it shows in the nodes' stats.
+    pub stamped_zxid: i64,
 }
 
 fn check_header(r: &mut Reader, magic: i32, what: &str) -> Result<(), JavaFileError> {
@@ -101,69 +104,15 @@ struct RawNode {
 pub fn read_snapshot(bytes: &[u8], zxid: i64) -> Result<JavaSnapshot, JavaFileError> {
     let mut r = Reader::new(bytes);
     check_header(&mut r, SNAPSHOT_MAGIC, "snapshot")?;
-    let count = r.int("sessions").map_err(|e| at(&r, e))?;
-    if count < 0 || count as usize > bytes.len() / 12 {
+    let mut body = BodyReader::new(HEADER_BYTES, false);
+    let (used, whole) = body.take(&bytes[HEADER_BYTES..])?;
+    if !whole {
         return Err(bad(
-            r.position() - 4,
-            format!("session count {count} does not fit the file"),
+            HEADER_BYTES + used,
+            "the snapshot ends inside a record",
         ));
     }
-    let mut sessions = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let id = r.long("id").map_err(|e| at(&r, e))?;
-        let timeout = r.int("timeout").map_err(|e| at(&r, e))?;
-        sessions.push((id, timeout));
-    }
-    let acls = read_acl_cache(&mut r, bytes.len())?;
-    let mut raw = Vec::new();
-    loop {
-        let offset = r.position();
-        let path = r.ustring("path").map_err(|e| at(&r, e))?;
-        if path == "/" {
-            break;
-        }
-        let data = r.buffer_opt("data").map_err(|e| at(&r, e))?;
-        let index = r.long("acl").map_err(|e| at(&r, e))?;
-        let acl = if index == OPEN_ACL_INDEX {
-            Arc::new(Acl::open_unsafe())
-        } else {
-            acls.get(&index).cloned().ok_or_else(|| {
-                bad(
-                    offset,
-                    format!("node {path:?} names ACL {index}, which the ACL cache lacks"),
-                )
-            })?
-        };
-        let mut long = |f| r.long(f);
-        let (czxid, mzxid, ctime, mtime) =
-            (long("czxid"), long("mzxid"), long("ctime"), long("mtime"));
-        let mut int = |f| r.int(f);
-        let (version, cversion, aversion) = (int("version"), int("cversion"), int("aversion"));
-        let (owner, pzxid) = (r.long("ephemeralOwner"), r.long("pzxid"));
-        let fields = (|| {
-            Ok::<_, DecodeError>(Node {
-                data,
-                acl,
-                czxid: czxid?,
-                mzxid: mzxid?,
-                ctime: ctime?,
-                mtime: mtime?,
-                version: version?,
-                cversion: cversion?,
-                aversion: aversion?,
-                ephemeral_owner: owner?,
-                pzxid: pzxid?,
-                children: Default::default(),
-            })
-        })();
-        let node = fields.map_err(|e| at(&r, e))?;
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        };
-        raw.push(RawNode { path, node });
-    }
+    r.skip(used, "body").map_err(|e| at(&r, e))?;
     check_seal(&mut r, bytes, "checksum")?;
     let mut digest_zxid = None;
     if r.remaining() > 0 {
@@ -173,14 +122,9 @@ pub fn read_snapshot(bytes: &[u8], zxid: i64) -> Result<JavaSnapshot, JavaFileEr
         check_seal(&mut r, bytes, "digest seal")?;
         digest_zxid = Some(z);
     }
-    let node_count = raw.len();
-    let tree = build_tree(raw, zxid)?;
-    Ok(JavaSnapshot {
-        sessions,
-        tree,
-        node_count,
-        digest_zxid,
-    })
+    let mut snapshot = body.finish(zxid)?;
+    snapshot.digest_zxid = digest_zxid;
+    Ok(snapshot)
 }
 
 /// A seal: the Adler-32 of every byte before it, then "/".
@@ -198,31 +142,211 @@ fn check_seal(r: &mut Reader, bytes: &[u8], what: &str) -> Result<(), JavaFileEr
     Ok(())
 }
 
-fn read_acl_cache(
-    r: &mut Reader,
-    len: usize,
-) -> Result<HashMap<i64, Arc<Vec<Acl>>>, JavaFileError> {
-    let count = r.int("map").map_err(|e| at(r, e))?;
-    if count < 0 || count as usize > len / 12 {
-        return Err(bad(
-            r.position() - 4,
-            format!("ACL cache size {count} does not fit the file"),
-        ));
+/// What Java's learner checks after the snapshot that follows SNAP.
+const SNAP_SIGNATURE: &str = "BenWasHere";
+
+/// What [`BodyReader`] takes next.
+#[derive(Clone, Copy)]
+enum Expect {
+    SessionCount,
+    Sessions(u32),
+    AclCount,
+    Acls(u32),
+    Node,
+    Signature,
+    Done,
+}
+
+/// Why a record was not taken.
+enum Fault {
+    /// The bytes so far end inside it.
+    More,
+    /// It is malformed: the message, at the record's start.
+    Bad(String),
+}
+
+impl From<DecodeError> for Fault {
+    fn from(e: DecodeError) -> Fault {
+        match e {
+            DecodeError::Truncated { .. } => Fault::More,
+            // A length longer than what has arrived so far.
+            DecodeError::BadLength { len, .. } if len >= 0 => Fault::More,
+            e => Fault::Bad(e.to_string()),
+        }
     }
-    let mut acls = HashMap::with_capacity(count as usize);
-    for _ in 0..count {
-        let index = r.long("long").map_err(|e| at(r, e))?;
-        let list = r
-            .vector("acls", 12, |r| {
-                let perms = r.int("perms")?;
-                let scheme = r.ustring("scheme")?;
-                let id = r.ustring("id")?;
-                Ok(Acl::new(perms, &scheme, &id))
-            })
-            .map_err(|e| at(r, e))?;
-        acls.insert(index, Arc::new(list));
+}
+
+/// Reads the body of a snapshot as its bytes arrive, a whole record at a time: the sessions,
+/// the ACL cache, the nodes and the "/" that ends them, as Java's
+/// `SerializeUtils.serializeSnapshot` writes them. A snapshot file has this body after its
+/// header; after SNAP, Java's `LearnerHandler` sends just the body and then the string
+/// "BenWasHere" on the quorum connection (`signed`).
+pub struct BodyReader {
+    expect: Expect,
+    signed: bool,
+    /// Where the next record starts, in the file or the stream.
+    offset: usize,
+    sessions: Vec<(i64, i32)>,
+    acls: HashMap<i64, Arc<Vec<Acl>>>,
+    raw: Vec<RawNode>,
+    stamped_zxid: i64,
+}
+
+impl BodyReader {
+    /// A reader of a body that starts at `offset` (for the offsets errors name).
+    pub fn new(offset: usize, signed: bool) -> BodyReader {
+        BodyReader {
+            expect: Expect::SessionCount,
+            signed,
+            offset,
+            sessions: Vec::new(),
+            acls: HashMap::new(),
+            raw: Vec::new(),
+            stamped_zxid: 0,
+        }
     }
-    Ok(acls)
+
+    /// Takes the whole records at the front of `avail`: the bytes taken, and whether the body
+    /// is complete. A malformed record is an error naming its offset.
+    pub fn take(&mut self, avail: &[u8]) -> Result<(usize, bool), JavaFileError> {
+        let mut pos = 0;
+        while !matches!(self.expect, Expect::Done) {
+            let mut r = Reader::new(&avail[pos..]);
+            match self.record(&mut r) {
+                Ok(()) => {
+                    pos += r.position();
+                    self.offset += r.position();
+                }
+                Err(Fault::More) => return Ok((pos, false)),
+                Err(Fault::Bad(message)) => return Err(bad(self.offset, message)),
+            }
+        }
+        Ok((pos, true))
+    }
+
+    /// Reads one record; the state changes only once the whole record was read.
+    fn record(&mut self, r: &mut Reader) -> Result<(), Fault> {
+        let count = |r: &mut Reader, what: &str| -> Result<u32, Fault> {
+            let n = r.int("count")?;
+            u32::try_from(n).map_err(|_| Fault::Bad(format!("{what} count {n}")))
+        };
+        self.expect = match self.expect {
+            Expect::SessionCount => match count(r, "session")? {
+                0 => Expect::AclCount,
+                n => {
+                    self.sessions.reserve(n.min(1 << 16) as usize);
+                    Expect::Sessions(n)
+                }
+            },
+            Expect::Sessions(left) => {
+                let id = r.long("id")?;
+                let timeout = r.int("timeout")?;
+                self.sessions.push((id, timeout));
+                match left {
+                    1 => Expect::AclCount,
+                    n => Expect::Sessions(n - 1),
+                }
+            }
+            Expect::AclCount => match count(r, "ACL cache")? {
+                0 => Expect::Node,
+                n => Expect::Acls(n),
+            },
+            Expect::Acls(left) => {
+                let index = r.long("long")?;
+                let list = r.vector("acls", 12, |r| {
+                    let perms = r.int("perms")?;
+                    let scheme = r.ustring("scheme")?;
+                    let id = r.ustring("id")?;
+                    Ok(Acl::new(perms, &scheme, &id))
+                })?;
+                self.acls.insert(index, Arc::new(list));
+                match left {
+                    1 => Expect::Node,
+                    n => Expect::Acls(n - 1),
+                }
+            }
+            Expect::Node => match self.node(r)? {
+                Some(n) => {
+                    self.raw.push(n);
+                    Expect::Node
+                }
+                None if self.signed => Expect::Signature,
+                None => Expect::Done,
+            },
+            Expect::Signature => {
+                let s = r.ustring("signature")?;
+                if s != SNAP_SIGNATURE {
+                    return Err(Fault::Bad(format!(
+                        "the snapshot ends with {s:?}, not the signature {SNAP_SIGNATURE:?}"
+                    )));
+                }
+                Expect::Done
+            }
+            Expect::Done => Expect::Done,
+        };
+        Ok(())
+    }
+
+    /// A node, or None for the "/" that ends them.
+    fn node(&mut self, r: &mut Reader) -> Result<Option<RawNode>, Fault> {
+        let path = r.ustring("path")?;
+        if path == "/" {
+            return Ok(None);
+        }
+        let data = r.buffer_opt("data")?;
+        let index = r.long("acl")?;
+        let (czxid, mzxid) = (r.long("czxid")?, r.long("mzxid")?);
+        let (ctime, mtime) = (r.long("ctime")?, r.long("mtime")?);
+        let (version, cversion) = (r.int("version")?, r.int("cversion")?);
+        let aversion = r.int("aversion")?;
+        let (ephemeral_owner, pzxid) = (r.long("ephemeralOwner")?, r.long("pzxid")?);
+        let acl = if index == OPEN_ACL_INDEX {
+            Arc::new(Acl::open_unsafe())
+        } else {
+            self.acls.get(&index).cloned().ok_or_else(|| {
+                Fault::Bad(format!(
+                    "node {path:?} names ACL {index}, which the ACL cache lacks"
+                ))
+            })?
+        };
+        self.stamped_zxid = self.stamped_zxid.max(czxid).max(mzxid).max(pzxid);
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path
+        };
+        Ok(Some(RawNode {
+            path,
+            node: Node {
+                data,
+                acl,
+                czxid,
+                mzxid,
+                ctime,
+                mtime,
+                version,
+                cversion,
+                aversion,
+                ephemeral_owner,
+                pzxid,
+                children: Default::default(),
+            },
+        }))
+    }
+
+    /// The snapshot read, its tree at `zxid`. The body must be complete.
+    pub fn finish(self, zxid: i64) -> Result<JavaSnapshot, JavaFileError> {
+        assert!(matches!(self.expect, Expect::Done), "a complete body");
+        let node_count = self.raw.len();
+        let tree = build_tree(self.raw, zxid)?;
+        Ok(JavaSnapshot {
+            sessions: self.sessions,
+            tree,
+            node_count,
+            digest_zxid: None,
+            stamped_zxid: self.stamped_zxid,
+        })
+    }
 }
 
 /// The tree from the snapshot's nodes: children sets from the paths, and ZooKeeper's own
@@ -266,71 +390,122 @@ fn build_tree(raw: Vec<RawNode>, zxid: i64) -> Result<DataTree, JavaFileError> {
     Ok(restorer.finish(zxid))
 }
 
-/// Writes `tree` and `sessions` as Java ZooKeeper's `FileSnap` does (what its AdminServer's
-/// `snapshot` command streams, and what a Java server loads from `snapshot.<zxid>`): header,
-/// sessions, the ACL cache (each distinct ACL list once; `world:anyone` with every permission
-/// is index -1), the nodes parents first from the root (""), the "/" end marker and the
-/// Adler-32 seal. No digest record: Java reads a snapshot without one.
-pub fn write_snapshot(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
-    use crate::proto::Writer;
-    let mut out = Vec::with_capacity(64 + tree.approximate_data_size() as usize * 2);
-    let open = Acl::open_unsafe();
-    // Every node's path, parents first (a walk from the root).
-    let mut paths: Vec<String> = Vec::with_capacity(tree.node_count());
+/// Bytes of a snapshot's body [`write_body`] gathers before it offers them.
+pub const BODY_PIECE_BYTES: usize = 1 << 20;
+
+/// Visits every node of `tree`, parents before children (Java's `DataTree.deserialize` needs
+/// a node's parent before it), until `visit` says stop; false if it did.
+fn walk_parents_first(tree: &DataTree, mut visit: impl FnMut(&str, &Node) -> bool) -> bool {
     let mut todo = vec!["/".to_string()];
     while let Some(p) = todo.pop() {
-        if let Some(n) = tree.get(&p) {
-            for c in n.children.iter().rev() {
-                todo.push(if p == "/" {
-                    format!("/{c}")
-                } else {
-                    format!("{p}/{c}")
-                });
-            }
+        let Some(n) = tree.get(&p) else { continue };
+        for c in n.children.iter().rev() {
+            todo.push(if p == "/" {
+                format!("/{c}")
+            } else {
+                format!("{p}/{c}")
+            });
         }
-        paths.push(p);
+        if !visit(&p, n) {
+            return false;
+        }
     }
-    let mut index_of: Vec<(Arc<Vec<Acl>>, i64)> = Vec::new();
-    let mut acl_index = |acl: &Arc<Vec<Acl>>| -> i64 {
-        if **acl == open {
-            return OPEN_ACL_INDEX;
+    true
+}
+
+/// Writes the body of a snapshot of `tree` and `sessions` into `out`, as Java's
+/// `SerializeUtils.serializeSnapshot` writes it: the sessions, the ACL cache (each distinct ACL
+/// list once; `world:anyone` with every permission is index -1), the nodes parents first from
+/// the root (""), and the "/" end marker. Each time `out` holds [`BODY_PIECE_BYTES`] or more,
+/// `full` is offered it (and may take the bytes); false, and the walk stops, when it says so.
+pub fn write_body(
+    tree: &DataTree,
+    sessions: &[(i64, i32)],
+    out: &mut Vec<u8>,
+    mut full: impl FnMut(&mut Vec<u8>) -> bool,
+) -> bool {
+    use crate::proto::Writer;
+    let open = Acl::open_unsafe();
+    // The ACL cache must precede the nodes: a first walk numbers the distinct lists.
+    let mut index: HashMap<Arc<Vec<Acl>>, i64> = HashMap::new();
+    let mut lists: Vec<Arc<Vec<Acl>>> = Vec::new();
+    walk_parents_first(tree, |_, n| {
+        if *n.acl != open && !index.contains_key(&n.acl) {
+            lists.push(n.acl.clone());
+            index.insert(n.acl.clone(), lists.len() as i64);
         }
-        if let Some((_, i)) = index_of.iter().find(|(a, _)| a == acl) {
-            return *i;
-        }
-        let i = index_of.len() as i64 + 1;
-        index_of.push((acl.clone(), i));
-        i
-    };
-    let indexes: Vec<i64> = paths
-        .iter()
-        .map(|p| acl_index(&tree.get(p).expect("walked from the tree").acl))
-        .collect();
+        true
+    });
     {
-        let mut w = Writer::new(&mut out);
-        w.int(SNAPSHOT_MAGIC).int(FILE_VERSION).long(-1);
+        let mut w = Writer::new(&mut *out);
         w.int(sessions.len() as i32);
         for (id, timeout) in sessions {
             w.long(*id).int(*timeout);
         }
-        w.int(index_of.len() as i32);
-        for (acl, i) in &index_of {
-            w.long(*i);
+        w.int(lists.len() as i32);
+        for (i, acl) in lists.iter().enumerate() {
+            w.long(i as i64 + 1);
             w.vector(acl, |w, a| {
                 w.int(a.perms).ustring(&a.id.scheme).ustring(&a.id.id);
             });
         }
-        for (p, acl) in paths.iter().zip(indexes) {
-            let n = tree.get(p).expect("walked from the tree");
-            w.ustring(if p == "/" { "" } else { p });
-            w.buffer_opt(n.data.as_deref());
-            w.long(acl);
-            w.long(n.czxid).long(n.mzxid).long(n.ctime).long(n.mtime);
-            w.int(n.version).int(n.cversion).int(n.aversion);
-            w.long(n.ephemeral_owner).long(n.pzxid);
-        }
-        w.ustring("/");
     }
+    let walked = walk_parents_first(tree, |p, n| {
+        let acl = if *n.acl == open {
+            OPEN_ACL_INDEX
+        } else {
+            index[&n.acl]
+        };
+        let mut w = Writer::new(&mut *out);
+        w.ustring(if p == "/" { "" } else { p });
+        w.buffer_opt(n.data.as_deref());
+        w.long(acl);
+        w.long(n.czxid).long(n.mzxid).long(n.ctime).long(n.mtime);
+        w.int(n.version).int(n.cversion).int(n.aversion);
+        w.long(n.ephemeral_owner).long(n.pzxid);
+        out.len() < BODY_PIECE_BYTES || full(out)
+    });
+    if !walked {
+        return false;
+    }
+    Writer::new(&mut *out).ustring("/");
+    true
+}
+
+/// What a leader sends after SNAP, as Java's `LearnerHandler` sends it: the body of a snapshot
+/// of `tree` and `sessions`, then the string "BenWasHere", handed to `send` in pieces of about
+/// [`BODY_PIECE_BYTES`]; false when `send` says stop.
+pub fn write_for_snap(
+    tree: &DataTree,
+    sessions: &[(i64, i32)],
+    mut send: impl FnMut(Vec<u8>) -> bool,
+) -> bool {
+    let mut out = Vec::with_capacity(BODY_PIECE_BYTES + 4096);
+    let whole = write_body(tree, sessions, &mut out, |out| {
+        send(std::mem::replace(
+            out,
+            Vec::with_capacity(BODY_PIECE_BYTES + 4096),
+        ))
+    });
+    if !whole {
+        return false;
+    }
+    crate::proto::Writer::new(&mut out).ustring(SNAP_SIGNATURE);
+    send(out)
+}
+
+/// Writes `tree` and `sessions` as Java ZooKeeper's `FileSnap` does (what its AdminServer's
+/// `snapshot` command streams, and what a Java server loads from `snapshot.<zxid>`): header,
+/// the body ([`write_body`]) and the Adler-32 seal. No digest record: Java reads a snapshot
+/// without one.
+pub fn write_snapshot(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
+    use crate::proto::Writer;
+    let mut out = Vec::with_capacity(64 + tree.approximate_data_size() as usize * 2);
+    Writer::new(&mut out)
+        .int(SNAPSHOT_MAGIC)
+        .int(FILE_VERSION)
+        .long(-1);
+    write_body(tree, sessions, &mut out, |_| true);
     let seal = adler(&out) as i64;
     Writer::new(&mut out).long(seal).ustring("/");
     out
@@ -413,8 +588,22 @@ pub fn replay(tree: &mut DataTree, sessions: &mut BTreeMap<i64, i32>, txn: &Txn)
         }
         _ => {}
     }
-    // A create that finds its node there still raises the parent's cversion, as ZooKeeper's
-    // replay does (ZOOKEEPER-1046).
+    let fitted = fit(tree, txn);
+    let mut triggers: Vec<Trigger> = Vec::new();
+    tree.apply(fitted.as_ref().unwrap_or(txn), &mut triggers);
+}
+
+/// A txn (after the tree's zxid) as it applies to a tree that may already reflect it, such as
+/// one restored from a fuzzy snapshot: None when it applies as it is, else the txn cut to
+/// the ops the tree does not reflect yet (an op-less txn if none). A create that finds its
+/// node there still raises the parent's cversion, here, as ZooKeeper's replay does
+/// (ZOOKEEPER-1046).
+pub fn fit(tree: &mut DataTree, txn: &Txn) -> Option<Txn> {
+    let op = match fitting(tree, &txn.op) {
+        Fitting::Whole => return None,
+        Fitting::Part(op) => op,
+        Fitting::Nothing => TxnOp::Error(crate::proto::ErrorCode::Ok),
+    };
     if let TxnOp::Create {
         path,
         parent_cversion,
@@ -423,68 +612,78 @@ pub fn replay(tree: &mut DataTree, sessions: &mut BTreeMap<i64, i32>, txn: &Txn)
     {
         if tree.get(path).is_some() {
             let parent = match path.rfind('/') {
-                Some(0) => "/",
+                Some(0) | None => "/",
                 Some(i) => &path[..i],
-                None => "/",
             };
             tree.set_cversion_pzxid(parent, *parent_cversion, txn.zxid);
         }
     }
-    let op = fitting(tree, &txn.op);
-    let applied = Txn {
-        op: op.unwrap_or(TxnOp::Error(crate::proto::ErrorCode::Ok)),
-        ..txn.clone()
-    };
-    let mut triggers: Vec<Trigger> = Vec::new();
-    tree.apply(&applied, &mut triggers);
+    Some(Txn { op, ..txn.clone() })
 }
 
-/// The part of `op` the tree does not reflect yet (`None`: nothing).
-fn fitting(tree: &DataTree, op: &TxnOp) -> Option<TxnOp> {
-    let mut overlay: HashMap<String, bool> = HashMap::new();
-    let fits = |op: &TxnOp, overlay: &mut HashMap<String, bool>| -> bool {
-        let exists = |p: &str, overlay: &HashMap<String, bool>| {
-            overlay
-                .get(p)
-                .copied()
-                .unwrap_or_else(|| tree.get(p).is_some())
-        };
-        match op {
-            TxnOp::Create { path, .. } => {
-                let parent = match path.rfind('/') {
-                    Some(0) => "/",
-                    Some(i) => &path[..i],
-                    None => return false,
-                };
-                let ok = !exists(path, overlay) && exists(parent, overlay);
-                if ok {
-                    overlay.insert(path.clone(), true);
-                }
-                ok
-            }
-            TxnOp::Delete { path } => {
-                let ok = exists(path, overlay) && !has_children(tree, path, overlay);
-                if ok {
-                    overlay.insert(path.clone(), false);
-                }
-                ok
-            }
-            TxnOp::SetData { path, .. } | TxnOp::SetAcl { path, .. } => exists(path, overlay),
-            TxnOp::Check { .. } | TxnOp::Error(_) => false,
-            TxnOp::CreateSession { .. } | TxnOp::CloseSession => true,
-            TxnOp::Multi(_) => false,
-        }
+/// How much of an op a tree does not reflect yet.
+enum Fitting {
+    Whole,
+    Part(TxnOp),
+    Nothing,
+}
+
+/// Whether `op` applies to the tree with `overlay`'s creates (true) and deletes (false) on it.
+fn op_fits(tree: &DataTree, op: &TxnOp, overlay: &HashMap<String, bool>) -> bool {
+    let exists = |p: &str| {
+        overlay
+            .get(p)
+            .copied()
+            .unwrap_or_else(|| tree.get(p).is_some())
     };
     match op {
-        TxnOp::Multi(ops) => {
-            let kept: Vec<TxnOp> = ops
-                .iter()
-                .filter(|o| fits(o, &mut overlay))
-                .cloned()
-                .collect();
-            (!kept.is_empty()).then_some(TxnOp::Multi(kept))
+        TxnOp::Create { path, .. } => {
+            let parent = match path.rfind('/') {
+                Some(0) => "/",
+                Some(i) => &path[..i],
+                None => return false,
+            };
+            !exists(path) && exists(parent)
         }
-        other => fits(other, &mut overlay).then(|| other.clone()),
+        TxnOp::Delete { path } => exists(path) && !has_children(tree, path, overlay),
+        TxnOp::SetData { path, .. } | TxnOp::SetAcl { path, .. } => exists(path),
+        // No change to the tree: they apply anywhere.
+        TxnOp::Check { .. } | TxnOp::Error(_) => true,
+        TxnOp::CreateSession { .. } | TxnOp::CloseSession => true,
+        TxnOp::Multi(_) => false,
+    }
+}
+
+fn fitting(tree: &DataTree, op: &TxnOp) -> Fitting {
+    let TxnOp::Multi(ops) = op else {
+        return if op_fits(tree, op, &HashMap::new()) {
+            Fitting::Whole
+        } else {
+            Fitting::Nothing
+        };
+    };
+    let mut overlay: HashMap<String, bool> = HashMap::new();
+    let mut kept = Vec::with_capacity(ops.len());
+    for o in ops {
+        if op_fits(tree, o, &overlay) {
+            match o {
+                TxnOp::Create { path, .. } => {
+                    overlay.insert(path.clone(), true);
+                }
+                TxnOp::Delete { path } => {
+                    overlay.insert(path.clone(), false);
+                }
+                _ => {}
+            }
+            kept.push(o.clone());
+        }
+    }
+    if kept.len() == ops.len() {
+        Fitting::Whole
+    } else if kept.is_empty() {
+        Fitting::Nothing
+    } else {
+        Fitting::Part(TxnOp::Multi(kept))
     }
 }
 
@@ -615,6 +814,116 @@ mod tests {
         let n = bad.len();
         bad[n - 20] ^= 1;
         assert!(read_snapshot(&bad, 3).is_err());
+    }
+
+    /// Over a tree that already shows part of a txn, `fit` keeps only the rest; over an exact
+    /// tree it changes nothing.
+    #[test]
+    fn fit_keeps_what_the_tree_does_not_show_yet() {
+        let mut tree = DataTree::new();
+        let mut triggers = Vec::new();
+        tree.apply(&create(1, "/a"), &mut triggers);
+        // Exact: a create, a set and a multi with a check all apply as they are.
+        assert!(fit(&mut tree, &create(2, "/b")).is_none());
+        let set = Txn {
+            op: TxnOp::SetData {
+                path: "/a".into(),
+                data: None,
+                version: 1,
+            },
+            ..create(2, "/x")
+        };
+        assert!(fit(&mut tree, &set).is_none());
+        let checked = Txn {
+            op: TxnOp::Multi(vec![
+                TxnOp::Check {
+                    path: "/a".into(),
+                    version: 0,
+                },
+                create(2, "/a/c").op,
+            ]),
+            ..create(2, "/x")
+        };
+        assert!(fit(&mut tree, &checked).is_none());
+        // Fuzzy: /a is there already, so its create is nothing but the parent's cversion.
+        let cversion = tree.get("/").unwrap().cversion;
+        let again = Txn {
+            op: match create(2, "/a").op {
+                TxnOp::Create {
+                    parent_cversion: _,
+                    path,
+                    data,
+                    acl,
+                    ephemeral_owner,
+                    opcode,
+                } => TxnOp::Create {
+                    parent_cversion: cversion + 1,
+                    path,
+                    data,
+                    acl,
+                    ephemeral_owner,
+                    opcode,
+                },
+                _ => unreachable!(),
+            },
+            ..create(2, "/a")
+        };
+        let f = fit(&mut tree, &again).expect("cut");
+        assert_eq!(f.op, TxnOp::Error(crate::proto::ErrorCode::Ok));
+        assert_eq!(tree.get("/").unwrap().cversion, cversion + 1);
+        // A multi that created /a (shown) and /a/d (not): only /a/d is left.
+        let multi = Txn {
+            op: TxnOp::Multi(vec![create(2, "/a").op, create(2, "/a/d").op]),
+            ..create(2, "/x")
+        };
+        let f = fit(&mut tree, &multi).expect("cut");
+        assert_eq!(f.op, TxnOp::Multi(vec![create(2, "/a/d").op]));
+        // A delete of a node already gone, and a set on it: nothing.
+        let gone = Txn {
+            op: TxnOp::Delete {
+                path: "/gone".into(),
+            },
+            ..create(2, "/x")
+        };
+        assert_eq!(
+            fit(&mut tree, &gone).unwrap().op,
+            TxnOp::Error(crate::proto::ErrorCode::Ok)
+        );
+        tree.apply(&f, &mut triggers);
+        assert!(tree.get("/a/d").is_some());
+    }
+
+    /// The body SNAP carries, read back through a stream cut anywhere, with its signature.
+    #[test]
+    fn a_snap_body_reads_back_through_any_cut() {
+        let mut tree = DataTree::new();
+        let mut triggers = Vec::new();
+        for (z, p) in [(1, "/a"), (2, "/a/b"), (3, "/c")] {
+            tree.apply(&create(z, p), &mut triggers);
+        }
+        let mut wire = Vec::new();
+        assert!(write_for_snap(&tree, &[(9, 4000)], |piece| {
+            wire.extend_from_slice(&piece);
+            true
+        }));
+        for cut in 0..wire.len() {
+            let mut r = BodyReader::new(0, true);
+            let (used, whole) = r.take(&wire[..cut]).unwrap();
+            assert!(!whole, "not whole at {cut}");
+            let (rest, whole) = r.take(&wire[used..]).unwrap();
+            assert!(whole && used + rest == wire.len());
+            let s = r.finish(3).unwrap();
+            assert_eq!(s.sessions, vec![(9, 4000)]);
+            assert_eq!(s.tree.digest(), tree.digest());
+            assert_eq!(s.stamped_zxid, 3);
+        }
+        // The file's body is the same bytes, between its header and its seal.
+        let file = write_snapshot(&tree, &[(9, 4000)]);
+        let signature = 4 + SNAP_SIGNATURE.len();
+        assert_eq!(
+            &file[HEADER_BYTES..HEADER_BYTES + wire.len() - signature],
+            &wire[..wire.len() - signature]
+        );
     }
 
     #[test]

@@ -180,6 +180,14 @@ impl Pipeline {
         self.apply(&txn, now_ms);
     }
 
+    /// [`Pipeline::replay`] over a tree that may already reflect the txn, in part or whole (one
+    /// from a fuzzy snapshot): only what the tree does not reflect yet is applied, as ZooKeeper
+    /// replays its log (`javafiles::fit`). Over an exact tree every txn applies as it is.
+    pub fn replay_fitting(&mut self, txn: Txn, now_ms: i64) {
+        let txn = crate::javafiles::fit(&mut self.tree, &txn).unwrap_or(txn);
+        self.replay(txn, now_ms);
+    }
+
     /// A connect request: creates a session, resumes one, or refuses.
     pub fn connect(
         &mut self,

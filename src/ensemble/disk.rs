@@ -69,8 +69,10 @@ pub fn rebuild(
         .into_iter()
         .filter(|t| t.zxid <= through)
         .collect();
-    for t in &txns {
-        pipeline.replay(t.clone(), now);
+    // A snapshot installed from a Java leader is fuzzy (`Image::fuzzy_through`): the log after
+    // it may hold txns it already shows. They are replayed as ZooKeeper replays them.
+    for t in txns {
+        pipeline.replay_fitting(t, now);
     }
     let sessions = pipeline.sessions().snap_sessions();
     Ok((pipeline.version(), sessions))

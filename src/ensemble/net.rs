@@ -7,19 +7,22 @@
 //! kept by the server with the larger id: it dials, sends its opening (protocol version, its
 //! id, its election address), and the link carries notifications both ways, each as a 4-byte
 //! length and the notification. A connection from a smaller id is closed at once, as ZooKeeper
-//! closes it (the larger side dials instead). Votes for a server with no link wait in a small
-//! queue; past it they are dropped (election sends them again).
+//! closes it (the larger side dials instead). A server with votes for a larger id and no link
+//! knocks (`knock_election`) so that a Java server dials back. Votes for a server with no link
+//! wait in a small queue; past it they are dropped (election sends them again).
 //!
 //! **Quorum port.** Every member listens; a learner dials the leader it elected. Packets are
 //! jute `QuorumPacket` records back to back. The first packet on an accepted connection must be
-//! FOLLOWERINFO or OBSERVERINFO, which names the learner. After SNAP, a Ringkeeper leader streams
-//! its snapshot in Ringkeeper's own format (`engine/src/snap/FORMAT.md`): the file after its
-//! header as frames (a 4-byte big-endian length, then that many bytes), a zero length, then the
-//! 64-byte header (known only once the walk is done). A thread of its own walks the tree
-//! version the SNAP was taken from (an O(1) clone of the persistent tree) and hands the frames
-//! over a short queue, so the member core only copies them to the socket and the leader's write
-//! path never waits for the walk. The learner loads what it received on a thread too. (Java
-//! ZooKeeper sends its own serialization there, which is not read yet.)
+//! FOLLOWERINFO or OBSERVERINFO, which names the learner. After SNAP the leader streams its
+//! snapshot. To a Java learner that is ZooKeeper's form (`javafiles::write_for_snap`); between
+//! Ringkeeper servers, which say so with `wire::OWN_SNAP_MARK` in LearnerInfo and LEADERINFO,
+//! it is Ringkeeper's own format (`engine/src/snap/FORMAT.md`): the file after its header as
+//! frames (a 4-byte big-endian length, then that many bytes), a zero length, then the 64-byte
+//! header (known only once the walk is done). A thread of its own walks the tree version the
+//! SNAP was taken from (an O(1) clone of the persistent tree) and hands the pieces over a short
+//! queue, so the member core only copies them to the socket and the leader's write path never
+//! waits for the walk. The learner takes whole records as they arrive and builds the tree on a
+//! thread; a Java leader's snapshot comes as a fuzzy image (`Image::fuzzy_through`).
 //! Each connection has an id: the learner's choice on its side, a count on the leader's.
 //!
 //! Limits: a notification is at most 512 KiB (ZooKeeper's `PACKETMAXSIZE`), a quorum packet
@@ -32,10 +35,11 @@
 use crate::config::ensemble::{Ensemble, ServerLine};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+use ringkeeper_engine::javafiles;
 use ringkeeper_engine::quorum::{
     packet, packet_len, ElectionOpening, Notification, QuorumPacket, ELECTION_PROTOCOL_V1,
 };
-use ringkeeper_engine::snap;
+use ringkeeper_engine::snap::{self, SnapSession};
 use ringkeeper_engine::zab::peer::{Image, Msg};
 use ringkeeper_engine::zab::wire::{self, Sender};
 use std::cell::RefCell;
@@ -79,79 +83,92 @@ fn encode_into(msg: &Msg, sender: &Sender, out: &mut Vec<u8>) -> Result<(), ()> 
 
 /// A piece of a snapshot on its way to a learner.
 enum SnapPiece {
-    /// Bytes of the file after its header (node frames, then the meta frame).
-    Body(Vec<u8>),
-    /// The file's header, once the walk is done.
-    Header([u8; snap::HEADER_BYTES]),
+    /// Bytes to send as they are.
+    Bytes(Vec<u8>),
+    /// The walk is done: everything was handed over.
+    End,
 }
 
-/// Walks `image` on a thread of its own; the pieces come out of the returned queue, which
-/// holds a few frames ahead of the socket.
-fn encode_on_thread(image: Image) -> flume::Receiver<SnapPiece> {
+/// Walks `image` on a thread of its own, in Ringkeeper's format (`own`) or ZooKeeper's; the
+/// pieces come out of the returned queue, which holds a few of them ahead of the socket.
+fn encode_on_thread(image: Image, own: bool) -> flume::Receiver<SnapPiece> {
     let (tx, rx) = flume::bounded(SNAPSHOT_FRAMES_AHEAD);
     let spawned = std::thread::Builder::new()
         .name("rk-snap-send".into())
         .spawn(move || {
-            let mut enc = snap::Encoder::new(&image.tree);
-            while let Some(chunk) = enc.next_chunk() {
-                if tx.send(SnapPiece::Body(chunk)).is_err() {
-                    return; // the connection is gone
+            let send = |b: Vec<u8>| tx.send(SnapPiece::Bytes(b)).is_ok();
+            let whole = if own {
+                let mut enc = snap::Encoder::new(&image.tree);
+                let mut sent = true;
+                while let Some(chunk) = enc.next_chunk() {
+                    sent = send((chunk.len() as u32).to_be_bytes().to_vec()) && send(chunk);
+                    if !sent {
+                        break;
+                    }
                 }
-            }
-            let (meta, header) = enc.finish(&image.sessions);
-            if tx.send(SnapPiece::Body(meta)).is_ok() {
-                let _ = tx.send(SnapPiece::Header(header));
+                sent && {
+                    let (meta, header) = enc.finish(&image.sessions);
+                    send((meta.len() as u32).to_be_bytes().to_vec())
+                        && send(meta)
+                        && send(0u32.to_be_bytes().to_vec())
+                        && send(header.to_vec())
+                }
+            } else {
+                let sessions: Vec<(i64, i32)> = image
+                    .sessions
+                    .iter()
+                    .map(|s| (s.id, s.timeout_ms))
+                    .collect();
+                javafiles::write_for_snap(&image.tree, &sessions, send)
+            };
+            if whole {
+                let _ = tx.send(SnapPiece::End);
             }
         });
     if let Err(e) = spawned {
-        // The receiver sees the queue closed without a header: the connection closes and the
+        // The receiver sees the queue closed without its end: the connection closes and the
         // learner syncs again.
         tracing::error!(error = %e, "cannot start a thread to send a snapshot");
     }
     rx
 }
 
-/// Streams `image` after its SNAP packet; returns the bytes sent, or None when the connection
-/// failed (or the encoding thread did not finish).
 /// How long a learner waits before closing a connection whose snapshot it could not load.
 const SNAP_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
+/// Streams `image` after its SNAP packet, in Ringkeeper's format (`own`) or ZooKeeper's;
+/// returns the bytes sent, or None when the connection failed (or the encoding thread did not
+/// finish).
 async fn stream_snapshot(
     wr: &mut (impl futures_lite::AsyncWrite + Unpin),
     image: Image,
+    own: bool,
 ) -> Option<u64> {
-    let pieces = encode_on_thread(image);
+    let pieces = encode_on_thread(image, own);
     let mut sent = 0u64;
     while let Ok(piece) = pieces.recv_async().await {
         match piece {
-            SnapPiece::Body(b) => {
-                wr.write_all(&(b.len() as u32).to_be_bytes()).await.ok()?;
+            SnapPiece::Bytes(b) => {
                 wr.write_all(&b).await.ok()?;
                 sent += b.len() as u64;
             }
-            SnapPiece::Header(h) => {
-                wr.write_all(&0u32.to_be_bytes()).await.ok()?;
-                wr.write_all(&h).await.ok()?;
-                return Some(sent + h.len() as u64);
-            }
+            SnapPiece::End => return Some(sent),
         }
     }
     None
 }
 
-/// A snapshot being received after SNAP.
-struct SnapIn {
-    zxid: i64,
+/// A snapshot in Ringkeeper's format being received after SNAP.
+struct OwnSnapIn {
     /// The file so far, its header's room first.
     file: Vec<u8>,
     /// The frames are done; the header comes next.
     header_next: bool,
 }
 
-impl SnapIn {
-    fn new(zxid: i64) -> SnapIn {
-        SnapIn {
-            zxid,
+impl OwnSnapIn {
+    fn new() -> OwnSnapIn {
+        OwnSnapIn {
             file: vec![0u8; snap::HEADER_BYTES],
             header_next: false,
         }
@@ -194,13 +211,93 @@ impl SnapIn {
     }
 }
 
+/// What is being received after SNAP: Ringkeeper's format from a Ringkeeper leader, or the
+/// snapshot body and signature a Java leader sends (`javafiles::BodyReader`).
+enum Reading {
+    Own(OwnSnapIn),
+    Java(javafiles::BodyReader),
+}
+
+/// A snapshot being received after SNAP.
+struct SnapIn {
+    zxid: i64,
+    reading: Reading,
+    /// Bytes taken so far.
+    bytes: u64,
+}
+
+impl SnapIn {
+    fn new(zxid: i64, own: bool) -> SnapIn {
+        SnapIn {
+            zxid,
+            reading: if own {
+                Reading::Own(OwnSnapIn::new())
+            } else {
+                Reading::Java(javafiles::BodyReader::new(0, true))
+            },
+            bytes: 0,
+        }
+    }
+
+    /// Takes what it can off `avail`: the bytes taken, and whether the snapshot is whole. A
+    /// snapshot or a record past the limits, or a malformed one, is an error.
+    fn take(&mut self, avail: &[u8]) -> Result<(usize, bool), String> {
+        let (used, whole) = match &mut self.reading {
+            Reading::Own(o) => o.take(avail)?,
+            Reading::Java(j) => {
+                let (used, whole) = j.take(avail).map_err(|e| e.to_string())?;
+                if !whole && avail.len() - used > SNAPSHOT_FRAME_MAX {
+                    return Err(format!(
+                        "a record of more than {SNAPSHOT_FRAME_MAX} bytes after {} bytes",
+                        self.bytes + used as u64
+                    ));
+                }
+                (used, whole)
+            }
+        };
+        self.bytes += used as u64;
+        if self.bytes > SNAPSHOT_BYTES_MAX {
+            return Err(format!("{} bytes: past the limit", self.bytes));
+        }
+        Ok((used, whole))
+    }
+
+    /// The image received: in ZooKeeper's format a fuzzy one (Java serializes its tree while
+    /// txns go on), which txns through the largest zxid its nodes carry may already be in.
+    fn load(self) -> Result<Image, String> {
+        match self.reading {
+            Reading::Own(o) => {
+                let loaded = snap::load(&bytes::Bytes::from(o.file)).map_err(|e| e.to_string())?;
+                Ok(Image {
+                    tree: loaded.tree,
+                    sessions: loaded.sessions,
+                    fuzzy_through: 0,
+                })
+            }
+            Reading::Java(j) => {
+                let s = j.finish(self.zxid).map_err(|e| e.to_string())?;
+                let sessions = s
+                    .sessions
+                    .iter()
+                    .map(|&(id, timeout_ms)| SnapSession { id, timeout_ms })
+                    .collect();
+                Ok(Image {
+                    tree: s.tree,
+                    sessions,
+                    fuzzy_through: s.stamped_zxid,
+                })
+            }
+        }
+    }
+}
+
 /// Loads a received snapshot on a thread of its own (the member core keeps running).
-async fn load_on_thread(file: Vec<u8>) -> Result<snap::Loaded, String> {
+async fn load_on_thread(snap_in: SnapIn) -> Result<Image, String> {
     let (tx, rx) = flume::bounded(1);
     std::thread::Builder::new()
         .name("rk-snap-load".into())
         .spawn(move || {
-            let _ = tx.send(snap::load(&bytes::Bytes::from(file)).map_err(|e| e.to_string()));
+            let _ = tx.send(snap_in.load());
         })
         .map_err(|e| format!("cannot start a thread to load it: {e}"))?;
     rx.recv_async()
@@ -280,6 +377,8 @@ struct State {
     votes: HashMap<i64, VoteQueue>,
     /// Each live election link's generation, by server; a newer link retires an older one.
     link_gen: HashMap<i64, u64>,
+    /// Servers with an election link up now, and its generation.
+    linked: HashMap<i64, u64>,
     conns: HashMap<u64, QuorumConn>,
     next_accepted: u64,
     quorum_packet_bytes_max: usize,
@@ -359,6 +458,7 @@ impl Net {
                 events,
                 votes,
                 link_gen: HashMap::new(),
+                linked: HashMap::new(),
                 conns: HashMap::new(),
                 next_accepted: 0,
                 quorum_packet_bytes_max,
@@ -370,6 +470,8 @@ impl Net {
         for s in &ensemble.servers {
             if s.id < ensemble.my_id {
                 glommio::spawn_local(net.clone().dial_election(s.id)).detach();
+            } else if s.id > ensemble.my_id {
+                glommio::spawn_local(net.clone().knock_election(s.id)).detach();
             }
         }
         Ok(net)
@@ -415,6 +517,36 @@ impl Net {
                 }
             }
             glommio::timer::sleep(Duration::from_millis(REDIAL_MS)).await;
+        }
+    }
+
+    /// Asks a larger-id server to dial: while votes wait for it and no link is up, connects and
+    /// sends the opening, which a ZooKeeper server answers by closing that connection and
+    /// dialing back (`QuorumCnxManager.handleConnection`). A Java server that leads or follows
+    /// sends nothing of its own accord, so a smaller-id server that restarts would otherwise
+    /// never hear from it. (A Ringkeeper server dials smaller ids anyway.)
+    async fn knock_election(self, to: i64) {
+        let addr = {
+            let st = self.st.borrow();
+            let s = &st.servers[&to];
+            addr_of(&s.host, s.election_port)
+        };
+        loop {
+            glommio::timer::sleep(Duration::from_millis(REDIAL_MS)).await;
+            let waiting = {
+                let st = self.st.borrow();
+                !st.linked.contains_key(&to) && !st.votes[&to].1.is_empty()
+            };
+            if !waiting {
+                continue;
+            }
+            let stream =
+                crate::conn::within(CONNECT_TIMEOUT, TcpStream::connect(addr.as_str())).await;
+            if let Some(Ok(mut stream)) = stream {
+                let _ = stream.write_all(&self.opening()).await;
+                // It closes this connection; so does this side, at once.
+                let _ = stream.close().await;
+            }
         }
     }
 
@@ -475,6 +607,7 @@ impl Net {
             *g += 1;
             *g
         };
+        self.st.borrow_mut().linked.insert(peer, generation);
         let current = |net: &Net| net.st.borrow().link_gen.get(&peer) == Some(&generation);
         let queue = self.st.borrow().votes[&peer].1.clone();
         let (mut rd, mut wr) = futures_lite::io::split(stream);
@@ -504,6 +637,12 @@ impl Net {
             }
         };
         futures_lite::future::or(writer, reader).await;
+        {
+            let mut st = self.st.borrow_mut();
+            if st.linked.get(&peer) == Some(&generation) {
+                st.linked.remove(&peer);
+            }
+        }
         let _ = wr.close().await;
     }
 
@@ -627,6 +766,9 @@ impl Net {
             on_close,
         } = link;
         let from = Rc::new(std::cell::Cell::new(peer));
+        // The other end is a Ringkeeper server (its LearnerInfo or LEADERINFO said so): SNAP
+        // carries Ringkeeper's snapshot format.
+        let own_snap = Rc::new(std::cell::Cell::new(false));
         let (mut rd, mut wr) = futures_lite::io::split(stream);
         let sender = self.st.borrow().sender.clone();
         let writer = async {
@@ -659,7 +801,8 @@ impl Net {
                 if let Some((zxid, image)) = snapshot {
                     let started = std::time::Instant::now();
                     let nodes = image.tree.node_count();
-                    let Some(bytes) = stream_snapshot(&mut wr, image).await else {
+                    let own = own_snap.get();
+                    let Some(bytes) = stream_snapshot(&mut wr, image, own).await else {
                         tracing::warn!(learner = ?from.get(), "sending a snapshot failed; closing");
                         return;
                     };
@@ -668,6 +811,7 @@ impl Net {
                         zxid = format_args!("{zxid:#x}"),
                         nodes,
                         bytes,
+                        format = if own { "ringkeeper" } else { "zookeeper" },
                         ms = started.elapsed().as_millis() as u64,
                         "sent the snapshot for SNAP"
                     );
@@ -699,37 +843,34 @@ impl Net {
                             break;
                         }
                         let s = snap_in.take().expect("a snapshot being read");
-                        let received = s.file.len();
+                        let (zxid, received) = (s.zxid, s.bytes);
                         let started = std::time::Instant::now();
-                        let loaded = match load_on_thread(s.file).await {
+                        let image = match load_on_thread(s).await {
                             Ok(l) => l,
                             Err(e) => {
                                 tracing::error!(error = %e, "the leader's snapshot does not load; closing in a second");
-                                // The same leader would send the same snapshot at once (a Java
-                                // leader's, say, which this server cannot read yet): without a
-                                // pause that is a loop a thousand times a second.
+                                // The same leader would send the same snapshot at once: without
+                                // a pause that is a loop a thousand times a second.
                                 glommio::timer::sleep(SNAP_RETRY_PAUSE).await;
                                 return;
                             }
                         };
                         tracing::info!(
-                            zxid = format_args!("{:#x}", s.zxid),
+                            zxid = format_args!("{zxid:#x}"),
                             bytes = received,
+                            format = if own_snap.get() {
+                                "ringkeeper"
+                            } else {
+                                "zookeeper"
+                            },
                             load_ms = started.elapsed().as_millis() as u64,
                             "received the leader's snapshot"
                         );
-                        let image = Image {
-                            tree: loaded.tree,
-                            sessions: loaded.sessions,
-                        };
                         let Some(f) = from.get() else { return };
                         self.report(NetEvent::Msg {
                             from: f,
                             conn,
-                            msg: Msg::Snap {
-                                zxid: s.zxid,
-                                image,
-                            },
+                            msg: Msg::Snap { zxid, image },
                         })
                         .await;
                         continue;
@@ -747,7 +888,7 @@ impl Net {
                         if peer.is_none() {
                             return; // only a leader this server dialed sends a snapshot
                         }
-                        snap_in = Some(SnapIn::new(p.zxid));
+                        snap_in = Some(SnapIn::new(p.zxid, own_snap.get()));
                         continue;
                     }
                     let decoded = match wire::decode(&p) {
@@ -761,6 +902,9 @@ impl Net {
                             return;
                         }
                     };
+                    if decoded.own_snap {
+                        own_snap.set(true);
+                    }
                     if let Some(id) = decoded.learner_id {
                         if from.get().is_none() {
                             from.set(Some(id));
@@ -850,20 +994,44 @@ mod tests {
             id: 7,
             timeout_ms: 4000,
         }];
-        Image { tree, sessions }
+        Image {
+            tree,
+            sessions,
+            fuzzy_through: 0,
+        }
     }
 
-    /// What SNAP streams, cut at arbitrary points as a socket cuts it, comes back whole: the
-    /// same tree (node for node) and sessions.
+    /// What SNAP streams, in either format, cut at arbitrary points as a socket cuts it, comes
+    /// back whole: the same tree (node for node) and sessions.
     #[test]
     fn a_streamed_snapshot_arrives_whole_through_any_cuts() {
         let img = image(3 * snap::CHUNK_NODES_MAX + 100);
+        for own in [true, false] {
+            let wire = streamed(&img, own);
+            let loaded = receive(&wire, img.tree.last_zxid(), own)
+                .load()
+                .expect("loads");
+            assert_eq!(loaded.tree.digest(), img.tree.digest(), "own format: {own}");
+            assert_eq!(loaded.tree.node_count(), img.tree.node_count());
+            assert_eq!(loaded.sessions, img.sessions);
+            // Java's snapshot is fuzzy: txns through the newest zxid a node carries may be in it.
+            let newest = if own { 0 } else { img.tree.last_zxid() };
+            assert_eq!(loaded.fuzzy_through, newest);
+        }
+    }
+
+    fn streamed(img: &Image, own: bool) -> Vec<u8> {
         let mut wire = Vec::new();
-        let sent = futures_lite::future::block_on(stream_snapshot(&mut wire, img.clone()))
+        let sent = futures_lite::future::block_on(stream_snapshot(&mut wire, img.clone(), own))
             .expect("streamed");
-        assert!(sent > 0);
+        assert_eq!(sent, wire.len() as u64);
+        wire
+    }
+
+    /// Feeds `wire` to a receiver in random cuts until it says the snapshot is whole.
+    fn receive(wire: &[u8], zxid: i64, own: bool) -> SnapIn {
         let mut rng = 17u64;
-        let mut inn = SnapIn::new(img.tree.last_zxid());
+        let mut inn = SnapIn::new(zxid, own);
         let (mut buf, mut pos, mut fed) = (Vec::new(), 0usize, 0usize);
         let mut whole = false;
         while !whole {
@@ -879,18 +1047,31 @@ mod tests {
             whole = w;
         }
         assert_eq!(pos, wire.len(), "every byte taken, none left over");
-        let loaded = snap::load(&bytes::Bytes::from(inn.file)).expect("loads");
-        assert_eq!(loaded.tree.digest(), img.tree.digest());
-        assert_eq!(loaded.tree.node_count(), img.tree.node_count());
-        assert_eq!(loaded.sessions, img.sessions);
+        inn
     }
 
     /// A frame longer than the limit is refused before it is read.
     #[test]
     fn an_oversized_frame_is_refused() {
-        let mut inn = SnapIn::new(1);
+        let mut inn = SnapIn::new(1, true);
         let mut wire = ((SNAPSHOT_FRAME_MAX + 1) as u32).to_be_bytes().to_vec();
         wire.extend_from_slice(&[0u8; 16]);
         assert!(inn.take(&wire).is_err());
+    }
+
+    /// ZooKeeper's format ends with Java's signature; another string there is refused, naming
+    /// its offset.
+    #[test]
+    fn a_java_snapshot_without_its_signature_is_refused() {
+        let img = image(10);
+        let mut wire = streamed(&img, false);
+        let n = wire.len();
+        wire[n - 1] = b'X'; // "BenWasHerX"
+        let mut inn = SnapIn::new(img.tree.last_zxid(), false);
+        let e = inn.take(&wire).unwrap_err();
+        assert!(
+            e.contains("signature") && e.contains(&format!("offset {}", n - 14)),
+            "{e}"
+        );
     }
 }

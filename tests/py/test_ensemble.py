@@ -242,6 +242,8 @@ def test_a_member_behind_is_caught_up_by_diff_and_far_behind_by_snap(ensemble_fa
     ens.start(lagging)
     assert _sync_lines(ens, leader, "SNAP"), ens.read_log(leader)[-2000:]
     assert "installed the leader's snapshot" in ens.read_log(lagging)
+    # Between Ringkeeper servers, SNAP carries Ringkeeper's own snapshot format.
+    assert re.search(r'sent the snapshot for SNAP.*format="ringkeeper"', ens.read_log(leader))
     # The leader's log says how the learner was synced and how long it took.
     assert re.search(r'in step \(UPTODATE sent\) learner=\d+ how="SNAP" txns=0 ms=\d+', ens.read_log(leader))
     assert re.search(r'in step \(UPTODATE sent\) learner=\d+ how="DIFF" txns=20 ms=\d+', ens.read_log(leader))
@@ -813,12 +815,11 @@ def test_a_leader_told_leader_serves_no_takes_no_clients_and_the_others_do(ensem
 def test_a_java_follower_among_ringkeeper_members_votes_replicates_and_is_caught_up_by_diff(ensemble_factory):
     """Server-to-server traffic is ZooKeeper's own: a Java ZooKeeper 3.8 member (member 1) in a
     Ringkeeper ensemble takes part in elections, follows a Ringkeeper leader, replicates writes
-    made through any member, resumes sessions made on the other kind, and when 300 txns behind
-    is caught up by the leader's DIFF. What does not work yet (SNAP between the kinds, and so a
-    Java leader for a Ringkeeper learner with nothing) is in the README."""
-    # A JVM warming up can pause past a syncLimit of 1 s (ticks are 200 ms here); a Java learner
-    # dropped for it, with nothing on disk, would need SNAP from the Ringkeeper leader, which
-    # does not work across the kinds yet. 10 s of syncLimit keeps that out of this test.
+    made through any member, resumes sessions made on the other kind, when 300 txns behind is
+    caught up by the leader's DIFF, and when far behind by its SNAP, in ZooKeeper's format."""
+    # A JVM warming up can pause past a syncLimit of 1 s (ticks are 200 ms here), and the
+    # learner is dropped and synced again: 10 s of syncLimit keeps the syncs this test counts
+    # to the ones it causes.
     ens = ensemble_factory(voters=3, java_ids=[1], extra_cfg="syncLimit=50\ninitLimit=100")
     zks = {i: client(f"127.0.0.1:{ens.port(i)}") for i in ens.ids}
     try:
@@ -859,6 +860,91 @@ def test_a_java_follower_among_ringkeeper_members_votes_replicates_and_is_caught
         with synced_on(ens, 1, "/lag") as z:
             assert len(z.get_children("/lag")) == 300
             assert z.get("/from3")[0] == b"3"
+        # Far behind (600 txns of 1 KiB, more than a third of the tree): SNAP, which the Java
+        # learner reads as its own leader's.
+        ens.kill9(1)
+        leader = ens.leader()
+        zk.create("/far")
+        for r in [zk.create_async(f"/far/n{n}", b"x" * 1024) for n in range(600)]:
+            r.get(timeout=30)
+        ens.start(1)
+        with synced_on(ens, 1, "/far") as z:
+            assert len(z.get_children("/far")) == 600
+            assert len(z.get_children("/lag")) == 300
+            assert z.get("/far/n599")[0] == b"x" * 1024
+        assert re.search(r'sent the snapshot for SNAP.*format="zookeeper"', ens.read_log(leader)), \
+            ens.read_log(leader)[-3000:]
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def _stat_fields(stat):
+    return (stat.czxid, stat.mzxid, stat.pzxid, stat.version, stat.cversion, stat.aversion,
+            stat.numChildren, stat.dataLength, stat.ephemeralOwner)
+
+
+@pytest.mark.skipif(not java_zookeeper_available(), reason="Java ZooKeeper (Debian zookeeper) not installed")
+def test_a_ringkeeper_follower_of_a_java_leader_is_caught_up_by_its_snap_while_writes_go_on(ensemble_factory):
+    """Members 2 and 3 run Java ZooKeeper, so one of them leads. Member 1, a Ringkeeper server
+    far behind, is sent a SNAP in ZooKeeper's format while writes go on: Java serializes its
+    tree while it commits, so the snapshot may already hold txns that follow it. Member 1 ends
+    with the leader's tree, node for node, and comes back to it from its own disk after a kill."""
+    # The Java leader would DIFF from its on-disk log; `snapshotSizeFactor=-1` (which Java takes
+    # as the property zookeeper.snapshotSizeFactor, and Ringkeeper ignores) turns that off, so
+    # 600 txns behind its 500 in memory is SNAP.
+    ens = ensemble_factory(voters=3, java_ids=[2, 3],
+                           extra_cfg="syncLimit=50\ninitLimit=100\nsnapshotSizeFactor=-1")
+    assert ens.leader() in (2, 3) and ens.mode(1) == "follower", modes(ens)
+    zk = client(ens.hosts([2, 3]))
+    try:
+        zk.create("/snap")
+        ens.kill9(1)
+        for r in [zk.create_async(f"/snap/n{n}", b"x" * 1024) for n in range(600)]:
+            r.get(timeout=30)
+        stop = threading.Event()
+        acked = []
+
+        def writer():
+            n = 0
+            while not stop.is_set() and n < 5000:
+                try:
+                    zk.create(f"/snap/w{n}", b"w")
+                    zk.set_data(f"/snap/n{n % 600}", b"y")
+                    acked.append(n)
+                except Exception:  # noqa: BLE001 - a retried create finds its node; counted below
+                    pass
+                n += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            wait_until(lambda: len(acked) >= 20, timeout=30)
+            ens.start(1)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join()
+        log = ens.read_log(1)
+        assert re.search(r'received the leader.s snapshot.*format="zookeeper"', log), log[-3000:]
+
+        def same_as_the_leader():
+            zk.sync("/snap")
+            want = sorted(zk.get_children("/snap"))
+            assert all(f"w{n}" in want for n in acked)
+            with synced_on(ens, 1, "/snap") as z:
+                assert sorted(z.get_children("/snap")) == want
+                assert _stat_fields(z.exists("/snap")) == _stat_fields(zk.exists("/snap"))
+                for name in want[::37] + ["n0", "n599"]:
+                    got, stat = z.get(f"/snap/{name}")
+                    assert (got, _stat_fields(stat)) == (lambda d, s: (d, _stat_fields(s)))(*zk.get(f"/snap/{name}")), name
+
+        same_as_the_leader()
+        # From its own disk: the snapshot it installed, then its log.
+        ens.kill9(1)
+        zk.create("/snap/after")
+        ens.start(1)
+        same_as_the_leader()
     finally:
         zk.stop()
         zk.close()

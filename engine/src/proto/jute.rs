@@ -73,6 +73,11 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(a))
     }
 
+    /// Passes over `n` bytes.
+    pub fn skip(&mut self, n: usize, field: &'static str) -> Result<(), DecodeError> {
+        self.take(n, field).map(|_| ())
+    }
+
     pub fn int8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, field)?[0])
     }

@@ -137,6 +137,9 @@ pub struct Member {
     /// Keys session passwords; the same on every member.
     secret: Passwords,
     snap: SnapTrigger,
+    /// After a Java leader's fuzzy snapshot: txns through this zxid may already show in the
+    /// tree (see `Image::fuzzy_through`).
+    fuzzy_through: i64,
     /// The tree the fronts were last given.
     visible: DataTree,
     /// Entries for the fronts not handed over yet ([`Member::flush`]), and whether this server
@@ -189,6 +192,7 @@ impl Member {
             stalled: None,
             secret,
             snap: SnapTrigger::new(snaps.0, snaps.1),
+            fuzzy_through: 0,
         };
         m.load_sessions(sessions, now);
         let out = m.carry(out, now);
@@ -653,6 +657,7 @@ impl Member {
                     let image = Image {
                         tree: self.tree.clone(),
                         sessions: self.sessions.snap_sessions(),
+                        fuzzy_through: 0,
                     };
                     out.push(Output::Io(peer::Output::Send {
                         to,
@@ -672,6 +677,7 @@ impl Member {
                         }
                     }
                     self.tree = image.tree;
+                    self.fuzzy_through = image.fuzzy_through;
                     self.load_sessions(&image.sessions, now);
                     out.push(Output::Install {
                         zxid,
@@ -762,7 +768,12 @@ impl Member {
                 .filter(|w| w.reads_waiting)
                 .map(|_| self.tree.clone());
             let mut triggers = Vec::new();
-            let outcome = self.tree.apply(&txn, &mut triggers);
+            let fitted = (txn.zxid <= self.fuzzy_through)
+                .then(|| crate::javafiles::fit(&mut self.tree, &txn))
+                .flatten();
+            let outcome = self
+                .tree
+                .apply(fitted.as_ref().unwrap_or(&txn), &mut triggers);
             if !serving {
                 // A server leaving its role applies its log's uncommitted rest, and a syncing
                 // one what the leader sends: no client may see those, not even as a watch.

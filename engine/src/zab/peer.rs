@@ -135,6 +135,10 @@ pub struct Image {
     pub tree: crate::tree::DataTree,
     /// The sessions at the same zxid.
     pub sessions: Vec<crate::snap::SnapSession>,
+    /// 0 for an exact image of the tree at its zxid. A Java leader's is fuzzy (serialized
+    /// while txns went on): txns after its zxid, through this one, may already show in it,
+    /// and are applied over it as ZooKeeper applies them (`javafiles::fit`).
+    pub fuzzy_through: i64,
 }
 
 /// Messages on the quorum port (ZooKeeper's packet types; `quorum::packet` has their numbers).
@@ -1403,6 +1407,7 @@ impl Peer {
                         image: Image {
                             tree: crate::tree::DataTree::new(),
                             sessions: Vec::new(),
+                            fuzzy_through: 0,
                         },
                     });
                 }
@@ -1478,6 +1483,11 @@ impl Peer {
                     },
                 });
                 out.push(Output::Role(self.role()));
+            }
+            Msg::Ping { .. } if l.phase == LearnerPhase::Syncing && !l.newleader_acked => {
+                // Not answered before NEWLEADER is acknowledged: ZooKeeper's leader takes any
+                // packet there but that ACK as a protocol error and drops the learner (its
+                // learners answer no PING while they sync).
             }
             Msg::Ping { .. } => out.push(Output::Send {
                 to,

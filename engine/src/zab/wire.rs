@@ -3,8 +3,8 @@
 //!
 //! | message | type | zxid | data |
 //! |---|---|---|---|
-//! | LearnerInfo | FOLLOWERINFO or OBSERVERINFO | accepted epoch, counter 0 | `LearnerInfo` record |
-//! | LeaderInfo | LEADERINFO | new epoch, counter 0 | protocol version, 4 bytes |
+//! | LearnerInfo | FOLLOWERINFO or OBSERVERINFO | accepted epoch, counter 0 | `LearnerInfo` record, then [`OWN_SNAP_MARK`] |
+//! | LeaderInfo | LEADERINFO | new epoch, counter 0 | protocol version, 4 bytes, then [`OWN_SNAP_MARK`] |
 //! | AckEpoch | ACKEPOCH | last zxid | current epoch (or -1), 4 bytes |
 //! | Diff, Trunc, Commit, Ack | DIFF, TRUNC, COMMIT, ACK | the zxid | none |
 //! | Snap | SNAP | the snapshot's zxid | none: the snapshot follows on the stream |
@@ -17,7 +17,14 @@
 //! | Revalidate | REVALIDATE | -1 | session id (8 bytes), timeout (4) |
 //! | Revalidated | REVALIDATE | -1 | session id (8 bytes), valid (1 byte boolean) |
 //!
-//! Not mapped yet: the snapshot stream after SNAP; [`encode`] and [`decode`] refuse it.
+//! The snapshot that follows SNAP is not a packet; the connection carries it
+//! (`src/ensemble/net.rs`), and [`decode`] refuses SNAP.
+//!
+//! [`OWN_SNAP_MARK`] is how two Ringkeeper servers find each other: Java's leader reads the
+//! first 20 bytes of LearnerInfo and Java's learner the first 4 of LEADERINFO, and neither
+//! looks further, so the 8 bytes after them pass unnoticed by Java servers. When both ends of a
+//! connection carry it, SNAP is followed by Ringkeeper's own snapshot format; otherwise by
+//! ZooKeeper's.
 
 use crate::proto::{opcode, DecodeError, Request, Writer};
 use crate::quorum::{packet, txn as zktxn, LearnerInfo, QuorumPacket, LEARNER_PROTOCOL_VERSION};
@@ -25,6 +32,15 @@ use crate::zab::peer::Forward;
 use crate::zab::peer::Msg;
 use crate::zab::{epoch_of, make_zxid};
 use bytes::Bytes;
+
+/// Appended to LearnerInfo and LEADERINFO by a Ringkeeper server: it reads and sends
+/// Ringkeeper's own snapshot format after SNAP.
+pub const OWN_SNAP_MARK: &[u8; 8] = b"RK-SNAP1";
+
+/// Whether `data` carries [`OWN_SNAP_MARK`] right after its first `fields` bytes.
+fn marked(data: &[u8], fields: usize) -> bool {
+    data.get(fields..) == Some(&OWN_SNAP_MARK[..])
+}
 
 /// Who is sending, for the fields only the wire carries.
 #[derive(Debug, Clone)]
@@ -58,6 +74,7 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
                 config_version: from.config_version,
             }
             .encode(&mut data);
+            data.extend_from_slice(OWN_SNAP_MARK);
             let kind = if *observer {
                 packet::OBSERVERINFO
             } else {
@@ -65,11 +82,15 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
             };
             QuorumPacket::new(kind, make_zxid(*accepted_epoch, 0), Some(data.into()))
         }
-        Msg::LeaderInfo { new_epoch } => QuorumPacket::new(
-            packet::LEADERINFO,
-            make_zxid(*new_epoch, 0),
-            four(LEARNER_PROTOCOL_VERSION),
-        ),
+        Msg::LeaderInfo { new_epoch } => {
+            let mut data = LEARNER_PROTOCOL_VERSION.to_be_bytes().to_vec();
+            data.extend_from_slice(OWN_SNAP_MARK);
+            QuorumPacket::new(
+                packet::LEADERINFO,
+                make_zxid(*new_epoch, 0),
+                Some(Bytes::from(data)),
+            )
+        }
         Msg::AckEpoch {
             current_epoch,
             last_zxid,
@@ -126,6 +147,8 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
 pub struct Decoded {
     pub msg: Msg,
     pub learner_id: Option<i64>,
+    /// LearnerInfo or LEADERINFO from a Ringkeeper server ([`OWN_SNAP_MARK`]).
+    pub own_snap: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,17 +182,25 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
         Ok(t)
     };
     let mut learner_id = None;
+    let mut own_snap = false;
     let msg = match p.kind {
         packet::FOLLOWERINFO | packet::OBSERVERINFO => {
-            let info = LearnerInfo::decode(p.data.as_deref().ok_or_else(bad)?)?;
+            let data = p.data.as_deref().ok_or_else(bad)?;
+            let info = LearnerInfo::decode(data)?;
             learner_id = Some(info.server_id);
+            own_snap = marked(data, 20);
             Msg::LearnerInfo {
                 accepted_epoch: epoch_of(p.zxid),
                 observer: p.kind == packet::OBSERVERINFO,
             }
         }
         packet::LEADERINFO => {
-            int4()?;
+            // Java's learner reads the first 4 bytes; so does this one.
+            let data = p.data.as_deref().ok_or_else(bad)?;
+            if data.len() < 4 {
+                return Err(bad());
+            }
+            own_snap = marked(data, 4);
             Msg::LeaderInfo {
                 new_epoch: epoch_of(p.zxid),
             }
@@ -223,7 +254,11 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
         packet::REQUEST => request(p)?,
         _ => return Err(bad()),
     };
-    Ok(Decoded { msg, learner_id })
+    Ok(Decoded {
+        msg,
+        learner_id,
+        own_snap,
+    })
 }
 
 /// A learner's REQUEST: a forwarded write, createSession, closeSession or sync.

@@ -28,7 +28,6 @@ fn decoded(name: &str) -> Decoded {
 #[test]
 fn packets_filled_as_java_fills_them_are_byte_identical() {
     let cases = [
-        ("packet_leaderinfo", Msg::LeaderInfo { new_epoch: 3 }),
         (
             "packet_ackepoch",
             Msg::AckEpoch {
@@ -161,6 +160,39 @@ fn forwarded_requests_are_laid_out_as_javas_learner_writes_them() {
     assert!(decode(&p).is_err());
     p.data = Some(Bytes::from_static(&[0; 15]));
     assert!(decode(&p).is_err());
+}
+
+/// LEADERINFO and LearnerInfo are Java's bytes with the mark after them; Java's own decode
+/// without it, and ours with it.
+#[test]
+fn the_own_snapshot_mark_follows_what_java_reads() {
+    let java = QuorumPacket::decode(&golden("packet_leaderinfo")).expect("packet");
+    let ours = encode(&Msg::LeaderInfo { new_epoch: 3 }, &sender()).expect("encodes");
+    assert_eq!((ours.kind, ours.zxid), (java.kind, java.zxid));
+    let (j, o) = (java.data.clone().unwrap(), ours.data.clone().unwrap());
+    assert_eq!(&o[..4], &j[..], "the protocol version Java reads");
+    assert_eq!(&o[4..], &OWN_SNAP_MARK[..]);
+    assert!(!decode(&java).unwrap().own_snap);
+    assert!(decode(&ours).unwrap().own_snap);
+    let java = QuorumPacket::decode(&golden("packet_followerinfo")).expect("packet");
+    let info = Msg::LearnerInfo {
+        accepted_epoch: 2,
+        observer: false,
+    };
+    let ours = encode(&info, &sender()).expect("encodes");
+    let (j, o) = (java.data.clone().unwrap(), ours.data.clone().unwrap());
+    assert_eq!(j.len(), 20, "serverid, protocolVersion, configVersion");
+    assert_eq!(&o[20..], &OWN_SNAP_MARK[..]);
+    assert!(!decode(&java).unwrap().own_snap);
+    let d = decode(&ours).unwrap();
+    assert!(d.own_snap);
+    assert_eq!(d.learner_id, Some(3));
+    // Only the exact mark counts.
+    let mut other = o.to_vec();
+    other[23] ^= 1;
+    let mut p = ours.clone();
+    p.data = Some(Bytes::from(other));
+    assert!(!decode(&p).unwrap().own_snap);
 }
 
 #[test]
