@@ -948,3 +948,57 @@ def test_a_ringkeeper_follower_of_a_java_leader_is_caught_up_by_its_snap_while_w
     finally:
         zk.stop()
         zk.close()
+
+
+@pytest.mark.skipif(not java_zookeeper_available(), reason="Java ZooKeeper (Debian zookeeper) not installed")
+def test_a_java_ensemble_moves_to_ringkeeper_one_server_at_a_time_under_writes(ensemble_factory):
+    """A rolling migration as an operator would do it: three Java ZooKeeper 3.8 members, and one
+    at a time (the followers, then the leader) stopped and started again as Ringkeeper from the
+    same zoo.cfg and dataDir, while a client writes through the whole connect string. Each
+    Ringkeeper member starts with nothing of its own (Java's files are left alone) and is synced
+    by the current leader, Java's or Ringkeeper's. At the end a Ringkeeper member leads, and
+    every acknowledged write is on every member."""
+    ens = ensemble_factory(voters=3, java_ids=[1, 2, 3], extra_cfg="syncLimit=50\ninitLimit=100")
+    zk = client(ens.hosts())
+    zk.create("/move", b"")
+    acked = []
+    stop = threading.Event()
+
+    def writer():
+        n = 0
+        while not stop.is_set() and n < 20000:
+            path = f"/move/w{n:05d}"
+            try:
+                zk.create(path, b"x" * 100)
+                acked.append(path)
+            except NodeExistsError:
+                acked.append(path)  # a retry of a create that had gone through
+            except Exception:
+                time.sleep(0.01)
+                continue
+            n += 1
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        assert wait_until(lambda: len(acked) >= 100, timeout=30)
+        leader = ens.leader()
+        for i in [i for i in ens.ids if i != leader] + [leader]:
+            ens.procs[i].terminate()  # SIGTERM, as an operator stops a server
+            ens.procs[i].wait(timeout=30)
+            ens.java_ids.discard(i)
+            ens.start(i)
+            before = len(acked)
+            assert wait_until(lambda: len(acked) >= before + 100, timeout=60), f"writes go on after member {i}"
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert not ens.java_ids
+    assert ens.leader() is not None, modes(ens)
+    for i in ens.ids:
+        with synced_on(ens, i, "/move") as z:
+            have = set(z.get_children("/move"))
+        missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
+        assert not missing, (i, missing[:5])
+    zk.stop()
+    zk.close()
