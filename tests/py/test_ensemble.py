@@ -1002,3 +1002,56 @@ def test_a_java_ensemble_moves_to_ringkeeper_one_server_at_a_time_under_writes(e
         assert not missing, (i, missing[:5])
     zk.stop()
     zk.close()
+
+
+def _lead_with(ens, want, tries=4):
+    """Makes member `want` the leader: the current leader is killed and restarted (its log is as
+    long as the others', so the larger id wins the election) until `want` leads."""
+    for _ in range(tries):
+        leader = ens.leader()
+        if leader == want:
+            return
+        ens.kill9(leader)
+        ens.wait_serving([i for i in ens.ids if i != leader])
+        ens.start(leader)
+    assert ens.leader() == want, modes(ens)
+
+
+@pytest.mark.skipif(not java_zookeeper_available(), reason="Java ZooKeeper (Debian zookeeper) not installed")
+@pytest.mark.parametrize("deposed", ["java", "ringkeeper"])
+def test_a_deposed_leader_of_the_other_kind_is_truncated_when_it_rejoins(ensemble_factory, deposed):
+    """TRUNC across the kinds: member 3 leads (a Java server among Ringkeeper members, or the
+    other way round), logs a txn no follower acknowledges, and dies. The other two elect a
+    leader of the other kind, which tells member 3 to drop that txn when it returns."""
+    java_ids = [3] if deposed == "java" else [1, 2]
+    ens = ensemble_factory(voters=3, proxied=True, java_ids=java_ids, extra_cfg="syncLimit=50\ninitLimit=100")
+    _lead_with(ens, 3)
+    zk = client(f"127.0.0.1:{ens.port(3)}")
+    zk.create("/t", b"committed")
+    ens.proxies[3].freeze()
+    time.sleep(0.2)
+    lost = zk.create_async("/t/lost", b"never acknowledged")
+    time.sleep(0.5)  # logged and synced on member 3
+    assert not lost.ready()
+    ens.kill9(3)
+    # With syncLimit at 10 s, the followers notice the silent leader within 12 s or so.
+    assert wait_until(lambda: ens.mode(2) == "leader", timeout=40), modes(ens)
+    ens.wait_serving([1, 2])
+    ens.proxies[3].drop_all()
+    ens.proxies[3].thaw()
+    ens.start(3)
+    ens.wait_serving()
+    if deposed == "java":
+        assert _sync_lines(ens, 2, "TRUNC"), ens.read_log(2)[-2000:]
+    else:
+        assert "log truncated to the leader's history" in ens.read_log(3), ens.read_log(3)[-3000:]
+    for i in ens.ids:
+        with synced_on(ens, i, "/t") as z:
+            assert z.exists("/t/lost") is None, i
+            assert z.get("/t")[0] == b"committed"
+    zk.stop()
+    zk.close()
+    ens.kill9(3)
+    ens.start(3)
+    with synced_on(ens, 3, "/t") as z:
+        assert z.exists("/t/lost") is None
