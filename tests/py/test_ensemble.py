@@ -1055,3 +1055,44 @@ def test_a_deposed_leader_of_the_other_kind_is_truncated_when_it_rejoins(ensembl
     ens.start(3)
     with synced_on(ens, 3, "/t") as z:
         assert z.exists("/t/lost") is None
+
+
+@pytest.mark.skipif(not java_zookeeper_available(), reason="Java ZooKeeper (Debian zookeeper) not installed")
+@pytest.mark.parametrize("observer_kind", ["java", "ringkeeper"])
+def test_an_observer_of_the_other_kind_is_synced_gets_informs_and_forwards_writes(ensemble_factory, observer_kind):
+    """An observer under voters of the other kind: a Java observer of three Ringkeeper voters,
+    or a Ringkeeper observer of three Java voters. It is synced by the leader (DIFF, and SNAP
+    when far behind), follows by INFORM, forwards its clients' writes, and never votes."""
+    java_ids = [4] if observer_kind == "java" else [1, 2, 3]
+    ens = ensemble_factory(voters=3, observers=1, java_ids=java_ids, extra_cfg="syncLimit=50\ninitLimit=100")
+    obs = 4
+    assert ens.mode(obs) == "observer", modes(ens)
+    z = client(f"127.0.0.1:{ens.port(obs)}")
+    other = client(f"127.0.0.1:{ens.port(1)}")
+    try:
+        z.create("/o", b"from the observer")
+        other.sync("/o")
+        assert other.get("/o")[0] == b"from the observer"
+        other.set("/o", b"to the observer")
+        z.sync("/o")
+        assert z.get("/o")[0] == b"to the observer"
+        # Far behind: 600 txns of 1 KiB while it is down, then back.
+        ens.kill9(obs)
+        for r in [other.create_async(f"/o/n{n}", b"x" * 1024) for n in range(600)]:
+            r.get(timeout=30)
+        ens.start(obs)
+        with synced_on(ens, obs, "/o") as zo:
+            assert len(zo.get_children("/o")) == 600
+            zo.create("/o/after", b"")
+        other.sync("/o")
+        assert other.exists("/o/after") is not None
+    finally:
+        z.stop()
+        z.close()
+        other.stop()
+        other.close()
+    # An observer does not count for a quorum: with two voters down nobody serves.
+    leader = ens.leader()
+    for i in [i for i in (1, 2, 3) if i != leader]:
+        ens.kill9(i)
+    assert wait_until(lambda: ens.mode(leader) is None and ens.mode(obs) is None, timeout=30), modes(ens)
