@@ -951,14 +951,16 @@ def test_a_ringkeeper_follower_of_a_java_leader_is_caught_up_by_its_snap_while_w
 
 
 @pytest.mark.skipif(not java_zookeeper_available(), reason="Java ZooKeeper (Debian zookeeper) not installed")
-def test_a_java_ensemble_moves_to_ringkeeper_one_server_at_a_time_under_writes(ensemble_factory):
+@pytest.mark.parametrize("to", ["ringkeeper", "java"])
+def test_an_ensemble_moves_to_the_other_kind_one_server_at_a_time_under_writes(ensemble_factory, to):
     """A rolling migration as an operator would do it: three Java ZooKeeper 3.8 members, and one
     at a time (the followers, then the leader) stopped and started again as Ringkeeper from the
-    same zoo.cfg and dataDir, while a client writes through the whole connect string. Each
-    Ringkeeper member starts with nothing of its own (Java's files are left alone) and is synced
-    by the current leader, Java's or Ringkeeper's. At the end a Ringkeeper member leads, and
-    every acknowledged write is on every member."""
-    ens = ensemble_factory(voters=3, java_ids=[1, 2, 3], extra_cfg="syncLimit=50\ninitLimit=100")
+    same zoo.cfg and dataDir, while a client writes through the whole connect string; and back
+    from Ringkeeper to Java the same way. Each new member starts with nothing of its own (the
+    other kind's files are left alone) and is synced by the current leader, of either kind. At
+    the end a member of the new kind leads, and every acknowledged write is on every member."""
+    ens = ensemble_factory(voters=3, java_ids=[1, 2, 3] if to == "ringkeeper" else [],
+                           extra_cfg="syncLimit=50\ninitLimit=100")
     zk = client(ens.hosts())
     zk.create("/move", b"")
     acked = []
@@ -986,14 +988,17 @@ def test_a_java_ensemble_moves_to_ringkeeper_one_server_at_a_time_under_writes(e
         for i in [i for i in ens.ids if i != leader] + [leader]:
             ens.procs[i].terminate()  # SIGTERM, as an operator stops a server
             ens.procs[i].wait(timeout=30)
-            ens.java_ids.discard(i)
+            if to == "ringkeeper":
+                ens.java_ids.discard(i)
+            else:
+                ens.java_ids.add(i)
             ens.start(i)
             before = len(acked)
             assert wait_until(lambda: len(acked) >= before + 100, timeout=60), f"writes go on after member {i}"
     finally:
         stop.set()
         t.join(timeout=30)
-    assert not ens.java_ids
+    assert ens.java_ids == (set() if to == "ringkeeper" else {1, 2, 3})
     assert ens.leader() is not None, modes(ens)
     for i in ens.ids:
         with synced_on(ens, i, "/move") as z:
