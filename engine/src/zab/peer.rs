@@ -330,6 +330,9 @@ struct Handler {
     /// When its FOLLOWERINFO/OBSERVERINFO came, and how it was synced (for the log).
     since: i64,
     synced_by: Option<(SyncKind, u64)>,
+    /// NEWLEADER held back until the proposals sent in its sync are committed (through this
+    /// zxid) or until the deadline (see [`Peer::release_newleaders`]).
+    newleader_due: Option<(i64, i64)>,
 }
 
 /// How a learner was brought to the leader's history.
@@ -677,6 +680,7 @@ impl Peer {
     /// Time passes.
     pub fn tick(&mut self, now: i64) -> Vec<Output> {
         let mut out = Vec::new();
+        self.release_newleaders(now, &mut out);
         match &mut self.state {
             State::Looking(e) => {
                 let eo = e.tick(now);
@@ -986,6 +990,7 @@ impl Peer {
                 last_heard: now,
                 since: now,
                 synced_by: None,
+                newleader_due: None,
             },
         );
         if l.phase == LeaderPhase::Discovery {
@@ -1032,7 +1037,7 @@ impl Peer {
                     l.epoch_acks.insert(from);
                 }
                 if l.phase >= LeaderPhase::NewLeaderAck {
-                    self.sync_learner(from, out);
+                    self.sync_learner(from, now, out);
                 }
             }
             Msg::Ack { zxid } => {
@@ -1104,7 +1109,7 @@ impl Peer {
 
     /// Sends learner `id` what it needs to reach this leader's history (ZooKeeper's
     /// `syncFollower` and `startForwarding`), then NEWLEADER.
-    fn sync_learner(&mut self, id: i64, out: &mut Vec<Output>) {
+    fn sync_learner(&mut self, id: i64, now: i64, out: &mut Vec<Output>) {
         let committed = self.applied;
         let State::Leading(l) = &mut self.state else {
             unreachable!()
@@ -1183,18 +1188,52 @@ impl Peer {
             send(out, m);
         }
         // Outstanding proposals (ZooKeeper's `startForwarding`), for followers.
+        let mut outstanding = None;
         if !h.observer {
             for t in self.history.iter().filter(|t| t.zxid > committed) {
                 send(out, Msg::Proposal(t.clone()));
+                outstanding = Some(t.zxid);
             }
         }
         h.forwarding = true;
-        send(
-            out,
-            Msg::NewLeader {
-                zxid: make_zxid(l.epoch, 0),
-            },
-        );
+        match outstanding {
+            // An established leader holds NEWLEADER back until those proposals are committed
+            // (their COMMITs go first), for at most half a tick. ZooKeeper 3.8.0's learner
+            // fails on a COMMIT that comes between NEWLEADER and UPTODATE (ZOOKEEPER-4394: it
+            // has moved its pending proposals to the log at NEWLEADER) and syncs again. The
+            // bound is for a learner the quorum needs: nothing commits before it acknowledges.
+            Some(through) if l.phase == LeaderPhase::Broadcast => {
+                h.newleader_due = Some((through, now + self.cfg.tick_ms / 2));
+            }
+            _ => send(
+                out,
+                Msg::NewLeader {
+                    zxid: make_zxid(l.epoch, 0),
+                },
+            ),
+        }
+    }
+
+    /// Sends each held-back NEWLEADER whose proposals are now committed, or whose deadline has
+    /// come (`now`; `i64::MIN` checks commits only).
+    fn release_newleaders(&mut self, now: i64, out: &mut Vec<Output>) {
+        let applied = self.applied;
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        let zxid = make_zxid(l.epoch, 0);
+        for (id, h) in l.handlers.iter_mut() {
+            if let Some((through, due)) = h.newleader_due {
+                if applied >= through || now >= due {
+                    h.newleader_due = None;
+                    out.push(Output::Send {
+                        to: *id,
+                        conn: h.conn,
+                        msg: Msg::NewLeader { zxid },
+                    });
+                }
+            }
+        }
     }
 
     /// Commits, in zxid order, every outstanding txn a quorum of voters has durable.
@@ -1240,6 +1279,8 @@ impl Peer {
             }
             out.push(Output::Apply(txns));
         }
+        // NEWLEADERs held for these commits, after their COMMITs.
+        self.release_newleaders(i64::MIN, out);
         // Syncs whose txns are now all committed (after the COMMITs, on the same connections).
         let State::Leading(l) = &mut self.state else {
             return;
@@ -1298,7 +1339,7 @@ impl Peer {
                 .map(|(id, _)| *id)
                 .collect();
             for id in ready {
-                self.sync_learner(id, out);
+                self.sync_learner(id, now, out);
             }
         }
         let State::Leading(l) = &mut self.state else {

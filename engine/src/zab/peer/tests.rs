@@ -715,3 +715,57 @@ fn history_after_agrees_with_a_search_of_the_whole_window() {
         }
     }
 }
+
+/// An established leader syncing a learner while a proposal is outstanding sends NEWLEADER only
+/// after that proposal's COMMIT (ZooKeeper 3.8.0's learner fails on a COMMIT between NEWLEADER
+/// and UPTODATE), or once half a tick has passed without a commit.
+#[test]
+fn newleader_waits_for_the_commits_of_the_proposals_sent_before_it() {
+    let established = || {
+        let mut p = leader(&[z(1, 1)], 1);
+        let ack_epoch = Msg::AckEpoch {
+            current_epoch: 1,
+            last_zxid: z(1, 1),
+        };
+        p.message(2, 7, ack_epoch, 320);
+        p.message(2, 7, Msg::Ack { zxid: z(2, 0) }, 330);
+        assert!(p.serving());
+        p.propose(txn(z(2, 1)), 340);
+        let info = Msg::LearnerInfo {
+            accepted_epoch: 2,
+            observer: false,
+        };
+        p.message(3, 8, info, 341);
+        let ack_epoch = Msg::AckEpoch {
+            current_epoch: 2,
+            last_zxid: z(1, 1),
+        };
+        let out = p.message(3, 8, ack_epoch, 342);
+        (p, out)
+    };
+    let to_3 = |out: &[Output]| -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { to: 3, msg, .. } => match msg {
+                    Msg::Diff { zxid } => Some(format!("DIFF {zxid:#x}")),
+                    Msg::Proposal(t) => Some(format!("PROPOSAL {:#x}", t.zxid)),
+                    Msg::Commit { zxid } => Some(format!("COMMIT {zxid:#x}")),
+                    Msg::NewLeader { zxid } => Some(format!("NEWLEADER {zxid:#x}")),
+                    Msg::Ping { .. } => None,
+                    other => Some(format!("{other:?}")),
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let (mut p, out) = established();
+    assert_eq!(to_3(&out), ["DIFF 0x100000001", "PROPOSAL 0x200000001"]);
+    p.message(2, 7, Msg::Ack { zxid: z(2, 1) }, 343);
+    let out = p.log_synced(z(2, 1), 344);
+    assert_eq!(to_3(&out), ["COMMIT 0x200000001", "NEWLEADER 0x200000000"]);
+    // Nothing commits (the quorum would need learner 3): NEWLEADER goes at half a tick.
+    let (mut p, _) = established();
+    let half_tick = cfg(1).tick_ms / 2;
+    assert!(to_3(&p.tick(342 + half_tick - 1)).is_empty());
+    assert_eq!(to_3(&p.tick(342 + half_tick)), ["NEWLEADER 0x200000000"]);
+}
