@@ -396,6 +396,49 @@ pub fn files_by_zxid(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>
     Ok(out)
 }
 
+/// For a learner behind the leader's DIFF window: the txns `peer::log_range` takes from the
+/// segments in `dir` (the newest zxid at or below `after`, then every txn through `through`),
+/// reading segments from the one that holds `after` and no further than `through`. Runs while
+/// the log is being appended to, so it reads the files (no map) and treats an unfinished
+/// record at the end as the end. `Ok(None)`: the log does not hold that range (purged, say) or
+/// it is too big to be worth a DIFF.
+pub fn read_range(
+    dir: &Path,
+    after: i64,
+    through: i64,
+    limits: ringkeeper_engine::zab::peer::LogLimits,
+) -> Result<Option<ringkeeper_engine::zab::peer::LogRange>, String> {
+    let segments = list_segments(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    // Segments before the last one that starts at or below `after` end before it.
+    let Some(start) = segments.iter().rposition(|(first, _)| *first <= after) else {
+        return Ok(None);
+    };
+    let mut failed = None;
+    let txns = segments[start..]
+        .iter()
+        .map_while(|(_, path)| {
+            let read = std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|bytes| {
+                    wal::scan(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+                });
+            match read {
+                Ok(scan) => Some(scan.txns),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        })
+        .flatten();
+    let range = ringkeeper_engine::zab::peer::log_range(txns, after, through, limits);
+    match (range, failed) {
+        (Some(r), _) => Ok(Some(r)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Reads the txns after zxid `after` (the loaded snapshot's, or 0) from the segments in `dir`, in
 /// zxid order, skipping segments that hold nothing after it. A torn tail (an unacknowledged write
 /// cut short by a crash) is zeroed on disk and logged; a corrupt record before the tail, or a gap

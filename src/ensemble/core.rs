@@ -237,6 +237,8 @@ struct Core {
     next_token: u64,
     /// When this server last started electing (for the log line once it serves again).
     looking_since: Option<std::time::Instant>,
+    /// Where log reads for learners' syncs report (the sockets' channel).
+    log_reads: flume::Sender<NetEvent>,
 }
 
 impl Core {
@@ -398,6 +400,50 @@ impl Core {
                 ms,
                 "a learner is in step (UPTODATE sent)"
             ),
+            peer::Output::ReadLog {
+                to,
+                conn,
+                after,
+                through,
+                limits,
+            } => {
+                // Read on a thread: a DIFF from the log can be hundreds of MB of segments.
+                let dir = crate::log::log_dir(&cfg.data_log_dir);
+                let events = self.log_reads.clone();
+                let read = move || {
+                    let started = std::time::Instant::now();
+                    let range = crate::log::read_range(&dir, after, through, limits);
+                    let ms = started.elapsed().as_millis() as u64;
+                    let range = match range {
+                        Ok(Some(r)) => {
+                            tracing::info!(learner = to, txns = r.txns.len(), ms,
+                                "read txns back from the log for a DIFF (the learner is behind the window kept in memory)");
+                            Some(r)
+                        }
+                        Ok(None) => {
+                            tracing::info!(learner = to, ms,
+                                "the log does not hold what the learner lacks, or it is more than a third of the tree: SNAP");
+                            None
+                        }
+                        Err(e) => {
+                            tracing::warn!(learner = to, error = %e, "cannot read the log back for a DIFF: SNAP");
+                            None
+                        }
+                    };
+                    let _ = events.send(NetEvent::LogRead { to, conn, range });
+                };
+                if let Err(e) = std::thread::Builder::new()
+                    .name("rk-log-read".into())
+                    .spawn(read)
+                {
+                    tracing::warn!(error = %e, "cannot start a thread to read the log: SNAP");
+                    let _ = self.log_reads.try_send(NetEvent::LogRead {
+                        to,
+                        conn,
+                        range: None,
+                    });
+                }
+            }
             other => unreachable!("the member carries out {other:?}"),
         }
     }
@@ -492,6 +538,7 @@ impl Core {
             NetEvent::Vote { from, note } => self.member.vote_received(from, &note, now),
             NetEvent::Msg { from, conn, msg } => self.member.message(from, conn, msg, now),
             NetEvent::Closed { from, conn } => self.member.closed(from, conn, now),
+            NetEvent::LogRead { to, conn, range } => self.member.log_read(to, conn, range, now),
         }
     }
 
@@ -629,6 +676,7 @@ pub async fn run(
     };
     let (net_tx, net_rx) = flume::bounded(NET_EVENTS_MAX);
     let packet_max = cfg.jute_max_buffer * 4 + (1 << 20);
+    let log_reads = net_tx.clone();
     let net = match Net::start(&ensemble, sender, net_tx, packet_max) {
         Ok(n) => n,
         Err(e) => {
@@ -704,6 +752,7 @@ pub async fn run(
         snap_askers: std::collections::HashMap::new(),
         next_token: 0,
         looking_since: None,
+        log_reads,
     };
     core.carry(out).await;
     let tick_ms = (cfg.tick_ms / 2).max(1);

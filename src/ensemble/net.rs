@@ -305,11 +305,27 @@ async fn load_on_thread(snap_in: SnapIn) -> Result<Image, String> {
         .unwrap_or_else(|_| Err("the loading thread died".into()))
 }
 
-/// What the sockets report to the member core.
+/// What the sockets report to the member core (and, on the same channel, a log read for a
+/// learner's sync, done on a thread of its own).
 pub enum NetEvent {
-    Vote { from: i64, note: Notification },
-    Msg { from: i64, conn: u64, msg: Msg },
-    Closed { from: i64, conn: u64 },
+    Vote {
+        from: i64,
+        note: Notification,
+    },
+    Msg {
+        from: i64,
+        conn: u64,
+        msg: Msg,
+    },
+    Closed {
+        from: i64,
+        conn: u64,
+    },
+    LogRead {
+        to: i64,
+        conn: u64,
+        range: Option<ringkeeper_engine::zab::peer::LogRange>,
+    },
 }
 
 /// A queue of encoded notifications for one server's link (both ends, so a new link can take

@@ -585,10 +585,14 @@ def test_mntr_shows_the_leaders_learners_as_zookeeper_does(ensemble_factory, kin
         assert "zk_learners" not in m and "zk_synced_followers" not in m, m
 
 
-def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ensemble_factory):
+@pytest.mark.parametrize("window", ["memory", "log"])
+def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ensemble_factory, window):
     """Past ZooKeeper's 500 in-memory txns, a DIFF still beats SNAP while the txns come to less
-    than a third of the tree (ZooKeeper reads them back from its log; the leader here keeps them)."""
-    ens = ensemble_factory(voters=3)
+    than a third of the tree. The leader keeps a window of recent txns in memory; with a small
+    learner queue (`ringkeeper.learnerQueueBytes` of 4 MiB, a window of about 1,260 txns) the
+    older ones are read back from its log, as ZooKeeper reads them (`txnLogSyncEnabled`)."""
+    extra = "ringkeeper.learnerQueueBytes=4194304" if window == "log" else ""
+    ens = ensemble_factory(voters=3, extra_cfg=extra)
     leader = ens.leader()
     lagging = next(i for i in ens.ids if i != leader)
     zk = client(ens.hosts([i for i in ens.ids if i != lagging]))
@@ -612,6 +616,8 @@ def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ens
         synced = re.findall(r'in step \(UPTODATE sent\) learner=%d how="(\w+)" txns=(\d+)' % lagging,
                             ens.read_log(leader))
         assert synced and synced[-1][0] == "DIFF" and int(synced[-1][1]) >= 1500, synced
+        read_back = "read txns back from the log for a DIFF" in ens.read_log(leader)
+        assert read_back == (window == "log"), ens.read_log(leader)[-3000:]
         with synced_on(ens, lagging, "/small") as z:
             data, stat = z.get("/small")
             assert stat.version == 1500 and data == b"%010d" % 1499

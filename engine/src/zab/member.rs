@@ -267,6 +267,19 @@ impl Member {
         self.carry(out, now)
     }
 
+    /// What the log gave for a learner's sync (`peer::Output::ReadLog`).
+    pub fn log_read(
+        &mut self,
+        to: i64,
+        conn: u64,
+        range: Option<crate::zab::peer::LogRange>,
+        now: i64,
+    ) -> Vec<Output> {
+        self.assert_not_stalled();
+        let out = self.peer.log_read(to, conn, range, now);
+        self.carry(out, now)
+    }
+
     pub fn closed(&mut self, from: i64, conn: u64, now: i64) -> Vec<Output> {
         self.assert_not_stalled();
         let out = self.peer.closed(from, conn, now);

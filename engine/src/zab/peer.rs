@@ -251,6 +251,16 @@ pub enum Output {
         to: i64,
         conn: u64,
     },
+    /// Read back from the log, for learner `to` behind the DIFF window, the txns after `after`
+    /// through `through` (see [`log_range`]) and hand them to [`Peer::log_read`] (None if the
+    /// log cannot give them).
+    ReadLog {
+        to: i64,
+        conn: u64,
+        after: i64,
+        through: i64,
+        limits: LogLimits,
+    },
     /// Send `Msg::Snap` with an [`Image`] of the tree at `zxid` (the owner's tree is at it now).
     SendSnap {
         to: i64,
@@ -333,6 +343,78 @@ struct Handler {
     /// NEWLEADER held back until the proposals sent in its sync are committed (through this
     /// zxid) or until the deadline (see [`Peer::release_newleaders`]).
     newleader_due: Option<(i64, i64)>,
+    /// Txns read back from the log for its sync so far, while `reading_log`.
+    log: Option<LogRange>,
+    reading_log: bool,
+    /// The log could not give what it lacks: SNAP.
+    log_failed: bool,
+}
+
+/// Txns read back from a leader's log for a learner behind its DIFF window: `base` is the
+/// newest logged zxid at or below the learner's last zxid, and `txns` every logged txn after
+/// it, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRange {
+    pub base: i64,
+    pub txns: Vec<Txn>,
+}
+
+impl LogRange {
+    fn end(&self) -> i64 {
+        self.txns.last().map_or(self.base, |t| t.zxid)
+    }
+}
+
+/// How much a DIFF read back from the log may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Past this many txns, only while they come to at most `bytes_max` (ZooKeeper's
+    /// `commitLogCount` and a third of the tree, its `snapshotSizeFactor`): SNAP is cheaper.
+    pub count_free: usize,
+    pub bytes_max: u64,
+    /// Never more than the DIFF window itself holds: what is read is queued for the learner
+    /// whole, and the learner's queue has room for about twice the window.
+    pub txns_cap: usize,
+    pub bytes_cap: u64,
+}
+
+/// What [`Output::ReadLog`] asks for, from `log` (every txn a log holds, in zxid order): the
+/// newest zxid at or below `after`, and the txns after it through `through`. None when the log
+/// does not reach back to `after` or up to `through`, skips a zxid, or holds more than
+/// `limits` allow.
+pub fn log_range(
+    log: impl IntoIterator<Item = Txn>,
+    after: i64,
+    through: i64,
+    limits: LogLimits,
+) -> Option<LogRange> {
+    let mut base = None;
+    let mut txns: Vec<Txn> = Vec::new();
+    let mut bytes = 0u64;
+    for t in log {
+        if t.zxid <= after {
+            base = Some(t.zxid);
+            continue;
+        }
+        if t.zxid > through {
+            break;
+        }
+        let prev = txns.last().map_or(base?, |p| p.zxid);
+        if !crate::wal::follows(prev, t.zxid) {
+            return None;
+        }
+        bytes += txn_cost(&t);
+        txns.push(t);
+        let n = txns.len();
+        if (n > limits.count_free && bytes > limits.bytes_max)
+            || n > limits.txns_cap
+            || bytes > limits.bytes_cap
+        {
+            return None;
+        }
+    }
+    let range = LogRange { base: base?, txns };
+    (range.end() == through).then_some(range)
 }
 
 /// How a learner was brought to the leader's history.
@@ -708,7 +790,11 @@ impl Peer {
                 }
                 if now >= l.next_ping {
                     l.next_ping = now + self.cfg.tick_ms / 2;
-                    for (id, h) in &l.handlers {
+                    // Only learners whose sync has begun: ZooKeeper's learner takes anything
+                    // but DIFF, TRUNC or SNAP after its ACKEPOCH (and anything but LEADERINFO
+                    // after its FOLLOWERINFO) as a protocol error and exits, and its leader
+                    // pings no learner before the sync.
+                    for (id, h) in l.handlers.iter().filter(|(_, h)| h.forwarding) {
                         out.push(Output::Send {
                             to: *id,
                             conn: h.conn,
@@ -991,6 +1077,9 @@ impl Peer {
                 since: now,
                 synced_by: None,
                 newleader_due: None,
+                log: None,
+                reading_log: false,
+                log_failed: false,
             },
         );
         if l.phase == LeaderPhase::Discovery {
@@ -1117,19 +1206,61 @@ impl Peer {
         let h = l.handlers.get_mut(&id).expect("handler");
         let peer_last = h.last_zxid.expect("acked epoch");
         let conn = h.conn;
+        // What was read back from the log reaches the window's start, or is read again.
+        let from_log = h.log.take();
         // The committed txns this leader can send as a diff.
         let window = self.history.iter().take_while(|t| t.zxid <= committed);
         let max_log = window.clone().last().map_or(committed, |t| t.zxid);
+        let behind_window = peer_last < self.history_base;
+        if behind_window && peer_last > 0 && !h.log_failed {
+            // Before the window: ZooKeeper reads its log back (`txnLogSyncEnabled`), as does
+            // this leader, off the member core; the sync goes on in `log_read`.
+            let after = match from_log {
+                Some(r) if r.end() == self.history_base => {
+                    h.log = Some(r);
+                    None
+                }
+                Some(r) => {
+                    let end = r.end();
+                    h.log = Some(r);
+                    Some(end)
+                }
+                None => Some(peer_last),
+            };
+            if let Some(after) = after {
+                h.reading_log = true;
+                out.push(Output::ReadLog {
+                    to: id,
+                    conn,
+                    after,
+                    through: self.history_base,
+                    limits: LogLimits {
+                        count_free: self.cfg.diff_always,
+                        bytes_max: self.tree_bytes / 3,
+                        txns_cap: self.cfg.diff_window,
+                        bytes_cap: self.cfg.diff_window_bytes,
+                    },
+                });
+                return;
+            }
+        }
+        let from_log = h.log.take().filter(|_| behind_window && !h.log_failed);
         let mut packets = Vec::new();
         if peer_last == committed {
             packets.push(Msg::Diff { zxid: peer_last });
         } else if peer_last > max_log {
             packets.push(Msg::Trunc { zxid: max_log });
-        } else if peer_last >= self.history_base {
-            // Walk the window: DIFF where the learner's last zxid is in it, TRUNC where it is
-            // not but the next txn is in the same epoch; across an epoch boundary, SNAP.
-            let mut prev = self.history_base;
-            let mut op_sent = peer_last == self.history_base;
+        } else if peer_last >= self.history_base || from_log.is_some() {
+            // Walk the log (read back, then the window): DIFF where the learner's last zxid is
+            // in it, TRUNC where it is not but the next txn is in the same epoch; across an
+            // epoch boundary, SNAP.
+            let (base, read) = match from_log {
+                Some(r) => (r.base, r.txns),
+                None => (self.history_base, Vec::new()),
+            };
+            let window = read.iter().chain(window);
+            let mut prev = base;
+            let mut op_sent = peer_last == base;
             if op_sent {
                 packets.push(Msg::Diff { zxid: committed });
             }
@@ -1212,6 +1343,43 @@ impl Peer {
                 },
             ),
         }
+    }
+
+    /// What the log gave for learner `to`'s sync ([`Output::ReadLog`]): the sync goes on with it
+    /// (reading again what the window moved past meanwhile), or with SNAP if the log could not
+    /// give it. Ignored unless that learner's connection is still waiting for it.
+    pub fn log_read(
+        &mut self,
+        to: i64,
+        conn: u64,
+        range: Option<LogRange>,
+        now: i64,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let State::Leading(l) = &mut self.state else {
+            return out;
+        };
+        let Some(h) = l.handlers.get_mut(&to) else {
+            return out;
+        };
+        if h.conn != conn || !h.reading_log {
+            return out;
+        }
+        h.reading_log = false;
+        match (range, h.log.take()) {
+            (None, _) => h.log_failed = true,
+            (Some(r), None) => h.log = Some(r),
+            (Some(r), Some(mut before)) => {
+                if r.base == before.end() {
+                    before.txns.extend(r.txns);
+                    h.log = Some(before);
+                } else {
+                    h.log_failed = true;
+                }
+            }
+        }
+        self.sync_learner(to, now, &mut out);
+        out
     }
 
     /// Sends each held-back NEWLEADER whose proposals are now committed, or whose deadline has

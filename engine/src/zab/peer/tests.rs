@@ -124,6 +124,11 @@ fn sync_of_late(log: &[i64], peer_last: i64, late: bool) -> Vec<String> {
         },
         320,
     );
+    to_learner_2(&out)
+}
+
+/// What `out` sends learner 2, as short names.
+fn to_learner_2(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send { to: 2, msg, .. } => Some(match msg {
@@ -218,13 +223,75 @@ fn a_learner_whose_extra_txns_are_in_an_older_epoch_gets_a_snapshot() {
     );
 }
 
+/// A learner behind the window in memory: the leader reads its log back (ZooKeeper's
+/// `txnLogSyncEnabled`) and sends a DIFF of what it read and the window; SNAP when the log
+/// cannot give it (or it is too much).
 #[test]
-fn a_learner_behind_the_window_gets_a_snapshot() {
-    let log: Vec<i64> = (10..20).map(|c| z(1, c)).collect();
+fn a_learner_behind_the_window_is_diffed_from_the_log_or_gets_a_snapshot() {
+    let window: Vec<i64> = (10..20).map(|c| z(1, c)).collect();
+    let on_disk = || (1..20).map(|c| txn(z(1, c)));
+    let asked = |log: &[i64], peer_last: i64| {
+        let mut p = leader(log, 1);
+        let ack = Msg::AckEpoch {
+            current_epoch: 1,
+            last_zxid: peer_last,
+        };
+        let out = p.message(2, 7, ack, 320);
+        assert!(
+            to_learner_2(&out).is_empty(),
+            "nothing before the log is read"
+        );
+        let read = out.iter().find_map(|o| match o {
+            Output::ReadLog {
+                to: 2,
+                conn: 7,
+                after,
+                through,
+                limits,
+            } => Some((*after, *through, *limits)),
+            _ => None,
+        });
+        (p, read.expect("a log read"))
+    };
+    let (mut p, (after, through, limits)) = asked(&window, z(1, 5));
+    assert_eq!((after, through), (z(1, 5), z(1, 9)));
+    let range = log_range(on_disk(), after, through, limits).expect("the log has it");
+    assert_eq!((range.base, range.txns.len()), (z(1, 5), 4));
+    let mut want = vec!["DIFF 0x100000013".to_string()];
+    for c in 6..20 {
+        want.push(format!("PROPOSAL {:#x}", z(1, c)));
+        want.push(format!("COMMIT {:#x}", z(1, c)));
+    }
+    want.push("NEWLEADER 0x200000000".into());
+    assert_eq!(to_learner_2(&p.log_read(2, 7, Some(range), 330)), want);
+    // The log cannot give it: SNAP.
+    let (mut p, _) = asked(&window, z(1, 5));
     assert_eq!(
-        sync_of(&log, z(1, 5)),
+        to_learner_2(&p.log_read(2, 7, None, 330)),
         ["SNAP 0x100000013", "NEWLEADER 0x200000000"]
     );
+    // A read for another connection, or one not asked for, changes nothing.
+    assert!(p.log_read(2, 8, None, 331).is_empty());
+    // A log that skips a zxid after the learner's gives no range; before it, it does not matter.
+    let (mut p, (after, through, limits)) = asked(&window, z(1, 5));
+    let holed = on_disk().filter(|t| t.zxid != z(1, 7));
+    assert!(log_range(holed, after, through, limits).is_none());
+    let early_hole = on_disk().filter(|t| t.zxid != z(1, 3));
+    assert!(log_range(early_hole, after, through, limits).is_some());
+    assert_eq!(
+        to_learner_2(&p.log_read(2, 7, None, 332))
+            .first()
+            .map(String::as_str),
+        Some("SNAP 0x100000013")
+    );
+    // Limits: past the cap on txns, none.
+    let tight = LogLimits {
+        txns_cap: 3,
+        ..limits
+    };
+    assert!(log_range(on_disk(), after, through, tight).is_none());
+    // The log starting after the learner's zxid: none.
+    assert!(log_range((7..20).map(|c| txn(z(1, c))), after, through, limits).is_none());
 }
 
 #[test]
@@ -684,6 +751,10 @@ fn zab_sim_three_voters() {
     eprintln!("{total:?}");
     // Every client created its session through the leader in every run.
     assert!(total.sessions >= 3 * seeds(100).count() as u64, "{total:?}");
+    // Some learners were synced from txns read back from the leader's log.
+    if seeds(100).count() >= 50 {
+        assert!(total.log_reads > 0, "{total:?}");
+    }
 }
 
 #[test]
@@ -768,4 +839,36 @@ fn newleader_waits_for_the_commits_of_the_proposals_sent_before_it() {
     let half_tick = cfg(1).tick_ms / 2;
     assert!(to_3(&p.tick(342 + half_tick - 1)).is_empty());
     assert_eq!(to_3(&p.tick(342 + half_tick)), ["NEWLEADER 0x200000000"]);
+}
+
+/// A leader pings only learners whose sync has begun: ZooKeeper's learner exits on a PING
+/// where it waits for LEADERINFO or for DIFF, TRUNC or SNAP.
+#[test]
+fn a_leader_pings_no_learner_before_its_sync() {
+    let mut p = leader(&[z(1, 1)], 1);
+    let pings = |out: &[Output]| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        to: 2,
+                        msg: Msg::Ping { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    // LEADERINFO sent, no ACKEPOCH yet: ticks send it nothing.
+    for t in (350..1200).step_by(50) {
+        assert_eq!(pings(&p.tick(t)), 0, "at {t}");
+    }
+    let ack = Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid: z(1, 1),
+    };
+    p.message(2, 7, ack, 1200);
+    let pinged: usize = (1250..1500).step_by(50).map(|t| pings(&p.tick(t))).sum();
+    assert!(pinged > 0, "{:?}", p.role());
 }

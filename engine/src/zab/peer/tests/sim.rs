@@ -262,6 +262,14 @@ enum Event {
         id: i64,
         generation: u64,
     },
+    /// A log read for a learner's sync is done (`Output::ReadLog`).
+    LogRead {
+        id: i64,
+        generation: u64,
+        to: i64,
+        conn: u64,
+        range: Option<LogRange>,
+    },
     Issue {
         client: usize,
     },
@@ -370,6 +378,8 @@ pub(super) struct Stats {
     /// Sessions resumed on another server, and writes refused because their session had moved.
     pub moves: u64,
     pub moved: u64,
+    /// Syncs that read txns back from the leader's log.
+    pub log_reads: u64,
 }
 
 impl Stats {
@@ -387,6 +397,7 @@ impl Stats {
         self.member_snaps += o.member_snaps;
         self.moves += o.moves;
         self.moved += o.moved;
+        self.log_reads += o.log_reads;
     }
 }
 
@@ -734,6 +745,37 @@ impl Sim {
                 s.disk_free_at = s.disk_free_at.max(now) + delay;
                 let (at, generation) = (s.disk_free_at, s.generation);
                 self.push(at, Event::DiskDone { id, generation });
+            }
+            Output::ReadLog {
+                to,
+                conn,
+                after,
+                through,
+                limits,
+            } => {
+                // Read from what this server's log holds; now and then the read fails (a
+                // segment purged meanwhile, say), and the learner gets SNAP.
+                let s = &self.servers[&id];
+                let range = if self.rng.gen_bool(0.1) {
+                    None
+                } else {
+                    log_range(s.disk.log.iter().cloned(), after, through, limits)
+                };
+                if range.is_some() {
+                    self.stats.log_reads += 1;
+                }
+                let generation = s.generation;
+                let at = self.now + self.rng.gen_range(self.disk_ms.0..self.disk_ms.1);
+                self.push(
+                    at,
+                    Event::LogRead {
+                        id,
+                        generation,
+                        to,
+                        conn,
+                        range,
+                    },
+                );
             }
             other => panic!("the member carries out {other:?} itself"),
         }
@@ -1358,6 +1400,22 @@ impl Sim {
                         self.run(id, out);
                         self.end_round(id);
                     }
+                }
+            }
+            Event::LogRead {
+                id,
+                generation,
+                to,
+                conn,
+                range,
+            } => {
+                let s = self.servers.get_mut(&id).expect("server");
+                if s.generation != generation {
+                    return true;
+                }
+                if let Some(m) = s.member.as_mut() {
+                    let out = m.log_read(to, conn, range, now);
+                    self.run(id, out);
                 }
             }
             Event::DiskDone { id, generation } => {
