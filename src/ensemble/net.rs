@@ -92,7 +92,8 @@ enum SnapPiece {
 /// Walks `image` on a thread of its own, in Ringkeeper's format (`own`) or ZooKeeper's; the
 /// pieces come out of the returned queue, which holds a few of them ahead of the socket.
 fn encode_on_thread(image: Image, own: bool) -> flume::Receiver<SnapPiece> {
-    let (tx, rx) = flume::bounded(SNAPSHOT_FRAMES_AHEAD);
+    // Ringkeeper's frames go as two pieces each (the length, then the bytes).
+    let (tx, rx) = flume::bounded(2 * SNAPSHOT_FRAMES_AHEAD);
     let spawned = std::thread::Builder::new()
         .name("rk-snap-send".into())
         .spawn(move || {

@@ -1206,33 +1206,21 @@ impl Peer {
         let h = l.handlers.get_mut(&id).expect("handler");
         let peer_last = h.last_zxid.expect("acked epoch");
         let conn = h.conn;
-        // What was read back from the log reaches the window's start, or is read again.
-        let from_log = h.log.take();
         // The committed txns this leader can send as a diff.
         let window = self.history.iter().take_while(|t| t.zxid <= committed);
         let max_log = window.clone().last().map_or(committed, |t| t.zxid);
         let behind_window = peer_last < self.history_base;
         if behind_window && peer_last > 0 && !h.log_failed {
             // Before the window: ZooKeeper reads its log back (`txnLogSyncEnabled`), as does
-            // this leader, off the member core; the sync goes on in `log_read`.
-            let after = match from_log {
-                Some(r) if r.end() == self.history_base => {
-                    h.log = Some(r);
-                    None
-                }
-                Some(r) => {
-                    let end = r.end();
-                    h.log = Some(r);
-                    Some(end)
-                }
-                None => Some(peer_last),
-            };
-            if let Some(after) = after {
+            // this leader, off the member core; the sync goes on in `log_read`. What was read
+            // must reach the window's start, or the rest is read (the window moved meanwhile).
+            let read_end = h.log.as_ref().map(LogRange::end);
+            if read_end != Some(self.history_base) {
                 h.reading_log = true;
                 out.push(Output::ReadLog {
                     to: id,
                     conn,
-                    after,
+                    after: read_end.unwrap_or(peer_last),
                     through: self.history_base,
                     limits: LogLimits {
                         count_free: self.cfg.diff_always,
