@@ -517,13 +517,15 @@ impl Net {
         out
     }
 
+    fn election_addr(&self, to: i64) -> String {
+        let st = self.st.borrow();
+        let s = &st.servers[&to];
+        addr_of(&s.host, s.election_port)
+    }
+
     /// Keeps a link to a smaller-id server up: dial, serve, and dial again when it breaks.
     async fn dial_election(self, to: i64) {
-        let addr = {
-            let st = self.st.borrow();
-            let s = &st.servers[&to];
-            addr_of(&s.host, s.election_port)
-        };
+        let addr = self.election_addr(to);
         loop {
             let stream =
                 crate::conn::within(CONNECT_TIMEOUT, TcpStream::connect(addr.as_str())).await;
@@ -543,11 +545,7 @@ impl Net {
     /// sends nothing of its own accord, so a smaller-id server that restarts would otherwise
     /// never hear from it. (A Ringkeeper server dials smaller ids anyway.)
     async fn knock_election(self, to: i64) {
-        let addr = {
-            let st = self.st.borrow();
-            let s = &st.servers[&to];
-            addr_of(&s.host, s.election_port)
-        };
+        let addr = self.election_addr(to);
         loop {
             glommio::timer::sleep(Duration::from_millis(REDIAL_MS)).await;
             let waiting = {

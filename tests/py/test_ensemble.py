@@ -103,56 +103,76 @@ def test_three_members_elect_one_leader_and_serve_writes_through_any_member(ense
             zk.close()
 
 
+class _Writer:
+    """Creates `parent`/wNNNNN through `zk` in a thread of its own until stopped (at most `limit`),
+    recording each acknowledged path and the gaps between acknowledgements."""
+
+    def __init__(self, zk, parent, limit, data=b"x"):
+        self.acked = []
+        self.gaps = []
+        self._stop = threading.Event()
+
+        def run():
+            last_ok = time.monotonic()
+            n = 0
+            while not self._stop.is_set() and n < limit:
+                path = f"{parent}/w{n:05d}"
+                try:
+                    zk.create(path, data)
+                    self.acked.append(path)
+                except NodeExistsError:
+                    self.acked.append(path)  # a retry of a create that had gone through
+                except Exception:
+                    time.sleep(0.01)
+                    continue
+                now = time.monotonic()
+                self.gaps.append(now - last_ok)
+                last_ok = now
+                n += 1
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def more(self, n, timeout):
+        """Whether `n` more writes are acknowledged within `timeout` seconds."""
+        before = len(self.acked)
+        return wait_until(lambda: len(self.acked) >= before + n, timeout=timeout)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _assert_on_every_member(ens, parent, acked):
+    """Every acknowledged path under `parent` is on every member (each read after a sync)."""
+    for i in ens.ids:
+        with synced_on(ens, i, parent) as z:
+            have = set(z.get_children(parent))
+        missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
+        assert not missing, (i, missing[:5])
+
+
 def test_kill9_of_the_leader_under_write_load_loses_no_acknowledged_write(ensemble_factory):
     ens = ensemble_factory(voters=3)
     zk = client(ens.hosts())
     zk.create("/load", b"")
-    acked = []
-    stop = threading.Event()
-    gaps = []
-
-    def writer():
-        last_ok = time.monotonic()
-        n = 0
-        while not stop.is_set() and n < 3000:
-            path = f"/load/w{n:05d}"
-            try:
-                zk.create(path, b"x")
-                acked.append(path)
-            except NodeExistsError:
-                acked.append(path)  # a retry of a create that had gone through
-            except Exception:
-                time.sleep(0.01)
-                continue
-            now = time.monotonic()
-            gaps.append(now - last_ok)
-            last_ok = now
-            n += 1
-
-    t = threading.Thread(target=writer, daemon=True)
-    t.start()
-    assert wait_until(lambda: len(acked) >= 100, timeout=30)
+    w = _Writer(zk, "/load", 3000)
+    assert w.more(100, timeout=30)
     session = zk.client_id
     old = ens.leader()
     ens.kill9(old)
-    before = len(acked)
-    assert wait_until(lambda: len(acked) >= before + 100, timeout=30), "writes resumed after the leader died"
+    assert w.more(100, timeout=30), "writes resumed after the leader died"
     new = ens.leader()
     assert new is not None and new != old
     # The writer's session lived through the failover (a new leader expires nobody).
     assert zk.client_id == session
-    stop.set()
-    t.join(timeout=30)
+    w.stop()
     ens.start(old)
     # Every acknowledged write is on every member, the old leader included.
-    for i in ens.ids:
-        with synced_on(ens, i, "/load") as z:
-            have = set(z.get_children("/load"))
-        missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
-        assert not missing, (i, missing[:5])
+    _assert_on_every_member(ens, "/load", w.acked)
     zk.stop()
     zk.close()
-    print(f"longest gap between acknowledged writes across the failover: {max(gaps) * 1000:.0f} ms")
+    print(f"longest gap between acknowledged writes across the failover: {max(w.gaps) * 1000:.0f} ms")
 
 
 def test_sessions_on_followers_live_while_their_clients_ping_and_expire_when_they_stop(ensemble_factory):
@@ -969,27 +989,9 @@ def test_an_ensemble_moves_to_the_other_kind_one_server_at_a_time_under_writes(e
                            extra_cfg="syncLimit=50\ninitLimit=100")
     zk = client(ens.hosts())
     zk.create("/move", b"")
-    acked = []
-    stop = threading.Event()
-
-    def writer():
-        n = 0
-        while not stop.is_set() and n < 20000:
-            path = f"/move/w{n:05d}"
-            try:
-                zk.create(path, b"x" * 100)
-                acked.append(path)
-            except NodeExistsError:
-                acked.append(path)  # a retry of a create that had gone through
-            except Exception:
-                time.sleep(0.01)
-                continue
-            n += 1
-
-    t = threading.Thread(target=writer, daemon=True)
-    t.start()
+    w = _Writer(zk, "/move", 20000, data=b"x" * 100)
     try:
-        assert wait_until(lambda: len(acked) >= 100, timeout=30)
+        assert w.more(100, timeout=30)
         leader = ens.leader()
         for i in [i for i in ens.ids if i != leader] + [leader]:
             ens.procs[i].terminate()  # SIGTERM, as an operator stops a server
@@ -999,18 +1001,12 @@ def test_an_ensemble_moves_to_the_other_kind_one_server_at_a_time_under_writes(e
             else:
                 ens.java_ids.add(i)
             ens.start(i)
-            before = len(acked)
-            assert wait_until(lambda: len(acked) >= before + 100, timeout=60), f"writes go on after member {i}"
+            assert w.more(100, timeout=60), f"writes go on after member {i}"
     finally:
-        stop.set()
-        t.join(timeout=30)
+        w.stop()
     assert ens.java_ids == (set() if to == "ringkeeper" else {1, 2, 3})
     assert ens.leader() is not None, modes(ens)
-    for i in ens.ids:
-        with synced_on(ens, i, "/move") as z:
-            have = set(z.get_children("/move"))
-        missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
-        assert not missing, (i, missing[:5])
+    _assert_on_every_member(ens, "/move", w.acked)
     zk.stop()
     zk.close()
 
