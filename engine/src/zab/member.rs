@@ -272,7 +272,7 @@ impl Member {
         &mut self,
         to: i64,
         conn: u64,
-        range: Option<crate::zab::peer::LogRange>,
+        range: Option<crate::zab::peer::LogSpan>,
         now: i64,
     ) -> Vec<Output> {
         self.assert_not_stalled();

@@ -171,6 +171,14 @@ pub enum Msg {
     Commit {
         zxid: i64,
     },
+    /// (Leader to learner, in a sync; no packet of its own) every txn the leader's log holds
+    /// after `after` through `through`, each as a PROPOSAL and a COMMIT, read from the log as
+    /// the connection drains (see [`LogSpan`]). If the log no longer gives them all, the
+    /// connection closes and the learner syncs again.
+    FromLog {
+        after: i64,
+        through: i64,
+    },
     Inform(Txn),
     NewLeader {
         zxid: i64,
@@ -251,9 +259,9 @@ pub enum Output {
         to: i64,
         conn: u64,
     },
-    /// Read back from the log, for learner `to` behind the DIFF window, the txns after `after`
-    /// through `through` (see [`log_range`]) and hand them to [`Peer::log_read`] (None if the
-    /// log cannot give them).
+    /// Survey the log, for learner `to` behind the DIFF window: the txns after `after` through
+    /// `through` (see [`log_range`]); hand the [`LogSpan`] to [`Peer::log_read`] (None if the
+    /// log cannot give them, or they are too many).
     ReadLog {
         to: i64,
         conn: u64,
@@ -343,39 +351,48 @@ struct Handler {
     /// NEWLEADER held back until the proposals sent in its sync are committed (through this
     /// zxid) or until the deadline (see [`Peer::release_newleaders`]).
     newleader_due: Option<(i64, i64)>,
-    /// Txns read back from the log for its sync so far, while `reading_log`.
-    log: Option<LogRange>,
+    /// What its sync can take from the log, surveyed so far, while `reading_log`.
+    log: Option<LogSpan>,
     reading_log: bool,
     /// The log could not give what it lacks: SNAP.
     log_failed: bool,
 }
 
-/// Txns read back from a leader's log for a learner behind its DIFF window: `base` is the
-/// newest logged zxid at or below the learner's last zxid, and `txns` every logged txn after
-/// it, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogRange {
+/// What a leader's log holds for a learner behind its DIFF window, as read (surveyed) before
+/// the sync is decided: `base` is the newest logged zxid at or below the learner's last zxid,
+/// then `txns` txns (`bytes` of them by [`txn_cost`]) follow it without a gap, from `first`
+/// through `end`. The txns themselves are read again as the learner's connection drains
+/// ([`Msg::FromLog`]), so a DIFF from the log is not bounded by memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSpan {
     pub base: i64,
-    pub txns: Vec<Txn>,
+    pub first: Option<i64>,
+    pub end: i64,
+    pub txns: u64,
+    pub bytes: u64,
 }
 
-impl LogRange {
-    fn end(&self) -> i64 {
-        self.txns.last().map_or(self.base, |t| t.zxid)
+impl LogSpan {
+    /// This span, then `next` (read from where this one ended); None if `next` does not start
+    /// there.
+    fn then(self, next: LogSpan) -> Option<LogSpan> {
+        (next.base == self.end).then_some(LogSpan {
+            base: self.base,
+            first: self.first.or(next.first),
+            end: next.end,
+            txns: self.txns + next.txns,
+            bytes: self.bytes + next.bytes,
+        })
     }
 }
 
-/// How much a DIFF read back from the log may hold.
+/// How much of a leader's log a DIFF may carry: past `count_free` txns, only while they come
+/// to at most `bytes_max` (ZooKeeper's `commitLogCount` and a third of the tree, its
+/// `snapshotSizeFactor`): beyond that SNAP is cheaper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLimits {
-    /// Past this many txns, only while they come to at most `bytes_max` (ZooKeeper's
-    /// `commitLogCount` and a third of the tree, its `snapshotSizeFactor`): SNAP is cheaper.
     pub count_free: usize,
     pub bytes_max: u64,
-    /// Never more than the DIFF window itself holds: what is read is queued for the learner
-    /// whole, and the learner's queue has room for about twice the window.
-    pub txns_cap: usize,
-    pub bytes_cap: u64,
 }
 
 /// What [`Output::ReadLog`] asks for, from `log` (every txn a log holds, in zxid order): the
@@ -387,10 +404,9 @@ pub fn log_range(
     after: i64,
     through: i64,
     limits: LogLimits,
-) -> Option<LogRange> {
+) -> Option<LogSpan> {
     let mut base = None;
-    let mut txns: Vec<Txn> = Vec::new();
-    let mut bytes = 0u64;
+    let mut span: Option<LogSpan> = None;
     for t in log {
         if t.zxid <= after {
             base = Some(t.zxid);
@@ -399,22 +415,76 @@ pub fn log_range(
         if t.zxid > through {
             break;
         }
-        let prev = txns.last().map_or(base?, |p| p.zxid);
-        if !crate::wal::follows(prev, t.zxid) {
+        let s = span.get_or_insert(LogSpan {
+            base: base?,
+            first: Some(t.zxid),
+            end: base?,
+            txns: 0,
+            bytes: 0,
+        });
+        if !crate::wal::follows(s.end, t.zxid) {
             return None;
         }
-        bytes += txn_cost(&t);
-        txns.push(t);
-        let n = txns.len();
-        if (n > limits.count_free && bytes > limits.bytes_max)
-            || n > limits.txns_cap
-            || bytes > limits.bytes_cap
-        {
+        s.end = t.zxid;
+        s.txns += 1;
+        s.bytes += txn_cost(&t);
+        if s.txns > limits.count_free as u64 && s.bytes > limits.bytes_max {
             return None;
         }
     }
-    let range = LogRange { base: base?, txns };
-    (range.end() == through).then_some(range)
+    let span = span.unwrap_or(LogSpan {
+        base: base?,
+        first: None,
+        end: base?,
+        txns: 0,
+        bytes: 0,
+    });
+    (span.end == through).then_some(span)
+}
+
+/// Takes the txns of a [`Msg::FromLog`] off a log read in zxid order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStream {
+    after: i64,
+    prev: i64,
+    through: i64,
+}
+
+/// What to do with the next txn a log gives for a [`LogStream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStep {
+    /// Before the span: read on.
+    Skip,
+    /// The next txn of the span: send it.
+    Send,
+    /// A gap (or a txn past a finished span): the log no longer holds the span as surveyed.
+    Broken,
+}
+
+impl LogStream {
+    pub fn new(after: i64, through: i64) -> LogStream {
+        LogStream {
+            after,
+            prev: after,
+            through,
+        }
+    }
+
+    pub fn step(&mut self, zxid: i64) -> LogStep {
+        if self.prev == self.after && zxid <= self.after {
+            return LogStep::Skip;
+        }
+        if self.done() || !crate::wal::follows(self.prev, zxid) {
+            return LogStep::Broken;
+        }
+        self.prev = zxid;
+        LogStep::Send
+    }
+
+    /// Every txn of the span was sent.
+    pub fn done(&self) -> bool {
+        self.prev == self.through
+    }
 }
 
 /// How a learner was brought to the leader's history.
@@ -1214,19 +1284,25 @@ impl Peer {
             // Before the window: ZooKeeper reads its log back (`txnLogSyncEnabled`), as does
             // this leader, off the member core; the sync goes on in `log_read`. What was read
             // must reach the window's start, or the rest is read (the window moved meanwhile).
-            let read_end = h.log.as_ref().map(LogRange::end);
+            let read_end = h.log.as_ref().map(|s| s.end);
             if read_end != Some(self.history_base) {
                 h.reading_log = true;
+                let (count_free, bytes_max) = match &h.log {
+                    // What was surveyed already counts against the limits.
+                    Some(s) => (
+                        self.cfg.diff_always.saturating_sub(s.txns as usize),
+                        (self.tree_bytes / 3).saturating_sub(s.bytes),
+                    ),
+                    None => (self.cfg.diff_always, self.tree_bytes / 3),
+                };
                 out.push(Output::ReadLog {
                     to: id,
                     conn,
                     after: read_end.unwrap_or(peer_last),
                     through: self.history_base,
                     limits: LogLimits {
-                        count_free: self.cfg.diff_always,
-                        bytes_max: self.tree_bytes / 3,
-                        txns_cap: self.cfg.diff_window,
-                        bytes_cap: self.cfg.diff_window_bytes,
+                        count_free,
+                        bytes_max,
                     },
                 });
                 return;
@@ -1234,25 +1310,44 @@ impl Peer {
         }
         let from_log = h.log.take().filter(|_| behind_window && !h.log_failed);
         let mut packets = Vec::new();
+        // Txns sent (DIFF/TRUNC) and their bytes, those to come from the log included.
+        let (mut txns, mut bytes) = (0u64, 0u64);
         if peer_last == committed {
             packets.push(Msg::Diff { zxid: peer_last });
         } else if peer_last > max_log {
             packets.push(Msg::Trunc { zxid: max_log });
         } else if peer_last >= self.history_base || from_log.is_some() {
-            // Walk the log (read back, then the window): DIFF where the learner's last zxid is
-            // in it, TRUNC where it is not but the next txn is in the same epoch; across an
-            // epoch boundary, SNAP.
-            let (base, read) = match from_log {
-                Some(r) => (r.base, r.txns),
-                None => (self.history_base, Vec::new()),
-            };
-            let window = read.iter().chain(window);
-            let mut prev = base;
-            let mut op_sent = peer_last == base;
-            if op_sent {
+            // Walk the log (what the log holds before the window, then the window): DIFF where
+            // the learner's last zxid is in it, TRUNC where it is not but the next txn is in
+            // the same epoch; across an epoch boundary, SNAP.
+            let mut prev = self.history_base;
+            let mut op_sent = false;
+            if let Some(span) = from_log {
+                // Its base is the newest logged zxid at or below the learner's; the txn after
+                // the base is past the learner's.
+                if span.base == peer_last {
+                    packets.push(Msg::Diff { zxid: committed });
+                } else if span.first.map(epoch_of) == Some(epoch_of(peer_last)) {
+                    packets.push(Msg::Trunc { zxid: span.base });
+                } else {
+                    packets.clear();
+                }
+                if !packets.is_empty() {
+                    op_sent = true;
+                    if span.txns > 0 {
+                        packets.push(Msg::FromLog {
+                            after: span.base,
+                            through: span.end,
+                        });
+                    }
+                    (txns, bytes) = (span.txns, span.bytes);
+                }
+            } else if peer_last == self.history_base {
                 packets.push(Msg::Diff { zxid: committed });
+                op_sent = true;
             }
-            for t in window {
+            let stop = from_log.is_some() && !op_sent;
+            for t in window.filter(|_| !stop) {
                 if t.zxid < peer_last {
                     prev = t.zxid;
                     continue;
@@ -1269,6 +1364,8 @@ impl Peer {
                     packets.push(Msg::Trunc { zxid: prev });
                     op_sent = true;
                 }
+                txns += 1;
+                bytes += txn_cost(t);
                 packets.push(Msg::Proposal(t.clone()));
                 packets.push(Msg::Commit { zxid: t.zxid });
             }
@@ -1283,10 +1380,6 @@ impl Peer {
             packets.clear();
         }
         let send = |out: &mut Vec<Output>, msg| out.push(Output::Send { to: id, conn, msg });
-        let (txns, bytes) = packets.iter().fold((0u64, 0u64), |(n, b), m| match m {
-            Msg::Proposal(t) => (n + 1, b + txn_cost(t)),
-            _ => (n, b),
-        });
         if txns as usize > self.cfg.diff_always && bytes > self.tree_bytes / 3 {
             packets.clear(); // the tree is smaller than what changed: SNAP
         }
@@ -1340,7 +1433,7 @@ impl Peer {
         &mut self,
         to: i64,
         conn: u64,
-        range: Option<LogRange>,
+        range: Option<LogSpan>,
         now: i64,
     ) -> Vec<Output> {
         let mut out = Vec::new();
@@ -1357,14 +1450,10 @@ impl Peer {
         match (range, h.log.take()) {
             (None, _) => h.log_failed = true,
             (Some(r), None) => h.log = Some(r),
-            (Some(r), Some(mut before)) => {
-                if r.base == before.end() {
-                    before.txns.extend(r.txns);
-                    h.log = Some(before);
-                } else {
-                    h.log_failed = true;
-                }
-            }
+            (Some(r), Some(before)) => match before.then(r) {
+                Some(both) => h.log = Some(both),
+                None => h.log_failed = true,
+            },
         }
         self.sync_learner(to, now, &mut out);
         out

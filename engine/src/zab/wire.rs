@@ -100,6 +100,11 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
         Msg::Snap { zxid, .. } => QuorumPacket::new(packet::SNAP, *zxid, None),
         Msg::Proposal(t) => QuorumPacket::new(packet::PROPOSAL, t.zxid, txn_bytes(t)),
         Msg::Commit { zxid } => QuorumPacket::new(packet::COMMIT, *zxid, None),
+        Msg::FromLog { .. } => {
+            return Err(Unsupported(
+                "txns from the log go as the PROPOSALs and COMMITs read",
+            ))
+        }
         Msg::Inform(t) => QuorumPacket::new(packet::INFORM, t.zxid, txn_bytes(t)),
         Msg::NewLeader { zxid } => {
             QuorumPacket::new(packet::NEWLEADER, *zxid, Some(from.config.clone()))

@@ -137,6 +137,7 @@ fn to_learner_2(out: &[Output]) -> Vec<String> {
                 Msg::Proposal(t) => format!("PROPOSAL {:#x}", t.zxid),
                 Msg::Commit { zxid } => format!("COMMIT {zxid:#x}"),
                 Msg::NewLeader { zxid } => format!("NEWLEADER {zxid:#x}"),
+                Msg::FromLog { after, through } => format!("LOG {after:#x}..{through:#x}"),
                 other => format!("{other:?}"),
             }),
             Output::SendSnap { to: 2, zxid, .. } => Some(format!("SNAP {zxid:#x}")),
@@ -223,9 +224,9 @@ fn a_learner_whose_extra_txns_are_in_an_older_epoch_gets_a_snapshot() {
     );
 }
 
-/// A learner behind the window in memory: the leader reads its log back (ZooKeeper's
-/// `txnLogSyncEnabled`) and sends a DIFF of what it read and the window; SNAP when the log
-/// cannot give it (or it is too much).
+/// A learner behind the window in memory: the leader surveys its log (ZooKeeper's
+/// `txnLogSyncEnabled`) and sends a DIFF (or TRUNC) of what its log holds, to be streamed from
+/// it, and then the window; SNAP when the log cannot give it (or it is too much).
 #[test]
 fn a_learner_behind_the_window_is_diffed_from_the_log_or_gets_a_snapshot() {
     let window: Vec<i64> = (10..20).map(|c| z(1, c)).collect();
@@ -253,17 +254,84 @@ fn a_learner_behind_the_window_is_diffed_from_the_log_or_gets_a_snapshot() {
         });
         (p, read.expect("a log read"))
     };
+    let window_packets = || {
+        (10..20).flat_map(|c| {
+            [
+                format!("PROPOSAL {:#x}", z(1, c)),
+                format!("COMMIT {:#x}", z(1, c)),
+            ]
+        })
+    };
     let (mut p, (after, through, limits)) = asked(&window, z(1, 5));
     assert_eq!((after, through), (z(1, 5), z(1, 9)));
-    let range = log_range(on_disk(), after, through, limits).expect("the log has it");
-    assert_eq!((range.base, range.txns.len()), (z(1, 5), 4));
-    let mut want = vec!["DIFF 0x100000013".to_string()];
-    for c in 6..20 {
-        want.push(format!("PROPOSAL {:#x}", z(1, c)));
-        want.push(format!("COMMIT {:#x}", z(1, c)));
-    }
+    let span = log_range(on_disk(), after, through, limits).expect("the log has it");
+    assert_eq!(
+        span,
+        LogSpan {
+            base: z(1, 5),
+            first: Some(z(1, 6)),
+            end: z(1, 9),
+            txns: 4,
+            bytes: (6..10).map(|c| txn_cost(&txn(z(1, c)))).sum(),
+        }
+    );
+    let mut want = vec![
+        "DIFF 0x100000013".to_string(),
+        "LOG 0x100000005..0x100000009".into(),
+    ];
+    want.extend(window_packets());
     want.push("NEWLEADER 0x200000000".into());
-    assert_eq!(to_learner_2(&p.log_read(2, 7, Some(range), 330)), want);
+    assert_eq!(to_learner_2(&p.log_read(2, 7, Some(span), 330)), want);
+    // What the stream takes from the log: the four txns after the base, nothing else.
+    let mut stream = LogStream::new(z(1, 5), z(1, 9));
+    let mut sent = Vec::new();
+    for t in on_disk() {
+        if stream.done() {
+            break;
+        }
+        match stream.step(t.zxid) {
+            LogStep::Skip => {}
+            LogStep::Send => sent.push(t.zxid),
+            LogStep::Broken => panic!("broken at {:#x}", t.zxid),
+        }
+    }
+    assert_eq!(sent, (6..10).map(|c| z(1, c)).collect::<Vec<_>>());
+    // A log that lost a txn of the span since the survey breaks the stream.
+    let mut stream = LogStream::new(z(1, 5), z(1, 9));
+    let steps: Vec<LogStep> = [4, 5, 6, 8].iter().map(|&c| stream.step(z(1, c))).collect();
+    assert_eq!(
+        steps,
+        [LogStep::Skip, LogStep::Skip, LogStep::Send, LogStep::Broken]
+    );
+    assert!(!stream.done());
+    // A learner whose last txn the log lacks (an old epoch's proposal nobody committed), the
+    // next logged txn being in a later epoch: no TRUNC across an epoch boundary, SNAP.
+    let mut p = leader(&(6..16).map(|c| z(2, c)).collect::<Vec<_>>(), 2);
+    let ack = Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid: z(1, 5),
+    };
+    let out = p.message(2, 7, ack, 320);
+    let (after, through, limits) = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ReadLog {
+                after,
+                through,
+                limits,
+                ..
+            } => Some((*after, *through, *limits)),
+            _ => None,
+        })
+        .expect("a log read");
+    assert_eq!((after, through), (z(1, 5), z(2, 5)));
+    let crossing_log = (1..5).map(|c| txn(z(1, c))).chain((1..16).map(|c| txn(z(2, c))));
+    let span = log_range(crossing_log, after, through, limits).expect("the log has it");
+    assert_eq!((span.base, span.first), (z(1, 4), Some(z(2, 1))));
+    assert_eq!(
+        to_learner_2(&p.log_read(2, 7, Some(span), 330)),
+        ["SNAP 0x20000000f", "NEWLEADER 0x300000000"]
+    );
     // The log cannot give it: SNAP.
     let (mut p, _) = asked(&window, z(1, 5));
     assert_eq!(
@@ -272,7 +340,7 @@ fn a_learner_behind_the_window_is_diffed_from_the_log_or_gets_a_snapshot() {
     );
     // A read for another connection, or one not asked for, changes nothing.
     assert!(p.log_read(2, 8, None, 331).is_empty());
-    // A log that skips a zxid after the learner's gives no range; before it, it does not matter.
+    // A log that skips a zxid after the learner's gives no span; before it, it does not matter.
     let (mut p, (after, through, limits)) = asked(&window, z(1, 5));
     let holed = on_disk().filter(|t| t.zxid != z(1, 7));
     assert!(log_range(holed, after, through, limits).is_none());
@@ -284,12 +352,24 @@ fn a_learner_behind_the_window_is_diffed_from_the_log_or_gets_a_snapshot() {
             .map(String::as_str),
         Some("SNAP 0x100000013")
     );
-    // Limits: past the cap on txns, none.
+    // Limits: past `count_free` txns and `bytes_max` bytes, none; either alone is fine.
     let tight = LogLimits {
-        txns_cap: 3,
-        ..limits
+        count_free: 3,
+        bytes_max: 10,
     };
     assert!(log_range(on_disk(), after, through, tight).is_none());
+    for loose in [
+        LogLimits {
+            count_free: 4,
+            ..tight
+        },
+        LogLimits {
+            bytes_max: 1 << 20,
+            ..tight
+        },
+    ] {
+        assert!(log_range(on_disk(), after, through, loose).is_some());
+    }
     // The log starting after the learner's zxid: none.
     assert!(log_range((7..20).map(|c| txn(z(1, c))), after, through, limits).is_none());
 }
@@ -754,6 +834,7 @@ fn zab_sim_three_voters() {
     // Some learners were synced from txns read back from the leader's log.
     if seeds(100).count() >= 50 {
         assert!(total.log_reads > 0, "{total:?}");
+        assert!(total.log_streams > 0, "{total:?}");
     }
 }
 

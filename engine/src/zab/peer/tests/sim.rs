@@ -268,7 +268,7 @@ enum Event {
         generation: u64,
         to: i64,
         conn: u64,
-        range: Option<LogRange>,
+        range: Option<LogSpan>,
     },
     Issue {
         client: usize,
@@ -378,8 +378,9 @@ pub(super) struct Stats {
     /// Sessions resumed on another server, and writes refused because their session had moved.
     pub moves: u64,
     pub moved: u64,
-    /// Syncs that read txns back from the leader's log.
+    /// Syncs that found what they need in the leader's log, and DIFFs that streamed it.
     pub log_reads: u64,
+    pub log_streams: u64,
 }
 
 impl Stats {
@@ -398,6 +399,7 @@ impl Stats {
         self.moves += o.moves;
         self.moved += o.moved;
         self.log_reads += o.log_reads;
+        self.log_streams += o.log_streams;
     }
 }
 
@@ -418,7 +420,13 @@ impl Sim {
             // Small, so that SNAP happens.
             diff_window: rng.gen_range(5..40),
             diff_window_bytes: rng.gen_range(500..5000),
-            diff_always: rng.gen_range(0..10),
+            // Small too, in half the runs; in the others a learner behind the window is
+            // mostly DIFFed from the log.
+            diff_always: if rng.gen_bool(0.5) {
+                rng.gen_range(0..10)
+            } else {
+                rng.gen_range(40..200)
+            },
             finalize_wait_ms: 200,
             max_notification_interval_ms: 1_000,
             config: Bytes::new(),
@@ -702,6 +710,40 @@ impl Sim {
     fn io(&mut self, id: i64, o: Output) {
         match o {
             Output::Vote { to, note } => self.send_vote(id, to, note),
+            Output::Send {
+                to,
+                conn,
+                msg: Msg::FromLog { after, through },
+            } => {
+                // The runtime reads these from the log as the connection drains; now and then
+                // the log no longer gives them all (a segment purged meanwhile, say), and the
+                // connection closes.
+                let mut stream = LogStream::new(after, through);
+                let mut msgs = Vec::new();
+                if !self.rng.gen_bool(0.1) {
+                    for t in &self.servers[&id].disk.log {
+                        if stream.done() {
+                            break;
+                        }
+                        match stream.step(t.zxid) {
+                            LogStep::Skip => {}
+                            LogStep::Send => {
+                                msgs.push(Msg::Proposal(t.clone()));
+                                msgs.push(Msg::Commit { zxid: t.zxid });
+                            }
+                            LogStep::Broken => break,
+                        }
+                    }
+                }
+                if stream.done() {
+                    self.stats.log_streams += 1;
+                    for m in msgs {
+                        self.send(id, to, conn, m);
+                    }
+                } else {
+                    self.close(id, to, conn);
+                }
+            }
             Output::Send { to, conn, msg } => {
                 if let Msg::Snap { zxid, image } = &msg {
                     assert_eq!(image.tree.last_zxid(), *zxid, "snapshot at its zxid");
