@@ -396,47 +396,106 @@ pub fn files_by_zxid(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>
     Ok(out)
 }
 
-/// For a learner behind the leader's DIFF window: the txns `peer::log_range` takes from the
-/// segments in `dir` (the newest zxid at or below `after`, then every txn through `through`),
-/// reading segments from the one that holds `after` and no further than `through`. Runs while
-/// the log is being appended to, so it reads the files (no map) and treats an unfinished
-/// record at the end as the end. `Ok(None)`: the log does not hold that range (purged, say) or
-/// it is too big to be worth a DIFF.
-pub fn read_range(
+/// The segments in `dir` from the one that holds `after` on, each read when the iterator gets
+/// to it, as its txns; None if no segment reaches back to `after` (purged, say). The log is
+/// being appended to meanwhile, so the files are read (no map) and an unfinished record at
+/// the end is the end.
+fn segments_from(
     dir: &Path,
     after: i64,
-    through: i64,
-    limits: ringkeeper_engine::zab::peer::LogLimits,
-) -> Result<Option<ringkeeper_engine::zab::peer::LogRange>, String> {
+) -> Result<Option<impl Iterator<Item = Result<Vec<Txn>, String>>>, String> {
     let segments = list_segments(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     // Segments before the last one that starts at or below `after` end before it.
     let Some(start) = segments.iter().rposition(|(first, _)| *first <= after) else {
         return Ok(None);
     };
+    Ok(Some(segments.into_iter().skip(start).map(|(_, path)| {
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let scan = wal::scan(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(scan.txns)
+    })))
+}
+
+/// For a learner behind the leader's DIFF window: what `peer::log_range` finds in the segments
+/// in `dir` (the newest zxid at or below `after`, then every txn through `through`), reading
+/// no further than `through`. `Ok(None)`: the log does not hold that range (purged, say) or it
+/// is too big to be worth a DIFF.
+pub fn read_range(
+    dir: &Path,
+    after: i64,
+    through: i64,
+    limits: ringkeeper_engine::zab::peer::LogLimits,
+) -> Result<Option<ringkeeper_engine::zab::peer::LogSpan>, String> {
+    let Some(segments) = segments_from(dir, after)? else {
+        return Ok(None);
+    };
     let mut failed = None;
-    let txns = segments[start..]
-        .iter()
-        .map_while(|(_, path)| {
-            let read = std::fs::read(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                .and_then(|bytes| {
-                    wal::scan(&bytes).map_err(|e| format!("{}: {e}", path.display()))
-                });
-            match read {
-                Ok(scan) => Some(scan.txns),
-                Err(e) => {
-                    failed = Some(e);
-                    None
-                }
+    let txns = segments
+        .map_while(|read| match read {
+            Ok(txns) => Some(txns),
+            Err(e) => {
+                failed = Some(e);
+                None
             }
         })
         .flatten();
-    let range = ringkeeper_engine::zab::peer::log_range(txns, after, through, limits);
-    match (range, failed) {
-        (Some(r), _) => Ok(Some(r)),
+    let span = ringkeeper_engine::zab::peer::log_range(txns, after, through, limits);
+    match (span, failed) {
+        (Some(s), _) => Ok(Some(s)),
         (None, Some(e)) => Err(e),
         (None, None) => Ok(None),
     }
+}
+
+/// Hands `send` every txn the segments in `dir` hold after `after` through `through`, in order
+/// (a DIFF's txns read again as the learner's connection drains, `peer::Msg::FromLog`); the
+/// count sent. An error if the log no longer holds them all, or `send` says stop (false).
+pub fn stream_range(
+    dir: &Path,
+    after: i64,
+    through: i64,
+    mut send: impl FnMut(Txn) -> bool,
+) -> Result<u64, String> {
+    use ringkeeper_engine::zab::peer::{LogStep, LogStream};
+    let Some(segments) = segments_from(dir, after)? else {
+        return Err(format!(
+            "no segment in {} reaches back to {after:#x}",
+            dir.display()
+        ));
+    };
+    let mut stream = LogStream::new(after, through);
+    let mut sent = 0;
+    for txns in segments {
+        for t in txns? {
+            if stream.done() {
+                return Ok(sent);
+            }
+            match stream.step(t.zxid) {
+                LogStep::Skip => {}
+                LogStep::Send => {
+                    if !send(t) {
+                        return Err("the connection is gone".into());
+                    }
+                    sent += 1;
+                }
+                LogStep::Broken => {
+                    return Err(format!(
+                        "the log in {} has {:#x} where the next txn of the DIFF was due",
+                        dir.display(),
+                        t.zxid
+                    ))
+                }
+            }
+        }
+        if stream.done() {
+            return Ok(sent);
+        }
+    }
+    Err(format!(
+        "the log in {} ends before {through:#x}",
+        dir.display()
+    ))
 }
 
 /// Reads the txns after zxid `after` (the loaded snapshot's, or 0) from the segments in `dir`, in
@@ -694,6 +753,77 @@ mod tests {
             err.contains(&path.display().to_string()) && err.contains("corrupt record at offset"),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    /// A DIFF from the log: surveyed across segments, then streamed again exactly (the txns
+    /// after the base through the end, nothing else); a segment gone since the survey breaks
+    /// the stream, as does a log that no longer reaches back.
+    #[test]
+    fn a_diff_range_is_surveyed_then_streamed_across_segments() {
+        use ringkeeper_engine::zab::peer::LogLimits;
+        let dir = temp_dir("range");
+        let d = dir.clone();
+        run(move || async move {
+            let mut w = LogWriter::create(&d, 1, 32 << 10, Durability::DsyncWrites)
+                .await
+                .unwrap();
+            for z in 1..=400 {
+                w.append(&[txn(z, 200)]).await.unwrap();
+            }
+        });
+        let segments = list_segments(&dir).unwrap();
+        assert!(segments.len() >= 4, "{segments:?}");
+        let free = LogLimits {
+            count_free: usize::MAX,
+            bytes_max: 0,
+        };
+        let span = read_range(&dir, 50, 350, free)
+            .unwrap()
+            .expect("the log has it");
+        assert_eq!(
+            (span.base, span.first, span.end, span.txns),
+            (50, Some(51), 350, 300)
+        );
+        let tight = LogLimits {
+            count_free: 299,
+            bytes_max: span.bytes - 1,
+        };
+        assert_eq!(read_range(&dir, 50, 350, tight).unwrap(), None, "too big");
+        let mut sent = Vec::new();
+        let n = stream_range(&dir, 50, 350, |t| {
+            sent.push(t);
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 300);
+        assert_eq!(sent.first(), Some(&txn(51, 200)));
+        assert_eq!(
+            sent.iter().map(|t| t.zxid).collect::<Vec<_>>(),
+            (51..=350).collect::<Vec<_>>()
+        );
+        // A connection that goes away stops the stream.
+        assert!(stream_range(&dir, 50, 350, |_| false).is_err());
+        // A segment in the middle gone: the survey finds the gap, and the stream stops there.
+        let middle = &segments[segments.len() / 2];
+        assert!(middle.0 > 51 && middle.0 < 350, "{middle:?}");
+        std::fs::remove_file(&middle.1).unwrap();
+        assert_eq!(read_range(&dir, 50, 350, free).unwrap(), None);
+        let mut got = 0;
+        let err = stream_range(&dir, 50, 350, |_| {
+            got += 1;
+            true
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("where the next txn of the DIFF was due"),
+            "{err}"
+        );
+        assert_eq!(got, middle.0 - 51, "every txn before the gap, none after");
+        // The first segment gone: the log no longer reaches back.
+        std::fs::remove_file(&segments[0].1).unwrap();
+        assert_eq!(read_range(&dir, 5, 350, free).unwrap(), None);
+        let err = stream_range(&dir, 5, 350, |_| true).unwrap_err();
+        assert!(err.contains("reaches back"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

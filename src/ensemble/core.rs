@@ -416,8 +416,8 @@ impl Core {
                     let ms = started.elapsed().as_millis() as u64;
                     let range = match range {
                         Ok(Some(r)) => {
-                            tracing::info!(learner = to, txns = r.txns.len(), ms,
-                                "read txns back from the log for a DIFF (the learner is behind the window kept in memory)");
+                            tracing::info!(learner = to, txns = r.txns, bytes = r.bytes, ms,
+                                "read txns back from the log for a DIFF (the learner is behind the window kept in memory); they are read again as they are sent");
                             Some(r)
                         }
                         Ok(None) => {
@@ -677,7 +677,8 @@ pub async fn run(
     let (net_tx, net_rx) = flume::bounded(NET_EVENTS_MAX);
     let packet_max = cfg.jute_max_buffer * 4 + (1 << 20);
     let log_reads = net_tx.clone();
-    let net = match Net::start(&ensemble, sender, net_tx, packet_max) {
+    let log_dir = crate::log::log_dir(&cfg.data_log_dir);
+    let net = match Net::start(&ensemble, sender, net_tx, packet_max, log_dir) {
         Ok(n) => n,
         Err(e) => {
             eprintln!(

@@ -61,13 +61,15 @@ const SNAPSHOT_BYTES_MAX: u64 = 1 << 36;
 const SNAPSHOT_FRAME_MAX: usize = 1 << 30;
 /// Frames of a snapshot encoded ahead of the socket.
 const SNAPSHOT_FRAMES_AHEAD: usize = 4;
+/// Pieces of a DIFF read from the log ahead of the socket (each about `WRITE_BATCH_BYTES`).
+const LOG_PIECES_AHEAD: usize = 4;
 /// Bytes gathered for one write on a quorum connection before it is sent.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// Ids of connections this server accepted on its quorum port (a learner's own ids are below).
 const ACCEPTED_CONN: u64 = 1 << 62;
 
 /// Appends `msg`'s packet as it goes on a quorum connection (a SNAP's snapshot follows it
-/// through [`stream_snapshot`]).
+/// through [`encode_on_thread`]).
 fn encode_into(msg: &Msg, sender: &Sender, out: &mut Vec<u8>) -> Result<(), ()> {
     match wire::encode(msg, sender) {
         Ok(p) => {
@@ -81,8 +83,16 @@ fn encode_into(msg: &Msg, sender: &Sender, out: &mut Vec<u8>) -> Result<(), ()> 
     }
 }
 
-/// A piece of a snapshot on its way to a learner.
-enum SnapPiece {
+/// What follows a packet on a quorum connection, from a thread of its own.
+enum Streamed {
+    /// SNAP's snapshot.
+    Snap { zxid: i64, image: Image },
+    /// A DIFF's txns read from the log (`Msg::FromLog`).
+    Log { after: i64, through: i64 },
+}
+
+/// A piece of what is streamed to a learner.
+enum Piece {
     /// Bytes to send as they are.
     Bytes(Vec<u8>),
     /// The walk is done: everything was handed over.
@@ -91,13 +101,13 @@ enum SnapPiece {
 
 /// Walks `image` on a thread of its own, in Ringkeeper's format (`own`) or ZooKeeper's; the
 /// pieces come out of the returned queue, which holds a few of them ahead of the socket.
-fn encode_on_thread(image: Image, own: bool) -> flume::Receiver<SnapPiece> {
+fn encode_on_thread(image: Image, own: bool) -> flume::Receiver<Piece> {
     // Ringkeeper's frames go as two pieces each (the length, then the bytes).
     let (tx, rx) = flume::bounded(2 * SNAPSHOT_FRAMES_AHEAD);
     let spawned = std::thread::Builder::new()
         .name("rk-snap-send".into())
         .spawn(move || {
-            let send = |b: Vec<u8>| tx.send(SnapPiece::Bytes(b)).is_ok();
+            let send = |b: Vec<u8>| tx.send(Piece::Bytes(b)).is_ok();
             let whole = if own {
                 let mut enc = snap::Encoder::new(&image.tree);
                 let mut sent = true;
@@ -123,7 +133,7 @@ fn encode_on_thread(image: Image, own: bool) -> flume::Receiver<SnapPiece> {
                 javafiles::write_for_snap(&image.tree, &sessions, send)
             };
             if whole {
-                let _ = tx.send(SnapPiece::End);
+                let _ = tx.send(Piece::End);
             }
         });
     if let Err(e) = spawned {
@@ -134,26 +144,64 @@ fn encode_on_thread(image: Image, own: bool) -> flume::Receiver<SnapPiece> {
     rx
 }
 
+/// Reads the txns of a DIFF from the log in `dir` (after `after` through `through`) on a
+/// thread of its own, each as a PROPOSAL and a COMMIT packet, in pieces of about
+/// `WRITE_BATCH_BYTES`; they come out of the returned queue, a few ahead of the socket. If the
+/// log no longer holds them all (purged since the sync was decided, say), the queue closes
+/// without its end.
+fn read_log_on_thread(
+    dir: std::path::PathBuf,
+    after: i64,
+    through: i64,
+    sender: Sender,
+) -> flume::Receiver<Piece> {
+    let (tx, rx) = flume::bounded(LOG_PIECES_AHEAD);
+    let spawned = std::thread::Builder::new()
+        .name("rk-log-send".into())
+        .spawn(move || {
+            let mut buf = Vec::new();
+            let streamed = crate::log::stream_range(&dir, after, through, |t| {
+                let zxid = t.zxid;
+                let encoded = encode_into(&Msg::Proposal(t), &sender, &mut buf)
+                    .and_then(|()| encode_into(&Msg::Commit { zxid }, &sender, &mut buf));
+                if encoded.is_err() {
+                    return false;
+                }
+                buf.len() < WRITE_BATCH_BYTES
+                    || tx.send(Piece::Bytes(std::mem::take(&mut buf))).is_ok()
+            });
+            match streamed {
+                Ok(_) => {
+                    if buf.is_empty() || tx.send(Piece::Bytes(buf)).is_ok() {
+                        let _ = tx.send(Piece::End);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read a DIFF's txns from the log"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a thread to read the log for a DIFF");
+    }
+    rx
+}
+
 /// How long a learner waits before closing a connection whose snapshot it could not load.
 const SNAP_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-/// Streams `image` after its SNAP packet, in Ringkeeper's format (`own`) or ZooKeeper's;
-/// returns the bytes sent, or None when the connection failed (or the encoding thread did not
-/// finish).
-async fn stream_snapshot(
+/// Copies `pieces` to the connection until their end; the bytes sent, or None when the
+/// connection failed (or the thread making them did not finish).
+async fn send_pieces(
     wr: &mut (impl futures_lite::AsyncWrite + Unpin),
-    image: Image,
-    own: bool,
+    pieces: flume::Receiver<Piece>,
 ) -> Option<u64> {
-    let pieces = encode_on_thread(image, own);
     let mut sent = 0u64;
     while let Ok(piece) = pieces.recv_async().await {
         match piece {
-            SnapPiece::Bytes(b) => {
+            Piece::Bytes(b) => {
                 wr.write_all(&b).await.ok()?;
                 sent += b.len() as u64;
             }
-            SnapPiece::End => return Some(sent),
+            Piece::End => return Some(sent),
         }
     }
     None
@@ -325,7 +373,7 @@ pub enum NetEvent {
     LogRead {
         to: i64,
         conn: u64,
-        range: Option<ringkeeper_engine::zab::peer::LogRange>,
+        range: Option<ringkeeper_engine::zab::peer::LogSpan>,
     },
 }
 
@@ -400,6 +448,8 @@ struct State {
     next_accepted: u64,
     quorum_packet_bytes_max: usize,
     queue_bytes_max: u64,
+    /// This server's log segments, which a DIFF from the log is read from.
+    log_dir: std::path::PathBuf,
 }
 
 /// The member core's handle on its sockets.
@@ -456,6 +506,7 @@ impl Net {
         sender: Sender,
         events: flume::Sender<NetEvent>,
         quorum_packet_bytes_max: usize,
+        log_dir: std::path::PathBuf,
     ) -> std::io::Result<Net> {
         let me = ensemble.me().clone();
         let all = ensemble.listen_on_all_ips;
@@ -480,6 +531,7 @@ impl Net {
                 next_accepted: 0,
                 quorum_packet_bytes_max,
                 queue_bytes_max: ensemble.learner_queue_bytes,
+                log_dir,
             })),
         };
         glommio::spawn_local(net.clone().accept_election(election)).detach();
@@ -790,46 +842,71 @@ impl Net {
             let mut out = Vec::new();
             while let Ok(first) = rx.recv_async().await {
                 // Everything queued goes out in one write (the ZAB pipeline's proposals, acks
-                // and commits come in bursts), up to a SNAP, whose snapshot follows at once;
-                // what was queued after the SNAP waits for the snapshot.
+                // and commits come in bursts), up to a SNAP, whose snapshot follows at once, or
+                // a DIFF's txns from the log, which are read as they go; what was queued after
+                // either waits for it.
                 let mut msg = Some(first);
-                let mut snapshot = None;
+                let mut stream = None;
                 while let Some(m) = msg.take().or_else(|| {
-                    if out.len() < WRITE_BATCH_BYTES && snapshot.is_none() {
+                    if out.len() < WRITE_BATCH_BYTES && stream.is_none() {
                         rx.try_recv().ok()
                     } else {
                         None
                     }
                 }) {
                     queued.set(queued.get().saturating_sub(queued_cost(&m)));
+                    if let Msg::FromLog { after, through } = m {
+                        stream = Some(Streamed::Log { after, through });
+                        continue;
+                    }
                     if encode_into(&m, &sender, &mut out).is_err() {
                         return;
                     }
                     if let Msg::Snap { zxid, image } = m {
-                        snapshot = Some((zxid, image));
+                        stream = Some(Streamed::Snap { zxid, image });
                     }
                 }
                 if wr.write_all(&out).await.is_err() {
                     return;
                 }
                 out.clear();
-                if let Some((zxid, image)) = snapshot {
-                    let started = std::time::Instant::now();
-                    let nodes = image.tree.node_count();
-                    let own = own_snap.get();
-                    let Some(bytes) = stream_snapshot(&mut wr, image, own).await else {
-                        tracing::warn!(learner = ?from.get(), "sending a snapshot failed; closing");
-                        return;
-                    };
-                    tracing::info!(
-                        learner = ?from.get(),
-                        zxid = format_args!("{zxid:#x}"),
-                        nodes,
-                        bytes,
-                        format = if own { "ringkeeper" } else { "zookeeper" },
-                        ms = started.elapsed().as_millis() as u64,
-                        "sent the snapshot for SNAP"
-                    );
+                let started = std::time::Instant::now();
+                match stream {
+                    None => {}
+                    Some(Streamed::Snap { zxid, image }) => {
+                        let nodes = image.tree.node_count();
+                        let own = own_snap.get();
+                        let pieces = encode_on_thread(image, own);
+                        let Some(bytes) = send_pieces(&mut wr, pieces).await else {
+                            tracing::warn!(learner = ?from.get(), "sending a snapshot failed; closing");
+                            return;
+                        };
+                        tracing::info!(
+                            learner = ?from.get(),
+                            zxid = format_args!("{zxid:#x}"),
+                            nodes,
+                            bytes,
+                            format = if own { "ringkeeper" } else { "zookeeper" },
+                            ms = started.elapsed().as_millis() as u64,
+                            "sent the snapshot for SNAP"
+                        );
+                    }
+                    Some(Streamed::Log { after, through }) => {
+                        let dir = self.st.borrow().log_dir.clone();
+                        let pieces = read_log_on_thread(dir, after, through, sender.clone());
+                        let Some(bytes) = send_pieces(&mut wr, pieces).await else {
+                            tracing::warn!(learner = ?from.get(), "sending a DIFF's txns from the log failed; closing (the learner syncs again)");
+                            return;
+                        };
+                        tracing::info!(
+                            learner = ?from.get(),
+                            after = format_args!("{after:#x}"),
+                            through = format_args!("{through:#x}"),
+                            bytes,
+                            ms = started.elapsed().as_millis() as u64,
+                            "sent a DIFF's txns from the log"
+                        );
+                    }
                 }
             }
         };
@@ -1037,8 +1114,11 @@ mod tests {
 
     fn streamed(img: &Image, own: bool) -> Vec<u8> {
         let mut wire = Vec::new();
-        let sent = futures_lite::future::block_on(stream_snapshot(&mut wire, img.clone(), own))
-            .expect("streamed");
+        let sent = futures_lite::future::block_on(send_pieces(
+            &mut wire,
+            encode_on_thread(img.clone(), own),
+        ))
+        .expect("streamed");
         assert_eq!(sent, wire.len() as u64);
         wire
     }

@@ -325,7 +325,9 @@ fn a_learner_behind_the_window_is_diffed_from_the_log_or_gets_a_snapshot() {
         })
         .expect("a log read");
     assert_eq!((after, through), (z(1, 5), z(2, 5)));
-    let crossing_log = (1..5).map(|c| txn(z(1, c))).chain((1..16).map(|c| txn(z(2, c))));
+    let crossing_log = (1..5)
+        .map(|c| txn(z(1, c)))
+        .chain((1..16).map(|c| txn(z(2, c))));
     let span = log_range(crossing_log, after, through, limits).expect("the log has it");
     assert_eq!((span.base, span.first), (z(1, 4), Some(z(2, 1))));
     assert_eq!(
