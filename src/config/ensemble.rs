@@ -35,7 +35,7 @@ pub struct ServerLine {
 }
 
 /// An ensemble this server is a member of.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ensemble {
     pub my_id: i64,
     /// Every member, by id.
@@ -57,7 +57,17 @@ pub struct Ensemble {
     /// its four-letter words that need a serving server say it is not serving, as
     /// ZooKeeper's leader does; its clients go to the other members.
     pub leader_serves: bool,
+    /// `commitLogCount` (at least 500) and `snapshotSizeFactor` (at most 1; negative turns
+    /// DIFFs from the log off), read as ZooKeeper reads them: a DIFF of up to
+    /// `commit_log_count` txns is always sent; a longer one while its txns come to at most
+    /// `snapshot_size_factor` of the tree.
+    pub commit_log_count: usize,
+    pub snapshot_size_factor: f64,
 }
+
+/// ZooKeeper's `commitLogCount` and `snapshotSizeFactor` defaults (`ZKDatabase`).
+pub const COMMIT_LOG_COUNT_DEFAULT: usize = 500;
+pub const SNAPSHOT_SIZE_FACTOR_DEFAULT: f64 = 0.33;
 
 /// The learner queue's bound unless `ringkeeper.learnerQueueBytes` says otherwise.
 pub const LEARNER_QUEUE_BYTES_DEFAULT: u64 = 256 << 20;
@@ -101,6 +111,8 @@ pub struct EnsembleKeys {
     pub sync_limit: Option<i64>,
     pub finalize_wait_ms: Option<i64>,
     pub learner_queue_bytes: Option<u64>,
+    pub commit_log_count: Option<usize>,
+    pub snapshot_size_factor: Option<f64>,
     pub listen_on_all_ips: bool,
     pub leader_serves: bool,
     pub standalone_enabled: bool,
@@ -135,6 +147,36 @@ impl EnsembleKeys {
                     return Err(err(key, "must be 65536 to 1099511627776 (bytes)"));
                 }
                 self.learner_queue_bytes = Some(v);
+            }
+            // ZooKeeper passes both on as `zookeeper.*` properties, and a bad value gets its
+            // default with a message, not a refusal to start.
+            "commitLogCount" => {
+                let v = value.trim().parse::<i32>();
+                self.commit_log_count = Some(match v {
+                    Ok(n) if n >= COMMIT_LOG_COUNT_DEFAULT as i32 => n as usize,
+                    _ => {
+                        tracing::warn!(
+                            key,
+                            value,
+                            "not a number of at least 500; using 500, as ZooKeeper does"
+                        );
+                        COMMIT_LOG_COUNT_DEFAULT
+                    }
+                });
+            }
+            "snapshotSizeFactor" => {
+                let v = value.trim().parse::<f64>();
+                self.snapshot_size_factor = Some(match v {
+                    Ok(f) if f <= 1.0 => f,
+                    _ => {
+                        tracing::warn!(
+                            key,
+                            value,
+                            "not a number of at most 1; using 0.33, as ZooKeeper does"
+                        );
+                        SNAPSHOT_SIZE_FACTOR_DEFAULT
+                    }
+                });
             }
             "standaloneEnabled" => self.standalone_enabled = super::boolean(key, value)?,
             "quorumListenOnAllIPs" => self.listen_on_all_ips = super::boolean(key, value)?,
@@ -320,6 +362,10 @@ impl EnsembleKeys {
                 .unwrap_or(LEARNER_QUEUE_BYTES_DEFAULT),
             listen_on_all_ips: self.listen_on_all_ips,
             leader_serves: self.leader_serves,
+            commit_log_count: self.commit_log_count.unwrap_or(COMMIT_LOG_COUNT_DEFAULT),
+            snapshot_size_factor: self
+                .snapshot_size_factor
+                .unwrap_or(SNAPSHOT_SIZE_FACTOR_DEFAULT),
         })
     }
 }
@@ -534,6 +580,38 @@ mod tests {
             let k = keys(&[three(), vec![("ringkeeper.learnerQueueBytes", bad)]].concat());
             let e = k.expect_err(bad).to_string();
             assert!(e.contains("ringkeeper.learnerQueueBytes"), "{e}");
+        }
+    }
+
+    /// As ZooKeeper's `ZKDatabase` reads them: out of range or not a number gets the default.
+    #[test]
+    fn commit_log_count_and_snapshot_size_factor_are_read_as_zookeeper_reads_them() {
+        let client = "0.0.0.0:2182".parse().unwrap();
+        let with = |key: &str, v: &str| {
+            let k = keys(&[three(), vec![(key, v)]].concat()).unwrap();
+            let e = k.resolve(Some(2), "m", client, true).unwrap();
+            (e.commit_log_count, e.snapshot_size_factor)
+        };
+        let e = keys(&three())
+            .unwrap()
+            .resolve(Some(2), "m", client, true)
+            .unwrap();
+        assert_eq!((e.commit_log_count, e.snapshot_size_factor), (500, 0.33));
+        for (v, want) in [("2000", 2000), ("499", 500), ("-1", 500), ("many", 500)] {
+            assert_eq!(with("commitLogCount", v).0, want, "commitLogCount={v}");
+        }
+        for (v, want) in [
+            ("0.5", 0.5),
+            ("-1", -1.0),
+            ("1", 1.0),
+            ("1.5", 0.33),
+            ("x", 0.33),
+        ] {
+            assert_eq!(
+                with("snapshotSizeFactor", v).1,
+                want,
+                "snapshotSizeFactor={v}"
+            );
         }
     }
 

@@ -45,8 +45,6 @@ fn diff_window(queue_bytes: u64) -> (usize, u64) {
     let txns = (DIFF_WINDOW_TXNS as u64).min(share / 2 / per_txn).max(1) as usize;
     (txns, bytes)
 }
-/// ZooKeeper's `commitLogCount`: a DIFF this short is sent whatever its size.
-const DIFF_ALWAYS_TXNS: usize = 500;
 /// ZooKeeper's `maxNotificationInterval`.
 const MAX_NOTIFICATION_INTERVAL_MS: i64 = 60_000;
 /// ZooKeeper's `leaderConnectDelayDuringRetryMs`.
@@ -707,7 +705,8 @@ pub async fn run(
         sync_limit: ensemble.sync_limit,
         diff_window: window_txns,
         diff_window_bytes: window_bytes,
-        diff_always: DIFF_ALWAYS_TXNS,
+        diff_always: ensemble.commit_log_count,
+        snapshot_size_factor: ensemble.snapshot_size_factor,
         finalize_wait_ms: ensemble.finalize_wait_ms,
         max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
         config: config.clone(),

@@ -615,15 +615,17 @@ def test_mntr_shows_the_leaders_learners_as_zookeeper_does(ensemble_factory, kin
         assert "zk_learners" not in m and "zk_synced_followers" not in m, m
 
 
-@pytest.mark.parametrize("window", ["memory", "log"])
+@pytest.mark.parametrize("window", ["memory", "log", "factor-off"])
 def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ensemble_factory, window):
     """Past ZooKeeper's 500 in-memory txns, a DIFF still beats SNAP while the txns come to less
     than a third of the tree. The leader keeps a window of recent txns in memory; with a small
     learner queue (`ringkeeper.learnerQueueBytes` of 4 MiB, a window of about 1,260 txns) the
     older ones are read back from its log, as ZooKeeper reads them (`txnLogSyncEnabled`): here
     about 3,700 of 5,000, more than the window and the learner's queue hold, since they are read
-    from the log again as the learner's connection takes them."""
-    extra = "ringkeeper.learnerQueueBytes=4194304" if window == "log" else ""
+    from the log again as the learner's connection takes them. With ZooKeeper's
+    `snapshotSizeFactor=-1` no DIFF goes past 500 txns, and none is read from the log: SNAP."""
+    extra = {"memory": "", "log": "ringkeeper.learnerQueueBytes=4194304",
+             "factor-off": "ringkeeper.learnerQueueBytes=4194304\nsnapshotSizeFactor=-1"}[window]
     behind = 5000 if window == "log" else 1500
     ens = ensemble_factory(voters=3, extra_cfg=extra)
     leader = ens.leader()
@@ -648,7 +650,9 @@ def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ens
         ens.start(lagging)
         synced = re.findall(r'in step \(UPTODATE sent\) learner=%d how="(\w+)" txns=(\d+)' % lagging,
                             ens.read_log(leader))
-        assert synced and synced[-1][0] == "DIFF" and int(synced[-1][1]) >= behind, synced
+        want = "SNAP" if window == "factor-off" else "DIFF"
+        assert synced and synced[-1][0] == want, synced
+        assert want == "SNAP" or int(synced[-1][1]) >= behind, synced
         log = ens.read_log(leader)
         read_back = re.findall(r"read txns back from the log for a DIFF.* learner=%d txns=(\d+)" % lagging, log)
         streamed = re.findall(r"sent a DIFF's txns from the log learner=Some\(%d\)" % lagging, log)
@@ -936,8 +940,8 @@ def test_a_ringkeeper_follower_of_a_java_leader_is_caught_up_by_its_snap_while_w
     tree while it commits, so the snapshot may already hold txns that follow it. Member 1 ends
     with the leader's tree, node for node, and comes back to it from its own disk after a kill."""
     # The Java leader would DIFF from its on-disk log; `snapshotSizeFactor=-1` (which Java takes
-    # as the property zookeeper.snapshotSizeFactor, and Ringkeeper ignores) turns that off, so
-    # 600 txns behind its 500 in memory is SNAP.
+    # as the property zookeeper.snapshotSizeFactor, and Ringkeeper reads as Java does) turns
+    # that off, so 600 txns behind its 500 in memory is SNAP.
     ens = ensemble_factory(voters=3, java_ids=[2, 3],
                            extra_cfg="syncLimit=50\ninitLimit=100\nsnapshotSizeFactor=-1")
     assert ens.leader() in (2, 3) and ens.mode(1) == "follower", modes(ens)

@@ -72,9 +72,12 @@ pub struct PeerConfig {
     pub diff_window: usize,
     pub diff_window_bytes: u64,
     /// A diff of at most this many txns is sent whatever its size (ZooKeeper's
-    /// `commitLogCount`, 500); a longer one only while its txns come to at most a third of the
-    /// tree (ZooKeeper's `snapshotSizeFactor`, 0.33), else SNAP is cheaper.
+    /// `commitLogCount`, 500); a longer one only while its txns come to at most
+    /// `snapshot_size_factor` of the tree (ZooKeeper's, 0.33), else SNAP is cheaper. A
+    /// negative factor turns the longer ones off, and with them DIFFs from the log, as
+    /// ZooKeeper's does.
     pub diff_always: usize,
+    pub snapshot_size_factor: f64,
     /// Election: `finalizeWait` and `maxNotificationInterval`.
     pub finalize_wait_ms: i64,
     pub max_notification_interval_ms: i64,
@@ -1280,7 +1283,14 @@ impl Peer {
         let window = self.history.iter().take_while(|t| t.zxid <= committed);
         let max_log = window.clone().last().map_or(committed, |t| t.zxid);
         let behind_window = peer_last < self.history_base;
-        if behind_window && peer_last > 0 && !h.log_failed {
+        // How many bytes of txns a DIFF past `diff_always` txns may carry.
+        let factor = self.cfg.snapshot_size_factor;
+        let diff_bytes_max = if factor < 0.0 {
+            0
+        } else {
+            (self.tree_bytes as f64 * factor) as u64
+        };
+        if behind_window && peer_last > 0 && !h.log_failed && factor >= 0.0 {
             // Before the window: ZooKeeper reads its log back (`txnLogSyncEnabled`), as does
             // this leader, off the member core; the sync goes on in `log_read`. What was read
             // must reach the window's start, or the rest is read (the window moved meanwhile).
@@ -1291,9 +1301,9 @@ impl Peer {
                     // What was surveyed already counts against the limits.
                     Some(s) => (
                         self.cfg.diff_always.saturating_sub(s.txns as usize),
-                        (self.tree_bytes / 3).saturating_sub(s.bytes),
+                        diff_bytes_max.saturating_sub(s.bytes),
                     ),
-                    None => (self.cfg.diff_always, self.tree_bytes / 3),
+                    None => (self.cfg.diff_always, diff_bytes_max),
                 };
                 out.push(Output::ReadLog {
                     to: id,
@@ -1380,7 +1390,7 @@ impl Peer {
             packets.clear();
         }
         let send = |out: &mut Vec<Output>, msg| out.push(Output::Send { to: id, conn, msg });
-        if txns as usize > self.cfg.diff_always && bytes > self.tree_bytes / 3 {
+        if txns as usize > self.cfg.diff_always && bytes > diff_bytes_max {
             packets.clear(); // the tree is smaller than what changed: SNAP
         }
         let txns = if packets.is_empty() { 0 } else { txns };

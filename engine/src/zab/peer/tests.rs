@@ -21,6 +21,7 @@ pub(crate) fn cfg(my_id: i64) -> PeerConfig {
         diff_window: 500,
         diff_window_bytes: 1 << 30,
         diff_always: 500,
+        snapshot_size_factor: 0.33,
         finalize_wait_ms: 200,
         max_notification_interval_ms: 60_000,
         config: Bytes::new(),
@@ -629,9 +630,15 @@ fn a_learner_in_step_is_reported_with_how_it_was_synced() {
 /// What learner 2, at `peer_last`, gets from a leader with 100 txns whose tree is about
 /// `tree_bytes` and which always diffs up to 10 txns.
 fn long_sync(peer_last: i64, tree_bytes: u64) -> Vec<&'static str> {
+    long_sync_with(peer_last, tree_bytes, 0.33)
+}
+
+/// [`long_sync`] with ZooKeeper's `snapshotSizeFactor` at `factor`.
+fn long_sync_with(peer_last: i64, tree_bytes: u64, factor: f64) -> Vec<&'static str> {
     let mut c = cfg(1);
     c.diff_window = 1000;
     c.diff_always = 10;
+    c.snapshot_size_factor = factor;
     let log: Vec<i64> = (1..=100).map(|n| z(1, n)).collect();
     let mut p = leader_with(c, &log, 1);
     p.set_tree_bytes(tree_bytes);
@@ -671,13 +678,41 @@ fn a_learner_with_nothing_gets_snap_not_a_diff_from_zero() {
 
 #[test]
 fn a_long_diff_is_sent_only_while_its_txns_are_under_a_third_of_the_tree() {
-    // 50 txns of 36 bytes: 1,800 bytes.
+    // 50 txns of 36 bytes: 1,800 bytes, and 0.33 (ZooKeeper's factor) of 5,455 is 1,800.15.
     let cost = txn_cost(&txn(z(1, 1)));
     assert_eq!(cost, 36);
-    assert_eq!(long_sync(z(1, 50), 3 * 1800), ["DIFF"]);
-    assert_eq!(long_sync(z(1, 50), 3 * 1800 - 3), ["SNAP"]);
+    assert_eq!(long_sync(z(1, 50), 5455), ["DIFF"]);
+    assert_eq!(long_sync(z(1, 50), 5454), ["SNAP"]);
     // Within `diff_always`, a DIFF whatever the tree.
     assert_eq!(long_sync(z(1, 95), 0), ["DIFF"]);
+    // `snapshotSizeFactor` sets the share: half the tree, or none past `diff_always`.
+    assert_eq!(long_sync_with(z(1, 50), 2 * 1800, 0.5), ["DIFF"]);
+    assert_eq!(long_sync_with(z(1, 50), 2 * 1800 - 3, 0.5), ["SNAP"]);
+    assert_eq!(long_sync_with(z(1, 50), 1 << 30, -1.0), ["SNAP"]);
+    assert_eq!(long_sync_with(z(1, 95), 1 << 30, -1.0), ["DIFF"]);
+}
+
+/// A negative `snapshotSizeFactor` turns DIFFs from the log off, as in ZooKeeper: a learner
+/// behind the window gets SNAP without the log being read.
+#[test]
+fn a_negative_snapshot_size_factor_means_no_diff_from_the_log() {
+    let mut c = cfg(1);
+    c.snapshot_size_factor = -1.0;
+    let window: Vec<i64> = (10..20).map(|c| z(1, c)).collect();
+    let mut p = leader_with(c, &window, 1);
+    let ack = Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid: z(1, 5),
+    };
+    let out = p.message(2, 7, ack, 320);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::ReadLog { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        to_learner_2(&out),
+        ["SNAP 0x100000013", "NEWLEADER 0x200000000"]
+    );
 }
 
 #[test]

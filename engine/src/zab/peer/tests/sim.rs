@@ -427,6 +427,8 @@ impl Sim {
             } else {
                 rng.gen_range(40..200)
             },
+            // ZooKeeper's default mostly; now and then DIFFs from the log are off.
+            snapshot_size_factor: if rng.gen_bool(0.8) { 0.33 } else { -1.0 },
             finalize_wait_ms: 200,
             max_notification_interval_ms: 1_000,
             config: Bytes::new(),
