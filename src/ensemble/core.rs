@@ -420,7 +420,7 @@ impl Core {
                         }
                         Ok(None) => {
                             tracing::info!(learner = to, ms,
-                                "the log does not hold what the learner lacks, or it is more than a third of the tree: SNAP");
+                                "the log does not hold what the learner lacks, or it is more than snapshotSizeFactor of the tree: SNAP");
                             None
                         }
                         Err(e) => {

@@ -390,8 +390,8 @@ impl LogSpan {
 }
 
 /// How much of a leader's log a DIFF may carry: past `count_free` txns, only while they come
-/// to at most `bytes_max` (ZooKeeper's `commitLogCount` and a third of the tree, its
-/// `snapshotSizeFactor`): beyond that SNAP is cheaper.
+/// to at most `bytes_max` (ZooKeeper's `commitLogCount`, and `snapshotSizeFactor` of the
+/// tree): beyond that SNAP is cheaper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogLimits {
     pub count_free: usize,
