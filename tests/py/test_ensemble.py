@@ -861,6 +861,45 @@ def test_a_leader_told_leader_serves_no_takes_no_clients_and_the_others_do(ensem
 
 
 @pytest.mark.skipif(not java_zookeeper_available(), reason="Java ZooKeeper is not installed")
+def test_a_java_follower_far_behind_is_caught_up_by_a_diff_streamed_from_the_leaders_log(ensemble_factory):
+    """A Java ZooKeeper follower (member 1) 4,000 txns behind a Ringkeeper leader whose window in
+    memory holds about 1,260 (a 4 MiB learner queue) is sent a DIFF: most of it read from the
+    leader's log as the connection takes it, packets Java's learner must read as its own
+    leader's."""
+    ens = ensemble_factory(voters=3, java_ids=[1],
+                           extra_cfg="syncLimit=50\ninitLimit=100\nringkeeper.learnerQueueBytes=4194304")
+    assert ens.mode(1) == "follower" and ens.leader() in (2, 3), modes(ens)
+    leader = ens.leader()
+    zk = client(ens.hosts([2, 3]))
+    try:
+        zk.create("/big")
+        for n in range(10):
+            zk.create(f"/big/n{n}", b"x" * 100_000)  # a 1 MB tree
+        zk.create("/small", b"")
+        with synced_on(ens, 1, "/small") as z:
+            assert z.exists("/small")
+        time.sleep(1)  # the Java member's own log write of them, before the kill
+        ens.kill9(1)
+        behind = 4000
+        for r in [zk.set_async("/small", b"%010d" % n) for n in range(behind)]:
+            r.get(timeout=30)
+        ens.start(1)
+        with synced_on(ens, 1, "/small") as z:
+            data, stat = z.get("/small")
+            assert stat.version == behind and data == b"%010d" % (behind - 1)
+            assert z.get("/big/n9")[0] == b"x" * 100_000
+        log = ens.read_log(leader)
+        synced = re.findall(r'in step \(UPTODATE sent\) learner=1 how="(\w+)" txns=(\d+)', log)
+        assert synced and synced[-1][0] == "DIFF" and int(synced[-1][1]) >= behind, synced
+        read_back = re.findall(r"read txns back from the log for a DIFF.* learner=1 txns=(\d+)", log)
+        assert read_back and int(read_back[-1]) >= 2500, log[-3000:]
+        assert re.search(r"sent a DIFF's txns from the log learner=Some\(1\)", log), log[-3000:]
+    finally:
+        zk.stop()
+        zk.close()
+
+
+@pytest.mark.skipif(not java_zookeeper_available(), reason="Java ZooKeeper is not installed")
 def test_a_java_follower_among_ringkeeper_members_votes_replicates_and_is_caught_up_by_diff(ensemble_factory):
     """Server-to-server traffic is ZooKeeper's own: a Java ZooKeeper 3.8 member (member 1) in a
     Ringkeeper ensemble takes part in elections, follows a Ringkeeper leader, replicates writes
