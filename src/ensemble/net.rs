@@ -22,7 +22,10 @@
 //! SNAP was taken from (an O(1) clone of the persistent tree) and hands the pieces over a short
 //! queue, so the member core only copies them to the socket and the leader's write path never
 //! waits for the walk. The learner takes whole records as they arrive and builds the tree on a
-//! thread; a Java leader's snapshot comes as a fuzzy image (`Image::fuzzy_through`).
+//! thread; a Java leader's snapshot comes as a fuzzy image (`Image::fuzzy_through`). The txns
+//! of a DIFF that the leader's log holds (`Msg::FromLog`) are streamed the same way: a thread
+//! reads them from the log again and encodes them as PROPOSAL and COMMIT packets, a few pieces
+//! ahead of the socket (`read_log_on_thread`); what was queued after them waits.
 //! Each connection has an id: the learner's choice on its side, a count on the leader's.
 //!
 //! Limits: a notification is at most 512 KiB (ZooKeeper's `PACKETMAXSIZE`), a quorum packet
