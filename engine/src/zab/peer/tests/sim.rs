@@ -9,7 +9,8 @@
 //!   cut single directions, and heal.
 //! - **Disks.** Appends become durable after a delay, in order. A crash loses what was not
 //!   durable, or keeps a torn prefix of it; a failed fdatasync crashes the server. The epoch
-//!   files and snapshots are written durably at once.
+//!   files and snapshots are written durably at once. A leader's log is read back for a DIFF
+//!   (surveyed, then streamed); either read fails one time in ten.
 //! - **Clients.** Each first creates a session (through whichever server it reaches, which
 //!   sends createSession to the leader), then sends one request at a time (create, setData,
 //!   delete on a few keys, with and without versions; reads, plain or after a sync) to a random
