@@ -419,7 +419,7 @@ fn segments_from(
 
 /// For a learner behind the leader's DIFF window: what `peer::log_range` finds in the segments
 /// in `dir` (the newest zxid at or below `after`, then every txn through `through`), reading
-/// no further than `through`. `Ok(None)`: the log does not hold that range (purged, say) or it
+/// no segment past the one holding `through`. `Ok(None)`: the log does not hold that range (purged, say) or it
 /// is too big to be worth a DIFF.
 pub fn read_range(
     dir: &Path,
@@ -475,7 +475,7 @@ pub fn stream_range(
                 LogStep::Skip => {}
                 LogStep::Send => {
                     if !send(t) {
-                        return Err("the connection is gone".into());
+                        return Err("stopped by the sender (its connection is gone)".into());
                     }
                     sent += 1;
                 }

@@ -165,9 +165,9 @@ impl EnsembleKeys {
                 });
             }
             "snapshotSizeFactor" => {
-                let v = value.trim().parse::<f64>();
-                self.snapshot_size_factor = Some(match v {
-                    Ok(f) if f <= 1.0 => f,
+                self.snapshot_size_factor = Some(match java_double(value) {
+                    // Java keeps NaN (which then turns DIFFs from the log off).
+                    Some(f) if f <= 1.0 || f.is_nan() => f,
                     _ => {
                         tracing::warn!(
                             key,
@@ -368,6 +368,26 @@ impl EnsembleKeys {
                 .unwrap_or(SNAPSHOT_SIZE_FACTOR_DEFAULT),
         })
     }
+}
+
+/// `value` as Java's `Double.parseDouble` reads it (decimal forms, `NaN`, `Infinity`, an `f`
+/// or `d` suffix; not hexadecimal ones), or None where Java would throw.
+fn java_double(value: &str) -> Option<f64> {
+    let t = value.trim();
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let negative = t.starts_with('-');
+    match unsigned {
+        "NaN" => return Some(f64::NAN),
+        "Infinity" if negative => return Some(f64::NEG_INFINITY),
+        "Infinity" => return Some(f64::INFINITY),
+        _ => {}
+    }
+    let t = t.strip_suffix(['f', 'F', 'd', 'D']).unwrap_or(t);
+    let plain = |c: char| c.is_ascii_digit() || "+-.eE".contains(c);
+    if t.is_empty() || !t.chars().all(plain) {
+        return None; // Rust's own `inf`, `nan` and the like are not Java's
+    }
+    t.parse().ok()
 }
 
 /// A `clientPort` that is given must agree with the server line's client address.
@@ -604,8 +624,14 @@ mod tests {
             ("0.5", 0.5),
             ("-1", -1.0),
             ("1", 1.0),
+            ("0", 0.0),
+            ("0.5d", 0.5),
+            ("-Infinity", f64::NEG_INFINITY),
             ("1.5", 0.33),
+            ("Infinity", 0.33),
+            ("-inf", 0.33),
             ("x", 0.33),
+            ("", 0.33),
         ] {
             assert_eq!(
                 with("snapshotSizeFactor", v).1,
@@ -613,6 +639,10 @@ mod tests {
                 "snapshotSizeFactor={v}"
             );
         }
+        assert!(
+            with("snapshotSizeFactor", "NaN").1.is_nan(),
+            "Java keeps NaN"
+        );
     }
 
     #[test]

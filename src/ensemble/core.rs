@@ -32,8 +32,9 @@ use std::time::Duration;
 /// Txns a member keeps for DIFF, at most, and their bytes at most (ZooKeeper reads a learner's
 /// DIFF back from its log where its 500 in memory do not reach; a window this size covers what
 /// its default snapCount of 100,000 keeps in the log after the last snapshot). Both shrink to
-/// fit a quarter of `ringkeeper.learnerQueueBytes`, so a whole DIFF (each txn a PROPOSAL and a
-/// COMMIT) always fits a learner's queue with room for the writes that follow it.
+/// fit a quarter of `ringkeeper.learnerQueueBytes`, so the part of a DIFF taken from the
+/// window (each txn a PROPOSAL and a COMMIT) always fits a learner's queue with room for the
+/// writes that follow it; older txns are streamed from the log as the connection drains.
 const DIFF_WINDOW_TXNS: usize = 100_000;
 const DIFF_WINDOW_BYTES: u64 = 32 << 20;
 
@@ -581,12 +582,13 @@ pub async fn run(
     if let Some(snapshot) = start.snapshot {
         pipeline.restore(snapshot, now);
     }
-    let recent: Vec<Txn> = start
-        .txns
-        .iter()
-        .skip(start.txns.len().saturating_sub(DIFF_WINDOW_TXNS))
-        .cloned()
-        .collect();
+    let skipped = start.txns.len().saturating_sub(DIFF_WINDOW_TXNS);
+    let recent: Vec<Txn> = start.txns.iter().skip(skipped).cloned().collect();
+    // Recovery read the log from the txn right after the snapshot.
+    let recent_base = match skipped {
+        0 => snapshot_zxid,
+        n => start.txns[n - 1].zxid,
+    };
     for txn in start.txns {
         pipeline.replay(txn, now);
     }
@@ -615,6 +617,7 @@ pub async fn run(
         current_epoch: epoch_file(CURRENT_EPOCH),
         last_zxid,
         recent,
+        recent_base,
         snapshot_zxid,
     };
     let config = Bytes::from(config_text(&ensemble));

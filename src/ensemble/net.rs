@@ -163,15 +163,18 @@ fn read_log_on_thread(
         .name("rk-log-send".into())
         .spawn(move || {
             let mut buf = Vec::new();
+            let mut gone = false;
             let streamed = crate::log::stream_range(&dir, after, through, |t| {
                 let zxid = t.zxid;
                 let encoded = encode_into(&Msg::Proposal(t), &sender, &mut buf)
                     .and_then(|()| encode_into(&Msg::Commit { zxid }, &sender, &mut buf));
                 if encoded.is_err() {
-                    return false;
+                    return false; // said where it failed
                 }
-                buf.len() < WRITE_BATCH_BYTES
-                    || tx.send(Piece::Bytes(std::mem::take(&mut buf))).is_ok()
+                if buf.len() >= WRITE_BATCH_BYTES {
+                    gone = tx.send(Piece::Bytes(std::mem::take(&mut buf))).is_err();
+                }
+                !gone
             });
             match streamed {
                 Ok(_) => {
@@ -179,6 +182,8 @@ fn read_log_on_thread(
                         let _ = tx.send(Piece::End);
                     }
                 }
+                // The connection closed meanwhile; its task says so.
+                Err(_) if gone => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read a DIFF's txns from the log"),
             }
         });

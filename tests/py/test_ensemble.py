@@ -618,8 +618,9 @@ def test_mntr_shows_the_leaders_learners_as_zookeeper_does(ensemble_factory, kin
 @pytest.mark.parametrize("window", ["memory", "log", "factor-off"])
 def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ensemble_factory, window):
     """Past ZooKeeper's 500 in-memory txns, a DIFF still beats SNAP while the txns come to less
-    than a third of the tree. The leader keeps a window of recent txns in memory; with a small
-    learner queue (`ringkeeper.learnerQueueBytes` of 4 MiB, a window of about 1,260 txns) the
+    than 0.33 of the tree (`snapshotSizeFactor`). The leader keeps a window of recent txns in
+    memory; with a small learner queue (`ringkeeper.learnerQueueBytes` of 4 MiB, a window of
+    about 1,260 txns) the
     older ones are read back from its log, as ZooKeeper reads them (`txnLogSyncEnabled`): here
     about 3,700 of 5,000, more than the window and the learner's queue hold, since they are read
     from the log again as the learner's connection takes them. With ZooKeeper's
@@ -638,7 +639,7 @@ def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ens
         zk.create("/small", b"")
         # The member to lag must have the big creates on its disk first: it is not needed for
         # their quorum, so it can trail, and a follower applies a committed txn that its own
-        # log write has not finished yet. Behind by them too, its DIFF would pass a third of the
+        # log write has not finished yet. Behind by them too, its DIFF would pass 0.33 of the
         # tree, and SNAP would be the right choice. A sync there and a stop (SIGTERM, which
         # finishes the log's writes) make sure of it.
         with synced_on(ens, lagging, "/small") as z:
@@ -948,7 +949,7 @@ def test_a_java_follower_among_ringkeeper_members_votes_replicates_and_is_caught
         with synced_on(ens, 1, "/lag") as z:
             assert len(z.get_children("/lag")) == 300
             assert z.get("/from3")[0] == b"3"
-        # Far behind (600 txns of 1 KiB, more than a third of the tree): SNAP, which the Java
+        # Far behind (600 txns of 1 KiB, more than 0.33 of the tree): SNAP, which the Java
         # learner reads as its own leader's.
         ens.kill9(1)
         leader = ens.leader()

@@ -67,8 +67,8 @@ pub struct PeerConfig {
     /// `syncLimit`, in ticks: how long a leader and a learner may go unheard.
     pub sync_limit: i64,
     /// How many recent txns a member keeps for DIFF, at most, and how many bytes of them
-    /// (ZooKeeper keeps `commitLogCount` in memory and reads older ones back from its log); a
-    /// learner further behind gets SNAP.
+    /// (ZooKeeper keeps `commitLogCount` in memory); for a learner further behind, the leader's
+    /// log is read (`Output::ReadLog`).
     pub diff_window: usize,
     pub diff_window_bytes: u64,
     /// A diff of at most this many txns is sent whatever its size (ZooKeeper's
@@ -118,6 +118,10 @@ pub struct Persisted {
     /// The newest txns of the log, oldest first, ending at `last_zxid` (up to `diff_window` of
     /// them; fewer is fine, more are dropped).
     pub recent: Vec<Txn>,
+    /// The zxid of the txn the log holds right before `recent`'s first (the snapshot's when
+    /// `recent` starts right after it; 0 when it is the log's first). Unknown, the first's
+    /// zxid less one will do: it only makes a learner at an older epoch's last txn get SNAP.
+    pub recent_base: i64,
     /// The zxid of the newest snapshot on disk (0: none).
     pub snapshot_zxid: i64,
 }
@@ -434,6 +438,9 @@ pub fn log_range(
         if s.txns > limits.count_free as u64 && s.bytes > limits.bytes_max {
             return None;
         }
+        if s.end == through {
+            break; // read no further
+        }
     }
     let span = span.unwrap_or(LogSpan {
         base: base?,
@@ -619,9 +626,11 @@ impl Peer {
         assert!(cfg.voters.windows(2).all(|w| w[0] < w[1]), "voters sorted");
         let mut history: VecDeque<Txn> = disk.recent.into();
         let mut history_bytes: u64 = history.iter().map(txn_cost).sum();
+        let mut history_base = history.front().map_or(disk.last_zxid, |_| disk.recent_base);
         while history.len() > cfg.diff_window || history_bytes > cfg.diff_window_bytes {
             let t = history.pop_front().expect("not empty");
             history_bytes -= txn_cost(&t);
+            history_base = t.zxid;
         }
         if let Some(last) = history.back() {
             assert_eq!(
@@ -629,7 +638,11 @@ impl Peer {
                 "recent txns end at the last zxid"
             );
         }
-        let history_base = history.front().map_or(disk.last_zxid, |t| t.zxid - 1);
+        if let Some(first) = history.front() {
+            if !crate::wal::follows(history_base, first.zxid) {
+                history_base = first.zxid - 1; // a base that cannot be: the safe stand-in
+            }
+        }
         let (election, eo) = Election::start(
             election_config(&cfg),
             disk.last_zxid,
@@ -1283,14 +1296,20 @@ impl Peer {
         let window = self.history.iter().take_while(|t| t.zxid <= committed);
         let max_log = window.clone().last().map_or(committed, |t| t.zxid);
         let behind_window = peer_last < self.history_base;
-        // How many bytes of txns a DIFF past `diff_always` txns may carry.
+        // How many bytes of txns a DIFF past `diff_always` txns may carry: ZooKeeper's
+        // `snapshotSizeFactor` of the tree; none when negative (or not a number), since then
+        // ZooKeeper sends no more than its `commitLogCount` in memory; no limit at 0, which
+        // ZooKeeper's log reader takes as unlimited.
         let factor = self.cfg.snapshot_size_factor;
-        let diff_bytes_max = if factor < 0.0 {
+        let log_diffs = factor >= 0.0;
+        let diff_bytes_max = if !log_diffs {
             0
+        } else if factor == 0.0 {
+            u64::MAX
         } else {
             (self.tree_bytes as f64 * factor) as u64
         };
-        if behind_window && peer_last > 0 && !h.log_failed && factor >= 0.0 {
+        if behind_window && peer_last > 0 && !h.log_failed && log_diffs {
             // Before the window: ZooKeeper reads its log back (`txnLogSyncEnabled`), as does
             // this leader, off the member core; the sync goes on in `log_read`. What was read
             // must reach the window's start, or the rest is read (the window moved meanwhile).

@@ -52,12 +52,18 @@ fn leader(log: &[i64], epoch: i64) -> Peer {
 
 /// [`leader`] with its own configuration.
 fn leader_with(cfg: PeerConfig, log: &[i64], epoch: i64) -> Peer {
+    leader_from(cfg, log, log.first().map_or(0, |z| z - 1), epoch)
+}
+
+/// [`leader_with`], its log in memory starting after `recent_base`.
+fn leader_from(cfg: PeerConfig, log: &[i64], recent_base: i64, epoch: i64) -> Peer {
     let last = log.last().copied().unwrap_or(0);
     let disk = Persisted {
         accepted_epoch: epoch,
         current_epoch: epoch,
         last_zxid: last,
         recent: log.iter().map(|z| txn(*z)).collect(),
+        recent_base,
         snapshot_zxid: 0,
     };
     let (mut p, _) = Peer::start(cfg, disk, 0);
@@ -384,6 +390,7 @@ fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_r
         current_epoch: 1,
         last_zxid: z(1, 1),
         recent: vec![txn(z(1, 1))],
+        recent_base: 0,
         snapshot_zxid: 0,
     };
     let (mut p, _) = Peer::start(cfg(2), disk, 0);
@@ -486,6 +493,7 @@ fn learner_joining(
             current_epoch: 1,
             last_zxid: last,
             recent: vec![],
+            recent_base: last,
             snapshot_zxid: snapshot,
         };
         Peer::start(cfg(2), disk, 0).0
@@ -692,6 +700,32 @@ fn a_long_diff_is_sent_only_while_its_txns_are_under_a_third_of_the_tree() {
     assert_eq!(long_sync_with(z(1, 95), 1 << 30, -1.0), ["DIFF"]);
 }
 
+/// A leader whose txns in memory start with an epoch's first: the txn before them is the
+/// older epoch's last (`recent_base`), so a learner at it gets a DIFF, and one further behind
+/// has the log read up to it (not up to a zxid no log holds, which would make it SNAP).
+#[test]
+fn a_window_starting_an_epoch_diffs_a_learner_at_the_older_epochs_last_txn() {
+    let window: Vec<i64> = (1..10).map(|c| z(2, c)).collect();
+    let mut p = leader_from(cfg(1), &window, z(1, 7), 2);
+    let ack = |last_zxid| Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid,
+    };
+    let out = p.message(2, 7, ack(z(1, 7)), 320);
+    assert_eq!(
+        to_learner_2(&out).first().map(String::as_str),
+        Some("DIFF 0x200000009"),
+        "{out:?}"
+    );
+    let mut p = leader_from(cfg(1), &window, z(1, 7), 2);
+    let out = p.message(2, 7, ack(z(1, 5)), 320);
+    let read = out.iter().find_map(|o| match o {
+        Output::ReadLog { after, through, .. } => Some((*after, *through)),
+        _ => None,
+    });
+    assert_eq!(read, Some((z(1, 5), z(1, 7))));
+}
+
 /// A negative `snapshotSizeFactor` turns DIFFs from the log off, as in ZooKeeper: a learner
 /// behind the window gets SNAP without the log being read.
 #[test]
@@ -784,6 +818,7 @@ fn learner_dials_during_election(vote_for: i64, vote_zxid: i64) -> (Vec<Output>,
         current_epoch: 1,
         last_zxid: z(1, 5),
         recent: vec![],
+        recent_base: z(1, 5),
         snapshot_zxid: 0,
     };
     let (mut p, _) = Peer::start(cfg(1), disk, 0);

@@ -138,11 +138,21 @@ impl Disk {
 
     fn persisted(&self, window: usize) -> Persisted {
         let start = self.log.len().saturating_sub(window);
+        // The txn before the first one handed over: the log's own, or the snapshot the log
+        // was started after (an installed one), or none.
+        let recent_base = match start {
+            0 => match &self.snap {
+                Some(s) if self.log.first().is_none_or(|f| f.zxid > s.zxid) => s.zxid,
+                _ => 0,
+            },
+            n => self.log[n - 1].zxid,
+        };
         Persisted {
             accepted_epoch: self.accepted,
             current_epoch: self.current,
             last_zxid: self.last_zxid(),
             recent: self.log[start..].to_vec(),
+            recent_base,
             snapshot_zxid: self.snap.as_ref().map_or(0, |s| s.zxid),
         }
     }
@@ -723,28 +733,41 @@ impl Sim {
                 // connection closes.
                 let mut stream = LogStream::new(after, through);
                 let mut msgs = Vec::new();
-                if !self.rng.gen_bool(0.1) {
-                    for t in &self.servers[&id].disk.log {
-                        if stream.done() {
-                            break;
+                for t in &self.servers[&id].disk.log {
+                    if stream.done() {
+                        break;
+                    }
+                    match stream.step(t.zxid) {
+                        LogStep::Skip => {}
+                        LogStep::Send => {
+                            msgs.push(Msg::Proposal(t.clone()));
+                            msgs.push(Msg::Commit { zxid: t.zxid });
                         }
-                        match stream.step(t.zxid) {
-                            LogStep::Skip => {}
-                            LogStep::Send => {
-                                msgs.push(Msg::Proposal(t.clone()));
-                                msgs.push(Msg::Commit { zxid: t.zxid });
-                            }
-                            LogStep::Broken => break,
-                        }
+                        LogStep::Broken => break,
                     }
                 }
-                if stream.done() {
+                if stream.done() && !self.rng.gen_bool(0.1) {
                     self.stats.log_streams += 1;
                     for m in msgs {
                         self.send(id, to, conn, m);
                     }
                 } else {
+                    // What was read before the failure goes out, then the connection closes
+                    // and both ends hear of it.
+                    let cut = self.rng.gen_range(0..=msgs.len());
+                    for m in msgs.into_iter().take(cut) {
+                        self.send(id, to, conn, m);
+                    }
                     self.close(id, to, conn);
+                    let at = self.now + self.rng.gen_range(1..10);
+                    self.push(
+                        at,
+                        Event::Closed {
+                            from: to,
+                            to: id,
+                            conn,
+                        },
+                    );
                 }
             }
             Output::Send { to, conn, msg } => {
