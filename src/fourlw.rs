@@ -513,6 +513,8 @@ pub async fn mntr_values(shared: &Shared) -> Vec<(&'static str, String)> {
     line("local_sessions", "0".into());
     line("uptime", shared.started.elapsed().as_millis().to_string());
     line("max_latency", max.to_string());
+    line("diff_count", s.diff_syncs.load(Relaxed).to_string());
+    line("snap_count", s.snap_syncs.load(Relaxed).to_string());
     // Ringkeeper's own: connections its front-end limits closed, and the group commit's
     // fdatasyncs and the txns they made durable.
     line(

@@ -40,6 +40,10 @@ pub struct ServerStats {
     pub synced_followers: AtomicU64,
     pub synced_observers: AtomicU64,
     pub pending_syncs: AtomicU64,
+    /// Learners this server, leading, brought in step by DIFF or TRUNC, and by SNAP
+    /// (ZooKeeper's `diff_count` and `snap_count`, which it too keeps on every server).
+    pub diff_syncs: AtomicU64,
+    pub snap_syncs: AtomicU64,
     /// When this server became an established leader (ms since the epoch; 0: it is not one).
     pub leading_since_ms: AtomicI64,
     /// The established leader's server id while this member serves (itself, when it leads);

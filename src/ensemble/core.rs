@@ -392,13 +392,22 @@ impl Core {
                 how,
                 txns,
                 ms,
-            } => tracing::info!(
-                learner,
-                how = how.name(),
-                txns,
-                ms,
-                "a learner is in step (UPTODATE sent)"
-            ),
+            } => {
+                let st = &self.shared.stats;
+                match how {
+                    peer::SyncKind::Snap => st.snap_syncs.fetch_add(1, Relaxed),
+                    peer::SyncKind::Diff | peer::SyncKind::Trunc => {
+                        st.diff_syncs.fetch_add(1, Relaxed)
+                    }
+                };
+                tracing::info!(
+                    learner,
+                    how = how.name(),
+                    txns,
+                    ms,
+                    "a learner is in step (UPTODATE sent)"
+                )
+            }
             peer::Output::ReadLog {
                 to,
                 conn,

@@ -604,6 +604,12 @@ def test_mntr_shows_the_leaders_learners_as_zookeeper_does(ensemble_factory, kin
             "zk_pending_syncs": "0"}
     leader = ens.leader()
     assert wait_until(lambda: all(mntr(leader).get(k) == v for k, v in want.items()), timeout=10), mntr(leader)
+    # ZooKeeper's counters of the syncs this server served as leader: each learner came in
+    # step by a DIFF (of nothing), none by SNAP. Every server shows them.
+    m = mntr(leader)
+    assert int(m["zk_diff_count"]) >= 3 and m["zk_snap_count"] == "0", m
+    for i in ens.ids:
+        assert "zk_diff_count" in mntr(i) and "zk_snap_count" in mntr(i), (i, mntr(i))
     assert int(mntr(leader)["zk_leader_uptime"]) >= 0
     for i in ens.ids:
         if i == leader:
@@ -657,6 +663,10 @@ def test_a_member_thousands_of_txns_behind_a_large_tree_is_caught_up_by_diff(ens
         log = ens.read_log(leader)
         read_back = re.findall(r"read txns back from the log for a DIFF.* learner=%d txns=(\d+)" % lagging, log)
         streamed = re.findall(r"sent a DIFF's txns from the log learner=Some\(%d\)" % lagging, log)
+        counters = dict(line.split("\t", 1) for line in four_letter(ens.port(leader), "mntr").splitlines()
+                        if "\t" in line)
+        counted = "zk_snap_count" if window == "factor-off" else "zk_diff_count"
+        assert int(counters[counted]) >= 1, counters
         if window == "log":
             # More than the window holds (the old cap) came from the log.
             assert read_back and int(read_back[-1]) >= 3000 and streamed, log[-3000:]
