@@ -734,16 +734,7 @@ mod tests {
 
     #[test]
     fn inspect_names_the_offset_of_a_corrupt_record() {
-        let dir = temp_dir("corrupt");
-        let d = dir.clone();
-        run(move || async move {
-            let mut w = LogWriter::create(&d, 1, 32 << 10, Durability::DsyncWrites)
-                .await
-                .unwrap();
-            for z in 1..=10 {
-                w.append(&[txn(z, 50)]).await.unwrap();
-            }
-        });
+        let dir = logged("corrupt", 10, 50);
         let path = dir.join(segment_name(1));
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[wal::HEADER_BYTES + 100] ^= 0xff;
@@ -755,22 +746,30 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A log in a new directory of 32 KiB segments: txns 1 to `count`, each with `size`
+    /// bytes of data, one batch each.
+    fn logged(tag: &str, count: i64, size: usize) -> PathBuf {
+        let dir = temp_dir(tag);
+        let d = dir.clone();
+        run(move || async move {
+            let mut w = LogWriter::create(&d, 1, 32 << 10, Durability::DsyncWrites)
+                .await
+                .unwrap();
+            for z in 1..=count {
+                w.append(&[txn(z, size)]).await.unwrap();
+            }
+        });
+        dir
+    }
+
     /// A DIFF from the log: surveyed across segments, then streamed again exactly (the txns
     /// after the base through the end, nothing else); a segment gone since the survey breaks
     /// the stream, as does a log that no longer reaches back.
     #[test]
     fn a_diff_range_is_surveyed_then_streamed_across_segments() {
         use ringkeeper_engine::zab::peer::LogLimits;
-        let dir = temp_dir("range");
-        let d = dir.clone();
-        run(move || async move {
-            let mut w = LogWriter::create(&d, 1, 32 << 10, Durability::DsyncWrites)
-                .await
-                .unwrap();
-            for z in 1..=400 {
-                w.append(&[txn(z, 200)]).await.unwrap();
-            }
-        });
+        let dir = logged("range", 400, 200);
         let segments = list_segments(&dir).unwrap();
         assert!(segments.len() >= 4, "{segments:?}");
         let free = LogLimits {
