@@ -120,6 +120,9 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.1)
+        # Nobody will stop a server its test never got: end it here.
+        self.proc.kill()
+        self.proc.wait()
         raise RuntimeError(f"{self.kind} not ready: {self.read_log()}")
 
     def read_log(self):
