@@ -21,7 +21,21 @@ use crate::stats::ServerStats;
 use crate::{front, pipeline_core};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often each executor wakes with nothing to do (see [`keep_awake`]).
+const KEEP_AWAKE: Duration = Duration::from_millis(10);
+
+/// Wakes its executor every [`KEEP_AWAKE`]. glommio 0.9 has been seen to sleep through a
+/// wake-up sent from another thread: once, a front slept for an hour with its first tree
+/// version waiting in its channel, until a debugger's signal woke the thread. Every wake-up of
+/// an executor also runs the wake-ups other threads have queued for it, so this bounds such a
+/// miss to [`KEEP_AWAKE`]. It costs an idle server about a hundred wake-ups a second per core.
+async fn keep_awake() {
+    loop {
+        glommio::timer::sleep(KEEP_AWAKE).await;
+    }
+}
 
 /// Which executors to start, by core count.
 pub struct CoreMap {
@@ -119,6 +133,7 @@ pub fn run(
                 .name("rk-core0")
                 .preempt_timer(front::SLICE)
                 .spawn(move || async move {
+                    glommio::spawn_local(keep_awake()).detach();
                     let pipe_tq = glommio::executor().create_task_queue(
                         glommio::Shares::Static(1000),
                         glommio::Latency::NotImportant,
@@ -151,7 +166,10 @@ pub fn run(
         handles.push(
             LocalExecutorBuilder::new(placement(map.pipeline))
                 .name("rk-pipeline")
-                .spawn(move || owner(s, pipe_rx, batch_txs, start, snap_tx))
+                .spawn(move || async move {
+                    glommio::spawn_local(keep_awake()).detach();
+                    owner(s, pipe_rx, batch_txs, start, snap_tx).await
+                })
                 .map_err(spawn_err)?,
         );
         for ((i, core), (batch_rx, control_rx)) in map
@@ -169,7 +187,10 @@ pub fn run(
                 LocalExecutorBuilder::new(placement(core))
                     .name(&format!("rk-front{i}"))
                     .preempt_timer(front::SLICE)
-                    .spawn(move || front::run(i, s, batch_rx, control_rx, listener))
+                    .spawn(move || async move {
+                        glommio::spawn_local(keep_awake()).detach();
+                        front::run(i, s, batch_rx, control_rx, listener).await
+                    })
                     .map_err(spawn_err)?,
             );
         }
