@@ -101,8 +101,7 @@ const AUTH_IDS_MAX: usize = 32;
 /// timer): a connection yields after each request once this has passed, so a client pipelining
 /// costly requests cannot keep the others waiting longer than about one request.
 pub const SLICE: Duration = Duration::from_millis(5);
-/// How often a front looks for the first tree version again, and when it says it is waiting.
-const FIRST_VERSION_POLL: Duration = Duration::from_millis(100);
+/// When a front says it is still waiting for its first tree version.
 const FIRST_VERSION_WARN: Duration = Duration::from_secs(5);
 /// Bytes read at a time before the handshake is done (a connect request is 45 bytes).
 const HANDSHAKE_CHUNK: usize = 1024;
@@ -281,41 +280,24 @@ pub async fn run(
 }
 
 /// The first batch the owner of the data publishes (the tree recovery rebuilt), which this
-/// front serves nobody before; None if the owner is gone. The wait looks at the queue again
-/// every `FIRST_VERSION_POLL` and says so after `FIRST_VERSION_WARN`: once, in CI, a front
-/// never started serving although the pipeline had finished recovery, and nothing showed
-/// whether the batch was not sent or its wake-up was lost.
+/// front serves nobody before; None if the owner is gone. Past `FIRST_VERSION_WARN` it says it
+/// is still waiting (once, in CI, a front slept through this batch's wake-up; see
+/// `server::keep_awake`).
 async fn first_version(id: usize, batches: &flume::Receiver<Batch>) -> Option<Batch> {
-    let started = Instant::now();
-    let mut warned = false;
-    loop {
-        let next = async { Some(batches.recv_async().await) };
-        let tick = async {
-            glommio::timer::sleep(FIRST_VERSION_POLL).await;
-            None
-        };
-        match futures_lite::future::or(next, tick).await {
-            Some(got) => {
-                if warned {
-                    tracing::warn!(
-                        front = id,
-                        waited_ms = started.elapsed().as_millis() as u64,
-                        "the first tree version came at last"
-                    );
-                }
-                return got.ok();
-            }
-            None if !warned && started.elapsed() >= FIRST_VERSION_WARN => {
-                warned = true;
-                tracing::warn!(
-                    front = id,
-                    queued = batches.len(),
-                    "no tree version from the core that owns the data yet; clients wait"
-                );
-            }
-            None => {}
-        }
+    let next = async { Some(batches.recv_async().await) };
+    let late = async {
+        glommio::timer::sleep(FIRST_VERSION_WARN).await;
+        None
+    };
+    if let Some(got) = futures_lite::future::or(next, late).await {
+        return got.ok();
     }
+    tracing::warn!(
+        front = id,
+        queued = batches.len(),
+        "no tree version from the core that owns the data yet; clients wait"
+    );
+    batches.recv_async().await.ok()
 }
 
 /// Applies the committed stream to this core: watches, replies, version, waiting reads.
