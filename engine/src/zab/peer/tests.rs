@@ -886,11 +886,14 @@ fn seeds(default: u64) -> std::ops::Range<u64> {
         let s: u64 = s.parse().expect("ZAB_SEED");
         return s..s + 1;
     }
-    let n = std::env::var("ZAB_SEEDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default);
-    0..n
+    // `ZAB_SEEDS=n` runs 0..n; `ZAB_SEEDS=a..b` runs a..b, to go on from an earlier long run.
+    match std::env::var("ZAB_SEEDS") {
+        Ok(v) => match v.split_once("..") {
+            Some((a, b)) => a.parse().expect("ZAB_SEEDS=a..b")..b.parse().expect("ZAB_SEEDS=a..b"),
+            None => 0..v.parse().expect("ZAB_SEEDS"),
+        },
+        Err(_) => 0..default,
+    }
 }
 
 #[test]

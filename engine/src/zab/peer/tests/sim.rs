@@ -24,7 +24,8 @@
 //! leader and converge, and each key's history of writes is linearizable (Wing and Gong's
 //! search, with unknown outcomes free to take effect or not).
 //!
-//! `ZAB_SEEDS=n` runs seeds 0..n (CI runs a small number), `ZAB_SEED=s` one seed, and
+//! `ZAB_SEEDS=n` runs seeds 0..n (CI runs a small number), `ZAB_SEEDS=a..b` seeds a..b,
+//! `ZAB_SEED=s` one seed, and
 //! `ZAB_TRACE=1` prints each event of it.
 
 use super::*;
