@@ -523,6 +523,11 @@ pub async fn mntr_values(shared: &Shared) -> Vec<(&'static str, String)> {
     );
     line("rk_unsent_bytes", unsent_bytes(shared).await.to_string());
     line("rk_log_fsync_count", s.log_syncs.load(Relaxed).to_string());
+    // Times the watchdog had to signal an executor that slept through its own timer.
+    line(
+        "rk_executor_wakeups_forced",
+        crate::watchdog::global().kicks().to_string(),
+    );
     line(
         "rk_log_synced_txns",
         s.log_synced_txns.load(Relaxed).to_string(),

@@ -102,6 +102,12 @@ pub async fn render(shared: &Shared) -> String {
         "txns made durable by those batches",
         s.log_synced_txns.load(Relaxed) as f64,
     );
+    counter(
+        &mut out,
+        "rk_executor_wakeups_forced_total",
+        "executors the watchdog woke with a signal after they slept through their own timer",
+        crate::watchdog::global().kicks() as f64,
+    );
     batch_histogram(&mut out, &batches);
     latency_histograms(&mut out, &latencies);
     counter(

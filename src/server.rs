@@ -26,13 +26,17 @@ use std::time::{Duration, Instant};
 /// How often each executor wakes with nothing to do (see [`keep_awake`]).
 const KEEP_AWAKE: Duration = Duration::from_millis(10);
 
-/// Wakes its executor every [`KEEP_AWAKE`]. glommio 0.9 has been seen to sleep through a
-/// wake-up sent from another thread: once, a front slept for an hour with its first tree
-/// version waiting in its channel, until a debugger's signal woke the thread. Every wake-up of
-/// an executor also runs the wake-ups other threads have queued for it, so this bounds such a
-/// miss to [`KEEP_AWAKE`]. It costs an idle server about a hundred wake-ups a second per core.
-async fn keep_awake() {
+/// Wakes its executor every [`KEEP_AWAKE`], and beats on the watchdog (`watchdog.rs`) each
+/// time. glommio 0.9 has been seen to sleep through a wake-up sent from another thread: once, a
+/// front slept for an hour with its first tree version waiting in its channel, until a
+/// debugger's signal woke the thread. Every wake-up of an executor also runs the wake-ups other
+/// threads have queued for it, so this bounds such a miss to [`KEEP_AWAKE`]; should the timer's
+/// own wake-up be missed too, the watchdog signals the thread after `watchdog::STALE`. It costs
+/// an idle server about a hundred wake-ups a second per core.
+async fn keep_awake(name: String) {
+    let watch = crate::watchdog::global().register(&name);
     loop {
+        watch.beat();
         glommio::timer::sleep(KEEP_AWAKE).await;
     }
 }
@@ -133,7 +137,7 @@ pub fn run(
                 .name("rk-core0")
                 .preempt_timer(front::SLICE)
                 .spawn(move || async move {
-                    glommio::spawn_local(keep_awake()).detach();
+                    glommio::spawn_local(keep_awake("rk-core0".into())).detach();
                     let pipe_tq = glommio::executor().create_task_queue(
                         glommio::Shares::Static(1000),
                         glommio::Latency::NotImportant,
@@ -167,7 +171,7 @@ pub fn run(
             LocalExecutorBuilder::new(placement(map.pipeline))
                 .name("rk-pipeline")
                 .spawn(move || async move {
-                    glommio::spawn_local(keep_awake()).detach();
+                    glommio::spawn_local(keep_awake("rk-pipeline".into())).detach();
                     owner(s, pipe_rx, batch_txs, start, snap_tx).await
                 })
                 .map_err(spawn_err)?,
@@ -188,7 +192,7 @@ pub fn run(
                     .name(&format!("rk-front{i}"))
                     .preempt_timer(front::SLICE)
                     .spawn(move || async move {
-                        glommio::spawn_local(keep_awake()).detach();
+                        glommio::spawn_local(keep_awake(format!("rk-front{i}"))).detach();
                         front::run(i, s, batch_rx, control_rx, listener).await
                     })
                     .map_err(spawn_err)?,
