@@ -105,10 +105,13 @@ impl Watchdog {
             if idle < self.stale.as_millis() as u64 || thread_state(b.tid) != Some('S') {
                 continue;
             }
+            // Where it sleeps (io_cqring_wait for glommio's wait), for whoever looks into it.
+            let wchan = std::fs::read_to_string(format!("/proc/self/task/{}/wchan", b.tid))
+                .unwrap_or_default();
             if kick(b.tid) {
                 self.kicks.fetch_add(1, Relaxed);
                 tracing::warn!(
-                    executor = %b.name, tid = b.tid, idle_ms = idle,
+                    executor = %b.name, tid = b.tid, idle_ms = idle, %wchan,
                     "an executor slept through its own timer; woke it with a signal"
                 );
                 // Once per stale stretch: the next kick waits for another full STALE.
