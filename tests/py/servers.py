@@ -151,14 +151,17 @@ class Ensemble:
     each from a plain zoo.cfg with `server.N` lines and a `myid` file. With `proxied=True` every
     member reaches the others' quorum ports through a PausableProxy per member (`proxy(i)`), so a
     test can silence one member's quorum traffic; each member then has its own config (its own
-    line real, the others' through the proxies). With `tmpfs_mb`, each member's dataDir is a
+    line real, the others' through the proxies). With `partitionable=True` every member reaches
+    each other member's quorum and election ports through proxies of its own for that pair, so
+    `partition([1], [2, 3])` silences all traffic between the groups (in both directions; the
+    connections stay open, as across a real partition) and `heal()` lets it flow again. With `tmpfs_mb`, each member's dataDir is a
     tmpfs of that size (root only: a RuntimeError otherwise), which a test can shrink with
     `resize_data(i, mb)` to fill one member's disk. With `leader_serves=False` the members have
     `leaderServes=no` and an AdminServer each, through which a member's role is read (the
     leader's four-letter words say it is not serving)."""
 
     def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
-                 env=None, dynamic=False, admin=False, leader_serves=True, java_ids=()):
+                 env=None, dynamic=False, admin=False, leader_serves=True, java_ids=(), partitionable=False):
         from helpers import PausableProxy
 
         # Environment per member id (the others inherit this one's).
@@ -179,6 +182,9 @@ class Ensemble:
         # With `admin`, each member's AdminServer on a port of its own.
         self.admin_ports = dict(zip(self.ids, free_ports(n))) if admin else {}
         self.proxies = {i: PausableProxy(self.ports[i][1]) for i in self.ids} if proxied else {}
+        # (from, to): the proxies `from` reaches `to`'s quorum and election ports through.
+        self.pair_proxies = {(i, j): (PausableProxy(self.ports[j][1]), PausableProxy(self.ports[j][2]))
+                             for i in self.ids for j in self.ids if i != j} if partitionable else {}
         self.dirs = {i: tempfile.mkdtemp(prefix=f"rk-py-ens{i}-") for i in self.ids}
         self.procs = {}
         self.logs = {}
@@ -199,6 +205,8 @@ class Ensemble:
                 client, quorum, election = self.ports[j]
                 if j != i and proxied:
                     quorum = self.proxies[j].port
+                if j != i and partitionable:
+                    quorum, election = (p.port for p in self.pair_proxies[(i, j)])
                 kind = ":observer" if j in self.observer_ids else ""
                 lines.append(f"server.{j}=127.0.0.1:{quorum}:{election}{kind};127.0.0.1:{client}")
             if dynamic:
@@ -294,6 +302,20 @@ class Ensemble:
             time.sleep(0.05)
         raise RuntimeError("not serving: " + " | ".join(f"{i}: {self.mode(i)}" for i in self.ids))
 
+    def partition(self, *groups):
+        """Silences all quorum and election traffic between members of different groups (needs
+        `partitionable=True`); members in no group are cut off from every group."""
+        side = {i: k for k, g in enumerate(groups) for i in g}
+        for (i, j), pair in self.pair_proxies.items():
+            if side.get(i, ("alone", i)) != side.get(j, ("alone", j)):
+                for p in pair:
+                    p.freeze()
+
+    def heal(self):
+        for pair in self.pair_proxies.values():
+            for p in pair:
+                p.thaw()
+
     def read_log(self, i):
         with open(os.path.join(self.dirs[i], "server.log")) as f:
             return f.read()
@@ -309,6 +331,9 @@ class Ensemble:
                     p.wait()
         for p in self.proxies.values():
             p.close()
+        for pair in self.pair_proxies.values():
+            for p in pair:
+                p.close()
         for f in self.logs.values():
             f.close()
         for m in self.mounts:
