@@ -33,6 +33,23 @@ pub fn bind_client_port(
     }
 }
 
+/// [`bind_client_port`] for a glommio executor: waits between tries on a timer, so the
+/// executor's other tasks (a front on the same core, say) go on meanwhile.
+pub async fn bind_retrying(
+    addr: SocketAddr,
+    retry_max: Duration,
+) -> io::Result<std::net::TcpListener> {
+    let deadline = Instant::now() + retry_max;
+    loop {
+        match bind_once(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn bind_once(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let domain = if addr.is_ipv6() {

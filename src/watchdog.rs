@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often the watchdog looks.
-pub const PERIOD: Duration = Duration::from_millis(50);
+pub const PERIOD: Duration = Duration::from_millis(20);
 /// How long an executor may go without running its timer task while asleep.
-pub const STALE: Duration = Duration::from_millis(200);
+pub const STALE: Duration = Duration::from_millis(60);
 
 /// One watched thread: the executor's timer task beats on it.
 #[derive(Debug)]
@@ -111,8 +111,8 @@ impl Watchdog {
             if kick(b.tid) {
                 self.kicks.fetch_add(1, Relaxed);
                 tracing::warn!(
-                    executor = %b.name, tid = b.tid, idle_ms = idle, %wchan,
-                    "an executor slept through its own timer; woke it with a signal"
+                    executor = %b.name, tid = b.tid, idle_ms = idle, wchan = wchan.trim(),
+                    "an executor asleep in the kernel has not run its 10 ms timer; woke it with a signal"
                 );
                 // Once per stale stretch: the next kick waits for another full STALE.
                 b.last_ms.store(now, Relaxed);

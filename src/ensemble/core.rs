@@ -688,7 +688,7 @@ pub async fn run(
     let packet_max = cfg.jute_max_buffer * 4 + (1 << 20);
     let log_reads = net_tx.clone();
     let log_dir = crate::log::log_dir(&cfg.data_log_dir);
-    let net = match Net::start(&ensemble, sender, net_tx, packet_max, log_dir) {
+    let net = match Net::start(&ensemble, sender, net_tx, packet_max, log_dir).await {
         Ok(n) => n,
         Err(e) => {
             eprintln!(

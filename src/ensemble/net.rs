@@ -476,7 +476,7 @@ fn addr_of(host: &str, port: u16) -> String {
 
 /// Binds a port as the client port is bound (SO_REUSEADDR, a few seconds of retries while a
 /// server that was just killed still holds it).
-fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<TcpListener> {
+async fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<TcpListener> {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
     if all_ips {
         // `quorumListenOnAllIPs`, as ZooKeeper binds it: the wildcard address, without asking
@@ -487,7 +487,8 @@ fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<T
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
         let addr = SocketAddr::new(ip, port);
-        return crate::net::bind_client_port(addr, crate::net::BIND_RETRY_MAX)
+        return crate::net::bind_retrying(addr, crate::net::BIND_RETRY_MAX)
+            .await
             .map(crate::net::into_glommio)
             .map_err(|e| std::io::Error::other(format!("{what} {addr}: {e}")));
     }
@@ -501,7 +502,8 @@ fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<T
                 addr_of(host, port)
             ))
         })?;
-    crate::net::bind_client_port(addr, crate::net::BIND_RETRY_MAX)
+    crate::net::bind_retrying(addr, crate::net::BIND_RETRY_MAX)
+        .await
         .map(crate::net::into_glommio)
         .map_err(|e| std::io::Error::other(format!("{what} {addr}: {e}")))
 }
@@ -509,7 +511,7 @@ fn listen(host: &str, port: u16, all_ips: bool, what: &str) -> std::io::Result<T
 impl Net {
     /// Binds the election and quorum ports and starts the link tasks. Fails when a port cannot
     /// be bound.
-    pub fn start(
+    pub async fn start(
         ensemble: &Ensemble,
         sender: Sender,
         events: flume::Sender<NetEvent>,
@@ -518,8 +520,8 @@ impl Net {
     ) -> std::io::Result<Net> {
         let me = ensemble.me().clone();
         let all = ensemble.listen_on_all_ips;
-        let election = listen(&me.host, me.election_port, all, "election port")?;
-        let quorum = listen(&me.host, me.quorum_port, all, "quorum port")?;
+        let election = listen(&me.host, me.election_port, all, "election port").await?;
+        let quorum = listen(&me.host, me.quorum_port, all, "quorum port").await?;
         let mut votes = HashMap::new();
         for s in &ensemble.servers {
             if s.id != ensemble.my_id {

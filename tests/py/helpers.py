@@ -52,11 +52,11 @@ class PausableProxy:
     without closing anything (the server sees a silent client, the client a silent server); `thaw()`
     resumes; `drop_all()` closes every current connection (the client sees a connection loss)."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, port=None):
         self.upstream = ("127.0.0.1", upstream_port)
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", free_port()))
+        self.listener.bind(("127.0.0.1", port or free_port()))
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.running = threading.Event()

@@ -177,14 +177,18 @@ class Ensemble:
         n = voters + observers
         self.ids = list(range(1, n + 1))
         self.observer_ids = set(self.ids[voters:])
-        flat = free_ports(3 * n)
+        # Every port at once, the proxies' too: a proxy that picked its own port could take one
+        # chosen for a member that has not bound it yet.
+        pairs = [(i, j) for i in self.ids for j in self.ids if i != j] if partitionable else []
+        flat = free_ports(3 * n + (n if proxied else 0) + 2 * len(pairs))
         self.ports = {i: tuple(flat[3 * k:3 * k + 3]) for k, i in enumerate(self.ids)}  # client, quorum, election
+        spare = iter(flat[3 * n:])
         # With `admin`, each member's AdminServer on a port of its own.
         self.admin_ports = dict(zip(self.ids, free_ports(n))) if admin else {}
-        self.proxies = {i: PausableProxy(self.ports[i][1]) for i in self.ids} if proxied else {}
+        self.proxies = {i: PausableProxy(self.ports[i][1], next(spare)) for i in self.ids} if proxied else {}
         # (from, to): the proxies `from` reaches `to`'s quorum and election ports through.
-        self.pair_proxies = {(i, j): (PausableProxy(self.ports[j][1]), PausableProxy(self.ports[j][2]))
-                             for i in self.ids for j in self.ids if i != j} if partitionable else {}
+        self.pair_proxies = {(i, j): (PausableProxy(self.ports[j][1], next(spare)),
+                                      PausableProxy(self.ports[j][2], next(spare))) for i, j in pairs}
         self.dirs = {i: tempfile.mkdtemp(prefix=f"rk-py-ens{i}-") for i in self.ids}
         self.procs = {}
         self.logs = {}
@@ -232,7 +236,7 @@ class Ensemble:
         for i in self.ids:
             self.start(i, wait=False)
         try:
-            self.wait_serving()
+            self.wait_serving(self.ids)
         except BaseException:
             self.stop()  # a member that never served must not outlive the caller
             raise
