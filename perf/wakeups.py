@@ -5,12 +5,16 @@ the other four split 2 and 2 by silenced links) while clients keep reconnecting 
 Each forced wake-up is an executor that slept through its own 10 ms timer (glommio 0.9), cut
 short by the watchdog. A diagnostic for whoever chases that bug, not a benchmark.
 
-Usage: perf/wakeups.py [--seconds 150] [--no-clients]
+Usage: perf/wakeups.py [--seconds 150] [--no-clients] [--burn 2]
+
+`--burn N` runs N CPU-bound processes beside it for the whole run: an executor kept off its core
+for longer than its 5 ms preemption slice is the suspected trigger.
 """
 
 import argparse
 import logging
 import os
+import subprocess
 import sys
 import time
 
@@ -24,6 +28,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=150)
     ap.add_argument("--no-clients", action="store_true")
+    ap.add_argument("--burn", type=int, default=0)
     a = ap.parse_args()
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     from kazoo.client import KazooClient
@@ -31,6 +36,8 @@ def main():
 
     ens = Ensemble(voters=5, partitionable=True)
     clients = []
+    burn = "import time\nend = time.time() + %f\nwhile time.time() < end: pass\n" % (a.seconds + 60)
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(a.burn)]
     try:
         leader = ens.leader()
         others = [i for i in ens.ids if i != leader]
@@ -45,12 +52,18 @@ def main():
                 z.start_async()
                 clients.append(z)
         time.sleep(a.seconds)
-        print(f"{a.seconds:.0f} s without a quorum, clients {'off' if a.no_clients else 'reconnecting'}:")
+        print(f"{a.seconds:.0f} s without a quorum, clients {'off' if a.no_clients else 'reconnecting'}, "
+              f"{a.burn} CPU burners:")
         for i in live:
             lines = [line for line in ens.read_log(i).splitlines() if "has not run its" in line]
             idle = [line.split("idle_ms=")[1].split()[0] for line in lines]
-            print(f"  member {i}: {len(lines)} forced wake-ups, idle ms {' '.join(idle[:20])}")
+            woken = [line.split("woken_ms_ago=")[1].split()[0] for line in lines if "woken_ms_ago=" in line]
+            print(f"  member {i}: {len(lines)} forced wake-ups, idle ms {' '.join(idle[:20])}; "
+                  f"the timer task woken but not run: {' '.join(woken[:20])}")
     finally:
+        for b in burners:
+            b.kill()
+            b.wait()
         for z in clients:
             z.stop()
             z.close()

@@ -26,18 +26,27 @@ use std::time::{Duration, Instant};
 /// How often each executor wakes with nothing to do (see [`keep_awake`]).
 const KEEP_AWAKE: Duration = Duration::from_millis(10);
 
+/// A second, later timer that [`keep_awake`] keeps pending beside its [`KEEP_AWAKE`] one.
+const KEEP_AWAKE_BACKSTOP: Duration = Duration::from_millis(25);
+
 /// Wakes its executor every [`KEEP_AWAKE`], and beats on the watchdog (`watchdog.rs`) each
-/// time. glommio 0.9 has been seen to sleep through a wake-up sent from another thread: once, a
-/// front slept for an hour with its first tree version waiting in its channel, until a
-/// debugger's signal woke the thread. Every wake-up of an executor also runs the wake-ups other
-/// threads have queued for it, so this bounds such a miss to [`KEEP_AWAKE`]; should the timer's
-/// own wake-up be missed too, the watchdog signals the thread after `watchdog::STALE`. It costs
-/// an idle server about a hundred wake-ups a second per core.
+/// time. glommio 0.9 can put an executor to sleep with woken tasks still queued: its run loop
+/// takes "a preemption is already due" on entry to mean "nothing to run", and the executor then
+/// sleeps until its next timer or I/O completion (once, a front slept for an hour with its first
+/// tree version waiting, until a debugger's signal woke the thread). This task is the timer that
+/// is always pending: while it waits, its 10 ms timer; while it sits woken but not yet run, its
+/// 25 ms one, which cannot have fired yet. So such a sleep ends within about 25 ms, and the
+/// tasks left queued run then. Should even that fail, the watchdog signals the thread after
+/// `watchdog::STALE`. It costs an idle server about a hundred wake-ups a second per core.
 async fn keep_awake(name: String) {
     let watch = crate::watchdog::global().register(&name);
     loop {
         watch.beat();
-        glommio::timer::sleep(KEEP_AWAKE).await;
+        futures_lite::future::or(
+            watch.noting(glommio::timer::sleep(KEEP_AWAKE)),
+            glommio::timer::sleep(KEEP_AWAKE_BACKSTOP),
+        )
+        .await;
     }
 }
 

@@ -1,23 +1,23 @@
 //! A last resort against an executor that sleeps through a wake-up.
 //!
-//! glommio 0.9 was once seen to sleep through a wake-up sent from another thread: a front slept
-//! for an hour with its first tree version waiting in its channel, and woke the moment a
-//! debugger's signal interrupted its wait (glommio takes an interrupted wait as a wake-up, and
-//! any wake-up runs the wake-ups other threads queued for it). Every executor already runs a
-//! 10 ms timer (`server::keep_awake`), but glommio arms timers on the same ring whose
-//! completions reach the sleeping wait by the same route as a wake-up from another thread, so a
-//! timer alone is not a guarantee.
+//! glommio 0.9 can put an executor to sleep with woken tasks still queued (see
+//! `server::keep_awake`, which keeps a timer pending at every moment to bound such a sleep).
+//! Should an executor still sleep through its own timer, for that reason or another, this
+//! wakes it.
 //!
 //! So each executor's timer task beats here, and the `rk-watchdog` thread looks every
 //! [`PERIOD`]: an executor whose last beat is older than [`STALE`] while its thread is asleep
 //! (state S in `/proc`: not running, not waiting for a core, not in disk I/O) has missed its own
 //! timer, and gets a SIGURG. The signal's handler does nothing (`SA_RESTART`, so any other
 //! blocking call on that thread just goes on); its only effect is to end the executor's wait.
-//! A thread that is busy, or waiting for a core, is never signalled. Each signal is logged and
-//! counted (`zk_rk_executor_wakeups_forced` in `mntr`).
+//! A thread that is busy, or waiting for a core, is never signalled. Each signal is logged
+//! (saying whether the timer task had been woken and left queued, or never woken) and counted
+//! (`zk_rk_executor_wakeups_forced` in `mntr`).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 /// How often the watchdog looks.
@@ -32,6 +32,8 @@ pub struct Beat {
     tid: libc::pid_t,
     /// Milliseconds since the watchdog's start at the last beat.
     last_ms: AtomicU64,
+    /// ... and when the timer task was last woken (see [`Registration::noting`]); 0 before.
+    woken_ms: AtomicU64,
 }
 
 /// A watched thread's registration; dropping it (on that thread) ends the watch.
@@ -44,6 +46,41 @@ impl Registration {
     /// The thread is alive and running its tasks.
     pub fn beat(&self) {
         self.beat.last_ms.store(self.dog.now_ms(), Relaxed);
+    }
+
+    /// Awaits `fut`, noting when its waker is called. A task woken after its last beat but not
+    /// run since was left queued by its executor; one not woken since waited for a wake-up
+    /// that never came. The watchdog's warning says which.
+    pub async fn noting<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let (beat, dog) = (self.beat.clone(), self.dog);
+        std::future::poll_fn(move |cx| {
+            let noted = Waker::from(Arc::new(NotedWaker {
+                inner: cx.waker().clone(),
+                beat: beat.clone(),
+                dog,
+            }));
+            fut.as_mut().poll(&mut Context::from_waker(&noted))
+        })
+        .await
+    }
+}
+
+/// A waker that notes the time on the beat, then wakes the task.
+struct NotedWaker {
+    inner: Waker,
+    beat: Arc<Beat>,
+    dog: &'static Watchdog,
+}
+
+impl Wake for NotedWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.beat.woken_ms.store(self.dog.now_ms(), Relaxed);
+        self.inner.wake_by_ref();
     }
 }
 
@@ -85,6 +122,7 @@ impl Watchdog {
             name: name.to_string(),
             tid,
             last_ms: AtomicU64::new(self.now_ms()),
+            woken_ms: AtomicU64::new(0),
         });
         self.beats.lock().expect("not poisoned").push(beat.clone());
         Registration { beat, dog: self }
@@ -101,17 +139,21 @@ impl Watchdog {
         let now = self.now_ms();
         let beats = self.beats.lock().expect("not poisoned");
         for b in beats.iter() {
-            let idle = now.saturating_sub(b.last_ms.load(Relaxed));
+            let last = b.last_ms.load(Relaxed);
+            let idle = now.saturating_sub(last);
             if idle < self.stale.as_millis() as u64 || thread_state(b.tid) != Some('S') {
                 continue;
             }
             // Where it sleeps (io_cqring_wait for glommio's wait), for whoever looks into it.
             let wchan = std::fs::read_to_string(format!("/proc/self/task/{}/wchan", b.tid))
                 .unwrap_or_default();
+            // Woken since its last run: the executor left the task queued and went to sleep.
+            let woken = b.woken_ms.load(Relaxed);
+            let woken_ms_ago = (woken > last).then(|| now.saturating_sub(woken));
             if kick(b.tid) {
                 self.kicks.fetch_add(1, Relaxed);
                 tracing::warn!(
-                    executor = %b.name, tid = b.tid, idle_ms = idle, wchan = wchan.trim(),
+                    executor = %b.name, tid = b.tid, idle_ms = idle, wchan = wchan.trim(), ?woken_ms_ago,
                     "an executor asleep in the kernel has not run its 10 ms timer; woke it with a signal"
                 );
                 // Once per stale stretch: the next kick waits for another full STALE.
@@ -254,6 +296,31 @@ mod tests {
         assert!(dog.kicks() >= 2, "the asleep executor was not signalled");
         tx.send(7).unwrap();
         assert_eq!(ex.join().unwrap(), Some(7));
+    }
+
+    /// `noting` records when the awaited future's waker was called, before the task runs.
+    #[test]
+    fn noting_records_the_wake_up_of_the_awaited_future() {
+        let dog = start(Duration::from_secs(3600));
+        let ex = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let reg = dog.register("rk-test-noting");
+                reg.beat();
+                let before = reg.beat.woken_ms.load(Relaxed);
+                glommio::timer::sleep(Duration::from_millis(30)).await;
+                reg.noting(glommio::timer::sleep(Duration::from_millis(30)))
+                    .await;
+                let woken = reg.beat.woken_ms.load(Relaxed);
+                (before, woken, reg.beat.last_ms.load(Relaxed), dog.now_ms())
+            })
+            .unwrap();
+        let (before, woken, last_beat, now) = ex.join().unwrap();
+        assert_eq!(before, 0);
+        // Woken after the beat that came before the first 30 ms sleep, and not in the future.
+        assert!(
+            woken >= last_beat + 30 && woken <= now,
+            "{woken} {last_beat} {now}"
+        );
     }
 
     #[test]
