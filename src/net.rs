@@ -17,6 +17,9 @@ const ACCEPT_BACKLOG: i32 = 1024;
 /// keep its listening socket for a moment (its io_uring ring is torn down after it exits).
 pub const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// The pause between binds of a port in use.
+const BIND_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// Binds and listens on `addr`, retrying for up to `retry_max` while the address is in use.
 pub fn bind_client_port(
     addr: SocketAddr,
@@ -24,12 +27,10 @@ pub fn bind_client_port(
 ) -> io::Result<std::net::TcpListener> {
     let deadline = Instant::now() + retry_max;
     loop {
-        match bind_once(addr) {
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            other => return other,
+        if let Some(bound) = bind_before(addr, deadline)? {
+            return Ok(bound);
         }
+        std::thread::sleep(BIND_RETRY_PAUSE);
     }
 }
 
@@ -41,12 +42,18 @@ pub async fn bind_retrying(
 ) -> io::Result<std::net::TcpListener> {
     let deadline = Instant::now() + retry_max;
     loop {
-        match bind_once(addr) {
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-            }
-            other => return other,
+        if let Some(bound) = bind_before(addr, deadline)? {
+            return Ok(bound);
         }
+        glommio::timer::sleep(BIND_RETRY_PAUSE).await;
+    }
+}
+
+/// One bind: None when the address is in use and `deadline` has not passed (try again).
+fn bind_before(addr: SocketAddr, deadline: Instant) -> io::Result<Option<std::net::TcpListener>> {
+    match bind_once(addr) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => Ok(None),
+        other => other.map(Some),
     }
 }
 
