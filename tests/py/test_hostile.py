@@ -26,7 +26,11 @@ from jute import W
 from servers import RINGKEEPER, RINGKEEPER_RELEASE, Server, four_letter, free_port, java_zookeeper_available
 
 RSS_GROWTH_MAX_MIB = 160
-INNOCENT_MS_MAX = 100
+# An innocent client's `ruok` during an attack: about 20 ms here at worst, 105 ms once in CI on a
+# busy machine. What the bound must catch is a core held by the attacker, which stalled the
+# innocent for 1.5 s (huge ACLs before the front yielded between requests) or for the whole
+# attack (unsliced walks, unbounded queues).
+INNOCENT_MS_MAX = 300
 ONE_MIB_NODE = 1_000_000  # fits in jute.maxbuffer (1 MiB - 1) with its request header
 
 
