@@ -61,7 +61,7 @@ class Ensemble:
                 self.cmds[i] = ["java", "-Xms1g", "-Xmx1g", "-cp", ZK_CP, f"-Dzookeeper.log.dir={d}",
                                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
             else:
-                self.cmds[i] = [BIN, "serve", "--config", cfg, "--no-pin"]
+                self.cmds[i] = [BIN, "serve", "--config", cfg]  # pinned, as the README runs them
             self.dirs[i] = d
             self.logs[i] = open(os.path.join(d, "server.log"), "a")
         for i in self.ids:

@@ -301,6 +301,14 @@ fn main() {
             let cores = cores
                 .unwrap_or((online / sharing).max(1))
                 .clamp(1, online.max(1));
+            // ... and take different cores: the first member on the machine (by id) from core 0,
+            // the next from where the first one's end, wrapping round (three members on two
+            // cores: 0, 1, 0). All on core 0 left the others idle.
+            let rank = cfg.ensemble.as_ref().map_or(0, |e| e.rank_on_this_host());
+            let pin = (!no_pin).then(|| server::Pinning {
+                first: rank * cores % online.max(1),
+                online: online.max(1),
+            });
             tracing::info!(
                 source = %cfg.source, %addr, tick_ms = cfg.tick_ms,
                 min_session_timeout_ms = cfg.min_session_timeout_ms, max_session_timeout_ms = cfg.max_session_timeout_ms,
@@ -320,7 +328,7 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            if let Err(e) = server::run(cfg, cores, !no_pin, start, listener) {
+            if let Err(e) = server::run(cfg, cores, pin, start, listener) {
                 eprintln!("ringkeeper: {e:#}");
                 std::process::exit(1);
             }

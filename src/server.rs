@@ -80,11 +80,19 @@ fn spawn_err(e: glommio::GlommioError<()>) -> anyhow::Error {
     anyhow::anyhow!("cannot start an executor: {e}")
 }
 
+/// Where a server's executors are pinned: its core k is the machine's core
+/// `(first + k) % online`, so that members sharing a machine take different cores.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinning {
+    pub first: usize,
+    pub online: usize,
+}
+
 /// Starts every executor and blocks until they end (they end only on a fatal error).
 pub fn run(
     cfg: Config,
     cores: usize,
-    pin: bool,
+    pin: Option<Pinning>,
     start: Start,
     listener: std::net::TcpListener,
 ) -> anyhow::Result<()> {
@@ -126,12 +134,9 @@ pub fn run(
         stop: crate::stop::watch_signals()
             .map_err(|e| anyhow::anyhow!("cannot watch for SIGTERM: {e}"))?,
     });
-    let placement = |core: usize| {
-        if pin {
-            Placement::Fixed(core)
-        } else {
-            Placement::Unbound
-        }
+    let placement = |core: usize| match pin {
+        Some(p) => Placement::Fixed((p.first + core) % p.online),
+        None => Placement::Unbound,
     };
     let mut handles = Vec::new();
     let snap_tx = crate::snapshot::spawn(shared.clone());
@@ -209,7 +214,8 @@ pub fn run(
         }
     }
     tracing::info!(
-        fronts = ?map.fronts, pipeline = map.pipeline, shared_core = map.shared_core, pin,
+        fronts = ?map.fronts, pipeline = map.pipeline, shared_core = map.shared_core,
+        pinned_from = ?pin.map(|p| p.first),
         "executors started"
     );
     for h in handles {

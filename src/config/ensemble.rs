@@ -90,9 +90,24 @@ impl Ensemble {
     /// server lines tell: those whose host is written as this one's is, or, when this one's
     /// is a loopback address, every member on loopback.
     pub fn members_on_this_host(&self) -> usize {
+        self.servers
+            .iter()
+            .filter(|s| self.shares_host(&s.host))
+            .count()
+    }
+
+    /// This member's place among the members on its machine, in id order (0 for the lowest),
+    /// so that members sharing a machine can take different cores.
+    pub fn rank_on_this_host(&self) -> usize {
+        self.servers
+            .iter()
+            .filter(|s| s.id < self.my_id && self.shares_host(&s.host))
+            .count()
+    }
+
+    fn shares_host(&self, host: &str) -> bool {
         let mine = self.me().host.as_str();
-        let shares = |host: &str| host == mine || (is_loopback(mine) && is_loopback(host));
-        self.servers.iter().filter(|s| shares(&s.host)).count()
+        host == mine || (is_loopback(mine) && is_loopback(host))
     }
 }
 
@@ -649,7 +664,10 @@ mod tests {
     fn members_on_this_host_count_loopback_as_one_machine() {
         let client = "0.0.0.0:2182".parse().unwrap();
         let on_loopback = keys(&three()).unwrap();
-        let e = on_loopback.resolve(Some(1), "m", client, true).unwrap();
+        let e = on_loopback
+            .clone()
+            .resolve(Some(1), "m", client, true)
+            .unwrap();
         assert_eq!(e.members_on_this_host(), 3, "127.0.0.1, 127.0.0.1 and ::1");
         let spread = keys(&[
             ("initLimit", "5"),
@@ -662,8 +680,15 @@ mod tests {
         .unwrap();
         let e = spread.clone().resolve(Some(1), "m", client, true).unwrap();
         assert_eq!(e.members_on_this_host(), 2, "zk1.example twice");
-        let e = spread.resolve(Some(2), "m", client, true);
+        let e = spread.clone().resolve(Some(2), "m", client, true);
         assert_eq!(e.unwrap().members_on_this_host(), 1);
+        // Each takes its place among the members on its machine, in id order.
+        let rank = |k: &EnsembleKeys, id| {
+            let e = k.clone().resolve(Some(id), "m", client, true).unwrap();
+            e.rank_on_this_host()
+        };
+        assert_eq!([1, 2, 3, 4].map(|id| rank(&spread, id)), [0, 0, 1, 0]);
+        assert_eq!([1, 2].map(|id| rank(&on_loopback, id)), [0, 1]);
     }
 
     #[test]

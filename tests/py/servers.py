@@ -161,11 +161,14 @@ class Ensemble:
     leader's four-letter words say it is not serving)."""
 
     def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
-                 env=None, dynamic=False, admin=False, leader_serves=True, java_ids=(), partitionable=False):
+                 env=None, dynamic=False, admin=False, leader_serves=True, java_ids=(), partitionable=False,
+                 pin=False):
         from helpers import PausableProxy
 
         # Environment per member id (the others inherit this one's).
         self.env = env or {}
+        # Ringkeeper members pinned to cores as `serve` does by default (else `--no-pin`).
+        self.pin = pin
 
         self.kind = kind
         # Members that run Java ZooKeeper in a Ringkeeper ensemble (a mixed one).
@@ -248,7 +251,7 @@ class Ensemble:
             cp = JAVA_ZK_CLASSPATH + (":" + SERVLET_JAR if self.admin_ports else "")
             return ["java", "-Xmx512m", "-cp", cp, f"-Dzookeeper.log.dir={self.dirs[i]}",
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
-        return [RINGKEEPER, "serve", "--config", cfg, "--no-pin"]
+        return [RINGKEEPER, "serve", "--config", cfg] + ([] if self.pin else ["--no-pin"])
 
     def start(self, i, wait=True):
         self.procs[i] = subprocess.Popen(self.cmd(i), stdout=self.logs[i], stderr=subprocess.STDOUT,

@@ -231,3 +231,32 @@ def test_sigterm_stops_an_ensemble_member_under_full_load():
         bench.kill()
         bench.wait()
         ens.stop()
+
+
+def executor_cores(pid):
+    """The cores the executor threads of process `pid` may run on."""
+    cores = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().startswith(("rk-core", "rk-front", "rk-pipeline")):
+                cores |= os.sched_getaffinity(int(tid))
+    return cores
+
+
+def test_members_sharing_a_machine_are_pinned_to_different_cores():
+    # As the README runs them: three `serve --config` on one machine, pinned (the default).
+    online = len(os.sched_getaffinity(0))
+    if online != os.cpu_count():
+        pytest.skip("cores are numbered from 0 only when this process may use all of them")
+    ens = Ensemble(pin=True)
+    try:
+        each = max(1, online // 3)
+        for rank, i in enumerate(ens.ids):
+            first = rank * each % online
+            want = {(first + k) % online for k in range(each)}
+            assert executor_cores(ens.procs[i].pid) == want, f"member {i}"
+        # Two or more cores: the members do not all crowd onto one.
+        used = set().union(*(executor_cores(p.pid) for p in ens.procs.values()))
+        assert len(used) == min(online, 3 * each)
+    finally:
+        ens.stop()
