@@ -12,11 +12,13 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod control;
 pub mod latency;
 pub mod output;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod wire;
 pub mod workload;
 
 use args::BenchArgs;

@@ -2,19 +2,21 @@
 //! until the phase ends, and merges what each session measured.
 
 use crate::args::BenchArgs;
+use crate::control::Control;
 use crate::latency::{Recorder, Schedule};
 use crate::scenario::{self, WatchBoard};
+use crate::wire::{connect_request, encode_request};
 use crate::workload::{Layout, SessionGen, Workload};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::{LocalExecutorBuilder, Placement};
-use ringkeeper_engine::proto::{frame, ConnectRequest, ConnectResponse, Reader, Request, Writer};
+use ringkeeper_engine::proto::{frame, ConnectResponse, Reader, Request};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Largest reply frame the generator accepts.
 const REPLY_BYTES_MAX: usize = 64 << 20;
@@ -33,30 +35,6 @@ pub struct PhaseResult {
     pub cpu_s: f64,
 }
 
-/// The phase's clock and stop rules, shared by every executor.
-pub struct Control {
-    start: Instant,
-    pub warmup_ns: u64,
-    pub end_ns: u64,
-    ops_budget: Option<u64>,
-    pub measured: AtomicU64,
-    stop: AtomicBool,
-}
-
-impl Control {
-    pub fn now_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
-    }
-
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Relaxed)
-            || self.now_ns() >= self.end_ns
-            || self
-                .ops_budget
-                .is_some_and(|b| self.measured.load(Relaxed) >= b)
-    }
-}
-
 /// Process CPU time from /proc/self/stat (user + system, in clock ticks of 1/100 s).
 pub fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -72,34 +50,6 @@ pub fn cpu_seconds() -> f64 {
     };
     // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the command name.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-pub fn connect_request(timeout_ms: i32) -> Vec<u8> {
-    let mut body = Vec::new();
-    ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms,
-        session_id: 0,
-        passwd: bytes::Bytes::from_static(&[0; 16]),
-        read_only: Some(false),
-    }
-    .encode(&mut body);
-    let mut out = (body.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
-pub fn encode_request(out: &mut Vec<u8>, xid: i32, req: &Request) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    {
-        let mut w = Writer::new(out);
-        w.int(xid).int(req.opcode());
-        req.encode(&mut w);
-    }
-    let len = (out.len() - start - 4) as i32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 /// Creates the benchmark's znodes (those that exist already are kept), pipelined on one session.
@@ -181,14 +131,7 @@ pub fn run_phase(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let control = Arc::new(Control {
-        start: Instant::now(),
-        warmup_ns: warmup.as_nanos() as u64,
-        end_ns: (warmup + measure).as_nanos() as u64,
-        ops_budget: args.ops,
-        measured: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-    });
+    let control = Arc::new(Control::new(warmup, measure, args.ops));
     let cpu_before = cpu_seconds();
     let mut handles = Vec::new();
     for t in 0..threads {
@@ -253,7 +196,7 @@ pub fn run_phase(
             }
         }
     }
-    let measured_end = control.stop.load(Relaxed);
+    let measured_end = control.budget_spent();
     let measured_s = if measured_end && args.ops.is_some() {
         timeline.iter().filter(|n| **n > 0).count().max(1) as f64
     } else {
@@ -528,10 +471,7 @@ async fn drive_session(
                 if let Some(slot) = timeline.get_mut(sec) {
                     *slot += 1;
                 }
-                let measured = control.measured.fetch_add(1, Relaxed) + 1;
-                if control.ops_budget.is_some_and(|budget| measured >= budget) {
-                    control.stop.store(true, Relaxed);
-                }
+                control.count_measured();
             }
             if let Some(p) = &ctx.progress {
                 p.fetch_add(1, Relaxed);

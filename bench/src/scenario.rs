@@ -10,8 +10,9 @@
 //!   event. (Not from the write's acknowledgement: a server sends the events of a txn before its
 //!   reply, so on a standalone server an event never comes after the ack.)
 
+use crate::control::Control;
 use crate::latency::Recorder;
-use crate::run::{connect_request, encode_request, Control};
+use crate::wire::{connect_request, encode_request};
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
