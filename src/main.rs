@@ -59,7 +59,7 @@ enum Command {
         /// A ZooKeeper zoo.cfg.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Cores to use (default: all online cores, split evenly between the ensemble members
+        /// Cores to use (default: all the CPUs this process may run on, split evenly between the ensemble members
         /// whose server lines put them on this machine).
         #[arg(long)]
         cores: Option<usize>,
@@ -288,9 +288,8 @@ fn main() {
                     std::process::exit(1);
                 }
             };
-            let online = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1);
+            let allowed = server::allowed_cpus();
+            let online = allowed.len();
             // Members that share a machine share its cores: each gets its part, so that three
             // members on two cores run one executor each rather than six executors waking one
             // another (measured: create-delete at 32 outstanding +40%, set +23%).
@@ -301,13 +300,13 @@ fn main() {
             let cores = cores
                 .unwrap_or((online / sharing).max(1))
                 .clamp(1, online.max(1));
-            // ... and take different cores: the first member on the machine (by id) from core 0,
-            // the next from where the first one's end, wrapping round (three members on two
-            // cores: 0, 1, 0). All on core 0 left the others idle.
+            // ... and take different cores: the first member on the machine (by id) from the
+            // first CPU it may use, the next from where the first one's cores end, wrapping round
+            // (three members on two cores: 0, 1, 0). All on core 0 left the others idle.
             let rank = cfg.ensemble.as_ref().map_or(0, |e| e.rank_on_this_host());
             let pin = (!no_pin).then(|| server::Pinning {
-                first: rank * cores % online.max(1),
-                online: online.max(1),
+                first: rank * cores % online,
+                cpus: allowed,
             });
             tracing::info!(
                 source = %cfg.source, %addr, tick_ms = cfg.tick_ms,

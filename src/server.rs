@@ -80,12 +80,44 @@ fn spawn_err(e: glommio::GlommioError<()>) -> anyhow::Error {
     anyhow::anyhow!("cannot start an executor: {e}")
 }
 
-/// Where a server's executors are pinned: its core k is the machine's core
-/// `(first + k) % online`, so that members sharing a machine take different cores.
-#[derive(Debug, Clone, Copy)]
+/// Where a server's executors are pinned: its core k is `cpus[(first + k) % cpus.len()]`, where
+/// `cpus` are the CPUs this process may run on (its affinity when it started: `taskset` or a
+/// cgroup's cpuset), so that members sharing a machine take different ones and none leaves the
+/// set it was given.
+#[derive(Debug, Clone)]
 pub struct Pinning {
     pub first: usize,
-    pub online: usize,
+    pub cpus: Vec<usize>,
+}
+
+impl Pinning {
+    /// The CPU for the server's core `core`.
+    pub fn cpu(&self, core: usize) -> usize {
+        self.cpus[(self.first + core) % self.cpus.len()]
+    }
+}
+
+/// The CPUs this process may run on, in order (all online ones if that cannot be read).
+#[allow(unsafe_code)]
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain bits, so all zeroes is a valid (empty) set; sched_getaffinity
+    // writes at most the size it is given into it; CPU_ISSET reads one bit below CPU_SETSIZE.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    let got = unsafe { libc::sched_getaffinity(0, size, &mut set) };
+    let cpus: Vec<usize> = if got == 0 {
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (0..online).collect()
+    } else {
+        cpus
+    }
 }
 
 /// Starts every executor and blocks until they end (they end only on a fatal error).
@@ -134,8 +166,8 @@ pub fn run(
         stop: crate::stop::watch_signals()
             .map_err(|e| anyhow::anyhow!("cannot watch for SIGTERM: {e}"))?,
     });
-    let placement = |core: usize| match pin {
-        Some(p) => Placement::Fixed((p.first + core) % p.online),
+    let placement = |core: usize| match &pin {
+        Some(p) => Placement::Fixed(p.cpu(core)),
         None => Placement::Unbound,
     };
     let mut handles = Vec::new();
@@ -215,7 +247,7 @@ pub fn run(
     }
     tracing::info!(
         fronts = ?map.fronts, pipeline = map.pipeline, shared_core = map.shared_core,
-        pinned_from = ?pin.map(|p| p.first),
+        pinned = ?pin.as_ref().map(|p| (0..cores).map(|c| p.cpu(c)).collect::<Vec<_>>()),
         "executors started"
     );
     for h in handles {
