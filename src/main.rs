@@ -59,8 +59,8 @@ enum Command {
         /// A ZooKeeper zoo.cfg.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Cores to use (default: all the CPUs this process may run on, split evenly between the ensemble members
-        /// whose server lines put them on this machine).
+        /// Cores to use (default: all the CPUs this process may run on, split evenly between the
+        /// ensemble members whose server lines put them on this machine).
         #[arg(long)]
         cores: Option<usize>,
         /// Do not pin executors to cores.
