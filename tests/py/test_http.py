@@ -105,14 +105,13 @@ def test_metrics_are_off_unless_asked_for_and_ringkeeper_key_turns_them_on():
         srv.stop()
 
 
-def test_a_taken_metrics_port_stops_the_server_naming_the_key():
+def test_a_taken_metrics_port_stops_the_server_naming_the_key(tmp_path):
     import socket
     import subprocess
-    import tempfile
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)
-    d = tempfile.mkdtemp(prefix="rk-py-metrics-")
+    d = str(tmp_path)
     client, = free_ports(1)
     cfg = os.path.join(d, "zoo.cfg")
     with open(cfg, "w") as f:
