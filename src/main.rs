@@ -299,7 +299,7 @@ fn main() {
                 .map_or(1, |e| e.members_on_this_host());
             let cores = cores
                 .unwrap_or((online / sharing).max(1))
-                .clamp(1, online.max(1));
+                .clamp(1, online); // allowed_cpus() names at least one
             // ... and take different cores: the first member on the machine (by id) from the
             // first CPU it may use, the next from where the first one's cores end, wrapping round
             // (three members on two cores: 0, 1, 0). All on core 0 left the others idle.
