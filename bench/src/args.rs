@@ -28,7 +28,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub duration: Duration,
     /// Stop after this many measured operations instead of after --duration.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub ops: Option<u64>,
     /// Load before measuring starts.
     #[arg(long, value_parser = parse_duration, default_value = "3s")]

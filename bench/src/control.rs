@@ -1,6 +1,6 @@
 //! The clock and stop rules of one load phase, shared by every generator executor.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// The phase's clock and stop rules, shared by every executor.
@@ -9,8 +9,9 @@ pub struct Control {
     pub warmup_ns: u64,
     pub end_ns: u64,
     ops_budget: Option<u64>,
-    pub measured: AtomicU64,
-    stop: AtomicBool,
+    measured: AtomicU64,
+    /// When (ns since start) the reply that spent the budget arrived; 0 while it is not spent.
+    spent_ns: AtomicU64,
 }
 
 impl Control {
@@ -23,21 +24,27 @@ impl Control {
             end_ns: (warmup + measure).as_nanos() as u64,
             ops_budget,
             measured: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
+            spent_ns: AtomicU64::new(0),
         }
     }
 
-    /// Counts one measured reply; the one that spends the budget stops the phase.
+    /// Counts one measured reply; the one that spends the budget stops the phase and marks when.
     pub fn count_measured(&self) {
         let measured = self.measured.fetch_add(1, Relaxed) + 1;
-        if self.ops_budget.is_some_and(|budget| measured >= budget) {
-            self.stop.store(true, Relaxed);
+        if self.ops_budget == Some(measured) {
+            self.spent_ns.store(self.now_ns().max(1), Relaxed);
         }
     }
 
-    /// Whether the phase ended on its operation budget rather than its clock.
-    pub fn budget_spent(&self) -> bool {
-        self.stop.load(Relaxed)
+    /// How long the measured part of a phase that ended on its operation budget lasted (`None`
+    /// if it ran on its clock).
+    pub fn spent_after(&self) -> Option<Duration> {
+        match self.spent_ns.load(Relaxed) {
+            0 => None,
+            t => Some(Duration::from_nanos(
+                t.saturating_sub(self.warmup_ns).max(1),
+            )),
+        }
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -45,10 +52,6 @@ impl Control {
     }
 
     pub fn stopped(&self) -> bool {
-        self.stop.load(Relaxed)
-            || self.now_ns() >= self.end_ns
-            || self
-                .ops_budget
-                .is_some_and(|b| self.measured.load(Relaxed) >= b)
+        self.spent_ns.load(Relaxed) != 0 || self.now_ns() >= self.end_ns
     }
 }

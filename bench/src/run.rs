@@ -196,12 +196,7 @@ pub fn run_phase(
             }
         }
     }
-    let measured_end = control.budget_spent();
-    let measured_s = if measured_end && args.ops.is_some() {
-        timeline.iter().filter(|n| **n > 0).count().max(1) as f64
-    } else {
-        measure.as_secs_f64()
-    };
+    let measured_s = control.spent_after().unwrap_or(measure).as_secs_f64();
     Ok(PhaseResult {
         recorder,
         measured_s,

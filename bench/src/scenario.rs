@@ -117,12 +117,38 @@ impl SeqConn {
 
     /// The next notification, waiting at most until `deadline_ns`.
     pub async fn next_event(&mut self, control: &Control, deadline_ns: u64) -> Option<Event> {
+        let wait = Duration::from_nanos(deadline_ns.saturating_sub(control.now_ns()));
+        self.next_event_before(control, glommio::timer::sleep(wait))
+            .await
+    }
+
+    /// The next notification, waiting at most until `grace` after the phase stopped (on its clock
+    /// or on its operation budget).
+    pub async fn next_event_or_stop(
+        &mut self,
+        control: &Control,
+        grace: Duration,
+    ) -> Option<Event> {
+        let give_up = async {
+            while !control.stopped() {
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+            glommio::timer::sleep(grace).await;
+        };
+        self.next_event_before(control, give_up).await
+    }
+
+    /// The next notification, or `None` if `give_up` finishes first or the connection fails.
+    async fn next_event_before<T>(
+        &mut self,
+        control: &Control,
+        give_up: impl std::future::Future<Output = T>,
+    ) -> Option<Event> {
         if let Some(e) = self.events.pop_front() {
             return Some(e);
         }
-        let wait = Duration::from_nanos(deadline_ns.saturating_sub(control.now_ns()));
         let got = futures_lite::future::or(async { self.frame().await.map(Some) }, async {
-            glommio::timer::sleep(wait).await;
+            give_up.await;
             Some(None)
         })
         .await;
@@ -163,7 +189,7 @@ fn record(control: &Control, rec: &mut Recorder, timeline: &mut [u64], t0: u64, 
         if let Some(slot) = timeline.get_mut(((t0 - control.warmup_ns) / 1_000_000_000) as usize) {
             *slot += 1;
         }
-        control.measured.fetch_add(1, Relaxed);
+        control.count_measured();
     }
 }
 
@@ -298,6 +324,9 @@ impl Default for WatchBoard {
     }
 }
 
+/// How long a watcher waits, after the phase stopped, for a notification still on its way.
+const WATCH_GRACE: Duration = Duration::from_millis(500);
+
 /// The writer of `watch`: waits until every watcher is armed, publishes the send time, writes.
 pub async fn watch_writer(
     control: Arc<Control>,
@@ -357,9 +386,9 @@ pub async fn watcher(
             return Err(format!("watch: exists failed with {err}"));
         }
         board.armed.fetch_add(1, Relaxed);
-        let Some((_, _, arrived)) = c.next_event(&control, control.end_ns + 2_000_000_000).await
-        else {
-            break; // the writer has stopped
+        // Once the phase stops, the writer sends nothing more: wait only for an event on its way.
+        let Some((_, _, arrived)) = c.next_event_or_stop(&control, WATCH_GRACE).await else {
+            break;
         };
         // The writer sends the next write only once every watcher has re-armed, so this event
         // belongs to the latest write sent.

@@ -4,6 +4,7 @@ that the JSON report holds sane, non-zero figures."""
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -87,6 +88,31 @@ def test_scenario_workloads(kind, workload, server_factory, tmp_path):
         finally:
             zk.stop()
             zk.close()
+
+
+@pytest.mark.parametrize("workload", ["get", "session-storm", "watch"])
+def test_an_operation_budget_ends_the_run_and_sets_its_length(workload, server, tmp_path):
+    """With --ops the run ends when the budget is spent, and the throughput is the budget over
+    the time it took: not over --duration, nor rounded up to whole seconds."""
+    out = tmp_path / "ops.json"
+    cmd = [RINGKEEPER, "bench", "--hosts", server.hosts, "--workload", workload, "--ops", "1500",
+           "--duration", "120s", "--warmup", "0s", "--sessions", "4", "--outstanding", "4",
+           "--keys", "10", "--json", str(out)]
+    t0 = time.monotonic()
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=100)
+    wall = time.monotonic() - t0
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    assert report["ops"] >= 1500, report
+    # The measured part lies inside the process's life, which the budget cut short.
+    assert 0 < report["measured_s"] < wall < 60, (report["measured_s"], wall)
+    assert report["throughput_ops_per_s"] == pytest.approx(report["ops"] / report["measured_s"], rel=1e-6)
+
+
+def test_an_operation_budget_of_zero_is_refused(server):
+    run = subprocess.run([RINGKEEPER, "bench", "--hosts", server.hosts, "--ops", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "--ops" in run.stderr, run.stderr
 
 
 def test_report_writes_markdown_and_plots(server, tmp_path):
