@@ -12,14 +12,33 @@ pub struct Recorder {
     pub hist: Histogram<u64>,
     pub ops: u64,
     pub errors: std::collections::BTreeMap<i32, u64>,
+    /// The same latencies by kind of operation (for mixes; scenarios record none).
+    pub by_op: std::collections::BTreeMap<&'static str, Histogram<u64>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds")
+}
+
+fn latency_us(intended_ns: u64, done_ns: u64) -> u64 {
+    (done_ns.saturating_sub(intended_ns) / 1000).clamp(1, LATENCY_US_MAX)
+}
+
+/// The latency at percentile `p` of `hist`, in milliseconds (0 if it is empty).
+pub fn percentile_ms(hist: &Histogram<u64>, p: f64) -> f64 {
+    if hist.is_empty() {
+        return 0.0;
+    }
+    hist.value_at_quantile(p / 100.0) as f64 / 1000.0
 }
 
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
-            hist: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds"),
+            hist: histogram(),
             ops: 0,
             errors: Default::default(),
+            by_op: Default::default(),
         }
     }
 }
@@ -29,16 +48,34 @@ impl Recorder {
     /// loop); `done_ns` is when its reply arrived. Measuring from the due time is what corrects
     /// for coordinated omission.
     pub fn record(&mut self, intended_ns: u64, done_ns: u64, err: i32) {
-        let us = (done_ns.saturating_sub(intended_ns) / 1000).clamp(1, LATENCY_US_MAX);
-        self.hist.record(us).expect("clamped into range");
+        self.hist
+            .record(latency_us(intended_ns, done_ns))
+            .expect("clamped into range");
         self.ops += 1;
         if err != 0 {
             *self.errors.entry(err).or_default() += 1;
         }
     }
 
+    /// Records one reply to an operation of kind `op`, in the whole and in that kind's own.
+    pub fn record_op(&mut self, op: &'static str, intended_ns: u64, done_ns: u64, err: i32) {
+        self.record(intended_ns, done_ns, err);
+        self.by_op
+            .entry(op)
+            .or_insert_with(histogram)
+            .record(latency_us(intended_ns, done_ns))
+            .expect("clamped into range");
+    }
+
     pub fn merge(&mut self, other: &Recorder) {
         self.hist.add(&other.hist).expect("same bounds");
+        for (op, hist) in &other.by_op {
+            self.by_op
+                .entry(op)
+                .or_insert_with(histogram)
+                .add(hist)
+                .expect("same bounds");
+        }
         self.ops += other.ops;
         for (code, n) in &other.errors {
             *self.errors.entry(*code).or_default() += n;
@@ -46,10 +83,7 @@ impl Recorder {
     }
 
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        if self.hist.is_empty() {
-            return 0.0;
-        }
-        self.hist.value_at_quantile(p / 100.0) as f64 / 1000.0
+        percentile_ms(&self.hist, p)
     }
 
     pub fn max_ms(&self) -> f64 {

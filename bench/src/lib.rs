@@ -54,6 +54,7 @@ fn summarize(args: &BenchArgs, r: &run::PhaseResult, rate: Option<u64>) -> Summa
         } else {
             0.0
         },
+        latency_ms_by_op: Summary::latency_by_op(&r.recorder),
         timeline_ops_per_s: r.timeline.clone(),
     }
 }

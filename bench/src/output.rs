@@ -1,7 +1,8 @@
 //! What `ringkeeper bench` prints and writes: two numbers first (throughput, p99), then the
 //! details; the same figures as JSON with `--json`.
 
-use crate::latency::Recorder;
+use crate::latency::{percentile_ms, Recorder};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -30,6 +31,9 @@ pub struct Summary {
     pub keys: usize,
     /// Generator CPU (user + system) per 1,000 operations, in seconds.
     pub generator_cpu_s_per_1000_ops: f64,
+    /// Latency by kind of operation, when the workload mixes more than one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency_ms_by_op: BTreeMap<String, LatencyMs>,
     /// Measured operations completed in each second of the run (by due time).
     pub timeline_ops_per_s: Vec<u64>,
 }
@@ -63,13 +67,28 @@ pub fn error_name(code: i32) -> String {
 
 impl Summary {
     pub fn latency(rec: &Recorder) -> LatencyMs {
+        Self::hist_latency(&rec.hist)
+    }
+
+    fn hist_latency(hist: &Histogram<u64>) -> LatencyMs {
         LatencyMs {
-            p50: rec.percentile_ms(50.0),
-            p90: rec.percentile_ms(90.0),
-            p99: rec.percentile_ms(99.0),
-            p999: rec.percentile_ms(99.9),
-            max: rec.max_ms(),
+            p50: percentile_ms(hist, 50.0),
+            p90: percentile_ms(hist, 90.0),
+            p99: percentile_ms(hist, 99.0),
+            p999: percentile_ms(hist, 99.9),
+            max: hist.max() as f64 / 1000.0,
         }
+    }
+
+    /// Latency by kind of operation; empty unless more than one kind was measured.
+    pub fn latency_by_op(rec: &Recorder) -> BTreeMap<String, LatencyMs> {
+        if rec.by_op.len() < 2 {
+            return BTreeMap::new();
+        }
+        rec.by_op
+            .iter()
+            .map(|(op, hist)| (op.to_string(), Self::hist_latency(hist)))
+            .collect()
     }
 
     pub fn errors(rec: &Recorder) -> BTreeMap<String, u64> {
@@ -100,9 +119,20 @@ impl Summary {
             (None, Some(n)) => format!("closed loop, {n} outstanding"),
             (None, None) => String::new(),
         };
+        let by_op: String = self
+            .latency_ms_by_op
+            .iter()
+            .map(|(op, l)| {
+                format!(
+                    "  {op}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms\n",
+                    l.p50, l.p90, l.p99, l.p999, l.max
+                )
+            })
+            .collect();
         format!(
             "throughput {:.0} ops/s  p99 {:.3} ms\n\
              p50 {:.3} ms  p90 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms\n\
+             {}\
              ops {} in {:.1} s, errors: {}\n\
              workload {} on {}, {} sessions, {}, {} B values, {} keys\n\
              generator cpu {:.4} s per 1000 ops\n",
@@ -112,6 +142,7 @@ impl Summary {
             l.p90,
             l.p999,
             l.max,
+            by_op,
             self.ops,
             self.measured_s,
             errors,
@@ -152,22 +183,7 @@ mod tests {
         let mut rec = Recorder::default();
         rec.record(0, 2_000_000, 0);
         rec.record(0, 2_000_000, -101);
-        let s = Summary {
-            throughput_ops_per_s: 1234.4,
-            latency_ms: Summary::latency(&rec),
-            ops: rec.ops,
-            errors: Summary::errors(&rec),
-            measured_s: 1.0,
-            workload: "get".into(),
-            hosts: "h:1".into(),
-            sessions: 1,
-            outstanding: Some(1),
-            offered_rate_ops_per_s: None,
-            value_bytes: 10,
-            keys: 5,
-            generator_cpu_s_per_1000_ops: 0.01,
-            timeline_ops_per_s: vec![2],
-        };
+        let s = summary(&rec);
         let text = s.text();
         assert!(
             text.starts_with("throughput 1234 ops/s  p99 2.00"),
@@ -177,5 +193,46 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["latency_ms"]["p99"].as_f64().unwrap().round(), 2.0);
         assert!(json["throughput_ops_per_s"].is_number());
+        // One kind of operation: no breakdown.
+        assert!(json.get("latency_ms_by_op").is_none(), "{json}");
+    }
+
+    #[test]
+    fn a_mix_reports_latency_by_operation() {
+        let mut rec = Recorder::default();
+        for _ in 0..9 {
+            rec.record_op("get", 0, 100_000, 0);
+        }
+        rec.record_op("set", 0, 3_000_000, 0);
+        let s = summary(&rec);
+        let json = serde_json::to_value(&s).unwrap();
+        let by_op = &json["latency_ms_by_op"];
+        assert_eq!(by_op["get"]["p99"].as_f64().unwrap(), 0.1, "{json}");
+        assert_eq!(by_op["set"]["p50"].as_f64().unwrap().round(), 3.0, "{json}");
+        // The whole's p99 is the one slow set.
+        assert_eq!(json["latency_ms"]["p99"].as_f64().unwrap().round(), 3.0);
+        let text = s.text();
+        assert!(text.contains("\n  get: p50 0.100 ms"), "{text}");
+        assert!(text.contains("\n  set: p50 3.00"), "{text}");
+    }
+
+    fn summary(rec: &Recorder) -> Summary {
+        Summary {
+            throughput_ops_per_s: 1234.4,
+            latency_ms: Summary::latency(rec),
+            ops: rec.ops,
+            errors: Summary::errors(rec),
+            measured_s: 1.0,
+            workload: "get".into(),
+            hosts: "h:1".into(),
+            sessions: 1,
+            outstanding: Some(1),
+            offered_rate_ops_per_s: None,
+            value_bytes: 10,
+            keys: 5,
+            generator_cpu_s_per_1000_ops: 0.01,
+            latency_ms_by_op: Summary::latency_by_op(rec),
+            timeline_ops_per_s: vec![2],
+        }
     }
 }

@@ -307,6 +307,7 @@ struct SessionResult {
 struct InFlight {
     xid: i32,
     intended_ns: u64,
+    op: &'static str,
 }
 
 /// Reads whole frames from a stream into `buf`; `None` at EOF.
@@ -400,15 +401,17 @@ async fn drive_session(
                 let now = control.now_ns();
                 for k in 0..batch {
                     xid = xid.wrapping_add(1).max(1);
-                    let (_, req) = gen.next_request();
+                    let (kind, req) = gen.next_request();
                     encode_request(&mut out, xid, &req);
                     let intended_ns = match schedule {
                         Some(s) => s.due_ns(i + k as u64),
                         None => now,
                     };
-                    in_flight
-                        .borrow_mut()
-                        .push_back(InFlight { xid, intended_ns });
+                    in_flight.borrow_mut().push_back(InFlight {
+                        xid,
+                        intended_ns,
+                        op: kind.name(),
+                    });
                 }
                 i += batch as u64;
                 if wr.write_all(&out).await.is_err() {
@@ -461,7 +464,7 @@ async fn drive_session(
             }
             permits.signal(1);
             if sent.intended_ns >= control.warmup_ns && sent.intended_ns < control.end_ns {
-                recorder.record(sent.intended_ns, now, err);
+                recorder.record_op(sent.op, sent.intended_ns, now, err);
                 let sec = ((sent.intended_ns - control.warmup_ns) / 1_000_000_000) as usize;
                 if let Some(slot) = timeline.get_mut(sec) {
                     *slot += 1;

@@ -41,6 +41,19 @@ impl OpKind {
         })
     }
 
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Get => "get",
+            OpKind::Set => "set",
+            OpKind::Exists => "exists",
+            OpKind::CreateDelete => "create-delete",
+            OpKind::Children => "children",
+            OpKind::Multi => "multi",
+            OpKind::EphemeralChurn => "ephemeral-churn",
+        }
+    }
+
     /// Whether this op writes (and so, on Java ZooKeeper, is fsync'd).
     pub fn writes(self) -> bool {
         matches!(

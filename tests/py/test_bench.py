@@ -41,6 +41,10 @@ def test_closed_loop_mixed(kind, server_factory, tmp_path):
     report, _ = bench(s, tmp_path, "--workload", "get=3,set=1,create-delete=1,exists=1,children=1,multi=1")
     check_sane(report)
     assert report["outstanding"] == 32 and report["offered_rate_ops_per_s"] is None
+    by_op = report["latency_ms_by_op"]
+    assert set(by_op) == {"get", "set", "create-delete", "exists", "children", "multi"}, by_op
+    for op, lat in by_op.items():
+        assert 0 < lat["p50"] <= lat["p99"] <= lat["max"] <= report["latency_ms"]["max"], (op, lat)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -49,6 +53,7 @@ def test_open_loop_hits_its_rate(kind, server_factory, tmp_path):
     report, _ = bench(s, tmp_path, "--workload", "get", "--rate", "500")
     check_sane(report, expect_rate=500)
     assert report["offered_rate_ops_per_s"] == 500
+    assert "latency_ms_by_op" not in report  # one kind of operation: the whole is its figure
 
 
 def test_ramp_finds_a_sustainable_rate(server, tmp_path):
