@@ -12,8 +12,9 @@ pub struct Recorder {
     pub hist: Histogram<u64>,
     pub ops: u64,
     pub errors: std::collections::BTreeMap<i32, u64>,
-    /// The same latencies by kind of operation (for mixes; scenarios record none).
+    /// The same latencies by kind of operation and by server (scenarios record neither).
     pub by_op: std::collections::BTreeMap<&'static str, Histogram<u64>>,
+    pub by_host: std::collections::BTreeMap<String, Histogram<u64>>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -39,6 +40,7 @@ impl Default for Recorder {
             ops: 0,
             errors: Default::default(),
             by_op: Default::default(),
+            by_host: Default::default(),
         }
     }
 }
@@ -57,14 +59,27 @@ impl Recorder {
         }
     }
 
-    /// Records one reply to an operation of kind `op`, in the whole and in that kind's own.
-    pub fn record_op(&mut self, op: &'static str, intended_ns: u64, done_ns: u64, err: i32) {
+    /// Records one reply to an operation of kind `op` sent to `host`: in the whole, in that
+    /// kind's own and in that server's own.
+    pub fn record_op(
+        &mut self,
+        op: &'static str,
+        host: &str,
+        intended_ns: u64,
+        done_ns: u64,
+        err: i32,
+    ) {
         self.record(intended_ns, done_ns, err);
-        self.by_op
-            .entry(op)
-            .or_insert_with(histogram)
-            .record(latency_us(intended_ns, done_ns))
-            .expect("clamped into range");
+        let us = latency_us(intended_ns, done_ns);
+        let by_op = self.by_op.entry(op).or_insert_with(histogram);
+        by_op.record(us).expect("clamped into range");
+        if let Some(h) = self.by_host.get_mut(host) {
+            h.record(us).expect("clamped into range");
+        } else {
+            let mut h = histogram();
+            h.record(us).expect("clamped into range");
+            self.by_host.insert(host.to_string(), h);
+        }
     }
 
     pub fn merge(&mut self, other: &Recorder) {
@@ -72,6 +87,13 @@ impl Recorder {
         for (op, hist) in &other.by_op {
             self.by_op
                 .entry(op)
+                .or_insert_with(histogram)
+                .add(hist)
+                .expect("same bounds");
+        }
+        for (host, hist) in &other.by_host {
+            self.by_host
+                .entry(host.clone())
                 .or_insert_with(histogram)
                 .add(hist)
                 .expect("same bounds");

@@ -55,6 +55,7 @@ fn summarize(args: &BenchArgs, r: &run::PhaseResult, rate: Option<u64>) -> Summa
             0.0
         },
         latency_ms_by_op: Summary::latency_by_op(&r.recorder),
+        latency_ms_by_host: Summary::latency_by_host(&r.recorder),
         timeline_ops_per_s: r.timeline.clone(),
     }
 }

@@ -34,6 +34,9 @@ pub struct Summary {
     /// Latency by kind of operation, when the workload mixes more than one.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub latency_ms_by_op: BTreeMap<String, LatencyMs>,
+    /// Latency by server, when the sessions went to more than one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency_ms_by_host: BTreeMap<String, LatencyMs>,
     /// Measured operations completed in each second of the run (by due time).
     pub timeline_ops_per_s: Vec<u64>,
 }
@@ -82,13 +85,21 @@ impl Summary {
 
     /// Latency by kind of operation; empty unless more than one kind was measured.
     pub fn latency_by_op(rec: &Recorder) -> BTreeMap<String, LatencyMs> {
-        if rec.by_op.len() < 2 {
+        Self::breakdown(rec.by_op.iter().map(|(op, h)| (op.to_string(), h)))
+    }
+
+    /// Latency by server; empty unless more than one was measured.
+    pub fn latency_by_host(rec: &Recorder) -> BTreeMap<String, LatencyMs> {
+        Self::breakdown(rec.by_host.iter().map(|(host, h)| (host.clone(), h)))
+    }
+
+    fn breakdown<'h>(
+        parts: impl ExactSizeIterator<Item = (String, &'h Histogram<u64>)>,
+    ) -> BTreeMap<String, LatencyMs> {
+        if parts.len() < 2 {
             return BTreeMap::new();
         }
-        rec.by_op
-            .iter()
-            .map(|(op, hist)| (op.to_string(), Self::hist_latency(hist)))
-            .collect()
+        parts.map(|(k, h)| (k, Self::hist_latency(h))).collect()
     }
 
     pub fn errors(rec: &Recorder) -> BTreeMap<String, u64> {
@@ -122,9 +133,10 @@ impl Summary {
         let by_op: String = self
             .latency_ms_by_op
             .iter()
-            .map(|(op, l)| {
+            .chain(&self.latency_ms_by_host)
+            .map(|(part, l)| {
                 format!(
-                    "  {op}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms\n",
+                    "  {part}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms\n",
                     l.p50, l.p90, l.p99, l.p999, l.max
                 )
             })
@@ -201,9 +213,9 @@ mod tests {
     fn a_mix_reports_latency_by_operation() {
         let mut rec = Recorder::default();
         for _ in 0..9 {
-            rec.record_op("get", 0, 100_000, 0);
+            rec.record_op("get", "h:1", 0, 100_000, 0);
         }
-        rec.record_op("set", 0, 3_000_000, 0);
+        rec.record_op("set", "h:1", 0, 3_000_000, 0);
         let s = summary(&rec);
         let json = serde_json::to_value(&s).unwrap();
         let by_op = &json["latency_ms_by_op"];
@@ -214,6 +226,30 @@ mod tests {
         let text = s.text();
         assert!(text.contains("\n  get: p50 0.100 ms"), "{text}");
         assert!(text.contains("\n  set: p50 3.00"), "{text}");
+        // One server: no breakdown by server.
+        assert!(json.get("latency_ms_by_host").is_none(), "{json}");
+    }
+
+    #[test]
+    fn sessions_on_several_servers_report_latency_by_server() {
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        a.record_op("get", "h:1", 0, 100_000, 0);
+        b.record_op("get", "h:2", 0, 4_000_000, 0);
+        b.record_op("get", "h:1", 0, 200_000, 0);
+        let mut rec = Recorder::default();
+        rec.merge(&a);
+        rec.merge(&b);
+        let json = serde_json::to_value(summary(&rec)).unwrap();
+        let by_host = &json["latency_ms_by_host"];
+        assert_eq!(by_host["h:1"]["max"].as_f64().unwrap(), 0.2, "{json}");
+        assert_eq!(
+            by_host["h:2"]["p50"].as_f64().unwrap().round(),
+            4.0,
+            "{json}"
+        );
+        assert!(json.get("latency_ms_by_op").is_none(), "{json}");
+        assert!(summary(&rec).text().contains("\n  h:2: p50 4.00"));
     }
 
     fn summary(rec: &Recorder) -> Summary {
@@ -232,6 +268,7 @@ mod tests {
             keys: 5,
             generator_cpu_s_per_1000_ops: 0.01,
             latency_ms_by_op: Summary::latency_by_op(rec),
+            latency_ms_by_host: Summary::latency_by_host(rec),
             timeline_ops_per_s: vec![2],
         }
     }

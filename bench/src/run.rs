@@ -464,7 +464,7 @@ async fn drive_session(
             }
             permits.signal(1);
             if sent.intended_ns >= control.warmup_ns && sent.intended_ns < control.end_ns {
-                recorder.record_op(sent.op, sent.intended_ns, now, err);
+                recorder.record_op(sent.op, &host, sent.intended_ns, now, err);
                 let sec = ((sent.intended_ns - control.warmup_ns) / 1_000_000_000) as usize;
                 if let Some(slot) = timeline.get_mut(sec) {
                     *slot += 1;

@@ -114,6 +114,21 @@ def test_an_operation_budget_ends_the_run_and_sets_its_length(workload, server, 
     assert report["throughput_ops_per_s"] == pytest.approx(report["ops"] / report["measured_s"], rel=1e-6)
 
 
+def test_sessions_over_several_servers_report_latency_by_server(server_factory, tmp_path):
+    a, b = server_factory(), server_factory()
+    out = tmp_path / "hosts.json"
+    cmd = [RINGKEEPER, "bench", "--hosts", f"{a.hosts},{b.hosts}", "--workload", "get", "--sessions", "4",
+           "--duration", "1s", "--warmup", "200ms", "--keys", "10", "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(out.read_text())
+    by_host = report["latency_ms_by_host"]
+    assert set(by_host) == {a.hosts, b.hosts}, by_host
+    for host, lat in by_host.items():
+        assert 0 < lat["p50"] <= lat["p99"] <= report["latency_ms"]["max"], (host, lat)
+        assert f"\n  {host}: p50 " in run.stdout, run.stdout
+
+
 def test_an_operation_budget_of_zero_is_refused(server):
     run = subprocess.run([RINGKEEPER, "bench", "--hosts", server.hosts, "--ops", "0"],
                          capture_output=True, text=True, timeout=60)
