@@ -130,7 +130,7 @@ impl Summary {
             (None, Some(n)) => format!("closed loop, {n} outstanding"),
             (None, None) => String::new(),
         };
-        let by_op: String = self
+        let breakdown: String = self
             .latency_ms_by_op
             .iter()
             .chain(&self.latency_ms_by_host)
@@ -154,7 +154,7 @@ impl Summary {
             l.p90,
             l.p999,
             l.max,
-            by_op,
+            breakdown,
             self.ops,
             self.measured_s,
             errors,
