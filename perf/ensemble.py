@@ -176,6 +176,18 @@ def write_table(rows, failovers, path, meta):
             f"| {r['workload']} | {r['outstanding']} | {zk['throughput_ops_per_s']:.0f} | "
             f"{rk['throughput_ops_per_s']:.0f} | **{ratio(rk['throughput_ops_per_s'], zk['throughput_ops_per_s']):.2f}** | "
             f"{zl['p50']:.3f} / {rl['p50']:.3f} | {zl['p99']:.3f} / {rl['p99']:.3f} | {ratio(rl['p99'], zl['p99']):.2f} |")
+    mixes = [r for r in rows if "latency_ms_by_op" in r["zookeeper"] and "latency_ms_by_op" in r["ringkeeper"]]
+    if mixes:
+        # A mix's p99 is mostly its slower kind's tail (mixed: a tenth are writes, so the writes' p90).
+        lines += ["", "Mixes by kind of operation, ms:", "",
+                  "| workload | outstanding | kind | p50 ZK / RK | p90 ZK / RK | p99 ZK / RK |",
+                  "|---|---:|---|---|---|---|"]
+        for r in mixes:
+            zk, rk = r["zookeeper"]["latency_ms_by_op"], r["ringkeeper"]["latency_ms_by_op"]
+            for op in sorted(set(zk) & set(rk)):
+                z, k = zk[op], rk[op]
+                lines.append(f"| {r['workload']} | {r['outstanding']} | {op} | {z['p50']:.3f} / {k['p50']:.3f} | "
+                             f"{z['p90']:.3f} / {k['p90']:.3f} | {z['p99']:.3f} / {k['p99']:.3f} |")
     if failovers:
         zk, rk = failovers["zookeeper"], failovers["ringkeeper"]
         lines += ["", "Leader failover (SIGKILL of the leader; longest gap between successful writes of a probe "
