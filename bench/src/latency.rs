@@ -12,7 +12,8 @@ pub struct Recorder {
     pub hist: Histogram<u64>,
     pub ops: u64,
     pub errors: std::collections::BTreeMap<i32, u64>,
-    /// The same latencies by kind of operation and by server (scenarios record neither).
+    /// The same latencies by kind of operation (scenarios record none) and by server (filled as
+    /// sessions are merged: each session has one).
     pub by_op: std::collections::BTreeMap<&'static str, Histogram<u64>>,
     pub by_host: std::collections::BTreeMap<String, Histogram<u64>>,
 }
@@ -59,27 +60,27 @@ impl Recorder {
         }
     }
 
-    /// Records one reply to an operation of kind `op` sent to `host`: in the whole, in that
-    /// kind's own and in that server's own.
-    pub fn record_op(
-        &mut self,
-        op: &'static str,
-        host: &str,
-        intended_ns: u64,
-        done_ns: u64,
-        err: i32,
-    ) {
+    /// Records one reply to an operation of kind `op`: in the whole and in that kind's own.
+    pub fn record_op(&mut self, op: &'static str, intended_ns: u64, done_ns: u64, err: i32) {
         self.record(intended_ns, done_ns, err);
-        let us = latency_us(intended_ns, done_ns);
-        let by_op = self.by_op.entry(op).or_insert_with(histogram);
-        by_op.record(us).expect("clamped into range");
-        if let Some(h) = self.by_host.get_mut(host) {
-            h.record(us).expect("clamped into range");
-        } else {
-            let mut h = histogram();
-            h.record(us).expect("clamped into range");
-            self.by_host.insert(host.to_string(), h);
+        self.by_op
+            .entry(op)
+            .or_insert_with(histogram)
+            .record(latency_us(intended_ns, done_ns))
+            .expect("clamped into range");
+    }
+
+    /// Merges what one session against `host` measured, counting it as that server's too.
+    pub fn merge_session(&mut self, session: &Recorder, host: &str) {
+        self.merge(session);
+        if session.hist.is_empty() {
+            return; // the watch writer, say: it measures nothing itself
         }
+        self.by_host
+            .entry(host.to_string())
+            .or_insert_with(histogram)
+            .add(&session.hist)
+            .expect("same bounds");
     }
 
     pub fn merge(&mut self, other: &Recorder) {

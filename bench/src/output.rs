@@ -213,9 +213,9 @@ mod tests {
     fn a_mix_reports_latency_by_operation() {
         let mut rec = Recorder::default();
         for _ in 0..9 {
-            rec.record_op("get", "h:1", 0, 100_000, 0);
+            rec.record_op("get", 0, 100_000, 0);
         }
-        rec.record_op("set", "h:1", 0, 3_000_000, 0);
+        rec.record_op("set", 0, 3_000_000, 0);
         let s = summary(&rec);
         let json = serde_json::to_value(&s).unwrap();
         let by_op = &json["latency_ms_by_op"];
@@ -234,12 +234,14 @@ mod tests {
     fn sessions_on_several_servers_report_latency_by_server() {
         let mut a = Recorder::default();
         let mut b = Recorder::default();
-        a.record_op("get", "h:1", 0, 100_000, 0);
-        b.record_op("get", "h:2", 0, 4_000_000, 0);
-        b.record_op("get", "h:1", 0, 200_000, 0);
+        let mut c = Recorder::default();
+        a.record_op("get", 0, 100_000, 0);
+        b.record_op("get", 0, 4_000_000, 0);
+        c.record_op("get", 0, 200_000, 0);
         let mut rec = Recorder::default();
-        rec.merge(&a);
-        rec.merge(&b);
+        rec.merge_session(&a, "h:1");
+        rec.merge_session(&b, "h:2");
+        rec.merge_session(&c, "h:1");
         let json = serde_json::to_value(summary(&rec)).unwrap();
         let by_host = &json["latency_ms_by_host"];
         assert_eq!(by_host["h:1"]["max"].as_f64().unwrap(), 0.2, "{json}");

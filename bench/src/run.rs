@@ -188,7 +188,7 @@ pub fn run_phase(
             .map_err(|e| format!("generator executor failed: {e}"))?;
         for r in results {
             let r = r?;
-            recorder.merge(&r.recorder);
+            recorder.merge_session(&r.recorder, &r.host);
             for (i, n) in r.timeline.iter().enumerate() {
                 if i < timeline.len() {
                     timeline[i] += n;
@@ -228,6 +228,7 @@ struct SessionTask {
 impl SessionTask {
     async fn run(self) -> Result<SessionResult, String> {
         let c = self.control.clone();
+        let host = self.host.clone();
         let timeout = self.args.session_timeout_ms;
         let mut recorder = Recorder::default();
         let mut timeline = vec![0u64; ((c.end_ns - c.warmup_ns) / 1_000_000_000) as usize + 1];
@@ -289,7 +290,11 @@ impl SessionTask {
                 .await?
             }
         }
-        Ok(SessionResult { recorder, timeline })
+        Ok(SessionResult {
+            recorder,
+            timeline,
+            host,
+        })
     }
 }
 
@@ -302,6 +307,7 @@ struct SessionCtx {
 struct SessionResult {
     recorder: Recorder,
     timeline: Vec<u64>,
+    host: String,
 }
 
 struct InFlight {
@@ -464,7 +470,7 @@ async fn drive_session(
             }
             permits.signal(1);
             if sent.intended_ns >= control.warmup_ns && sent.intended_ns < control.end_ns {
-                recorder.record_op(sent.op, &host, sent.intended_ns, now, err);
+                recorder.record_op(sent.op, sent.intended_ns, now, err);
                 let sec = ((sent.intended_ns - control.warmup_ns) / 1_000_000_000) as usize;
                 if let Some(slot) = timeline.get_mut(sec) {
                     *slot += 1;
@@ -487,7 +493,11 @@ async fn drive_session(
     received?;
     permits.close();
     drop(sender.await);
-    Ok(SessionResult { recorder, timeline })
+    Ok(SessionResult {
+        recorder,
+        timeline,
+        host,
+    })
 }
 
 #[cfg(test)]

@@ -23,22 +23,27 @@ pub enum OpKind {
 }
 
 impl OpKind {
+    const ALL: [OpKind; 7] = [
+        OpKind::Get,
+        OpKind::Set,
+        OpKind::Exists,
+        OpKind::CreateDelete,
+        OpKind::Children,
+        OpKind::Multi,
+        OpKind::EphemeralChurn,
+    ];
+
     fn parse(name: &str) -> Result<OpKind, String> {
-        Ok(match name {
-            "get" => OpKind::Get,
-            "set" => OpKind::Set,
-            "exists" => OpKind::Exists,
-            "create-delete" => OpKind::CreateDelete,
-            "children" => OpKind::Children,
-            "multi" => OpKind::Multi,
-            "ephemeral-churn" => OpKind::EphemeralChurn,
-            other => {
-                return Err(format!(
-                "unknown operation '{other}' (get, set, exists, create-delete, children, multi, \
-                     ephemeral-churn; or alone: session-storm, lock, watch)"
-            ))
-            }
-        })
+        OpKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = OpKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown operation '{name}' ({}; or alone: session-storm, lock, watch)",
+                    names.join(", ")
+                )
+            })
     }
 
     /// Its name on the command line and in reports.
