@@ -532,6 +532,12 @@ pub async fn mntr_values(shared: &Shared) -> Vec<(&'static str, String)> {
         "rk_log_synced_txns",
         s.log_synced_txns.load(Relaxed).to_string(),
     );
+    // Txns committed as a follower on the leader's word that its log has them, before the
+    // COMMIT (ensembles of Ringkeeper servers; see `zab::peer::Msg::LeaderSynced`).
+    line(
+        "rk_txns_committed_on_leader_synced",
+        s.committed_on_leader_synced.load(Relaxed).to_string(),
+    );
     line(
         "rk_snapshot_count",
         s.snapshots_written.load(Relaxed).to_string(),

@@ -40,6 +40,9 @@ pub struct ServerStats {
     pub synced_followers: AtomicU64,
     pub synced_observers: AtomicU64,
     pub pending_syncs: AtomicU64,
+    /// Txns this server, following, committed on its leader's `LeaderSynced` before the
+    /// leader's COMMIT came (`mntr`'s `rk_txns_committed_on_leader_synced`).
+    pub committed_on_leader_synced: AtomicU64,
     /// Learners this server, leading, brought in step by DIFF or TRUNC, and by SNAP
     /// (ZooKeeper's `diff_count` and `snap_count`, which it too keeps on every server).
     pub diff_syncs: AtomicU64,

@@ -56,6 +56,17 @@ MUTANTS = {
         "        let newest = &self.tree;\n        let known",
         MEMBER,
     ),
+    "early-commit-before-durable": (
+        "a follower commits on the leader's LeaderSynced only what its own log has durable",
+        "            let end = history_after(&self.history, leader_synced.min(self.synced));",
+        "            let end = history_after(&self.history, leader_synced);",
+    ),
+    "leader-forgets-prepped-sessions": (
+        "the leader counts a session live from its createSession's prep",
+        "        (self.sessions.get(id).is_some() || self.opening.contains(&id))\n",
+        "        (self.sessions.get(id).is_some())\n",
+        MEMBER,
+    ),
     # Defence in depth: fast leader election already elects a leader at least as recent as a
     # quorum, so the simulator is not expected to catch this one.
     "ignore-follower-ahead": (

@@ -857,6 +857,8 @@ pub async fn run(
         st.synced_followers.store(ls.synced_followers, Relaxed);
         st.synced_observers.store(ls.synced_observers, Relaxed);
         st.pending_syncs.store(ls.pending_syncs, Relaxed);
+        st.committed_on_leader_synced
+            .store(core.member.peer().committed_on_leader_synced(), Relaxed);
         if cfg!(debug_assertions) {
             core.member.check_invariants();
         }

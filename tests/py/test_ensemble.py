@@ -84,6 +84,20 @@ def test_three_members_elect_one_leader_and_serve_writes_through_any_member(ense
             assert len(zk.get_children("/app")) == 4, i
             # zxids carry the epoch: the first leader's is 1.
             assert stat.mzxid >> 32 == 1
+        # A follower commits what it has durable once the leader says its own log has it too
+        # (two of three), without waiting for the COMMIT, which mostly comes later; the
+        # leader itself commits on ACKs only.
+        follower = next(i for i in (1, 2) if m[i] == "follower")
+        for r in [zks[follower].create_async(f"/app/burst-{n}", b"") for n in range(300)]:
+            r.get(timeout=30)
+
+        def early(i):
+            counters = dict(line.split("\t", 1) for line in four_letter(ens.port(i), "mntr").splitlines()
+                            if "\t" in line)
+            return int(counters["zk_rk_txns_committed_on_leader_synced"])
+
+        assert early(follower) > 0
+        assert early(ens.leader()) == 0
         # A watch set through one member fires for a write through another.
         fired = threading.Event()
         zks[1].get("/app", watch=lambda ev: fired.set())
@@ -1047,6 +1061,9 @@ def test_a_java_follower_among_ringkeeper_members_votes_replicates_and_is_caught
             assert z.get("/far/n599")[0] == b"x" * 1024
         assert re.search(r'sent the snapshot for SNAP.*format="zookeeper"', ens.read_log(leader)), \
             ens.read_log(leader)[-3000:]
+        # The Ringkeeper leader sent the Java follower none of Ringkeeper's own packets
+        # (LeaderSynced), which it would log as unknown.
+        assert "Unknown packet type" not in ens.read_log(1), ens.read_log(1)[-3000:]
     finally:
         zk.stop()
         zk.close()

@@ -27,6 +27,9 @@ pub mod packet {
     pub const LEADERINFO: i32 = 17;
     pub const ACKEPOCH: i32 = 18;
     pub const INFORMANDACTIVATE: i32 = 19;
+    /// Ringkeeper's own (ZooKeeper's types run 1-19), sent only to a learner that asked for it
+    /// (`zab::wire::LEADER_SYNCED_MARK`): the leader's log is durable through the zxid.
+    pub const RK_LEADER_SYNCED: i32 = 0x524B_0001;
 }
 
 /// The protocol version a leader sends in LEADERINFO and a learner in its LearnerInfo

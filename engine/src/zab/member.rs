@@ -112,6 +112,11 @@ pub struct Member {
     newest: Option<DataTree>,
     /// Sessions whose closeSession the leader has prepped and not yet applied.
     closing: BTreeSet<i64>,
+    /// Sessions whose createSession the leader has prepped and not yet applied. The leader
+    /// counts them live, as ZooKeeper's leader tracks a session from its prep: a follower may
+    /// have committed the create already (`Msg::LeaderSynced`) and its client may be back, on
+    /// another server, before the leader hears the ACK that commits it here.
+    opening: BTreeSet<i64>,
     /// This server's clients' writes, by (session id, cxid).
     waiting: BTreeMap<(i64, i32), Waiting>,
     /// New sessions of this server's clients, waiting for their createSession to apply.
@@ -184,6 +189,7 @@ impl Member {
             tree,
             newest: None,
             closing: BTreeSet::new(),
+            opening: BTreeSet::new(),
             waiting: BTreeMap::new(),
             connects: BTreeMap::new(),
             revalidating: BTreeMap::new(),
@@ -450,6 +456,13 @@ impl Member {
         self.publish(entries, out);
     }
 
+    /// (On the leader) whether a session is live: tracked, or its createSession prepped, and
+    /// its closeSession not prepped.
+    fn leader_knows(&self, id: i64) -> bool {
+        (self.sessions.get(id).is_some() || self.opening.contains(&id))
+            && !self.closing.contains(&id)
+    }
+
     fn connect(&mut self, conn: ConnId, req: &ConnectRequest, now: i64, out: &mut Vec<Output>) {
         let applied = self.peer.applied();
         let outcome = if !self.takes_clients() {
@@ -466,7 +479,7 @@ impl Member {
                 Some(ConnectOutcome::Invalid)
             } else if self.newest.is_some() {
                 // The leader knows: live if tracked and not closing; this server owns it now.
-                let valid = self.sessions.get(id).is_some() && !self.closing.contains(&id);
+                let valid = self.leader_knows(id);
                 if valid {
                     self.owners.insert(id, self.my_id());
                 }
@@ -549,7 +562,10 @@ impl Member {
         let newest = self.newest.as_ref().expect("leading");
         let known = match req {
             Request::CreateSession { .. } => true,
-            _ => !self.closing.contains(&session_id) && self.sessions.touch(session_id, now),
+            _ => {
+                !self.closing.contains(&session_id)
+                    && (self.sessions.touch(session_id, now) || self.opening.contains(&session_id))
+            }
         };
         // ZooKeeper checks the owner of every write but closeSession (which expiry queues
         // without being the owner); a session with no owner yet takes the writer's server.
@@ -575,8 +591,14 @@ impl Member {
         } else {
             TxnOp::Error(ErrorCode::SessionExpired)
         };
-        if matches!(op, TxnOp::CloseSession) {
-            self.closing.insert(session_id);
+        match op {
+            TxnOp::CloseSession => {
+                self.closing.insert(session_id);
+            }
+            TxnOp::CreateSession { .. } => {
+                self.opening.insert(session_id);
+            }
+            _ => {}
         }
         self.propose(session_id, cxid, op, now, out);
     }
@@ -620,9 +642,7 @@ impl Member {
                     session_id,
                     timeout_ms,
                 } => {
-                    let valid = self.newest.is_some()
-                        && self.sessions.get(session_id).is_some()
-                        && !self.closing.contains(&session_id);
+                    let valid = self.newest.is_some() && self.leader_knows(session_id);
                     if valid {
                         self.sessions.set_timeout(session_id, timeout_ms, now);
                         self.sessions.touch(session_id, now);
@@ -732,6 +752,7 @@ impl Member {
         {
             self.newest = Some(self.tree.clone());
             self.closing.clear();
+            self.opening.clear();
             self.owners.clear();
             // Nobody told this leader who was alive: a fresh full timeout for everyone.
             let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
@@ -742,6 +763,7 @@ impl Member {
         } else {
             self.newest = None;
             self.closing.clear();
+            self.opening.clear();
             self.owners.clear();
         }
         if !self.peer.serving() {
@@ -797,6 +819,7 @@ impl Member {
                 TxnOp::CreateSession { timeout_ms } => {
                     self.sessions.ensure_next_above(txn.session_id);
                     self.sessions.add(txn.session_id, *timeout_ms, now);
+                    self.opening.remove(&txn.session_id);
                     if let Some(conn) = self.connects.remove(&txn.session_id) {
                         connect = Some(Entry::ConnectReply {
                             conn,

@@ -29,6 +29,11 @@
 //!   completion and each follower's ACK (sent once the follower's log has the txn). A txn is
 //!   committed once a quorum of voters has it durable and every txn before it is committed; then
 //!   COMMIT goes to followers and INFORM (with the txn) to observers.
+//!   Beyond ZooKeeper, between Ringkeeper servers: a follower that asked for it is told how far
+//!   the leader's log is durable ([`Msg::LeaderSynced`]) whenever that passes the commit point.
+//!   Where the follower and the leader make a quorum, what both have durable is committed (a
+//!   quorum has it, the rule above), so the follower applies it at once; the COMMIT that
+//!   follows finds it applied.
 //! - **Liveness.** The leader pings its learners every half tick; a learner that hears nothing
 //!   for `sync_limit` ticks (`init_limit` while syncing) gives up on the leader, and a leader that
 //!   has not heard from a quorum for `sync_limit` ticks steps down. Each gives up by electing
@@ -152,9 +157,12 @@ pub struct Image {
 #[derive(Debug, Clone)]
 pub enum Msg {
     /// FOLLOWERINFO or OBSERVERINFO: the zxid field is `make_zxid(accepted_epoch, 0)`.
+    /// `leader_synced`: the learner takes [`Msg::LeaderSynced`] (a Ringkeeper server; Java's
+    /// never does).
     LearnerInfo {
         accepted_epoch: i64,
         observer: bool,
+        leader_synced: bool,
     },
     LeaderInfo {
         new_epoch: i64,
@@ -216,6 +224,21 @@ pub enum Msg {
         session_id: i64,
         valid: bool,
     },
+    /// (Ringkeeper's own, leader to a follower that takes it) the leader's log is durable
+    /// through `zxid`. Where the leader and that follower make a quorum (three voters), the
+    /// follower commits whatever both have durable without waiting for the COMMIT, which saves
+    /// the ACK's and the COMMIT's trips for its own clients' writes.
+    LeaderSynced {
+        zxid: i64,
+    },
+}
+
+/// What a learner's FOLLOWERINFO or OBSERVERINFO says ([`Msg::LearnerInfo`]).
+#[derive(Debug, Clone, Copy)]
+struct Hello {
+    accepted_epoch: i64,
+    observer: bool,
+    leader_synced: bool,
 }
 
 /// What `mntr` shows of a leader (ZooKeeper's `zk_learners`, `zk_synced_followers`,
@@ -343,6 +366,10 @@ pub enum Output {
 struct Handler {
     conn: u64,
     observer: bool,
+    /// It takes [`Msg::LeaderSynced`], and it and this leader make a quorum.
+    leader_synced: bool,
+    /// The last [`Msg::LeaderSynced`] sent to it.
+    told_synced: i64,
     /// Its last zxid, from ACKEPOCH.
     last_zxid: Option<i64>,
     /// Sync was sent: it gets proposals and commits from now on.
@@ -564,6 +591,8 @@ struct Learner {
     newleader_acked: bool,
     /// The highest proposal acknowledged.
     acked: i64,
+    /// The leader's log is durable through this ([`Msg::LeaderSynced`]).
+    leader_synced: i64,
     last_heard: i64,
     /// Until then, a refused connection is tried again.
     give_up_at: i64,
@@ -598,6 +627,8 @@ pub struct Peer {
     synced: i64,
     /// The last txn the owner's tree has (a leader's commit point).
     applied: i64,
+    /// Txns committed, following, on [`Msg::LeaderSynced`] before their COMMIT came.
+    committed_on_leader_synced: u64,
     /// Connections opened by this server (as a learner), counted.
     conns_opened: u64,
     /// Sessions touched on this learner (id to timeout), for its next ping answer.
@@ -615,7 +646,7 @@ pub struct Peer {
     /// epoch, observer). A learner that decided a moment sooner is held rather than refused, so
     /// it does not wait out a redial; on deciding, this server takes them as leader or closes
     /// them.
-    early: BTreeMap<i64, (u64, i64, bool)>,
+    early: BTreeMap<i64, (u64, Hello)>,
     state: State,
 }
 
@@ -662,6 +693,7 @@ impl Peer {
             last_logged: disk.last_zxid,
             synced: disk.last_zxid,
             applied: disk.last_zxid,
+            committed_on_leader_synced: 0,
             conns_opened: cfg.first_conn,
             touches: BTreeMap::new(),
             floor: disk.snapshot_zxid,
@@ -718,6 +750,11 @@ impl Peer {
                 ..
             } | Role::Following { serving: true, .. }
         )
+    }
+
+    /// Txns this server committed as a follower on [`Msg::LeaderSynced`], ahead of the COMMIT.
+    pub fn committed_on_leader_synced(&self) -> u64 {
+        self.committed_on_leader_synced
     }
 
     pub fn applied(&self) -> i64 {
@@ -778,15 +815,18 @@ impl Peer {
         if let Msg::LearnerInfo {
             accepted_epoch,
             observer,
+            leader_synced,
         } = msg
         {
+            let hello = Hello {
+                accepted_epoch,
+                observer,
+                leader_synced,
+            };
             match self.state {
-                State::Leading(_) => {
-                    self.learner_info(from, conn, accepted_epoch, observer, now, &mut out)
-                }
+                State::Leading(_) => self.learner_info(from, conn, hello, now, &mut out),
                 State::Looking(_) => {
-                    let held = (conn, accepted_epoch, observer);
-                    if let Some((old, _, _)) = self.early.insert(from, held) {
+                    if let Some((old, _)) = self.early.insert(from, (conn, hello)) {
                         out.push(Output::Close {
                             to: from,
                             conn: old,
@@ -913,6 +953,7 @@ impl Peer {
                         msg: Msg::LearnerInfo {
                             accepted_epoch: self.accepted_epoch,
                             observer: l.observer,
+                            leader_synced: true,
                         },
                     });
                 } else if l.retry_at.is_none() && now - l.last_heard > limit {
@@ -1023,16 +1064,16 @@ impl Peer {
                     let early = std::mem::take(&mut self.early);
                     if st == state::LEADING {
                         self.lead(now, out);
-                        for (from, (conn, accepted_epoch, observer)) in early {
+                        for (from, (conn, hello)) in early {
                             if matches!(self.state, State::Leading(_)) {
-                                self.learner_info(from, conn, accepted_epoch, observer, now, out);
+                                self.learner_info(from, conn, hello, now, out);
                             } else {
                                 // Stepped down for an earlier one (see `learner_info`).
                                 out.push(Output::Close { to: from, conn });
                             }
                         }
                     } else {
-                        for (from, (conn, _, _)) in early {
+                        for (from, (conn, _)) in early {
                             out.push(Output::Close { to: from, conn });
                         }
                         self.follow(vote.leader, st == state::OBSERVING, now, out);
@@ -1118,11 +1159,15 @@ impl Peer {
         &mut self,
         from: i64,
         conn: u64,
-        accepted_epoch: i64,
-        observer: bool,
+        hello: Hello,
         now: i64,
         out: &mut Vec<Output>,
     ) {
+        let Hello {
+            accepted_epoch,
+            observer,
+            leader_synced,
+        } = hello;
         let State::Leading(l) = &mut self.state else {
             unreachable!()
         };
@@ -1149,11 +1194,15 @@ impl Peer {
             });
         }
         let observer = observer || !self.cfg.is_voter(from);
+        let pair = [self.cfg.my_id, from];
+        let leader_synced = leader_synced && !observer && self.cfg.has_quorum(pair.into_iter());
         l.handlers.insert(
             from,
             Handler {
                 conn,
                 observer,
+                leader_synced,
+                told_synced: 0,
                 last_zxid: None,
                 forwarding: false,
                 newleader_acked: false,
@@ -1642,6 +1691,28 @@ impl Peer {
             out.push(Output::Role(self.role()));
         }
         self.try_commit(out);
+        self.tell_synced(out);
+    }
+
+    /// Tells each follower that takes [`Msg::LeaderSynced`] how far this leader's log is
+    /// durable, when that is past the commit point (the COMMITs say the rest).
+    fn tell_synced(&mut self, out: &mut Vec<Output>) {
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        if l.phase != LeaderPhase::Broadcast || self.synced <= self.applied {
+            return;
+        }
+        for (id, h) in l.handlers.iter_mut() {
+            if h.leader_synced && h.up_to_date && h.told_synced < self.synced {
+                h.told_synced = self.synced;
+                out.push(Output::Send {
+                    to: *id,
+                    conn: h.conn,
+                    msg: Msg::LeaderSynced { zxid: self.synced },
+                });
+            }
+        }
     }
 
     // ----- learner -----
@@ -1659,6 +1730,7 @@ impl Peer {
             newleader: None,
             newleader_acked: false,
             acked: 0,
+            leader_synced: 0,
             last_heard: now,
             give_up_at: now + self.cfg.init_limit * self.cfg.tick_ms,
             retry_at: None,
@@ -1670,6 +1742,7 @@ impl Peer {
             msg: Msg::LearnerInfo {
                 accepted_epoch: self.accepted_epoch,
                 observer,
+                leader_synced: true,
             },
         });
         out.push(Output::WakeAt(now + self.cfg.tick_ms / 2));
@@ -1812,6 +1885,12 @@ impl Peer {
                 },
             }),
             Msg::Sync if l.phase == LearnerPhase::Serving => out.push(Output::SyncDone),
+            Msg::LeaderSynced { zxid } => {
+                // Sent only after UPTODATE, on this connection; an observer has no use for it.
+                if l.phase == LearnerPhase::Serving && !l.observer {
+                    l.leader_synced = l.leader_synced.max(zxid);
+                }
+            }
             _ => {
                 // Out of place: a protocol error; elect again.
                 self.look(now, out);
@@ -1870,6 +1949,20 @@ impl Peer {
                         conn: l.conn,
                         msg: Msg::Ack { zxid: z },
                     });
+                }
+            }
+        }
+        // What the leader and this follower both have durable is committed where the two of
+        // them make a quorum: a quorum has it, as when the leader counts this ACK.
+        let (leader, leader_synced) = (l.leader, l.leader_synced);
+        let pair = [self.cfg.my_id, leader];
+        if leader_synced > self.applied && self.cfg.has_quorum(pair.into_iter()) {
+            let end = history_after(&self.history, leader_synced.min(self.synced));
+            if let Some(z) = end.checked_sub(1).map(|i| self.history[i].zxid) {
+                if z > self.applied {
+                    let from = history_after(&self.history, self.applied);
+                    self.committed_on_leader_synced += (end - from) as u64;
+                    self.commit_through(z, out);
                 }
             }
         }

@@ -3,7 +3,7 @@
 //!
 //! | message | type | zxid | data |
 //! |---|---|---|---|
-//! | LearnerInfo | FOLLOWERINFO or OBSERVERINFO | accepted epoch, counter 0 | `LearnerInfo` record, then [`OWN_SNAP_MARK`] |
+//! | LearnerInfo | FOLLOWERINFO or OBSERVERINFO | accepted epoch, counter 0 | `LearnerInfo` record, then [`OWN_SNAP_MARK`] and [`LEADER_SYNCED_MARK`] |
 //! | LeaderInfo | LEADERINFO | new epoch, counter 0 | protocol version, 4 bytes, then [`OWN_SNAP_MARK`] |
 //! | AckEpoch | ACKEPOCH | last zxid | current epoch (or -1), 4 bytes |
 //! | Diff, Trunc, Commit, Ack | DIFF, TRUNC, COMMIT, ACK | the zxid | none |
@@ -16,6 +16,7 @@
 //! | Request, SyncRequest | REQUEST | -1 | session id (8 bytes), cxid (4), type (4), then the request's record as the client sent it (createSession: the timeout, 4 bytes); the session's auth ids in `authinfo` |
 //! | Revalidate | REVALIDATE | -1 | session id (8 bytes), timeout (4) |
 //! | Revalidated | REVALIDATE | -1 | session id (8 bytes), valid (1 byte boolean) |
+//! | LeaderSynced | `RK_LEADER_SYNCED` (Ringkeeper's own) | the zxid | none |
 //!
 //! The snapshot that follows SNAP is not a packet; the connection carries it
 //! (`src/ensemble/net.rs`), and [`decode`] refuses SNAP.
@@ -24,7 +25,9 @@
 //! first 20 bytes of LearnerInfo and Java's learner the first 4 of LEADERINFO, and neither
 //! looks further, so the 8 bytes after them pass unnoticed by Java servers. When both ends of a
 //! connection carry it, SNAP is followed by Ringkeeper's own snapshot format; otherwise by
-//! ZooKeeper's.
+//! ZooKeeper's. A learner that also sends [`LEADER_SYNCED_MARK`] right after it takes
+//! LeaderSynced (a Ringkeeper server older than that mark would refuse the packet); a Java
+//! learner is never sent one, and no Java leader sends one.
 
 use crate::proto::{opcode, DecodeError, Request, Writer};
 use crate::quorum::{packet, txn as zktxn, LearnerInfo, QuorumPacket, LEARNER_PROTOCOL_VERSION};
@@ -37,9 +40,20 @@ use bytes::Bytes;
 /// Ringkeeper's own snapshot format after SNAP.
 pub const OWN_SNAP_MARK: &[u8; 8] = b"RK-SNAP1";
 
-/// Whether `data` carries [`OWN_SNAP_MARK`] right after its first `fields` bytes.
-fn marked(data: &[u8], fields: usize) -> bool {
-    data.get(fields..) == Some(&OWN_SNAP_MARK[..])
+/// Appended to LearnerInfo after [`OWN_SNAP_MARK`]: the learner takes
+/// [`Msg::LeaderSynced`].
+pub const LEADER_SYNCED_MARK: &[u8; 8] = b"RK-LSYN1";
+
+/// What follows a record's first `fields` bytes in `data`: [`OWN_SNAP_MARK`] alone, or with
+/// [`LEADER_SYNCED_MARK`] after it (anything else marks nothing). Gives (own snapshot format,
+/// takes LeaderSynced).
+fn marks(data: &[u8], fields: usize) -> (bool, bool) {
+    let rest = data.get(fields..).unwrap_or_default();
+    match rest.strip_prefix(&OWN_SNAP_MARK[..]) {
+        Some([]) => (true, false),
+        Some(more) if more == LEADER_SYNCED_MARK => (true, true),
+        _ => (false, false),
+    }
 }
 
 /// Who is sending, for the fields only the wire carries.
@@ -66,6 +80,7 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
         Msg::LearnerInfo {
             accepted_epoch,
             observer,
+            leader_synced,
         } => {
             let mut data = Vec::new();
             LearnerInfo {
@@ -75,6 +90,9 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
             }
             .encode(&mut data);
             data.extend_from_slice(OWN_SNAP_MARK);
+            if *leader_synced {
+                data.extend_from_slice(LEADER_SYNCED_MARK);
+            }
             let kind = if *observer {
                 packet::OBSERVERINFO
             } else {
@@ -133,6 +151,7 @@ pub fn encode(msg: &Msg, from: &Sender) -> Result<QuorumPacket, Unsupported> {
             data.push(u8::from(*valid));
             QuorumPacket::new(packet::REVALIDATE, -1, Some(Bytes::from(data)))
         }
+        Msg::LeaderSynced { zxid } => QuorumPacket::new(packet::RK_LEADER_SYNCED, *zxid, None),
         Msg::Request(fwd) | Msg::SyncRequest(fwd) => {
             // Learner.request: a DataOutputStream of the header, then the record's bytes.
             let mut data = Vec::new();
@@ -193,10 +212,12 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
             let data = p.data.as_deref().ok_or_else(bad)?;
             let info = LearnerInfo::decode(data)?;
             learner_id = Some(info.server_id);
-            own_snap = marked(data, 20);
+            let leader_synced;
+            (own_snap, leader_synced) = marks(data, 20);
             Msg::LearnerInfo {
                 accepted_epoch: epoch_of(p.zxid),
                 observer: p.kind == packet::OBSERVERINFO,
+                leader_synced,
             }
         }
         packet::LEADERINFO => {
@@ -205,7 +226,7 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
             if data.len() < 4 {
                 return Err(bad());
             }
-            own_snap = marked(data, 4);
+            own_snap = marks(data, 4).0;
             Msg::LeaderInfo {
                 new_epoch: epoch_of(p.zxid),
             }
@@ -239,6 +260,7 @@ pub fn decode(p: &QuorumPacket) -> Result<Decoded, WireError> {
             Msg::Ping { touches }
         }
         packet::SYNC => Msg::Sync,
+        packet::RK_LEADER_SYNCED => Msg::LeaderSynced { zxid: p.zxid },
         packet::REVALIDATE => {
             // The learner's question has 12 bytes, the leader's answer 9.
             let d = p.data.as_deref().ok_or_else(bad)?;

@@ -101,6 +101,7 @@ fn leader(sessions: &[SnapSession]) -> Rounds {
     let info = Msg::LearnerInfo {
         accepted_epoch: 0,
         observer: false,
+        leader_synced: false,
     };
     m.message(2, 7, info, 310);
     let ack = Msg::AckEpoch {

@@ -85,6 +85,7 @@ fn leader_from(cfg: PeerConfig, log: &[i64], recent_base: i64, epoch: i64) -> Pe
         Msg::LearnerInfo {
             accepted_epoch: epoch,
             observer: false,
+            leader_synced: false,
         },
         310,
     );
@@ -109,6 +110,7 @@ fn sync_of_late(log: &[i64], peer_last: i64, late: bool) -> Vec<String> {
         let info = Msg::LearnerInfo {
             accepted_epoch: 1,
             observer: false,
+            leader_synced: false,
         };
         p.message(3, 8, info, 311);
         let last_zxid = log.last().copied().unwrap_or(0);
@@ -580,6 +582,7 @@ fn a_leader_past_discovery_steps_down_for_a_learner_whose_accepted_epoch_it_cann
     let info = |accepted_epoch| Msg::LearnerInfo {
         accepted_epoch,
         observer: false,
+        leader_synced: false,
     };
     for (conn, accepted) in [(8, 1), (9, 2)] {
         let out = p.message(3, conn, info(accepted), 311);
@@ -828,6 +831,7 @@ fn learner_dials_during_election(vote_for: i64, vote_zxid: i64) -> (Vec<Output>,
         Msg::LearnerInfo {
             accepted_epoch: 1,
             observer: false,
+            leader_synced: false,
         },
         5,
     );
@@ -961,6 +965,7 @@ fn newleader_waits_for_the_commits_of_the_proposals_sent_before_it() {
         let info = Msg::LearnerInfo {
             accepted_epoch: 2,
             observer: false,
+            leader_synced: false,
         };
         p.message(3, 8, info, 341);
         let ack_epoch = Msg::AckEpoch {
@@ -1027,4 +1032,157 @@ fn a_leader_pings_no_learner_before_its_sync() {
     p.message(2, 7, ack, 1200);
     let pinged: usize = (1250..1500).step_by(50).map(|t| pings(&p.tick(t))).sum();
     assert!(pinged > 0, "{:?}", p.role());
+}
+
+/// Server 2 (configured by `cfg`) following leader 1 in epoch 2 and serving, its log at
+/// (1,1) durable; returns it with its connection to the leader.
+fn serving_follower(cfg: PeerConfig) -> (Peer, u64) {
+    let disk = Persisted {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        last_zxid: z(1, 1),
+        recent: vec![txn(z(1, 1))],
+        recent_base: 0,
+        snapshot_zxid: 0,
+    };
+    let (mut p, _) = Peer::start(cfg, disk, 0);
+    let leading = Notification {
+        state: state::LEADING,
+        leader: 1,
+        zxid: z(1, 1),
+        election_epoch: 1,
+        peer_epoch: 1,
+        version: NOTIFICATION_VERSION,
+        config: Some(Bytes::new()),
+    };
+    let mut conn = None;
+    for from in [1, 3, 4] {
+        let vote = Notification {
+            state: if from == 1 {
+                state::LEADING
+            } else {
+                state::FOLLOWING
+            },
+            ..leading.clone()
+        };
+        for o in p.vote_received(from, &vote, 10 + from) {
+            if let Output::Send {
+                to: 1,
+                conn: c,
+                msg: Msg::LearnerInfo { leader_synced, .. },
+            } = o
+            {
+                assert!(leader_synced, "a Ringkeeper learner asks for LeaderSynced");
+                conn = Some(c);
+            }
+        }
+    }
+    let conn = conn.expect("learner info sent");
+    p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, 20);
+    p.message(1, conn, Msg::Diff { zxid: z(1, 1) }, 21);
+    p.message(1, conn, Msg::NewLeader { zxid: z(2, 0) }, 22);
+    p.log_synced(z(1, 1), 23);
+    p.message(1, conn, Msg::UpToDate, 24);
+    assert!(p.serving(), "{:?}", p.role());
+    (p, conn)
+}
+
+fn applied_zxids(out: &[Output]) -> Vec<i64> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Apply(t) => Some(t.iter().map(|t| t.zxid)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn a_follower_commits_what_it_and_the_leader_have_durable_without_waiting_for_the_commit() {
+    let (mut p, conn) = serving_follower(cfg(2));
+    for c in 1..=3 {
+        p.message(1, conn, Msg::Proposal(txn(z(2, c))), 30 + c);
+    }
+    // The leader's log is durable through (2,2); this one's through nothing new yet.
+    let out = p.message(1, conn, Msg::LeaderSynced { zxid: z(2, 2) }, 40);
+    assert!(applied_zxids(&out).is_empty(), "{out:?}");
+    let out = p.log_synced(z(2, 1), 41);
+    assert_eq!(applied_zxids(&out), [z(2, 1)]);
+    // Its own log durable through (2,3) commits only what the leader has too.
+    let out = p.log_synced(z(2, 3), 42);
+    assert_eq!(applied_zxids(&out), [z(2, 2)]);
+    assert_eq!(p.applied(), z(2, 2));
+    // The leader's COMMITs of what it already applied change nothing; the next one goes on.
+    let out = p.message(1, conn, Msg::Commit { zxid: z(2, 2) }, 43);
+    assert!(applied_zxids(&out).is_empty(), "{out:?}");
+    let out = p.message(1, conn, Msg::Commit { zxid: z(2, 3) }, 44);
+    assert_eq!(applied_zxids(&out), [z(2, 3)]);
+    assert!(p.serving());
+    p.check_invariants();
+}
+
+#[test]
+fn a_follower_that_makes_no_quorum_with_the_leader_waits_for_the_commit() {
+    let mut five = cfg(2);
+    five.voters = vec![1, 2, 3, 4, 5];
+    let (mut p, conn) = serving_follower(five);
+    p.message(1, conn, Msg::Proposal(txn(z(2, 1))), 30);
+    p.message(1, conn, Msg::LeaderSynced { zxid: z(2, 1) }, 31);
+    let out = p.log_synced(z(2, 1), 32);
+    assert!(applied_zxids(&out).is_empty(), "two of five: {out:?}");
+    let out = p.message(1, conn, Msg::Commit { zxid: z(2, 1) }, 33);
+    assert_eq!(applied_zxids(&out), [z(2, 1)]);
+}
+
+#[test]
+fn a_leader_tells_only_followers_that_take_it_how_far_its_log_is_durable() {
+    let mut three = cfg(1);
+    three.observers = vec![4];
+    let mut p = leader_with(three, &[z(1, 1)], 1);
+    // Learner 2 dials again asking for LeaderSynced; 3 is a Java server; 4 an observer that
+    // asks for it.
+    for (id, conn, observer, leader_synced) in [
+        (2, 8, false, true),
+        (3, 9, false, false),
+        (4, 10, true, true),
+    ] {
+        let info = Msg::LearnerInfo {
+            accepted_epoch: 1,
+            observer,
+            leader_synced,
+        };
+        p.message(id, conn, info, 320);
+        let ack = Msg::AckEpoch {
+            current_epoch: 1,
+            last_zxid: z(1, 1),
+        };
+        p.message(id, conn, ack, 321);
+        p.message(id, conn, Msg::Ack { zxid: z(2, 0) }, 322);
+    }
+    assert!(p.serving(), "{:?}", p.role());
+    let told = |out: &[Output]| -> Vec<(i64, i64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    to,
+                    msg: Msg::LeaderSynced { zxid },
+                    ..
+                } => Some((*to, *zxid)),
+                _ => None,
+            })
+            .collect()
+    };
+    p.propose(txn(z(2, 1)), 330);
+    p.propose(txn(z(2, 2)), 331);
+    let out = p.log_synced(z(2, 2), 332);
+    assert_eq!(told(&out), [(2, z(2, 2))]);
+    // Said once; an ACK then commits both, and what is committed is not told again.
+    assert!(told(&p.log_synced(z(2, 2), 333)).is_empty());
+    let out = p.message(3, 9, Msg::Ack { zxid: z(2, 2) }, 334);
+    assert_eq!(applied_zxids(&out), [z(2, 1), z(2, 2)]);
+    p.propose(txn(z(2, 3)), 335);
+    p.message(2, 8, Msg::Ack { zxid: z(2, 3) }, 336);
+    let out = p.log_synced(z(2, 3), 337);
+    assert_eq!(applied_zxids(&out), [z(2, 3)]);
+    assert!(told(&out).is_empty(), "committed already: {out:?}");
 }

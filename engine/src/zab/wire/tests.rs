@@ -178,6 +178,7 @@ fn the_own_snapshot_mark_follows_what_java_reads() {
     let info = Msg::LearnerInfo {
         accepted_epoch: 2,
         observer: false,
+        leader_synced: false,
     };
     let ours = encode(&info, &sender()).expect("encodes");
     let (j, o) = (java.data.clone().unwrap(), ours.data.clone().unwrap());
@@ -195,6 +196,50 @@ fn the_own_snapshot_mark_follows_what_java_reads() {
     assert!(!decode(&p).unwrap().own_snap);
 }
 
+/// A learner that takes LeaderSynced sends its mark after the snapshot mark; one without it
+/// (Java, or an older Ringkeeper) is never told, and the mark alone, out of place, counts for
+/// nothing.
+#[test]
+fn the_leader_synced_mark_follows_the_snapshot_mark() {
+    let info = |leader_synced| Msg::LearnerInfo {
+        accepted_epoch: 2,
+        observer: false,
+        leader_synced,
+    };
+    let takes = |data: Vec<u8>| {
+        let mut p = QuorumPacket::decode(&golden("packet_followerinfo")).expect("packet");
+        p.data = Some(Bytes::from(data));
+        let d = decode(&p).expect("decodes");
+        match d.msg {
+            Msg::LearnerInfo { leader_synced, .. } => (d.own_snap, leader_synced),
+            m => panic!("{m:?}"),
+        }
+    };
+    let ours = encode(&info(true), &sender())
+        .expect("encodes")
+        .data
+        .unwrap();
+    assert_eq!(&ours[20..28], &OWN_SNAP_MARK[..]);
+    assert_eq!(&ours[28..], &LEADER_SYNCED_MARK[..]);
+    assert_eq!(takes(ours.to_vec()), (true, true));
+    let older = encode(&info(false), &sender())
+        .expect("encodes")
+        .data
+        .unwrap();
+    assert_eq!(takes(older.to_vec()), (true, false));
+    let java = QuorumPacket::decode(&golden("packet_followerinfo"))
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(takes(java.to_vec()), (false, false));
+    let mut alone = java.to_vec();
+    alone.extend_from_slice(LEADER_SYNCED_MARK);
+    assert_eq!(takes(alone), (false, false));
+    let mut twice = ours.to_vec();
+    twice.extend_from_slice(LEADER_SYNCED_MARK);
+    assert_eq!(takes(twice), (false, false));
+}
+
 #[test]
 fn java_packets_decode_to_their_messages() {
     let d = decoded("packet_followerinfo");
@@ -203,7 +248,8 @@ fn java_packets_decode_to_their_messages() {
         d.msg,
         Msg::LearnerInfo {
             accepted_epoch: 2,
-            observer: false
+            observer: false,
+            leader_synced: false
         }
     ));
     assert!(matches!(decoded("packet_ping").msg, Msg::Ping { touches } if touches.is_empty()));
@@ -249,6 +295,15 @@ fn every_message_survives_encode_and_decode() {
         Msg::LearnerInfo {
             accepted_epoch: 4,
             observer: true,
+            leader_synced: false,
+        },
+        Msg::LearnerInfo {
+            accepted_epoch: 4,
+            observer: false,
+            leader_synced: true,
+        },
+        Msg::LeaderSynced {
+            zxid: 0x5_0000_0003,
         },
         Msg::LeaderInfo { new_epoch: 5 },
         Msg::AckEpoch {
