@@ -61,6 +61,12 @@ MUTANTS = {
         "            let end = history_after(&self.history, leader_synced.min(self.synced));",
         "            let end = history_after(&self.history, leader_synced);",
     ),
+    # Rare: caught by seed 4782 of ZAB_SEEDS=3000..9000, not in the first 300.
+    "trunc-a-learner-that-may-have-committed": (
+        "a learner ahead of the commit point in the leader's epoch that takes LeaderSynced is diffed, not truncated",
+        "        let prefix = h.leader_synced\n",
+        "        let prefix = false && h.leader_synced\n",
+    ),
     "leader-forgets-prepped-sessions": (
         "the leader counts a session live from its createSession's prep",
         "        (self.sessions.get(id).is_some() || self.opening.contains(&id))\n",
@@ -103,7 +109,7 @@ def main():
     finally:
         for f, text in originals.items():
             f.write_text(text)
-    expected = {"ignore-follower-ahead", "sync-released-before-commit"}
+    expected = {"ignore-follower-ahead", "sync-released-before-commit", "trunc-a-learner-that-may-have-committed"}
     survivors = [r for r in results if r[2] is None and r[0] not in expected]
     sys.exit(1 if survivors else 0)
 

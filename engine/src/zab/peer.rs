@@ -33,7 +33,10 @@
 //!   the leader's log is durable ([`Msg::LeaderSynced`]) whenever that passes the commit point.
 //!   Where the follower and the leader make a quorum, what both have durable is committed (a
 //!   quorum has it, the rule above), so the follower applies it at once; the COMMIT that
-//!   follows finds it applied.
+//!   follows finds it applied. Such a follower, syncing again while ahead of the commit point
+//!   in the leader's own epoch, is diffed from its last zxid rather than truncated to the
+//!   commit point as ZooKeeper does (its log is a prefix of the leader's, and it may have
+//!   applied, even snapshotted, what a TRUNC would take back).
 //! - **Liveness.** The leader pings its learners every half tick; a learner that hears nothing
 //!   for `sync_limit` ticks (`init_limit` while syncing) gives up on the leader, and a leader that
 //!   has not heard from a quorum for `sync_limit` ticks steps down. Each gives up by electing
@@ -1387,10 +1390,21 @@ impl Peer {
             }
         }
         let from_log = h.log.take().filter(|_| behind_window && !h.log_failed);
+        // A learner that takes LeaderSynced, ahead of the commit point in this leader's own
+        // epoch: its log is a prefix of this leader's (no one else proposes in this epoch),
+        // and it may have committed part of what is past the commit point already. It is
+        // diffed from where it is; ZooKeeper's TRUNC to the commit point would take back what
+        // it applied (and what a snapshot of its tree may hold).
+        let prefix = h.leader_synced
+            && peer_last > max_log
+            && epoch_of(peer_last) == l.epoch
+            && history_after(&self.history, peer_last)
+                .checked_sub(1)
+                .is_some_and(|i| self.history[i].zxid == peer_last);
         let mut packets = Vec::new();
         // Txns sent (DIFF/TRUNC) and their bytes, those to come from the log included.
         let (mut txns, mut bytes) = (0u64, 0u64);
-        if peer_last == committed {
+        if peer_last == committed || prefix {
             packets.push(Msg::Diff { zxid: peer_last });
         } else if peer_last > max_log {
             packets.push(Msg::Trunc { zxid: max_log });
@@ -1480,7 +1494,8 @@ impl Peer {
         // Outstanding proposals (ZooKeeper's `startForwarding`), for followers.
         let mut outstanding = None;
         if !h.observer {
-            for t in self.history.iter().filter(|t| t.zxid > committed) {
+            let has = if prefix { peer_last } else { committed };
+            for t in self.history.iter().filter(|t| t.zxid > has) {
                 send(out, Msg::Proposal(t.clone()));
                 outstanding = Some(t.zxid);
             }

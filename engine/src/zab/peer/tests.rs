@@ -1186,3 +1186,52 @@ fn a_leader_tells_only_followers_that_take_it_how_far_its_log_is_durable() {
     assert_eq!(applied_zxids(&out), [z(2, 3)]);
     assert!(told(&out).is_empty(), "committed already: {out:?}");
 }
+
+/// Learner 2, in step with leader 1 in epoch 2, has logged (2,1) of the leader's (2,1) and (2,2)
+/// (neither committed) and dials again; what its sync sends it, when it does or does not take
+/// LeaderSynced.
+fn resync_ahead_of_the_commit_point(leader_synced: bool) -> Vec<String> {
+    let mut p = leader(&[z(1, 1)], 1);
+    let ack = Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid: z(1, 1),
+    };
+    p.message(2, 7, ack, 320);
+    p.message(2, 7, Msg::Ack { zxid: z(2, 0) }, 321);
+    assert!(p.serving(), "{:?}", p.role());
+    p.propose(txn(z(2, 1)), 330);
+    p.propose(txn(z(2, 2)), 331);
+    p.log_synced(z(2, 2), 332);
+    assert_eq!(p.applied(), z(1, 1), "nothing committed without an ACK");
+    let info = Msg::LearnerInfo {
+        accepted_epoch: 2,
+        observer: false,
+        leader_synced,
+    };
+    p.message(2, 8, info, 340);
+    let ack = Msg::AckEpoch {
+        current_epoch: -1,
+        last_zxid: z(2, 1),
+    };
+    to_learner_2(&p.message(2, 8, ack, 341))
+}
+
+#[test]
+fn a_learner_ahead_of_the_commit_point_in_the_leaders_epoch_keeps_what_it_may_have_committed() {
+    // ZooKeeper's rule, for a learner that does not take LeaderSynced (a Java server): back to
+    // the commit point, then the outstanding proposals again.
+    assert_eq!(
+        resync_ahead_of_the_commit_point(false),
+        [
+            "TRUNC 0x100000001",
+            "PROPOSAL 0x200000001",
+            "PROPOSAL 0x200000002"
+        ]
+    );
+    // One that does may have committed (2,1) on LeaderSynced (and snapshotted it): its log is a
+    // prefix of the leader's, so it is diffed from where it is.
+    assert_eq!(
+        resync_ahead_of_the_commit_point(true),
+        ["DIFF 0x200000001", "PROPOSAL 0x200000002"]
+    );
+}
