@@ -396,32 +396,7 @@ fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_r
         snapshot_zxid: 0,
     };
     let (mut p, _) = Peer::start(cfg(2), disk, 0);
-    let leading = Notification {
-        state: state::LEADING,
-        leader: 1,
-        zxid: z(1, 2),
-        election_epoch: 1,
-        peer_epoch: 1,
-        version: NOTIFICATION_VERSION,
-        config: Some(Bytes::new()),
-    };
-    let following = Notification {
-        state: state::FOLLOWING,
-        ..leading.clone()
-    };
-    p.vote_received(1, &leading, 10);
-    let out = p.vote_received(3, &following, 11);
-    let conn = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send {
-                to: 1,
-                conn,
-                msg: Msg::LearnerInfo { .. },
-            } => Some(*conn),
-            _ => None,
-        })
-        .expect("learner info sent");
+    let conn = dial_leader_1(&mut p, &[3], 10);
     let out = p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, 20);
     assert!(matches!(out[0], Output::SaveAcceptedEpoch(2)));
     for (i, msg) in [
@@ -481,6 +456,41 @@ fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_r
         .any(|o| matches!(o, Output::Send { msg: Msg::Ack { zxid }, .. } if *zxid == z(2, 1))));
 }
 
+/// Server 1 says it leads (epoch 1) and `followers` that they follow it, from `now` on: `p`,
+/// electing, follows and dials it. Returns the connection, its LearnerInfo asking for
+/// LeaderSynced as every Ringkeeper learner's does.
+fn dial_leader_1(p: &mut Peer, followers: &[i64], now: i64) -> u64 {
+    let leading = Notification {
+        state: state::LEADING,
+        leader: 1,
+        zxid: z(1, 2),
+        election_epoch: 1,
+        peer_epoch: 1,
+        version: NOTIFICATION_VERSION,
+        config: Some(Bytes::new()),
+    };
+    p.vote_received(1, &leading, now);
+    let mut conn = None;
+    for (k, from) in (1..).zip(followers) {
+        let following = Notification {
+            state: state::FOLLOWING,
+            ..leading.clone()
+        };
+        for o in p.vote_received(*from, &following, now + k) {
+            if let Output::Send {
+                to: 1,
+                conn: c,
+                msg: Msg::LearnerInfo { leader_synced, .. },
+            } = o
+            {
+                assert!(leader_synced, "a Ringkeeper learner asks for LeaderSynced");
+                conn = Some(c);
+            }
+        }
+    }
+    conn.expect("learner info sent")
+}
+
 /// Server 2, its newest snapshot at `snapshot` and its log at `last`, joins leader 1 (which
 /// says LEADING); returns it with the connection it dialed, LEADERINFO answered.
 fn learner_joining(
@@ -500,32 +510,7 @@ fn learner_joining(
         };
         Peer::start(cfg(2), disk, 0).0
     });
-    let leading = Notification {
-        state: state::LEADING,
-        leader: 1,
-        zxid: z(1, 2),
-        election_epoch: 1,
-        peer_epoch: 1,
-        version: NOTIFICATION_VERSION,
-        config: Some(Bytes::new()),
-    };
-    let following = Notification {
-        state: state::FOLLOWING,
-        ..leading.clone()
-    };
-    p.vote_received(1, &leading, now);
-    let out = p.vote_received(3, &following, now + 1);
-    let conn = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send {
-                to: 1,
-                conn,
-                msg: Msg::LearnerInfo { .. },
-            } => Some(*conn),
-            _ => None,
-        })
-        .expect("learner info sent");
+    let conn = dial_leader_1(&mut p, &[3], now);
     let out = p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, now + 2);
     (p, conn, out)
 }
@@ -1046,38 +1031,7 @@ fn serving_follower(cfg: PeerConfig) -> (Peer, u64) {
         snapshot_zxid: 0,
     };
     let (mut p, _) = Peer::start(cfg, disk, 0);
-    let leading = Notification {
-        state: state::LEADING,
-        leader: 1,
-        zxid: z(1, 1),
-        election_epoch: 1,
-        peer_epoch: 1,
-        version: NOTIFICATION_VERSION,
-        config: Some(Bytes::new()),
-    };
-    let mut conn = None;
-    for from in [1, 3, 4] {
-        let vote = Notification {
-            state: if from == 1 {
-                state::LEADING
-            } else {
-                state::FOLLOWING
-            },
-            ..leading.clone()
-        };
-        for o in p.vote_received(from, &vote, 10 + from) {
-            if let Output::Send {
-                to: 1,
-                conn: c,
-                msg: Msg::LearnerInfo { leader_synced, .. },
-            } = o
-            {
-                assert!(leader_synced, "a Ringkeeper learner asks for LeaderSynced");
-                conn = Some(c);
-            }
-        }
-    }
-    let conn = conn.expect("learner info sent");
+    let conn = dial_leader_1(&mut p, &[3, 4], 10);
     p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, 20);
     p.message(1, conn, Msg::Diff { zxid: z(1, 1) }, 21);
     p.message(1, conn, Msg::NewLeader { zxid: z(2, 0) }, 22);
