@@ -96,6 +96,20 @@ fn leader_from(cfg: PeerConfig, log: &[i64], recent_base: i64, epoch: i64) -> Pe
     p
 }
 
+/// [`leader`] of a log holding (1,1), established in epoch 2 with learner 2 (ACKEPOCH at (1,1),
+/// NEWLEADER acknowledged).
+fn established_leader() -> Peer {
+    let mut p = leader(&[z(1, 1)], 1);
+    let ack_epoch = Msg::AckEpoch {
+        current_epoch: 1,
+        last_zxid: z(1, 1),
+    };
+    p.message(2, 7, ack_epoch, 320);
+    p.message(2, 7, Msg::Ack { zxid: z(2, 0) }, 321);
+    assert!(p.serving(), "{:?}", p.role());
+    p
+}
+
 /// What the leader sends learner 2 to sync it, when its last zxid is `peer_last`, as short
 /// names (the new epoch's NEWLEADER ends each).
 fn sync_of(log: &[i64], peer_last: i64) -> Vec<String> {
@@ -387,15 +401,7 @@ fn a_learner_behind_the_window_is_diffed_from_the_log_or_gets_a_snapshot() {
 
 #[test]
 fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_recorded() {
-    let disk = Persisted {
-        accepted_epoch: 1,
-        current_epoch: 1,
-        last_zxid: z(1, 1),
-        recent: vec![txn(z(1, 1))],
-        recent_base: 0,
-        snapshot_zxid: 0,
-    };
-    let (mut p, _) = Peer::start(cfg(2), disk, 0);
+    let (mut p, _) = Peer::start(cfg(2), logged_through_1_1(), 0);
     let conn = dial_leader_1(&mut p, &[3], 10);
     let out = p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, 20);
     assert!(matches!(out[0], Output::SaveAcceptedEpoch(2)));
@@ -454,6 +460,18 @@ fn a_learner_acknowledges_newleader_only_once_its_log_is_durable_and_its_epoch_r
     assert!(out
         .iter()
         .any(|o| matches!(o, Output::Send { msg: Msg::Ack { zxid }, .. } if *zxid == z(2, 1))));
+}
+
+/// A disk in epoch 1 whose log holds (1,1) only.
+fn logged_through_1_1() -> Persisted {
+    Persisted {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        last_zxid: z(1, 1),
+        recent: vec![txn(z(1, 1))],
+        recent_base: 0,
+        snapshot_zxid: 0,
+    }
 }
 
 /// Server 1 says it leads (epoch 1) and `followers` that they follow it, from `now` on: `p`,
@@ -759,15 +777,6 @@ fn a_leader_commits_only_on_a_quorum_of_durable_copies_and_in_order() {
             ..
         }
     )));
-    let applies = |out: &[Output]| -> Vec<i64> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Apply(t) => Some(t.iter().map(|t| t.zxid)),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
     assert_eq!(p.next_zxid(), Some(z(2, 1)));
     let out = p.propose(txn(z(2, 1)), 340);
     assert!(out.iter().any(|o| matches!(
@@ -780,10 +789,10 @@ fn a_leader_commits_only_on_a_quorum_of_durable_copies_and_in_order() {
     )));
     p.propose(txn(z(2, 2)), 341);
     // The follower's ACK alone is not a quorum of durable copies: the leader's log is not synced.
-    assert!(applies(&p.message(2, 7, Msg::Ack { zxid: z(2, 2) }, 342)).is_empty());
+    assert!(applied_zxids(&p.message(2, 7, Msg::Ack { zxid: z(2, 2) }, 342)).is_empty());
     // The leader's own write completing makes two of three for both, committed in order.
     let out = p.log_synced(z(2, 2), 343);
-    assert_eq!(applies(&out), [z(2, 1), z(2, 2)]);
+    assert_eq!(applied_zxids(&out), [z(2, 1), z(2, 2)]);
     let commits: Vec<i64> = out
         .iter()
         .filter_map(|o| match o {
@@ -938,14 +947,7 @@ fn history_after_agrees_with_a_search_of_the_whole_window() {
 #[test]
 fn newleader_waits_for_the_commits_of_the_proposals_sent_before_it() {
     let established = || {
-        let mut p = leader(&[z(1, 1)], 1);
-        let ack_epoch = Msg::AckEpoch {
-            current_epoch: 1,
-            last_zxid: z(1, 1),
-        };
-        p.message(2, 7, ack_epoch, 320);
-        p.message(2, 7, Msg::Ack { zxid: z(2, 0) }, 330);
-        assert!(p.serving());
+        let mut p = established_leader();
         p.propose(txn(z(2, 1)), 340);
         let info = Msg::LearnerInfo {
             accepted_epoch: 2,
@@ -1022,15 +1024,7 @@ fn a_leader_pings_no_learner_before_its_sync() {
 /// Server 2 (configured by `cfg`) following leader 1 in epoch 2 and serving, its log at
 /// (1,1) durable; returns it with its connection to the leader.
 fn serving_follower(cfg: PeerConfig) -> (Peer, u64) {
-    let disk = Persisted {
-        accepted_epoch: 1,
-        current_epoch: 1,
-        last_zxid: z(1, 1),
-        recent: vec![txn(z(1, 1))],
-        recent_base: 0,
-        snapshot_zxid: 0,
-    };
-    let (mut p, _) = Peer::start(cfg, disk, 0);
+    let (mut p, _) = Peer::start(cfg, logged_through_1_1(), 0);
     let conn = dial_leader_1(&mut p, &[3, 4], 10);
     p.message(1, conn, Msg::LeaderInfo { new_epoch: 2 }, 20);
     p.message(1, conn, Msg::Diff { zxid: z(1, 1) }, 21);
@@ -1145,14 +1139,7 @@ fn a_leader_tells_only_followers_that_take_it_how_far_its_log_is_durable() {
 /// (neither committed) and dials again; what its sync sends it, when it does or does not take
 /// LeaderSynced.
 fn resync_ahead_of_the_commit_point(leader_synced: bool) -> Vec<String> {
-    let mut p = leader(&[z(1, 1)], 1);
-    let ack = Msg::AckEpoch {
-        current_epoch: 1,
-        last_zxid: z(1, 1),
-    };
-    p.message(2, 7, ack, 320);
-    p.message(2, 7, Msg::Ack { zxid: z(2, 0) }, 321);
-    assert!(p.serving(), "{:?}", p.role());
+    let mut p = established_leader();
     p.propose(txn(z(2, 1)), 330);
     p.propose(txn(z(2, 2)), 331);
     p.log_synced(z(2, 2), 332);
