@@ -108,6 +108,12 @@ pub async fn render(shared: &Shared) -> String {
         "executors the watchdog woke with a signal after they slept through their own timer",
         crate::watchdog::global().kicks() as f64,
     );
+    counter(
+        &mut out,
+        "rk_txns_committed_on_leader_synced_total",
+        "txns committed as a follower on the leader's word that its log has them, before the COMMIT",
+        s.committed_on_leader_synced.load(Relaxed) as f64,
+    );
     batch_histogram(&mut out, &batches);
     latency_histograms(&mut out, &latencies);
     counter(

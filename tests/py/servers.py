@@ -162,7 +162,7 @@ class Ensemble:
 
     def __init__(self, voters=3, observers=0, extra_cfg="", proxied=False, kind="ringkeeper", tmpfs_mb=None,
                  env=None, dynamic=False, admin=False, leader_serves=True, java_ids=(), partitionable=False,
-                 pin=False):
+                 pin=False, metrics=False):
         from helpers import PausableProxy
 
         # Environment per member id (the others inherit this one's).
@@ -188,6 +188,8 @@ class Ensemble:
         spare = iter(flat[3 * n:])
         # With `admin`, each member's AdminServer on a port of its own.
         self.admin_ports = dict(zip(self.ids, free_ports(n))) if admin else {}
+        # With `metrics`, each member's Prometheus `/metrics` on a port of its own.
+        self.metrics_ports = dict(zip(self.ids, free_ports(n))) if metrics else {}
         self.proxies = {i: PausableProxy(self.ports[i][1], next(spare)) for i in self.ids} if proxied else {}
         # (from, to): the proxies `from` reaches `to`'s quorum and election ports through.
         self.pair_proxies = {(i, j): (PausableProxy(self.ports[j][1], next(spare)),
@@ -230,6 +232,10 @@ class Ensemble:
             if admin:
                 cfg += (f"admin.enableServer=true\nadmin.serverAddress=127.0.0.1\n"
                         f"admin.serverPort={self.admin_ports[i]}\n")
+            if metrics:
+                cfg += ("metricsProvider.className=org.apache.zookeeper.metrics.prometheus."
+                        f"PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n"
+                        f"metricsProvider.httpPort={self.metrics_ports[i]}\n")
             os.makedirs(os.path.join(self.dirs[i], "data"), exist_ok=True)
             with open(os.path.join(self.dirs[i], "data", "myid"), "w") as f:
                 f.write(f"{i}\n")

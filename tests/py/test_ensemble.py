@@ -12,6 +12,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 from kazoo.client import KazooClient
@@ -64,7 +65,7 @@ def modes(ens):
 
 
 def test_three_members_elect_one_leader_and_serve_writes_through_any_member(ensemble_factory):
-    ens = ensemble_factory(voters=3)
+    ens = ensemble_factory(voters=3, metrics=True)
     m = modes(ens)
     assert sorted(m.values()) == ["follower", "follower", "leader"], m
     zks = {i: client(f"127.0.0.1:{ens.port(i)}") for i in ens.ids}
@@ -98,6 +99,15 @@ def test_three_members_elect_one_leader_and_serve_writes_through_any_member(ense
 
         assert early(follower) > 0
         assert early(ens.leader()) == 0
+
+        def exported(i):
+            text = urllib.request.urlopen(f"http://127.0.0.1:{ens.metrics_ports[i]}/metrics", timeout=5).read()
+            return next(float(line.split()[1]) for line in text.decode().splitlines()
+                        if line.startswith("rk_txns_committed_on_leader_synced_total "))
+
+        # The same counter in the Prometheus exposition (it can only have grown since).
+        assert exported(follower) >= early(follower) > 0
+        assert exported(ens.leader()) == 0
         # A watch set through one member fires for a write through another.
         fired = threading.Event()
         zks[1].get("/app", watch=lambda ev: fired.set())
