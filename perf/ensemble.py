@@ -35,7 +35,7 @@ from servers import free_ports  # noqa: E402
 class Ensemble:
     """Three members of one kind ("zookeeper" or "ringkeeper") on loopback."""
 
-    def __init__(self, kind, workdir, n=3):
+    def __init__(self, kind, workdir, n=3, extra_cfg="", name=None):
         self.kind = kind
         self.ids = list(range(1, n + 1))
         flat = free_ports(3 * n)
@@ -47,7 +47,7 @@ class Ensemble:
         lines = "".join(
             f"server.{i}=127.0.0.1:{q}:{e}\n" for i, (_, q, e) in self.ports.items())
         for i in self.ids:
-            d = os.path.join(workdir, f"{kind}{i}")
+            d = os.path.join(workdir, f"{name or kind}{i}")
             os.makedirs(os.path.join(d, "data"), exist_ok=True)
             with open(os.path.join(d, "data", "myid"), "w") as f:
                 f.write(f"{i}\n")
@@ -56,7 +56,7 @@ class Ensemble:
                 f.write(f"tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={d}/data\n"
                         f"clientPort={self.ports[i][0]}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n"
                         f"4lw.commands.whitelist=*\nadmin.enableServer=false\nglobalOutstandingLimit=100000\n"
-                        + lines)
+                        + extra_cfg + lines)
             if kind == "zookeeper":
                 self.cmds[i] = ["java", "-Xms1g", "-Xmx1g", "-cp", ZK_CP, f"-Dzookeeper.log.dir={d}",
                                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
