@@ -183,13 +183,14 @@ class Ensemble:
         # Every port at once, the proxies' too: a proxy that picked its own port could take one
         # chosen for a member that has not bound it yet.
         pairs = [(i, j) for i in self.ids for j in self.ids if i != j] if partitionable else []
-        flat = free_ports(3 * n + (n if proxied else 0) + 2 * len(pairs))
+        flat = free_ports(3 * n + (n if proxied else 0) + 2 * len(pairs) + (n if admin else 0)
+                          + (n if metrics else 0))
         self.ports = {i: tuple(flat[3 * k:3 * k + 3]) for k, i in enumerate(self.ids)}  # client, quorum, election
         spare = iter(flat[3 * n:])
         # With `admin`, each member's AdminServer on a port of its own.
-        self.admin_ports = dict(zip(self.ids, free_ports(n))) if admin else {}
+        self.admin_ports = {i: next(spare) for i in self.ids} if admin else {}
         # With `metrics`, each member's Prometheus `/metrics` on a port of its own.
-        self.metrics_ports = dict(zip(self.ids, free_ports(n))) if metrics else {}
+        self.metrics_ports = {i: next(spare) for i in self.ids} if metrics else {}
         self.proxies = {i: PausableProxy(self.ports[i][1], next(spare)) for i in self.ids} if proxied else {}
         # (from, to): the proxies `from` reaches `to`'s quorum and election ports through.
         self.pair_proxies = {(i, j): (PausableProxy(self.ports[j][1], next(spare)),
