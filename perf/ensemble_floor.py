@@ -31,12 +31,13 @@ import compare  # noqa: E402
 from compare import ROOT, Server, bench_json, four_letter, ratio  # noqa: E402
 from ensemble import Ensemble  # noqa: E402
 
-# (cell name, workload, outstanding, which target: kind and "spread" or a member id)
+# (cell name, workload, outstanding, targets: kind and where its sessions go, "spread" over the
+# members, a member id, or "one" for the standalone server)
 CELLS = [
     ("set@1", "set", 1, [("zookeeper", "spread"), ("ringkeeper", "spread"), ("nosync", "spread"),
-                          ("standalone", None)]),
+                          ("standalone", "one")]),
     ("set@32", "set", 32, [("zookeeper", "spread"), ("ringkeeper", "spread"), ("nosync", "spread"),
-                            ("standalone", None)]),
+                            ("standalone", "one")]),
     ("get@32", "get", 32, [("zookeeper", "spread"), ("zookeeper", 2), ("ringkeeper", "spread"),
                             ("ringkeeper", 2)]),
 ]
@@ -51,15 +52,15 @@ LABELS = {
 
 def hosts_of(servers, kind, where):
     s = servers[kind]
-    if kind == "standalone":
+    if where == "one":
         return f"127.0.0.1:{s.port}"
     if where == "spread":
         return s.hosts()
     return f"127.0.0.1:{s.ports[where][0]}"
 
 
-def where_label(kind, where):
-    if kind == "standalone":
+def where_label(where):
+    if where == "one":
         return "one server"
     return "sessions on all members" if where == "spread" else f"sessions on member {where} only"
 
@@ -81,8 +82,8 @@ def write_md(meta, rows, path):
     for cell, _, _, targets in CELLS:
         zk = rows[f"{cell} zookeeper spread"]
         for kind, where in targets:
-            r = rows[f"{cell} {kind} {where if kind != 'standalone' else 'one'}"]
-            lines.append(f"| {cell} | {LABELS[kind]} | {where_label(kind, where)} | {r['ops']:.0f} | "
+            r = rows[f"{cell} {kind} {where}"]
+            lines.append(f"| {cell} | {LABELS[kind]} | {where_label(where)} | {r['ops']:.0f} | "
                          f"{r['p50']:.3f} | {r['p99']:.3f} | {ratio(r['ops'], zk['ops']):.2f} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -112,7 +113,7 @@ def main():
         for rnd in range(a.rounds):
             for cell, workload, outstanding, targets in CELLS:
                 for kind, where in targets:
-                    key = f"{cell} {kind} {where if kind != 'standalone' else 'one'}"
+                    key = f"{cell} {kind} {where}"
                     out_json = os.path.join(outdir, f"{key.replace(' ', '-').replace('@', '-')}-{rnd}.json")
                     j = bench_json(hosts_of(servers, kind, where), workload, outstanding, a.duration, a.warmup,
                                    out_json)
