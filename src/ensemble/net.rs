@@ -52,7 +52,7 @@ use std::time::Duration;
 
 /// ZooKeeper's `QuorumCnxManager.PACKETMAXSIZE`.
 const NOTIFICATION_BYTES_MAX: usize = 512 * 1024;
-/// Votes queued for a server with no link.
+/// Votes queued for a server with no link (the newest: see [`queue_vote`]).
 const VOTE_QUEUE_MAX: usize = 8;
 /// How often a server re-dials a smaller-id server it has no link with.
 const REDIAL_MS: u64 = 200;
@@ -389,6 +389,24 @@ pub enum NetEvent {
 /// over the queue).
 type VoteQueue = (flume::Sender<Vec<u8>>, flume::Receiver<Vec<u8>>);
 
+/// Queues `vote`, dropping the oldest one waiting when the queue is full. Each notification
+/// carries the sender's whole current vote and state, so the newest are the ones that matter:
+/// a server that comes back after a long time away must hear what this one thinks now, not
+/// what it thought when the queue filled (ZooKeeper's send queues keep only the newest).
+fn queue_vote((tx, rx): &VoteQueue, vote: Vec<u8>) {
+    let mut vote = vote;
+    loop {
+        match tx.try_send(vote) {
+            Ok(()) => return,
+            Err(flume::TrySendError::Full(v)) => {
+                let _ = rx.try_recv();
+                vote = v;
+            }
+            Err(flume::TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
 struct QuorumConn {
     to: i64,
     tx: flume::Sender<Msg>,
@@ -558,11 +576,11 @@ impl Net {
 
     // ----- election port -----
 
-    /// Queues a vote for `to` (dropped if its queue is full: election resends).
+    /// Queues a vote for `to`.
     pub fn vote(&self, to: i64, note: &Notification) {
         let st = self.st.borrow();
-        if let Some((tx, _)) = st.votes.get(&to) {
-            let _ = tx.try_send(note.encode());
+        if let Some(queue) = st.votes.get(&to) {
+            queue_vote(queue, note.encode());
         }
     }
 
@@ -1156,6 +1174,17 @@ mod tests {
     }
 
     /// A frame longer than the limit is refused before it is read.
+    #[test]
+    fn a_full_vote_queue_keeps_the_newest_votes() {
+        let queue: VoteQueue = flume::bounded(VOTE_QUEUE_MAX);
+        for n in 0..3 * VOTE_QUEUE_MAX as u8 {
+            queue_vote(&queue, vec![n]);
+        }
+        let kept: Vec<u8> = queue.1.try_iter().flatten().collect();
+        let first = 2 * VOTE_QUEUE_MAX as u8;
+        assert_eq!(kept, (first..3 * VOTE_QUEUE_MAX as u8).collect::<Vec<_>>());
+    }
+
     #[test]
     fn an_oversized_frame_is_refused() {
         let mut inn = SnapIn::new(1, true);

@@ -314,7 +314,12 @@ class Ensemble:
             if all(self.mode(i) in ("leader", "follower", "observer") for i in want):
                 return
             time.sleep(0.05)
-        raise RuntimeError("not serving: " + " | ".join(f"{i}: {self.mode(i)}" for i in self.ids))
+        modes = {i: self.mode(i) for i in self.ids}
+        # The tail of each waited-for member's log that does not serve, so that a failure in CI
+        # says why without the members' directories (which `stop` removes).
+        tails = "".join(f"\n--- member {i}'s log, last lines:\n" + "\n".join(self.read_log(i).splitlines()[-40:])
+                        for i in (ids or self.ids) if modes[i] not in ("leader", "follower", "observer"))
+        raise RuntimeError("not serving: " + " | ".join(f"{i}: {m}" for i, m in modes.items()) + tails)
 
     def partition(self, *groups):
         """Silences all quorum and election traffic between members of different groups (needs
