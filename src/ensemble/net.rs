@@ -9,7 +9,7 @@
 //! length and the notification. A connection from a smaller id is closed at once, as ZooKeeper
 //! closes it (the larger side dials instead). A server with votes for a larger id and no link
 //! knocks (`knock_election`) so that a Java server dials back. Votes for a server with no link
-//! wait in a small queue; past it they are dropped (election sends them again).
+//! wait in a small queue; past it the oldest are dropped (election sends its vote again).
 //!
 //! **Quorum port.** Every member listens; a learner dials the leader it elected. Packets are
 //! jute `QuorumPacket` records back to back. The first packet on an accepted connection must be
@@ -393,8 +393,7 @@ type VoteQueue = (flume::Sender<Vec<u8>>, flume::Receiver<Vec<u8>>);
 /// carries the sender's whole current vote and state, so the newest are the ones that matter:
 /// a server that comes back after a long time away must hear what this one thinks now, not
 /// what it thought when the queue filled (ZooKeeper's send queues keep only the newest).
-fn queue_vote((tx, rx): &VoteQueue, vote: Vec<u8>) {
-    let mut vote = vote;
+fn queue_vote((tx, rx): &VoteQueue, mut vote: Vec<u8>) {
     loop {
         match tx.try_send(vote) {
             Ok(()) => return,
@@ -1173,7 +1172,6 @@ mod tests {
         inn
     }
 
-    /// A frame longer than the limit is refused before it is read.
     #[test]
     fn a_full_vote_queue_keeps_the_newest_votes() {
         let queue: VoteQueue = flume::bounded(VOTE_QUEUE_MAX);
@@ -1185,6 +1183,7 @@ mod tests {
         assert_eq!(kept, (first..3 * VOTE_QUEUE_MAX as u8).collect::<Vec<_>>());
     }
 
+    /// A frame longer than the limit is refused before it is read.
     #[test]
     fn an_oversized_frame_is_refused() {
         let mut inn = SnapIn::new(1, true);
