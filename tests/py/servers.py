@@ -305,20 +305,22 @@ class Ensemble:
 
     def wait_serving(self, ids=None, timeout=60):
         """Waits until every member in `ids` (default: every running one) serves."""
+        serving = ("leader", "follower", "observer")
+        want = ids or self.ids
         deadline = time.time() + timeout
         while time.time() < deadline:
             want = ids or [i for i in self.ids if self.procs[i].poll() is None]
             for i in want:
                 if self.procs[i].poll() is not None:
                     raise RuntimeError(f"member {i} exited: {self.read_log(i)}")
-            if all(self.mode(i) in ("leader", "follower", "observer") for i in want):
+            if all(self.mode(i) in serving for i in want):
                 return
             time.sleep(0.05)
         modes = {i: self.mode(i) for i in self.ids}
-        # The tail of each waited-for member's log that does not serve, so that a failure in CI
-        # says why without the members' directories (which `stop` removes).
+        # The tail of the log of each waited-for member that does not serve, so that a failure in
+        # CI says why without the members' directories (which `stop` removes).
         tails = "".join(f"\n--- member {i}'s log, last lines:\n" + "\n".join(self.read_log(i).splitlines()[-40:])
-                        for i in (ids or self.ids) if modes[i] not in ("leader", "follower", "observer"))
+                        for i in want if modes[i] not in serving)
         raise RuntimeError("not serving: " + " | ".join(f"{i}: {m}" for i, m in modes.items()) + tails)
 
     def partition(self, *groups):
